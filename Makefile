@@ -1,0 +1,36 @@
+# Two commands set everything up on a fresh machine: `make run` and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test install system-deps clean-db
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# torch first, pinned: 2.13.0 is a CPU build on this machine's disk; anything else may pull GBs of CUDA.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Browser tests drive Debian's Chromium; CJK fonts make Chinese readable in screenshots.
+system-deps:
+	@if [ ! -x /usr/bin/chromium ] || ! fc-list 2>/dev/null | grep -qi "noto.*cjk"; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; \
+	  else echo "browser tests need: sudo apt-get install chromium fonts-noto-cjk"; fi; \
+	fi
+
+run: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python studio.py
+
+test: $(STAMP) system-deps
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+
+clean-db:
+	rm -f annotations.db annotations.db-wal annotations.db-shm

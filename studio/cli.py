@@ -1,0 +1,258 @@
+"""`studio` / `python -m studio`: one verb per stage, calling the same library functions as the UI."""
+
+from __future__ import annotations
+
+import json
+import sys
+from functools import wraps
+from pathlib import Path
+
+import click
+
+from studio.config import DEFAULT_DB
+from studio.errors import StudioError
+
+
+class Context:
+    def __init__(self, db_path: Path):
+        self.db_path = db_path
+
+    def open(self):
+        from studio.store import connect
+
+        return connect(self.db_path)
+
+
+def friendly(fn):
+    """Turn the studio's own errors into a one-line message and exit code 1, never a traceback."""
+
+    @wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except StudioError as exc:
+            raise click.ClickException(exc.message("en")) from exc
+
+    return wrapper
+
+
+def emit(data, as_json: bool, text: str) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2) if as_json else text)
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_DB,
+              show_default=True, envvar="STUDIO_DB", help="SQLite database file (created if missing).")
+@click.pass_context
+def cli(ctx: click.Context, db_path: Path) -> None:
+    """Relevance Studio: collect, annotate and agree on query/document relevance labels."""
+    ctx.obj = Context(db_path)
+
+
+@cli.group(name="import")
+def import_() -> None:
+    """Import pairs, ratings, a BEIR folder or RAG logs (all-or-nothing)."""
+
+
+def _run_import(ctx: Context, kind: str, path: Path, queue: bool = True, **options) -> None:
+    from studio.ingest import read_any
+    from studio.store.imports import import_batch
+
+    batch = read_any(kind, path, **options)
+    summary = import_batch(ctx.open(), batch, queue=queue, actor=f"cli:{kind}")
+    click.echo(
+        f"{path}: {summary.pairs} new pairs ({summary.existing_pairs} already there), "
+        f"{summary.documents} new documents, {summary.queries} new queries"
+        + (f", {summary.ratings} ratings" if kind == "ratings" else "")
+    )
+
+
+@import_.command(name="pairs")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.pass_obj
+@friendly
+def import_pairs(ctx: Context, file: Path) -> None:
+    """Query/document pairs to annotate, from CSV, TSV, JSONL or JSON.
+
+    \b
+    Columns: query, document (required); query_id, doc_id, title (optional).
+    Example:
+        studio import pairs pairs.csv
+    """
+    _run_import(ctx, "pairs", file)
+
+
+@import_.command(name="ratings")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.pass_obj
+@friendly
+def import_ratings(ctx: Context, file: Path) -> None:
+    """Ratings made elsewhere: the pair columns plus annotator and rating (0/1/2), optional note.
+
+    \b
+    Example:
+        studio import ratings labels.jsonl
+    """
+    _run_import(ctx, "ratings", file)
+
+
+@import_.command(name="beir")
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--split", default="test", show_default=True, help="qrels/<split>.tsv to read.")
+@click.option("--min-relevant", default=1, show_default=True, help="qrels score at or above which a pair is relevant.")
+@click.option("--annotate", is_flag=True, help="Also queue the labelled pairs for double annotation.")
+@click.pass_obj
+@friendly
+def import_beir(ctx: Context, directory: Path, split: str, min_relevant: int, annotate: bool) -> None:
+    """A BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv; qrels become gold labels.
+
+    \b
+    Example:
+        studio import beir ./scifact --split test
+    """
+    _run_import(ctx, "beir", directory, queue=annotate, split=split, min_relevant=min_relevant)
+
+
+@import_.command(name="logs")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.pass_obj
+@friendly
+def import_logs(ctx: Context, file: Path) -> None:
+    """RAG query logs (JSONL: query, retrieved_docs, user_feedback.helpful_docs) as pairs to confirm.
+
+    \b
+    Example:
+        studio import logs rag_queries.jsonl
+    """
+    _run_import(ctx, "logs", file)
+
+
+@cli.command()
+@click.option("--k", default=20, show_default=True, help="Candidates per query and retriever.")
+@click.option("--retriever", type=click.Choice(["bm25", "dense", "hybrid"]), default="hybrid", show_default=True)
+@click.option("--model", default="default", show_default=True, help="Embedder for dense: path, hub id or 'default'.")
+@json_option
+@click.pass_obj
+@friendly
+def pool(ctx: Context, k: int, retriever: str, model: str, as_json: bool) -> None:
+    """Retrieve top-k documents for every query and add them as pairs to annotate.
+
+    \b
+    Example:
+        studio pool --k 20 --retriever hybrid
+    """
+    from studio.retrieval.pooling import pool_candidates
+
+    result = pool_candidates(ctx.open(), k=k, retriever=retriever, model=model)
+    emit(result, as_json, f"{result['added']} new pairs from {result['candidates']} candidates "
+                          f"for {result['queries']} queries ({retriever}, k={k})")
+
+
+@cli.command()
+@json_option
+@click.pass_obj
+@friendly
+def agreement(ctx: Context, as_json: bool) -> None:
+    """Cohen's kappa (unweighted, linear, quadratic), AC1 and the 0.6 gate, per annotator pair and pooled."""
+    from dataclasses import asdict
+
+    from studio.agreement import agreement_report
+    from studio.i18n import t
+    from studio.store.adjudication import rating_rows
+
+    report = agreement_report(rating_rows(ctx.open()))
+    if as_json:
+        emit(asdict(report), True, "")
+        return
+
+    def fmt(x):
+        return "undefined" if x is None else f"{x:.3f}"
+
+    lines = [f"{'annotators':<44} {'n':>4} {'agree':>6} {'kappa':>9} {'linear':>9} {'quadr.':>9} {'AC1':>9}  band"]
+    for s in [report.pooled, *report.by_pair]:
+        name = "pooled (all double-rated pairs)" if s.annotators == ("*", "*") else " × ".join(s.annotators)
+        lines.append(f"{name:<44} {s.n:>4} {fmt(s.observed):>6} {fmt(s.kappa):>9} {fmt(s.kappa_linear):>9} "
+                     f"{fmt(s.kappa_quadratic):>9} {fmt(s.ac1):>9}  {t('band.' + s.band)}")
+    gate = "PASSES" if report.pooled.passes_gate else "DOES NOT PASS"
+    lines.append(f"\nGate (pooled kappa >= 0.6): {gate}. {len(report.disagreements)} disagreements, "
+                 f"{report.double_rated} pairs double-rated, {report.single_rated} single-rated.")
+    click.echo("\n".join(lines))
+
+
+@cli.command()
+@json_option
+@click.pass_obj
+@friendly
+def gold(ctx: Context, as_json: bool) -> None:
+    """Gold-label counts: agreed, adjudicated or imported with the data."""
+    from studio.store.adjudication import gold_counts
+
+    c = gold_counts(ctx.open())
+    emit(c, as_json, (
+        f"{c['total']} gold labels over {c['queries']} queries: "
+        f"{c['by_label']['2']} relevant, {c['by_label']['1']} partial, {c['by_label']['0']} irrelevant "
+        f"({c['by_origin']['agreed']} agreed, {c['by_origin']['adjudicated']} adjudicated, "
+        f"{c['by_origin']['reference']} from imported labels); {c['pending']} pairs still without a gold label"))
+
+
+@cli.group(invoke_without_command=True)
+@json_option
+@click.pass_context
+def annotators(click_ctx: click.Context, as_json: bool) -> None:
+    """List annotators, or add one / change a role (`annotators add NAME --role expert`)."""
+    if click_ctx.invoked_subcommand is None:
+        from studio.store.annotators import list_annotators
+
+        rows = list_annotators(click_ctx.obj.open())
+        emit(rows, as_json, "\n".join(f"{r['name']:<30} {r['role']:<10} {r['ratings']} ratings" for r in rows)
+             or "no annotators yet")
+
+
+@annotators.command(name="add")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["annotator", "expert", "admin"]), default="annotator", show_default=True)
+@click.pass_obj
+@friendly
+def annotators_add(ctx: Context, name: str, role: str) -> None:
+    """Add an annotator, or change the role of an existing one."""
+    from studio.store.annotators import ensure_annotator, find_annotator, set_role
+
+    db = ctx.open()
+    row = set_role(db, name, role) if find_annotator(db, name) else ensure_annotator(db, name, role)
+    click.echo(f"{row['name']}: {row['role']}")
+
+
+@cli.command()
+@click.pass_obj
+@friendly
+def demo(ctx: Context) -> None:
+    """Load the bundled bilingual medical demo project into an empty database."""
+    from studio.demo import load_demo
+
+    s = load_demo(ctx.open())
+    click.echo(f"demo loaded into {ctx.db_path}: {s.pairs} pairs, {s.documents} documents, "
+               f"{s.queries} queries, {s.ratings} ratings")
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=7860, show_default=True)
+@click.option("--share", is_flag=True, help="Gradio share link (requires --auth).")
+@click.option("--auth", help="user:password[,user:password...] for logging in.")
+@click.pass_obj
+def serve(ctx: Context, host: str, port: int, share: bool, auth: str | None) -> None:
+    """Start the web app (the same as `python studio.py`)."""
+    from studio.ui.app import launch
+
+    launch(db_path=ctx.db_path, host=host, port=port, share=share, auth=auth)
+
+
+def main() -> None:
+    cli(prog_name="studio")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

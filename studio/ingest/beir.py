@@ -1,0 +1,125 @@
+"""Read a BEIR dataset directory: ``corpus.jsonl``, ``queries.jsonl`` and ``qrels/<split>.tsv``."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from studio.errors import InputError
+from studio.ingest.records import Document, ImportBatch, PairRecord, Query
+from studio.ingest.tabular import Where, get_id, get_text, iter_jsonl, iter_lines
+
+QRELS_COLUMNS = ("query-id", "corpus-id", "score")
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
+def read_beir(directory: str | Path, split: str = "test", min_relevant: int = 1) -> ImportBatch:
+    """Read a BEIR dataset; each qrels row becomes a pair whose ``reference_label`` is the graded qrel.
+
+    Label rule: a score below `min_relevant` is 0 (irrelevant). At or above it, a pair is relevant: 2,
+    except that when the qrels are graded (some score in the file is 2 or more) the score is kept,
+    capped at 2, so a 1 stays "partially relevant". Corpus documents and queries that no qrels row
+    references go to ``extra_documents`` / ``extra_queries``, so the whole corpus can be searched.
+
+    Args:
+        directory: the dataset folder.
+        split: which qrels file to read, e.g. ``"test"`` or ``"dev"``.
+        min_relevant: the lowest score that counts as relevant.
+
+    Raises:
+        InputError: ``dir_not_found``, ``file_not_found``, ``no_qrels``, ``duplicate_id``,
+            ``unknown_query``, ``unknown_document``, ``bad_score`` and the line errors of JSON Lines.
+    """
+    root = Path(directory)
+    if not root.is_dir():
+        raise InputError("dir_not_found", file=str(root))
+    corpus_path, queries_path = root / "corpus.jsonl", root / "queries.jsonl"
+    qrels_path = root / "qrels" / f"{split}.tsv"
+    for path in (corpus_path, queries_path):
+        if not path.is_file():
+            raise InputError("file_not_found", file=str(path))
+    if not qrels_path.is_file():
+        raise InputError("no_qrels", file=str(qrels_path), split=split, path=str(qrels_path))
+
+    documents = _read_corpus(corpus_path)
+    queries = _read_queries(queries_path)
+    qrels = _read_qrels(qrels_path, queries, documents)
+    graded = any(score >= 2 for *_, score in qrels)
+    batch = ImportBatch("beir", str(root))
+    for line, query_id, doc_id, score in qrels:
+        label = 0 if score < min_relevant else (min(score, 2) if graded else 2)
+        batch.pairs.append(PairRecord(queries[query_id], documents[doc_id], line=line, reference_label=label))
+    used_queries = {query_id for _, query_id, _, _ in qrels}
+    used_documents = {doc_id for _, _, doc_id, _ in qrels}
+    batch.extra_queries = [q for key, q in queries.items() if key not in used_queries]
+    batch.extra_documents = [d for key, d in documents.items() if key not in used_documents]
+    return batch
+
+
+def _read_corpus(path: Path) -> dict[str, Document]:
+    documents: dict[str, Document] = {}
+    for line, obj in iter_jsonl(path):
+        at = Where(str(path), line)
+        key = get_id(obj, "_id", at, required=True)
+        if key in documents:
+            raise at.error("duplicate_id", "_id", key=key)
+        title = get_text(obj, "title", at, required=False)
+        text = get_text(obj, "text", at, required=False) or title
+        if not text:
+            raise at.error("empty_text", "text")
+        documents[key] = Document(text, key=key, title=title)
+    if not documents:
+        raise InputError("no_rows", file=str(path))
+    return documents
+
+
+def _read_queries(path: Path) -> dict[str, Query]:
+    queries: dict[str, Query] = {}
+    for line, obj in iter_jsonl(path):
+        at = Where(str(path), line)
+        key = get_id(obj, "_id", at, required=True)
+        if key in queries:
+            raise at.error("duplicate_id", "_id", key=key)
+        queries[key] = Query(get_text(obj, "text", at), key=key)
+    if not queries:
+        raise InputError("no_rows", file=str(path))
+    return queries
+
+
+def _read_qrels(path: Path, queries: dict[str, Query],
+                documents: dict[str, Document]) -> list[tuple[int, str, str, int]]:
+    """Rows ``(line, query id, doc id, score)``; the header is optional (its third column is no integer)."""
+    rows: list[tuple[int, str, str, int]] = []
+    seen: dict[tuple[str, str], int] = {}
+    first = True
+    for line, text in iter_lines(path):
+        if not text.strip():
+            continue
+        at = Where(str(path), line)
+        cells = text.rstrip("\r\n").split("\t")
+        if len(cells) < 3:  # tolerate space-separated qrels
+            cells = text.split()
+        cells = [cell.strip() for cell in cells]
+        is_header = first and len(cells) >= 3 and not _INTEGER.fullmatch(cells[2])
+        first = False
+        if is_header:
+            continue
+        if len(cells) < 3:
+            raise at.error("missing_field", QRELS_COLUMNS[len(cells)])
+        query_id, doc_id, score = cells[:3]
+        if query_id not in queries:
+            raise at.error("unknown_query", "query-id", key=query_id)
+        if doc_id not in documents:
+            raise at.error("unknown_document", "corpus-id", key=doc_id)
+        if not _INTEGER.fullmatch(score):
+            raise at.error("bad_score", "score", value=score)
+        pair, value = (query_id, doc_id), int(score)
+        if pair in seen:
+            if seen[pair] != value:  # a repeated row is harmless; two different scores are ambiguous
+                raise at.error("duplicate_id", "corpus-id", key=f"{query_id} / {doc_id}")
+            continue
+        seen[pair] = value
+        rows.append((line, query_id, doc_id, value))
+    if not rows:
+        raise InputError("no_rows", file=str(path))
+    return rows

@@ -1,0 +1,89 @@
+"""Read RAG logs: one JSON object per line with the query, the retrieved documents and user feedback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from studio.errors import InputError
+from studio.ingest.records import Document, ImportBatch, PairRecord, Query
+from studio.ingest.tabular import Where, get_id, get_text, iter_jsonl, json_type
+
+# Unclicked documents ranked this high may simply not have been read, so they get no hint.
+AMBIGUOUS_TOP_RANKS = 3
+
+
+def read_logs(path: str | Path) -> ImportBatch:
+    """Read RAG logs into pairs, each with a weak ``hint`` label.
+
+    Each line: ``{"query", "query_id"?, "retrieved_docs": [{"doc_id", "content", "rank", "title"?}],
+    "user_feedback"?: {"helpful_docs": [doc_id, ...]}}``. ``rank`` is 1-based. The hint is 2 for a helpful
+    document, 0 for an unhelpful one ranked below the top 3, and None for an unhelpful one in the top 3.
+    A line with no retrieved documents contributes its query to ``extra_queries``. Error fields are
+    paths such as ``retrieved_docs[2].content`` (0-based index).
+
+    Raises:
+        InputError: for the first problem found, e.g. ``unknown_document`` for a helpful doc id that was
+            not retrieved, ``bad_type`` for a rank that is not a positive integer.
+    """
+    name = str(path)
+    batch = ImportBatch("logs", name)
+    lines = 0
+    for line, obj in iter_jsonl(path):
+        lines += 1
+        at = Where(name, line)
+        query = Query(get_text(obj, "query", at), key=get_id(obj, "query_id", at))
+        retrieved = _retrieved(obj, at)
+        helpful = _helpful(obj, at)
+        retrieved_ids = {document.key for document, _ in retrieved}
+        for key in helpful:
+            if key not in retrieved_ids:
+                raise at.error("unknown_document", "user_feedback.helpful_docs", key=key)
+        if not retrieved:
+            batch.extra_queries.append(query)
+        for document, rank in retrieved:
+            hint = 2 if document.key in helpful else (0 if rank > AMBIGUOUS_TOP_RANKS else None)
+            batch.pairs.append(PairRecord(query, document, line=line, hint=hint))
+    if not lines:
+        raise InputError("no_rows", file=name)
+    return batch
+
+
+def _retrieved(obj: dict, at: Where) -> list[tuple[Document, int]]:
+    items = obj.get("retrieved_docs")
+    if items is None:
+        raise at.error("missing_field", "retrieved_docs")
+    if not isinstance(items, list):
+        raise at.error("bad_type", "retrieved_docs", expected="list", got=json_type(items))
+    result = []
+    for index, item in enumerate(items):
+        prefix = f"retrieved_docs[{index}]"
+        if not isinstance(item, dict):
+            raise at.error("bad_type", prefix, expected="object", got=json_type(item))
+        key = get_id(item, "doc_id", at, field=f"{prefix}.doc_id", required=True)
+        text = get_text(item, "content", at, field=f"{prefix}.content")
+        title = get_text(item, "title", at, field=f"{prefix}.title", required=False)
+        rank = item.get("rank")
+        if rank is None:
+            raise at.error("missing_field", f"{prefix}.rank")
+        if isinstance(rank, bool) or not isinstance(rank, int):
+            raise at.error("bad_type", f"{prefix}.rank", expected="integer", got=json_type(rank))
+        if rank < 1:
+            raise at.error("bad_type", f"{prefix}.rank", expected="a rank of 1 or more", got=str(rank))
+        result.append((Document(text, key=key, title=title), rank))
+    return result
+
+
+def _helpful(obj: dict, at: Where) -> set[str]:
+    feedback = obj.get("user_feedback")
+    if feedback is None:
+        return set()
+    if not isinstance(feedback, dict):
+        raise at.error("bad_type", "user_feedback", expected="object", got=json_type(feedback))
+    ids = feedback.get("helpful_docs")
+    if ids is None:
+        return set()
+    if not isinstance(ids, list):
+        raise at.error("bad_type", "user_feedback.helpful_docs", expected="list", got=json_type(ids))
+    # get_id validates one id; wrap each list element so it can.
+    return {get_id({"id": value}, "id", at, field=f"user_feedback.helpful_docs[{i}]", required=True)
+            for i, value in enumerate(ids)}

@@ -1,0 +1,60 @@
+"""Normalised records that every reader produces and the store imports.
+
+Readers only parse and validate; `studio.store.imports` writes these records to the database in one
+transaction. Keeping the two apart means a bad row is found before anything is written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Document:
+    """A corpus document. `key` is the external id (``doc_id`` / BEIR ``_id``), or None to key by text."""
+
+    text: str
+    key: str | None = None
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class Query:
+    """A query. `key` is the external id (``query_id`` / BEIR ``_id``), or None to key by text."""
+
+    text: str
+    key: str | None = None
+
+
+@dataclass(frozen=True)
+class PairRecord:
+    """A query/document pair to annotate, optionally with a rating made elsewhere or a reference label.
+
+    Attributes:
+        line: 1-based line number in the source file (for error messages at import time).
+        annotator / rating: set by ``import ratings``; the rating is 0, 1 or 2.
+        note: the annotator's note, if any.
+        reference_label: a gold label that came with the data (BEIR qrels), 0/1/2.
+        hint: a weak prior from RAG logs ("helpful" -> 2, "unclicked low rank" -> 0); never shown to
+            annotators, kept so analysts can compare it with the human labels.
+    """
+
+    query: Query
+    document: Document
+    line: int = 0
+    annotator: str | None = None
+    rating: int | None = None
+    note: str = ""
+    reference_label: int | None = None
+    hint: int | None = None
+
+
+@dataclass
+class ImportBatch:
+    """What one reader produced from one source: pairs plus corpus/queries that have no pair yet."""
+
+    source: str
+    file: str
+    pairs: list[PairRecord] = field(default_factory=list)
+    extra_documents: list[Document] = field(default_factory=list)
+    extra_queries: list[Query] = field(default_factory=list)

@@ -1,0 +1,282 @@
+"""Read query/document pairs and ratings from CSV, TSV, JSONL or JSON files.
+
+Also holds the small line/field helpers that the BEIR and log readers share: every problem becomes an
+:class:`InputError` naming the file, the 1-based physical line and the field.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from studio.errors import InputError
+from studio.ingest.records import Document, ImportBatch, PairRecord, Query
+
+DELIMITERS = {".csv": ",", ".tsv": "\t", ".tab": "\t"}
+PAIR_FIELDS = ("query", "document")
+RATING_FIELDS = (*PAIR_FIELDS, "annotator", "rating")
+# Documents can be long; the csv module's default cap (128 KiB per field) would reject them.
+CSV_FIELD_LIMIT = 64 * 1024 * 1024
+
+_JSON_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string", list: "list", dict: "object"}
+_JSON_SPACE = re.compile(r"[ \t\n\r]*")
+_DIGITS = re.compile(r"[0-9]+")
+
+
+@dataclass(frozen=True)
+class Where:
+    """A place in an input file, to build errors that point at it."""
+
+    file: str
+    line: int | None = None
+
+    def error(self, code: str, field: str | None = None, **params: object) -> InputError:
+        """An :class:`InputError` at this place."""
+        return InputError(code, file=self.file, line=self.line, field=field, **params)
+
+
+def json_type(value: object) -> str:
+    """The JSON name of `value`'s type, for ``bad_type`` messages."""
+    return "null" if value is None else _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:
+    """Yield ``(line number, text)`` for each physical line of a UTF-8 file, line endings kept.
+
+    A UTF-8 BOM at the start is dropped. Decoding line by line lets ``invalid_utf8`` name the line.
+
+    Raises:
+        InputError: ``file_not_found`` or ``invalid_utf8``.
+    """
+    name = str(path)
+    if not Path(path).is_file():
+        raise InputError("file_not_found", file=name)
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise InputError("invalid_utf8", file=name, line=number) from None
+            yield number, text.removeprefix("\ufeff") if number == 1 else text
+
+
+def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
+    """Yield ``(line number, object)`` for each non-blank line of a JSON Lines file.
+
+    Raises:
+        InputError: ``file_not_found``, ``invalid_utf8``, ``bad_json`` or ``not_object``.
+    """
+    for number, text in iter_lines(path):
+        if not text.strip():
+            continue
+        at = Where(str(path), number)
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise at.error("bad_json", detail=e.msg) from None
+        if not isinstance(value, dict):
+            raise at.error("not_object")
+        yield number, value
+
+
+def get_text(obj: dict, name: str, at: Where, *, field: str | None = None, required: bool = True) -> str:
+    """The stripped string `obj[name]`; ``""`` when optional and absent.
+
+    Raises:
+        InputError: ``missing_field`` (absent or null), ``bad_type`` (not a string) or ``empty_text``.
+    """
+    field = field or name
+    value = obj.get(name)
+    if value is None:
+        if required:
+            raise at.error("missing_field", field)
+        return ""
+    if not isinstance(value, str):
+        raise at.error("bad_type", field, expected="string", got=json_type(value))
+    value = value.strip()
+    if required and not value:
+        raise at.error("empty_text", field)
+    return value
+
+
+def get_id(obj: dict, name: str, at: Where, *, field: str | None = None,
+           required: bool = False) -> str | None:
+    """`obj[name]` as a stripped string id (integers are accepted); None when optional and absent or blank.
+
+    Raises:
+        InputError: ``bad_type``, and when required ``missing_field`` or ``empty_text``.
+    """
+    field = field or name
+    value = obj.get(name)
+    if value is None:
+        if required:
+            raise at.error("missing_field", field)
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise at.error("bad_type", field, expected="string or integer", got=json_type(value))
+    key = str(value).strip()
+    if required and not key:
+        raise at.error("empty_text", field)
+    return key or None
+
+
+def read_pairs(path: str | Path) -> ImportBatch:
+    """Read pairs to annotate: ``query``, ``document``; optional ``query_id``, ``doc_id``, ``title``.
+
+    Args:
+        path: a ``.csv``, ``.tsv``/``.tab``, ``.jsonl`` or ``.json`` (list of objects) file.
+
+    Raises:
+        InputError: for the first problem found; nothing is returned unless the whole file is valid.
+    """
+    name = str(path)
+    batch = ImportBatch("import", name)
+    for line, row in _records(path, PAIR_FIELDS):
+        query, document = _pair(row, Where(name, line))
+        batch.pairs.append(PairRecord(query, document, line=line))
+    return batch
+
+
+def read_ratings(path: str | Path) -> ImportBatch:
+    """Read ratings made elsewhere: the pair fields plus ``annotator``, ``rating`` (0/1/2), optional ``note``.
+
+    A rating is an integer or a string of one (``2``, ``"2"``); ``"2.0"`` and ``2.0`` are refused. A pair
+    is identified by ``query_id``/``doc_id`` when given, else by its texts; in one file it may be rated
+    once per annotator and by at most two annotators.
+
+    Raises:
+        InputError: ``bad_rating``, ``duplicate_rating``, ``too_many_raters`` and the errors of
+            :func:`read_pairs`.
+    """
+    name = str(path)
+    batch = ImportBatch("ratings", name)
+    raters: dict[tuple, set[str]] = {}
+    for line, row in _records(path, RATING_FIELDS):
+        at = Where(name, line)
+        query, document = _pair(row, at)
+        annotator = get_text(row, "annotator", at)
+        rating = _rating(row.get("rating"), at)
+        note = get_text(row, "note", at, required=False)
+        seen = raters.setdefault(_pair_identity(query, document), set())
+        if annotator in seen:
+            raise at.error("duplicate_rating", "annotator", annotator=annotator)
+        if len(seen) >= 2:
+            raise at.error("too_many_raters", "annotator", annotator=annotator)
+        seen.add(annotator)
+        batch.pairs.append(PairRecord(query, document, line=line, annotator=annotator, rating=rating,
+                                      note=note))
+    return batch
+
+
+def _pair(row: dict, at: Where) -> tuple[Query, Document]:
+    query = Query(get_text(row, "query", at), key=get_id(row, "query_id", at))
+    document = Document(get_text(row, "document", at), key=get_id(row, "doc_id", at),
+                        title=get_text(row, "title", at, required=False))
+    return query, document
+
+
+def _pair_identity(query: Query, document: Document) -> tuple:
+    # Texts compare with white space collapsed, as the store matches them.
+    return (("id", query.key) if query.key else ("text", " ".join(query.text.split())),
+            ("id", document.key) if document.key else ("text", " ".join(document.text.split())))
+
+
+def _rating(value: object, at: Where) -> int:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise at.error("missing_field", "rating")
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
+        number = int(value)
+    else:
+        number = -1
+    if number not in (0, 1, 2):
+        raise at.error("bad_rating", "rating", value=value)
+    return number
+
+
+def _records(path: str | Path, required: Sequence[str]) -> list[tuple[int, dict]]:
+    """All rows of a tabular file as ``(line, dict)``; raises ``no_rows`` when there are none."""
+    name = str(path)
+    if not Path(path).is_file():
+        raise InputError("file_not_found", file=name)
+    suffix = Path(path).suffix.lower()
+    if suffix in DELIMITERS:
+        rows = list(_csv_rows(path, DELIMITERS[suffix], required))
+    elif suffix == ".jsonl":
+        rows = list(iter_jsonl(path))
+    elif suffix == ".json":
+        rows = _json_rows(path)
+    else:
+        raise InputError("unknown_format", file=name, suffix=Path(path).suffix)
+    if not rows:
+        raise InputError("no_rows", file=name)
+    return rows
+
+
+def _csv_rows(path: str | Path, delimiter: str, required: Sequence[str]) -> Iterator[tuple[int, dict]]:
+    name = str(path)
+    csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
+    reader = csv.reader((text for _, text in iter_lines(path)), delimiter=delimiter)
+    header: list[str] | None = None
+    end = 0  # last physical line of the previous record; a quoted field may span several lines
+    while True:
+        try:
+            cells = next(reader, None)
+        except csv.Error as e:
+            raise InputError("bad_type", file=name, line=reader.line_num, expected="CSV row",
+                             got=str(e)) from None
+        if cells is None:
+            return
+        start, end = end + 1, reader.line_num
+        if not any(cell.strip() for cell in cells):
+            continue
+        if header is None:
+            header = [cell.strip() for cell in cells]
+            for column in required:
+                if column not in header:
+                    raise InputError("missing_column", file=name, line=start, field=column, column=column)
+            continue
+        if any(cell.strip() for cell in cells[len(header):]):
+            # An unquoted delimiter inside a text would otherwise silently cut the text short.
+            raise InputError("bad_type", file=name, line=start, expected=f"{len(header)} columns",
+                             got=f"{len(cells)} columns")
+        yield start, dict(zip(header, cells))
+
+
+def _json_rows(path: str | Path) -> list[tuple[int, dict]]:
+    name = str(path)
+    text = "".join(chunk for _, chunk in iter_lines(path))
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError("bad_json", file=name, line=e.lineno, detail=e.msg) from None
+    if not isinstance(data, list):
+        raise InputError("bad_type", file=name, line=1, expected="list of objects", got=json_type(data))
+    rows = []
+    for line, item in zip(_element_lines(text), data):
+        if not isinstance(item, dict):
+            raise InputError("not_object", file=name, line=line)
+        rows.append((line, item))
+    return rows
+
+
+def _element_lines(text: str) -> Iterator[int]:
+    """The line on which each element of a (valid) top-level JSON list starts."""
+    decoder = json.JSONDecoder()
+    pos = _JSON_SPACE.match(text).end() + 1  # just past "["
+    line, counted = 1, 0
+    while True:
+        pos = _JSON_SPACE.match(text, pos).end()
+        if text[pos] == "]":
+            return
+        line, counted = line + text.count("\n", counted, pos), pos
+        yield line
+        _, pos = decoder.raw_decode(text, pos)
+        pos = _JSON_SPACE.match(text, pos).end() + 1  # past "," or the closing "]"
+        if text[pos - 1] == "]":
+            return

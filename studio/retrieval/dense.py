@@ -1,0 +1,75 @@
+"""Dense retrieval with a sentence-transformers embedder; the embedded all-MiniLM-L6-v2 by default."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from studio.errors import StudioError
+
+_models: dict[str, object] = {}
+_lock = threading.Lock()
+
+
+def resolve_model(model: str | Path | None) -> str:
+    """``None`` or ``"default"`` → the embedded model's folder; anything else is a path or hub id as given."""
+    if model in (None, "", "default"):
+        from studio.config import default_model_path
+
+        return str(default_model_path())
+    return str(model)
+
+
+def load_embedder(model: str | Path | None = None):
+    """A SentenceTransformer for `model`, loaded once per process and shared (loading takes seconds)."""
+    name = resolve_model(model)
+    with _lock:
+        if name not in _models:
+            try:
+                from sentence_transformers import SentenceTransformer
+
+                _models[name] = SentenceTransformer(name, device="cpu" if not _cuda() else None)
+            except Exception as exc:  # the library raises many kinds; the user needs one message
+                raise StudioError("model_missing", model=name, detail=str(exc).splitlines()[0][:200]) from exc
+        return _models[name]
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def encode(texts: Sequence[str], model: str | Path | None = None, batch_size: int = 64) -> np.ndarray:
+    """L2-normalised float32 embeddings, one row per text."""
+    embedder = load_embedder(model)
+    vectors = embedder.encode(list(texts), batch_size=batch_size, normalize_embeddings=True,
+                              convert_to_numpy=True, show_progress_bar=False)
+    return np.asarray(vectors, dtype=np.float32)
+
+
+class DenseIndex:
+    """Exact cosine search over pre-computed, normalised document embeddings."""
+
+    def __init__(self, texts: Sequence[str], model: str | Path | None = None):
+        self.model = model
+        self.size = len(texts)
+        self.embeddings = encode(texts, model) if texts else np.zeros((0, 1), dtype=np.float32)
+
+    def search_many(self, queries: Sequence[str], k: int = 10) -> list[list[tuple[int, float]]]:
+        k = min(k, self.size)
+        if k == 0:
+            return [[] for _ in queries]
+        scores = encode(queries, self.model) @ self.embeddings.T
+        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        out = []
+        for row, idx in zip(scores, top):
+            order = idx[np.argsort(-row[idx], kind="stable")]
+            out.append([(int(i), float(row[i])) for i in order])
+        return out
+
+    def search(self, query: str, k: int = 10) -> list[tuple[int, float]]:
+        return self.search_many([query], k)[0]

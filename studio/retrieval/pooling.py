@@ -1,0 +1,59 @@
+"""Pool candidate pairs for annotation: top-k documents per query from BM25, the dense model, or both."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from sqlite_utils import Database
+
+from studio.errors import StudioError
+from studio.store import pairs as store_pairs
+
+RETRIEVERS = ("bm25", "dense", "hybrid")
+RRF_K = 60
+
+
+def reciprocal_rank_fusion(rankings: Sequence[list[tuple[int, float]]], k: int, rrf_k: int = RRF_K) -> list[int]:
+    """Fuse ranked lists by RRF: score(d) = Σ 1 / (rrf_k + rank(d)), rank starting at 1; best `k` first."""
+    scores: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, (doc, _) in enumerate(ranking, start=1):
+            scores[doc] = scores.get(doc, 0.0) + 1.0 / (rrf_k + rank)
+    return sorted(scores, key=lambda d: (-scores[d], d))[:k]
+
+
+def pool_candidates(db: Database, *, k: int = 20, retriever: str = "hybrid", model: str | None = None,
+                    progress: Callable[[float, str], None] | None = None) -> dict:
+    """Retrieve top-`k` documents for every query and add them as pairs to annotate.
+
+    Returns counts: queries, candidates found and pairs newly added (pairs that exist are kept as they are).
+    """
+    if retriever not in RETRIEVERS:
+        raise StudioError("bad_retriever", value=retriever)
+    docs = store_pairs.corpus(db)
+    qs = store_pairs.queries(db)
+    if not docs:
+        raise StudioError("no_corpus")
+    if not qs:
+        raise StudioError("no_queries")
+    texts = [f"{d['title']}\n{d['text']}".strip() for d in docs]
+    query_texts = [q["text"] for q in qs]
+    rankings: list[list[list[tuple[int, float]]]] = []
+    if retriever in ("bm25", "hybrid"):
+        from studio.retrieval.bm25 import BM25Index
+
+        progress and progress(0.1, "bm25")
+        rankings.append(BM25Index(texts).search_many(query_texts, k))
+    if retriever in ("dense", "hybrid"):
+        from studio.retrieval.dense import DenseIndex
+
+        progress and progress(0.4, "dense")
+        rankings.append(DenseIndex(texts, model).search_many(query_texts, k))
+    candidates = []
+    for qi, q in enumerate(qs):
+        per_query = [r[qi] for r in rankings]
+        top = reciprocal_rank_fusion(per_query, k) if len(per_query) > 1 else [d for d, _ in per_query[0]]
+        candidates.extend((q["id"], docs[pos]["id"]) for pos in top)
+    progress and progress(0.9, "store")
+    added = store_pairs.add_candidate_pairs(db, candidates, source=f"pool:{retriever}")
+    return {"queries": len(qs), "candidates": len(candidates), "added": added, "retriever": retriever, "k": k}

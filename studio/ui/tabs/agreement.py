@@ -1,0 +1,107 @@
+"""Agreement: Cohen's kappa per annotator pair and pooled, the 0.6 gate, confusion matrix, disagreements."""
+
+from __future__ import annotations
+
+import gradio as gr
+import pandas as pd
+
+from studio.agreement import KAPPA_GATE, AgreementReport, PairStats, agreement_report
+from studio.i18n import t
+from studio.store.adjudication import disagreements, rating_rows
+from studio.ui import charts, render
+from studio.ui.context import UIContext
+
+
+def fmt(value: float | None, lang: str, pct: bool = False) -> str:
+    if value is None:
+        return t("agreement.undefined", lang)
+    return f"{value:.0%}" if pct else f"{value:.3f}"
+
+
+def scorecard(report: AgreementReport, lang: str) -> str:
+    pooled = report.pooled
+    gate = "rs-pass" if pooled.passes_gate else "rs-fail"
+    gate_text = t("agreement.gate_pass" if pooled.passes_gate else "agreement.gate_fail", lang, gate=KAPPA_GATE)
+    tiles = render.stat_tiles([
+        (t("agreement.pooled_kappa", lang), fmt(pooled.kappa, lang), gate),
+        (t("agreement.band", lang), t(f"band.{pooled.band}", lang), gate),
+        (t("agreement.observed", lang), fmt(pooled.observed, lang, pct=True), ""),
+        (t("agreement.kappa_linear", lang), fmt(pooled.kappa_linear, lang), ""),
+        (t("agreement.ac1", lang), fmt(pooled.ac1, lang), ""),
+        (t("agreement.double_rated", lang), str(report.double_rated), ""),
+    ])
+    note = ""
+    if pooled.n and pooled.kappa is None:
+        note = render.message(t("agreement.undefined_reason", lang), "warn")
+    elif pooled.n == 0:
+        note = render.message(t("agreement.no_overlap", lang), "warn")
+    return tiles + render.message(gate_text, "ok" if pooled.passes_gate else "error") + note
+
+
+def pair_table(report: AgreementReport, lang: str) -> pd.DataFrame:
+    rows = [{
+        t("agreement.col_pair", lang): " × ".join(s.annotators),
+        "n": s.n,
+        t("agreement.observed", lang): fmt(s.observed, lang, pct=True),
+        "κ": fmt(s.kappa, lang),
+        t("agreement.kappa_linear", lang): fmt(s.kappa_linear, lang),
+        t("agreement.kappa_quadratic", lang): fmt(s.kappa_quadratic, lang),
+        "AC1": fmt(s.ac1, lang),
+        t("agreement.band", lang): t(f"band.{s.band}", lang),
+        t("agreement.col_gate", lang): "✓" if s.passes_gate else "✗",
+    } for s in report.by_pair]
+    return pd.DataFrame(rows)
+
+
+def disagreement_table(rows: list[dict], lang: str) -> pd.DataFrame:
+    return pd.DataFrame([{
+        "#": r["pair_id"],
+        t("card.query", lang): r["query"],
+        t("card.document", lang): (r["title"] or r["document"])[:80],
+        t("agreement.col_ratings", lang): f"{r['annotator_a']}: {r['rating_a']} · {r['annotator_b']}: {r['rating_b']}",
+        t("agreement.col_decision", lang): "" if r["decision"] is None else str(r["decision"]),
+    } for r in rows])
+
+
+def pair_choices(report: AgreementReport, lang: str) -> list[tuple[str, str]]:
+    return [(t("agreement.pooled", lang), "*")] + [(" × ".join(s.annotators), "|".join(s.annotators))
+                                                   for s in report.by_pair]
+
+
+def pick(report: AgreementReport, key: str | None) -> PairStats:
+    for s in report.by_pair:
+        if "|".join(s.annotators) == key:
+            return s
+    return report.pooled
+
+
+def refresh(ctx: UIContext, lang: str, which: str | None = None) -> tuple:
+    with ctx.db() as db:
+        report = agreement_report(rating_rows(db))
+        disagreeing = disagreements(db, include_decided=True)
+    chosen = pick(report, which)
+    key = "*" if chosen is report.pooled else "|".join(chosen.annotators)
+    return (scorecard(report, lang), charts.kappa_bars(report.by_pair, lang), pair_table(report, lang),
+            gr.update(choices=pair_choices(report, lang), value=key), charts.confusion_heatmap(chosen, lang),
+            disagreement_table(disagreeing, lang))
+
+
+def build(ctx: UIContext) -> dict:
+    i18n = ctx.i18n
+    with gr.Row():
+        gr.Markdown(i18n("agreement.intro"))
+        refresh_btn = gr.Button(i18n("common.refresh"), size="sm", scale=0, elem_id="rs-agreement-refresh")
+    card = gr.HTML(elem_id="rs-agreement-card")
+    with gr.Row():
+        bars = gr.Plot(label=i18n("agreement.kappa_title"), show_label=False)
+        with gr.Column():
+            which = gr.Dropdown(label=i18n("agreement.matrix_for"), choices=[], elem_id="rs-matrix-for")
+            heat = gr.Plot(label=i18n("agreement.confusion_title"), show_label=False)
+    table = gr.Dataframe(label=i18n("agreement.by_pair"), interactive=False, wrap=True)
+    gr.Markdown(i18n("agreement.disagreements_title"))
+    dis = gr.Dataframe(label=i18n("agreement.disagreements_title"), show_label=False, interactive=False,
+                       wrap=True, max_height=360)
+    outputs = [card, bars, table, which, heat, dis]
+    refresh_btn.click(lambda lg, w: refresh(ctx, lg, w), [ctx.lang, which], outputs)
+    which.input(lambda lg, w: refresh(ctx, lg, w), [ctx.lang, which], outputs)
+    return {"card": card, "refresh": (lambda lg: refresh(ctx, lg), [ctx.lang], outputs)}
