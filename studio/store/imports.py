@@ -93,6 +93,8 @@ def import_batch(db: Database, batch: ImportBatch, *, queue: bool = True, actor:
         queries = _Keyed(db, "queries", batch.source, batch.file)
         annotators = {row["name"]: row["id"] for row in db.query("SELECT id, name FROM annotators")}
         new_annotators = 0
+        created: set[int] = set()
+        touched: set[int] = set()
         for doc in batch.extra_documents:
             docs.resolve(doc, None)
         for query in batch.extra_queries:
@@ -106,13 +108,13 @@ def import_batch(db: Database, batch: ImportBatch, *, queue: bool = True, actor:
                 [qid, did, batch.source, int(queue), rec.reference_label, rec.hint],
             )
             if cursor.rowcount:
-                summary.pairs += 1
                 pair_id = cursor.lastrowid
+                created.add(pair_id)
             else:
-                summary.existing_pairs += 1
                 pair_id = next(db.query("SELECT id FROM pairs WHERE query_id = ? AND document_id = ?", [qid, did]))["id"]
                 if rec.reference_label is not None:
                     db.execute("UPDATE pairs SET reference_label = ? WHERE id = ?", [rec.reference_label, pair_id])
+            touched.add(pair_id)
             if rec.annotator is None or rec.rating is None:
                 continue
             if rec.annotator not in annotators:
@@ -122,6 +124,7 @@ def import_batch(db: Database, batch: ImportBatch, *, queue: bool = True, actor:
                 new_annotators += 1
             summary.ratings += _import_rating(db, batch.file, rec.line, pair_id, annotators[rec.annotator],
                                               rec.annotator, rec.rating, rec.note)
+        summary.pairs, summary.existing_pairs = len(created), len(touched - created)
         summary.documents, summary.queries, summary.annotators = docs.created, queries.created, new_annotators
         record(db, actor=actor, action="import", entity="import", entity_id=None, after=summary.as_dict())
     return summary

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+from studio.ingest.records import Document, ImportBatch, PairRecord, Query  # noqa: E402
+from studio.store import connect  # noqa: E402
+from studio.store.annotators import ensure_annotator  # noqa: E402
+from studio.store.imports import import_batch  # noqa: E402
+
+
+@pytest.fixture
+def db_path(tmp_path):
+    return tmp_path / "studio.db"
+
+
+@pytest.fixture
+def db(db_path):
+    database = connect(db_path)
+    yield database
+    database.close()
+
+
+def make_batch(n_pairs: int, *, source: str = "import", ratings: list[tuple[int, str, int]] = ()) -> ImportBatch:
+    """`n_pairs` pairs over distinct queries/documents; `ratings` = (pair index, annotator, rating)."""
+    records = [PairRecord(Query(f"query {i} about diabetes", f"q{i}"), Document(f"document {i} text", f"d{i}"),
+                          line=i + 2) for i in range(n_pairs)]
+    for index, annotator, rating in ratings:
+        base = records[index]
+        records.append(PairRecord(base.query, base.document, line=len(records) + 2, annotator=annotator,
+                                  rating=rating))
+    return ImportBatch(source, "test.csv", records)
+
+
+@pytest.fixture
+def project(db):
+    """A database with 6 pairs and annotators alice, bob, carol (annotators) and eve (expert)."""
+    import_batch(db, make_batch(6))
+    for name in ("alice", "bob", "carol"):
+        ensure_annotator(db, name)
+    ensure_annotator(db, "eve", "expert")
+    return db

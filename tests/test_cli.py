@@ -1,0 +1,80 @@
+import json
+
+from click.testing import CliRunner
+
+from studio.cli import cli
+from studio.store import connect
+from studio.store import pairs as store_pairs
+
+
+def run(db_path, *args):
+    return CliRunner().invoke(cli, ["--db", str(db_path), *args], catch_exceptions=False)
+
+
+def test_import_pairs_then_again_dedupes(db_path, tmp_path):
+    f = tmp_path / "pairs.csv"
+    f.write_text("query,document\n糖尿病的并发症?,视网膜病变和肾病\nstroke signs,Face drooping and arm weakness\n",
+                 encoding="utf-8")
+    first = run(db_path, "import", "pairs", str(f))
+    assert first.exit_code == 0 and "2 new pairs" in first.output
+    second = run(db_path, "import", "pairs", str(f))
+    assert "0 new pairs (2 already there)" in second.output
+
+
+def test_bad_row_names_file_line_and_field_and_writes_nothing(db_path, tmp_path):
+    f = tmp_path / "ratings.csv"
+    f.write_text("query,document,annotator,rating\nq1,d1,alice,2\nq2,d2,bob,5\n", encoding="utf-8")
+    result = run(db_path, "import", "ratings", str(f))
+    assert result.exit_code == 1
+    assert "ratings.csv, line 3, field 'rating': rating must be 0, 1 or 2, got '5'" in result.output
+    assert "Traceback" not in result.output
+    assert store_pairs.counts(connect(db_path))["pairs"] == 0
+
+
+def test_demo_agreement_and_gold(db_path):
+    assert run(db_path, "demo").exit_code == 0
+    again = run(db_path, "demo")
+    assert again.exit_code == 1 and "already has data" in again.output
+    report = json.loads(run(db_path, "agreement", "--json").stdout)
+    assert report["double_rated"] == 100 and 0.6 <= report["pooled"]["kappa"] <= 0.8
+    assert len(report["disagreements"]) == 20
+    assert "PASSES" in run(db_path, "agreement").output
+    gold = json.loads(run(db_path, "gold", "--json").stdout)
+    assert gold["total"] == 80 and gold["by_origin"]["agreed"] == 80
+
+
+def test_annotators_add_and_role_change(db_path):
+    assert "Dr. Wu: expert" in run(db_path, "annotators", "add", "Dr. Wu", "--role", "expert").output
+    assert "Dr. Wu: admin" in run(db_path, "annotators", "add", "Dr. Wu", "--role", "admin").output
+    listing = json.loads(run(db_path, "annotators", "--json").stdout)
+    assert [(r["name"], r["role"]) for r in listing] == [("Dr. Wu", "admin")]
+
+
+def test_import_beir_reference_labels(db_path, tmp_path):
+    beir = tmp_path / "beir"
+    (beir / "qrels").mkdir(parents=True)
+    (beir / "corpus.jsonl").write_text(
+        '{"_id": "d1", "title": "Warfarin", "text": "Vitamin K rich foods change INR."}\n'
+        '{"_id": "d2", "title": "", "text": "Statins lower LDL cholesterol."}\n', encoding="utf-8")
+    (beir / "queries.jsonl").write_text('{"_id": "q1", "text": "warfarin diet"}\n', encoding="utf-8")
+    (beir / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n", encoding="utf-8")
+    result = run(db_path, "import", "beir", str(beir))
+    assert result.exit_code == 0, result.output
+    gold = json.loads(run(db_path, "gold", "--json").stdout)
+    assert gold["by_origin"]["reference"] == 1 and gold["by_label"]["2"] == 1
+    assert store_pairs.counts(connect(db_path))["documents"] == 2, "the whole corpus is imported, not only qrels"
+
+
+def test_pool_bm25_adds_candidates(db_path):
+    run(db_path, "demo")
+    before = store_pairs.counts(connect(db_path))["pairs"]
+    result = run(db_path, "pool", "--k", "5", "--retriever", "bm25", "--json")
+    data = json.loads(result.stdout)
+    assert data["queries"] == 30 and data["added"] > 0
+    assert store_pairs.counts(connect(db_path))["pairs"] == before + data["added"]
+
+
+def test_pool_dense_with_embedded_model(db_path):
+    run(db_path, "demo")
+    data = json.loads(run(db_path, "pool", "--k", "3", "--retriever", "hybrid", "--json").stdout)
+    assert data["candidates"] > 0 and data["retriever"] == "hybrid"

@@ -1,0 +1,197 @@
+import sqlite3
+
+import pytest
+
+from studio.errors import InputError, NotFoundError, RuleError, StudioError
+from studio.store import connect
+from studio.store import pairs as store_pairs
+from studio.store.adjudication import adjudicate, disagreements, gold_counts
+from studio.store.audit import history
+from studio.store.imports import import_batch
+from studio.store.ratings import next_pair, progress, skip_pair, submit_rating, undo_last
+from tests.conftest import make_batch
+
+
+def rate_next(db, who, value):
+    view = next_pair(db, who)
+    submit_rating(db, who, view.pair_id, value)
+    return view.pair_id
+
+
+def test_schema_refuses_a_second_rating_by_the_same_annotator_and_a_third_rater(project):
+    pair = next_pair(project, "alice").pair_id
+    submit_rating(project, "alice", pair, 2)
+    with pytest.raises(sqlite3.IntegrityError):
+        project.execute("INSERT INTO ratings (pair_id, annotator_id, rating) VALUES (?, 1, 1)", [pair])
+    submit_rating(project, "bob", pair, 2)
+    with pytest.raises(sqlite3.IntegrityError, match="two ratings"):
+        project.execute("INSERT INTO ratings (pair_id, annotator_id, rating) VALUES (?, 3, 1)", [pair])
+
+
+def test_two_annotators_share_a_pair_and_a_third_never_gets_it(project):
+    a = next_pair(project, "alice")
+    b = next_pair(project, "bob")
+    c = next_pair(project, "carol")
+    assert a.pair_id == b.pair_id, "the second slot of a pair goes to a second annotator"
+    assert c.pair_id != a.pair_id, "a pair reserved by two annotators is not offered to a third"
+
+
+def test_reload_serves_the_same_pair_again(project):
+    assert next_pair(project, "alice").pair_id == next_pair(project, "alice").pair_id
+
+
+def test_an_annotator_never_gets_a_pair_they_rated(project):
+    seen = []
+    while (view := next_pair(project, "alice")) is not None:
+        assert view.pair_id not in seen
+        seen.append(view.pair_id)
+        submit_rating(project, "alice", view.pair_id, 1)
+    assert sorted(seen) == [p["id"] for p in project.query("SELECT id FROM pairs ORDER BY id")]
+
+
+def test_third_rater_is_refused(project):
+    pair = rate_next(project, "alice", 2)
+    submit_rating(project, "bob", pair, 1)
+    with pytest.raises(RuleError) as err:
+        submit_rating(project, "carol", pair, 0)
+    assert err.value.code == "pair_full"
+
+
+def test_blind_view_shows_nothing_of_the_other_rating(project):
+    pair = rate_next(project, "alice", 2)
+    view = next_pair(project, "bob")
+    assert view.pair_id == pair, "half-rated pairs are completed first"
+    assert view.my_rating is None and view.my_note == ""
+    assert "alice" not in repr(view) and set(view.__dataclass_fields__) == {
+        "pair_id", "query", "title", "document", "my_rating", "my_note"}
+
+
+def test_skip_gives_the_slot_to_someone_else(project):
+    a = next_pair(project, "alice")
+    b = next_pair(project, "bob")
+    skip_pair(project, "bob", b.pair_id)
+    assert next_pair(project, "carol").pair_id == a.pair_id
+    assert next_pair(project, "bob").pair_id != a.pair_id, "a skipped pair leaves my queue"
+
+
+def test_undo_takes_back_the_last_rating_and_serves_that_pair_again(project):
+    first = rate_next(project, "alice", 2)
+    second = rate_next(project, "alice", 0)
+    next_pair(project, "alice")  # a third pair is on screen
+    assert undo_last(project, "alice") == second
+    assert next_pair(project, "alice").pair_id == second
+    assert progress(project, "alice").mine_total == 1
+    entry = history(project, entity="pair", entity_id=second)[0]
+    assert entry["action"] == "rating.undo" and entry["before"]["rating"] == 0 and entry["actor"] == "alice"
+    assert first != second
+
+
+def test_undo_with_nothing_to_undo(project):
+    with pytest.raises(StudioError) as err:
+        undo_last(project, "alice")
+    assert err.value.code == "nothing_to_undo"
+
+
+def test_rating_again_replaces_my_rating_and_is_audited(project):
+    pair = rate_next(project, "alice", 2)
+    submit_rating(project, "alice", pair, 1, "changed my mind")
+    rows = list(project.query("SELECT rating, note FROM ratings WHERE pair_id = ?", [pair]))
+    assert rows == [{"rating": 1, "note": "changed my mind"}]
+    assert history(project, entity="pair", entity_id=pair)[0]["before"] == {"rating": 2, "note": ""}
+
+
+def test_progress_counts(project):
+    pair = rate_next(project, "alice", 2)
+    submit_rating(project, "bob", pair, 2)
+    p = progress(project, "alice")
+    assert (p.mine_today, p.mine_total, p.double_rated, p.total_pairs) == (1, 1, 1, 6)
+    assert p.queue_left == 5
+
+
+def test_a_rating_is_on_disk_when_submit_returns(project, db_path):
+    pair = rate_next(project, "alice", 2)
+    other = connect(db_path)  # another process would see the same
+    assert list(other.query("SELECT rating FROM ratings WHERE pair_id = ?", [pair])) == [{"rating": 2}]
+    assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_bad_rating_and_unknown_pair(project):
+    with pytest.raises(StudioError):
+        submit_rating(project, "alice", 1, 3)
+    with pytest.raises(NotFoundError):
+        submit_rating(project, "alice", 999, 1)
+    with pytest.raises(NotFoundError):
+        next_pair(project, "nobody")
+
+
+def test_import_is_all_or_nothing(db):
+    batch = make_batch(4, ratings=[(0, "alice", 2), (0, "bob", 1), (0, "carol", 0)])  # carol is a third rater
+    with pytest.raises(InputError) as err:
+        import_batch(db, batch)
+    assert (err.value.code, err.value.file, err.value.line) == ("too_many_raters", "test.csv", 8)
+    assert store_pairs.counts(db) == {"documents": 0, "queries": 0, "pairs": 0, "annotators": 0, "ratings": 0,
+                                      "adjudications": 0}
+
+
+def test_importing_twice_adds_nothing(db):
+    first = import_batch(db, make_batch(3, ratings=[(0, "alice", 2)]))
+    again = import_batch(db, make_batch(3, ratings=[(0, "alice", 2)]))
+    assert (first.pairs, first.ratings, first.documents) == (3, 1, 3)
+    assert (again.pairs, again.existing_pairs, again.ratings, again.documents) == (0, 3, 0, 0)
+
+
+def test_same_id_with_different_text_is_refused(db):
+    import_batch(db, make_batch(1))
+    from studio.ingest.records import Document, ImportBatch, PairRecord, Query
+
+    clash = ImportBatch("import", "other.csv", [PairRecord(Query("new query", "q9"), Document("other text", "d0"),
+                                                           line=2)])
+    with pytest.raises(InputError) as err:
+        import_batch(db, clash)
+    assert (err.value.code, err.value.line, err.value.field) == ("conflicting_key", 2, "doc_id")
+    assert store_pairs.counts(db)["queries"] == 1
+
+
+def test_adjudication_sets_gold_and_is_audited(project):
+    pair = rate_next(project, "alice", 2)
+    submit_rating(project, "bob", pair, 0, "wrong drug")
+    agreed = rate_next(project, "alice", 1)
+    submit_rating(project, "bob", agreed, 1)
+    queue = disagreements(project)
+    assert [(d["pair_id"], d["rating_a"], d["rating_b"], d["note_b"]) for d in queue] == [(pair, 2, 0, "wrong drug")]
+    with pytest.raises(RuleError) as err:
+        adjudicate(project, "carol", pair, 1)
+    assert err.value.code == "not_expert"
+    with pytest.raises(RuleError):
+        adjudicate(project, "eve", agreed, 1)  # not a disagreement
+    adjudicate(project, "eve", pair, 1, "partly answers")
+    adjudicate(project, "eve", pair, 2, "on reflection")
+    assert disagreements(project) == []
+    entries = history(project, entity="pair", entity_id=pair)
+    assert [e["action"] for e in entries] == ["adjudicate", "adjudicate"]
+    assert entries[0]["before"] == {"label": 1, "expert": "eve"} and entries[0]["after"]["label"] == 2
+    assert entries[1]["before"] is None and entries[1]["after"]["ratings"] == {"alice": 2, "bob": 0}
+    gold = gold_counts(project)
+    assert gold["by_label"] == {"0": 0, "1": 1, "2": 1}
+    assert gold["by_origin"] == {"agreed": 1, "adjudicated": 1, "reference": 0}
+
+
+def test_undo_is_refused_once_an_expert_decided(project):
+    pair = rate_next(project, "alice", 2)
+    submit_rating(project, "bob", pair, 0)
+    adjudicate(project, "eve", pair, 1)
+    with pytest.raises(RuleError) as err:
+        undo_last(project, "bob")
+    assert err.value.code == "undo_adjudicated"
+
+
+def test_reference_labels_are_gold_and_stay_out_of_the_queue(db):
+    from studio.ingest.records import Document, ImportBatch, PairRecord, Query
+
+    batch = ImportBatch("beir", "dir", [PairRecord(Query("q", "q1"), Document("d", "d1"), reference_label=2)])
+    import_batch(db, batch, queue=False)
+    from studio.store.annotators import ensure_annotator
+
+    ensure_annotator(db, "alice")
+    assert next_pair(db, "alice") is None
+    assert gold_counts(db)["by_origin"]["reference"] == 1
