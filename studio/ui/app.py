@@ -8,11 +8,11 @@ import gradio as gr
 
 from studio.config import DEFAULT_DB
 from studio.i18n import LANGUAGE_NAMES, LANGUAGES
+from studio.ui.boot import boot_middleware
 from studio.ui.context import UIContext, make_i18n
 from studio.ui.tabs import adjudicate, agreement, annotate, import_
 
 UI_DIR = Path(__file__).parent
-HEAD = f"<script>{(UI_DIR / 'head.js').read_text(encoding='utf-8')}</script>"
 CSS = (UI_DIR / "style.css").read_text(encoding="utf-8")
 
 
@@ -61,7 +61,7 @@ def launch(db_path: str | Path = DEFAULT_DB, host: str = "127.0.0.1", port: int 
         raise SystemExit("--share needs --auth user:password so strangers cannot edit your labels")
     demo, i18n = build_app(db_path)
     demo.queue(default_concurrency_limit=8)
-    demo.launch(server_name=host, server_port=port, share=share, auth=credentials, i18n=i18n, head=HEAD, css=CSS,
+    demo.launch(server_name=host, server_port=port, share=share, auth=credentials, i18n=i18n, css=CSS,
                 theme=gr.themes.Soft(), prevent_thread_lock=prevent_thread_lock, show_error=True,
-                footer_links=["settings"])
+                footer_links=["settings"], app_kwargs={"middleware": boot_middleware()})
     return demo

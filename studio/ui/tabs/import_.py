@@ -29,8 +29,8 @@ def counts_html(ctx: UIContext, lang: str) -> str:
 def team_table(ctx: UIContext, lang: str) -> pd.DataFrame:
     with ctx.db() as db:
         rows = list_annotators(db)
-    return pd.DataFrame([{t("import.col_name", lang): r["name"], t("import.col_role", lang): t(f"role.{r['role']}", lang),
-                          t("import.col_ratings", lang): r["ratings"]} for r in rows])
+    columns = [t("import.col_name", lang), t("import.col_role", lang), t("import.col_ratings", lang)]
+    return pd.DataFrame([(r["name"], t(f"role.{r['role']}", lang), r["ratings"]) for r in rows], columns=columns)
 
 
 def summary_text(summary, lang: str) -> str:
@@ -106,12 +106,12 @@ def build(ctx: UIContext) -> dict:
                             label=i18n("import.kind"), elem_id="rs-kind")
             upload = gr.File(label=i18n("import.file"), file_types=[".csv", ".tsv", ".jsonl", ".json"],
                              elem_id="rs-upload")
-            with gr.Row():
+            with gr.Row(visible=False) as beir_row:
                 folder = gr.Textbox(label=i18n("import.folder"), placeholder=i18n("import.folder_placeholder"),
                                     scale=3)
                 split = gr.Textbox(label=i18n("import.split"), value="test", scale=1)
                 min_rel = gr.Number(label=i18n("import.min_relevant"), value=1, precision=0, scale=1)
-            annotate = gr.Checkbox(label=i18n("import.annotate_beir"), value=False)
+            annotate = gr.Checkbox(label=i18n("import.annotate_beir"), value=False, visible=False)
             import_btn = gr.Button(i18n("import.run"), variant="primary", elem_id="rs-import-run")
             with gr.Accordion(i18n("import.formats_title"), open=False):
                 gr.Markdown(i18n("import.formats"))
@@ -129,6 +129,8 @@ def build(ctx: UIContext) -> dict:
             person_btn = gr.Button(i18n("import.person_save"), size="sm")
             team = gr.Dataframe(interactive=False, max_height=260)
 
+    kind.change(lambda k_: (gr.update(visible=k_ != "beir"), gr.update(visible=k_ == "beir"),
+                            gr.update(visible=k_ == "beir")), [kind], [upload, beir_row, annotate])
     import_btn.click(lambda *a: run_import(ctx, *a), [kind, upload, folder, split, min_rel, annotate, ctx.lang],
                      [message, counts], concurrency_limit=1)
     pool_btn.click(lambda k_, r, lg, progress=gr.Progress(): run_pool(ctx, k_, r, lg, progress),

@@ -1,0 +1,114 @@
+"""End to end in headless Chromium: load the demo, rate a pair with the keyboard, see it saved — in both languages."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from studio.store import connect
+
+CHROMIUM = "/usr/bin/chromium"
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium (make test installs it)"),
+]
+
+TEXT = {
+    "en-US": {"load": "Load demo project", "loaded": "Demo project loaded", "tab": "② Annotate",
+              "start": "Start rating", "saved": r"Saved: pair #(\d+)", "switch": "简体中文", "other_tab": "② 标注"},
+    "zh-CN": {"load": "加载演示项目", "loaded": "演示项目已加载", "tab": "② 标注",
+              "start": "开始标注", "saved": r"已保存：数据对 #(\d+)", "switch": "English", "other_tab": "② Annotate"},
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path):
+    db_path = tmp_path / "browser.db"
+    port = free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+    log = open(tmp_path / "server.log", "w")
+    proc = subprocess.Popen([sys.executable, str(ROOT / "studio.py"), "--db", str(db_path), "--port", str(port)],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            break
+        except OSError:
+            if proc.poll() is not None:
+                pytest.fail((tmp_path / "server.log").read_text())
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("the app did not start in 90 s")
+    yield url, db_path
+    proc.terminate()
+    proc.wait(timeout=20)
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                              args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        yield b
+        b.close()
+
+
+@pytest.mark.parametrize("locale", ["en-US", "zh-CN"])
+def test_rate_a_pair_with_the_keyboard(server, browser, locale, tmp_path):
+    url, db_path = server
+    text = TEXT[locale]
+    context = browser.new_context(locale=locale, viewport={"width": 1280, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    page.goto(url)
+
+    page.get_by_role("button", name=text["load"]).click()
+    page.get_by_text(text["loaded"]).wait_for()
+
+    page.get_by_role("tab", name=text["tab"]).click()
+    name = f"Tester {locale}"
+    field = page.locator("#rs-annotator input")
+    field.fill(name)
+    field.press("Enter")
+    page.get_by_role("button", name=text["start"]).click()
+    page.locator("#rs-card .rs-query").wait_for()
+    query_shown = page.locator("#rs-card .rs-query").inner_text()
+
+    page.locator("#rs-card .rs-doc").click()  # focus leaves the name field, as after reading the document
+    page.keyboard.press("2")
+    saved = page.get_by_text(re.compile(text["saved"]))
+    saved.wait_for()
+    pair_id = int(re.search(text["saved"], saved.inner_text()).group(1))
+
+    db = connect(db_path)
+    rows = list(db.query("SELECT r.rating, q.text AS query FROM ratings r JOIN annotators a ON a.id = r.annotator_id "
+                         "JOIN pairs p ON p.id = r.pair_id JOIN queries q ON q.id = p.query_id "
+                         "WHERE a.name = ? AND r.pair_id = ?", [name, pair_id]))
+    assert rows == [{"rating": 2, "query": query_shown}], "the pair on screen was saved with rating 2"
+    page.screenshot(path=str(tmp_path / f"annotate-{locale}.png"))
+
+    # The visible switch changes every label and survives the reload.
+    page.get_by_label(text["switch"]).check()
+    page.get_by_role("tab", name=text["other_tab"]).wait_for()
+    context.close()
