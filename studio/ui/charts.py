@@ -37,7 +37,7 @@ def kappa_bars(by_pair: list[PairStats], lang: str) -> go.Figure:
     fig.add_hline(y=KAPPA_GATE, line_dash="dash", line_color="#475569",
                   annotation_text=t("agreement.gate_line", lang, gate=KAPPA_GATE))
     fig.update_layout(
-        title=t("agreement.kappa_title", lang), yaxis={"range": [min(0, *values) - 0.05, 1.0]},
+        title=t("agreement.kappa_title", lang), yaxis={"range": [min([0.0, *values]) - 0.05, 1.0]},
         yaxis_title="κ", height=380, margin={"l": 40, "r": 20, "t": 50, "b": 80},
     )
     return fig

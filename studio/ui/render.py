@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import re
 
 from studio.i18n import t
 from studio.retrieval.tokenize import highlight_terms
@@ -12,13 +11,27 @@ RATING_KEYS = {2: "rating.2", 1: "rating.1", 0: "rating.0"}
 
 
 def highlight(text: str, query: str) -> str:
-    """Escape `text` and wrap the query's terms in <mark>; never lets the text's own HTML through."""
-    escaped = html.escape(text)
-    terms = [re.escape(html.escape(term)) for term in highlight_terms(query)]
-    if not terms:
-        return escaped
-    pattern = re.compile("(" + "|".join(terms) + ")", re.IGNORECASE)
-    return pattern.sub(r"<mark>\1</mark>", escaped)
+    """Escape `text` and wrap the query's terms in <mark>; never lets the text's own HTML through.
+
+    Chinese terms are overlapping bigrams (糖尿, 尿病), so matches are merged into character spans first:
+    a whole word is marked once rather than half of it.
+    """
+    lowered = text.lower()
+    covered = [False] * len(text)
+    for term in highlight_terms(query):
+        start = lowered.find(term)
+        while start != -1:
+            covered[start:start + len(term)] = [True] * len(term)
+            start = lowered.find(term, start + 1)
+    out, i = [], 0
+    while i < len(text):
+        j = i
+        while j < len(text) and covered[j] == covered[i]:
+            j += 1
+        piece = html.escape(text[i:j])
+        out.append(f"<mark>{piece}</mark>" if covered[i] else piece)
+        i = j
+    return "".join(out)
 
 
 def rating_badge(value: int | None, lang: str) -> str:

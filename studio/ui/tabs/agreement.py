@@ -100,7 +100,7 @@ def build(ctx: UIContext) -> dict:
     table = gr.Dataframe(label=i18n("agreement.by_pair"), interactive=False, wrap=True)
     gr.Markdown(i18n("agreement.disagreements_title"))
     dis = gr.Dataframe(label=i18n("agreement.disagreements_title"), show_label=False, interactive=False,
-                       wrap=True, max_height=360)
+                       wrap=True, max_height=360, column_widths=["7%", "33%", "28%", "22%", "10%"])
     outputs = [card, bars, table, which, heat, dis]
     refresh_btn.click(lambda lg, w: refresh(ctx, lg, w), [ctx.lang, which], outputs)
     which.input(lambda lg, w: refresh(ctx, lg, w), [ctx.lang, which], outputs)

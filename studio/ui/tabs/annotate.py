@@ -118,11 +118,11 @@ def build(ctx: UIContext) -> dict[str, gr.components.Component]:
     skip_btn.click(lambda name, pid, lg: skip(ctx, name, pid, lg), [who, pair_id, lang], outputs, **fast)
     undo_btn.click(lambda name, lg: undo(ctx, name, lg), [who, lang], outputs, **fast)
 
-    def refresh_names(current: str | None):
-        names = annotator_names(ctx)
-        return gr.update(choices=names, value=current if current else None)
+    def refresh_names():
+        # Only the choices: the value is the user's, and they may have typed while this was on its way.
+        return gr.update(choices=annotator_names(ctx))
 
-    ctx.on_load.append((refresh_names, [who], [who]))
+    ctx.on_load.append((refresh_names, [], [who]))
     return {"annotator": who, "start": go_btn, "card": card, "progress": progress, "status": status,
             "note": note, "pair_id": pair_id, "rate_2": b2, "rate_1": b1, "rate_0": b0,
-            "refresh_names": (refresh_names, [who], [who])}
+            "refresh_names": (refresh_names, [], [who])}

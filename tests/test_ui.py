@@ -1,0 +1,107 @@
+"""UI handlers as plain functions, plus one check that the whole app builds."""
+
+from pathlib import Path
+
+import plotly.graph_objects as go
+import pytest
+
+from studio.demo import load_demo
+from studio.ui import render
+from studio.ui.app import build_app
+from studio.ui.context import UIContext, make_i18n
+from studio.ui.tabs import adjudicate, agreement, annotate, import_
+
+
+@pytest.fixture
+def ctx(db_path):
+    return UIContext(Path(db_path), make_i18n())
+
+
+@pytest.fixture
+def demo_ctx(ctx):
+    with ctx.db() as db:
+        load_demo(db)
+    return ctx
+
+
+def test_app_builds_with_every_tab(db_path):
+    demo, i18n = build_app(db_path)
+    config = demo.get_config_file()
+    tabs = [str(c["props"].get("label")) for c in config["components"] if c["type"] == "tabitem"]
+    assert [key.split('"key": "')[1].rstrip('"}') for key in tabs] == [
+        "tab.import", "tab.annotate", "tab.agreement", "tab.adjudicate"]
+    assert set(i18n.translations_dict) == {"en", "zh-CN"}
+
+
+def test_document_html_is_escaped_and_query_terms_highlighted():
+    card = render.pair_card("warfarin diet", "", "<script>alert(1)</script> Warfarin and diet: vitamin K", "en")
+    assert "<script>" not in card and "&lt;script&gt;" in card
+    assert "<mark>Warfarin</mark>" in card and "<mark>diet</mark>" in card
+
+
+def test_chinese_query_terms_are_highlighted():
+    html = render.highlight("长期高血糖会导致糖尿病视网膜病变", "糖尿病的并发症")
+    assert "<mark>糖尿病</mark>" in html and html.count("<mark>") == 1
+
+
+def test_annotate_flow_rates_and_moves_on(demo_ctx):
+    card, pair, progress, status, note = annotate.start(demo_ctx, "Dr. Smith", "zh-CN")
+    assert pair is not None and "rs-query" in card and "今天" in progress
+    card2, pair2, _, status2, _ = annotate.rate(demo_ctx, "Dr. Smith", pair, "只部分回答", 1, "zh-CN")
+    assert f"已保存：数据对 #{pair}" in status2 and pair2 != pair
+    with demo_ctx.db() as db:
+        row = next(db.query("SELECT rating, note FROM ratings r JOIN annotators a ON a.id = r.annotator_id "
+                            "WHERE a.name = 'Dr. Smith' AND pair_id = ?", [pair]))
+    assert row == {"rating": 1, "note": "只部分回答"}
+    _, pair3, _, status3, _ = annotate.undo(demo_ctx, "Dr. Smith", "en")
+    assert pair3 == pair and f"pair #{pair}" in status3
+
+
+def test_annotate_asks_for_a_name(ctx):
+    card, pair, *_ = annotate.start(ctx, "", "en")
+    assert pair is None and "Pick or type your name" in card
+
+
+def test_agreement_tab_shows_gate_and_charts(demo_ctx):
+    card, bars, table, choices, heat, dis = agreement.refresh(demo_ctx, "en")
+    assert "Gate passed" in card and "0.687" in card
+    assert isinstance(bars, go.Figure) and isinstance(heat, go.Figure)
+    assert len(table) == 3 and len(dis) == 20
+    zh_card, *_ = agreement.refresh(demo_ctx, "zh-CN")
+    assert "已通过门槛" in zh_card and "高度一致" in zh_card
+
+
+def test_agreement_on_an_empty_project_says_so(ctx):
+    card, *_ = agreement.refresh(ctx, "en")
+    assert "No pair has two ratings yet" in card and "nan" not in card.lower()
+
+
+def test_adjudicate_decides_and_shows_the_next_case(demo_ctx):
+    card, pair, count, _, audit = adjudicate.current_case(demo_ctx, "en")
+    assert pair is not None and "20" in count and "Nurse" in card or "Dr." in card
+    out = adjudicate.decide(demo_ctx, "Prof. Chen (陈教授)", pair, 1, "partial answer", "en")
+    assert f"Final label for pair #{pair}" in out[3] and out[1] != pair and "19" in out[2]
+    refused = adjudicate.decide(demo_ctx, "Dr. Smith", out[1], 2, "", "zh-CN")
+    assert "不是专家" in refused[3]
+
+
+def test_import_error_is_translated_and_names_the_line(ctx, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"query": "q", "document": "d"}\n{"query": "q2"}\n', encoding="utf-8")
+    message, counts = import_.run_import(ctx, "pairs", str(bad), "", "test", 1, False, "zh-CN")
+    assert "未导入任何数据" in message and "第 2 行" in message and "document" in message
+    with ctx.db() as db:
+        assert next(db.query("SELECT count(*) AS n FROM pairs"))["n"] == 0
+
+
+def test_demo_button_hides_the_welcome_and_fills_the_project(ctx):
+    message, counts, welcome, team = import_.run_demo(ctx, "en")
+    assert "Demo project loaded" in message and welcome["visible"] is False
+    assert len(team) == 4
+
+
+def test_team_role_change(ctx):
+    message, team = import_.add_person(ctx, "Dr. Wu", "expert", "en")
+    assert "Dr. Wu is now: Expert" in message and list(team.iloc[0]) == ["Dr. Wu", "Expert", 0]
+    message, team = import_.add_person(ctx, "Dr. Wu", "admin", "zh-CN")
+    assert "管理员" in message and len(team) == 1
