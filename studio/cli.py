@@ -36,6 +36,14 @@ def friendly(fn):
     return wrapper
 
 
+def pad(text: str, width: int) -> str:
+    """Left-justify for a terminal, where CJK characters take two columns."""
+    import unicodedata
+
+    shown = sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+    return text + " " * max(0, width - shown)
+
+
 def emit(data, as_json: bool, text: str) -> None:
     click.echo(json.dumps(data, ensure_ascii=False, indent=2) if as_json else text)
 
@@ -174,7 +182,7 @@ def agreement(ctx: Context, as_json: bool) -> None:
     lines = [f"{'annotators':<44} {'n':>4} {'agree':>6} {'kappa':>9} {'linear':>9} {'quadr.':>9} {'AC1':>9}  band"]
     for s in [report.pooled, *report.by_pair]:
         name = "pooled (all double-rated pairs)" if s.annotators == ("*", "*") else " × ".join(s.annotators)
-        lines.append(f"{name:<44} {s.n:>4} {fmt(s.observed):>6} {fmt(s.kappa):>9} {fmt(s.kappa_linear):>9} "
+        lines.append(f"{pad(name, 44)} {s.n:>4} {fmt(s.observed):>6} {fmt(s.kappa):>9} {fmt(s.kappa_linear):>9} "
                      f"{fmt(s.kappa_quadratic):>9} {fmt(s.ac1):>9}  {t('band.' + s.band)}")
     gate = "PASSES" if report.pooled.passes_gate else "DOES NOT PASS"
     lines.append(f"\nGate (pooled kappa >= 0.6): {gate}. {len(report.disagreements)} disagreements, "
@@ -207,7 +215,7 @@ def annotators(click_ctx: click.Context, as_json: bool) -> None:
         from studio.store.annotators import list_annotators
 
         rows = list_annotators(click_ctx.obj.open())
-        emit(rows, as_json, "\n".join(f"{r['name']:<30} {r['role']:<10} {r['ratings']} ratings" for r in rows)
+        emit(rows, as_json, "\n".join(f"{pad(r['name'], 30)} {r['role']:<10} {r['ratings']} ratings" for r in rows)
              or "no annotators yet")
 
 

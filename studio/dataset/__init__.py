@@ -1,0 +1,1 @@
+"""Turn gold labels into training data: a quality report and FlagEmbedding triplets."""
