@@ -7,6 +7,7 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DB = Path(os.environ.get("STUDIO_DB", "annotations.db"))
+EXPORTS_DIR = Path(os.environ.get("STUDIO_EXPORTS", "exports"))
 MODELS_DIR = Path(os.environ.get("STUDIO_MODELS", PROJECT_ROOT / "models"))
 ASSETS_DIR = PROJECT_ROOT / "assets"
 DEMO_DIR = ASSETS_DIR / "demo"

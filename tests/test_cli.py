@@ -78,3 +78,24 @@ def test_pool_dense_with_embedded_model(db_path):
     run(db_path, "demo")
     data = json.loads(run(db_path, "pool", "--k", "3", "--retriever", "hybrid", "--json").stdout)
     assert data["candidates"] > 0 and data["retriever"] == "hybrid"
+
+
+def test_quality_and_export_triplets(db_path, tmp_path):
+    run(db_path, "demo")
+    report = json.loads(run(db_path, "quality", "--json").stdout)
+    assert report["counts"]["positives"] == 23 and report["gate_passed"] is True
+    assert [f["code"] for f in report["findings"]] == ["few_triplets"]
+    out = tmp_path / "exp" / "train.jsonl"
+    manifest = json.loads(run(db_path, "export", "triplets", str(out), "--hard-negatives", "bm25", "--json").stdout)
+    assert manifest["counts"]["train_lines"] + manifest["counts"]["valid_lines"] == 20
+    assert (tmp_path / "exp" / "train.valid.jsonl").exists() and (tmp_path / "exp" / "train.csv").exists()
+    first = json.loads(out.read_text(encoding="utf-8").splitlines()[0])
+    assert set(first) == {"query", "pos", "neg"} and len(first["neg"]) == 7
+
+
+def test_export_refuses_bad_options_in_one_line(db_path, tmp_path):
+    run(db_path, "demo")
+    result = run(db_path, "export", "triplets", str(tmp_path / "t.jsonl"), "--rank-window", "50-10")
+    assert result.exit_code == 1 and "rank window" in result.output and "Traceback" not in result.output
+    result = run(db_path, "export", "triplets", str(tmp_path / "t.txt"))
+    assert result.exit_code == 1 and "must be a .jsonl file" in result.output

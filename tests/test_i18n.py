@@ -21,6 +21,12 @@ FAMILIES = {
     "import.retriever_": ["bm25", "dense", "hybrid"],
     "import.count_": ["documents", "queries", "pairs", "annotators", "ratings", "adjudications"],
     "import.pool_stage_": ["bm25", "dense", "store"],
+    "data.stage_": ["tfidf", "tokens", "split", "mining", "writing", "done"],
+    "data.hn_": ["none", "bm25", "dense", "hybrid"],
+    "data.partial_": ["drop", "positive"],
+    "data.scores_": ["none", "ratings"],
+    "quality.warn_": ["duplicates", "near_duplicates", "similarity", "few_triplets", "gate_failed", "gate_undefined",
+                      "no_positive_queries", "no_negative_queries", "truncation"],
     "audit.": ["annotator.create", "annotator.role", "import", "pool", "rating.update", "rating.undo", "adjudicate"],
 }
 # Components whose first positional argument is visible text.

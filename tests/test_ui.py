@@ -9,7 +9,7 @@ from studio.demo import load_demo
 from studio.ui import render
 from studio.ui.app import build_app
 from studio.ui.context import UIContext, make_i18n
-from studio.ui.tabs import adjudicate, agreement, annotate, import_
+from studio.ui.tabs import adjudicate, agreement, annotate, data, import_
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ def test_app_builds_with_every_tab(db_path):
     config = demo.get_config_file()
     tabs = [str(c["props"].get("label")) for c in config["components"] if c["type"] == "tabitem"]
     assert [key.split('"key": "')[1].rstrip('"}') for key in tabs] == [
-        "tab.import", "tab.annotate", "tab.agreement", "tab.adjudicate"]
+        "tab.import", "tab.annotate", "tab.agreement", "tab.adjudicate", "tab.data"]
     assert set(i18n.translations_dict) == {"en", "zh-CN"}
 
 
@@ -105,3 +105,20 @@ def test_team_role_change(ctx):
     assert "Dr. Wu is now: Expert" in message and list(team.iloc[0]) == ["Dr. Wu", "Expert", 0]
     message, team = import_.add_person(ctx, "Dr. Wu", "admin", "zh-CN")
     assert "管理员" in message and len(team) == 1
+
+
+def test_data_tab_reports_quality_and_exports(demo_ctx, tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "EXPORTS_DIR", tmp_path / "exports")
+    card, lengths, similarity, report_file = data.run_quality(demo_ctx, "default", "zh-CN", progress=lambda *a, **k: None)
+    assert "训练样本" in card and "少于 1000" in card, "the few-examples warning is shown in Chinese"
+    assert isinstance(lengths, go.Figure) and Path(report_file).exists()
+    out = tmp_path / "exports" / "run" / "train.jsonl"
+    message, files, preview, _ = data.run_export(demo_ctx, str(out), 0.1, "bm25", 5, "drop", 7, "none", "", "default",
+                                                 "en", progress=lambda *a, **k: None)
+    assert "training lines" in message and out.exists() and len(files) == 4
+    assert set(preview[0]) == {"query", "pos", "neg"} and len(preview[0]["neg"]) == 5
+
+
+def test_data_tab_explains_an_empty_project(ctx):
+    card, *_ = data.run_quality(ctx, "default", "en", progress=lambda *a, **k: None)
+    assert "no gold labels yet" in card

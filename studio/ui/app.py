@@ -10,7 +10,7 @@ from studio.config import DEFAULT_DB
 from studio.i18n import LANGUAGE_NAMES, LANGUAGES
 from studio.ui.boot import boot_middleware
 from studio.ui.context import UIContext, make_i18n
-from studio.ui.tabs import adjudicate, agreement, annotate, import_
+from studio.ui.tabs import adjudicate, agreement, annotate, data, import_
 
 UI_DIR = Path(__file__).parent
 CSS = (UI_DIR / "style.css").read_text(encoding="utf-8")
@@ -35,6 +35,8 @@ def build_app(db_path: str | Path = DEFAULT_DB) -> tuple[gr.Blocks, gr.I18n]:
                 agr = agreement.build(ctx)
             with gr.Tab(i18n("tab.adjudicate"), id="adjudicate") as t_adjudicate:
                 adj = adjudicate.build(ctx)
+            with gr.Tab(i18n("tab.data"), id="data"):
+                data.build(ctx)
 
         # Each tab refreshes when it is opened, so what one person did in another tab shows up.
         for tab, parts in ((t_import, imp), (t_annotate, ann), (t_agreement, agr), (t_adjudicate, adj)):

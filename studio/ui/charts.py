@@ -41,3 +41,30 @@ def kappa_bars(by_pair: list[PairStats], lang: str) -> go.Figure:
         yaxis_title="κ", height=380, margin={"l": 40, "r": 20, "t": 50, "b": 80},
     )
     return fig
+
+
+def length_histogram(lengths: dict, lang: str) -> go.Figure:
+    """Token lengths of queries and documents against the model's limits (what gets cut off)."""
+    fig = go.Figure()
+    fig.add_trace(go.Histogram(x=lengths["query_tokens"], name=t("data.queries", lang), opacity=0.75, nbinsx=40))
+    fig.add_trace(go.Histogram(x=lengths["document_tokens"], name=t("data.documents", lang), opacity=0.75, nbinsx=40))
+    fig.add_vline(x=lengths["query_max_length"], line_dash="dot", line_color="#2563eb",
+                  annotation_text=t("data.query_limit", lang, n=lengths["query_max_length"]))
+    fig.add_vline(x=lengths["document_max_length"], line_dash="dash", line_color="#dc2626",
+                  annotation_text=t("data.document_limit", lang, n=lengths["document_max_length"]))
+    fig.update_layout(barmode="overlay", title=t("data.lengths_title", lang), xaxis_title=t("data.tokens", lang),
+                      yaxis_title=t("data.count", lang), height=340, margin={"l": 40, "r": 20, "t": 50, "b": 40},
+                      legend={"orientation": "h", "y": 1.12, "x": 1, "xanchor": "right"})
+    return fig
+
+
+def similarity_histogram(by_query: list[dict], threshold: float, lang: str) -> go.Figure:
+    """Per query, how alike its positives and negatives are (TF-IDF cosine); high = hard or mislabelled."""
+    fig = go.Figure(go.Histogram(x=[q["mean"] for q in by_query], nbinsx=20, marker_color="#6366f1",
+                                 hovertemplate="%{x}<br>%{y}<extra></extra>"))
+    fig.add_vline(x=threshold, line_dash="dash", line_color="#dc2626",
+                  annotation_text=t("data.similarity_threshold", lang, threshold=threshold))
+    fig.update_layout(title=t("data.similarity_title", lang), xaxis_title=t("data.similarity_axis", lang),
+                      yaxis_title=t("data.queries", lang), xaxis={"range": [0, 1]}, height=340,
+                      margin={"l": 40, "r": 20, "t": 50, "b": 40})
+    return fig

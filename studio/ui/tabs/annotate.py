@@ -10,6 +10,10 @@ from studio.store.annotators import ensure_annotator, list_annotators
 from studio.ui import render
 from studio.ui.context import UIContext, error_text
 
+# Rating events run in parallel (SQLite WAL + short BEGIN IMMEDIATE writes keep them safe); Gradio's default of one
+# at a time makes twenty experts queue behind each other. bench/annotate_load.py measures the difference.
+CONCURRENCY_LIMIT = 64
+
 
 def progress_html(p: store_ratings.Progress, lang: str) -> str:
     return render.stat_tiles([
@@ -105,16 +109,16 @@ def build(ctx: UIContext) -> dict[str, gr.components.Component]:
 
     outputs = [card, pair_id, progress, status, note]
     lang = ctx.lang
-    fast = {"concurrency_limit": 64, "show_progress": "hidden"}
+    fast = {"concurrency_limit": CONCURRENCY_LIMIT, "show_progress": "hidden"}
 
     def on_start(name: str | None, lg: str, request: gr.Request):
         return start(ctx, name, lg, request)
 
-    go_btn.click(on_start, [who, lang], outputs, **fast)
+    go_btn.click(on_start, [who, lang], outputs, api_name="annotate_start", **fast)
     who.input(on_start, [who, lang], outputs, **fast)
     for button, value in ((b2, 2), (b1, 1), (b0, 0)):
         button.click(lambda name, pid, n, lg, v=value: rate(ctx, name, pid, n, v, lg),
-                     [who, pair_id, note, lang], outputs, **fast)
+                     [who, pair_id, note, lang], outputs, api_name=f"annotate_rate_{value}", **fast)
     skip_btn.click(lambda name, pid, lg: skip(ctx, name, pid, lg), [who, pair_id, lang], outputs, **fast)
     undo_btn.click(lambda name, lg: undo(ctx, name, lg), [who, lang], outputs, **fast)
 
