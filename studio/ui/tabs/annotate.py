@@ -10,9 +10,10 @@ from studio.store.annotators import ensure_annotator, list_annotators
 from studio.ui import render
 from studio.ui.context import UIContext, error_text
 
-# Rating events run in parallel (SQLite WAL + short BEGIN IMMEDIATE writes keep them safe); Gradio's default of one
-# at a time makes twenty experts queue behind each other. bench/annotate_load.py measures the difference.
-CONCURRENCY_LIMIT = 64
+# Rating events could run in parallel (SQLite WAL + short BEGIN IMMEDIATE writes keep that safe), but measured on
+# 2 cores (bench/annotate_load.py, bench/RESULTS.md) it buys nothing: a rating costs ~1 ms in the store, writes
+# serialise in SQLite anyway, and parallel events only add GIL contention to Gradio's per-event work.
+CONCURRENCY_LIMIT = 1
 
 
 def progress_html(p: store_ratings.Progress, lang: str) -> str:
