@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from functools import wraps
 from pathlib import Path
 
@@ -333,6 +334,185 @@ def parse_window(value: str) -> tuple[int, int]:
     except ValueError:
         raise StudioError("bad_rank_window", value=value) from None
     return start, end
+
+
+@cli.command()
+@click.option("--task", type=click.Choice(["embedder", "reranker"]), required=True)
+@click.option("--base", default="default", show_default=True, help="Model name in models/, a folder, a hub id, or 'default'.")
+@click.option("--train", "train_file", type=click.Path(exists=True, dir_okay=False), required=True,
+              help="FlagEmbedding JSONL from `studio export triplets`.")
+@click.option("--valid", "valid_file", type=click.Path(exists=True, dir_okay=False),
+              help="Validation JSONL (default: the .valid.jsonl beside --train, if any).")
+@click.option("--name", required=True, help="Output folder under models/.")
+@click.option("--method", type=click.Choice(["full", "lora"]), default="full", show_default=True)
+@click.option("--epochs", default=3.0, show_default=True)
+@click.option("--max-steps", default=-1, show_default=True, help="Stop after N steps (overrides --epochs).")
+@click.option("--batch-size", default=8, show_default=True, help="Queries per device per step.")
+@click.option("--lr", type=float, help="Learning rate (default 2e-5 full, 1e-4 LoRA).")
+@click.option("--group-size", default=8, show_default=True, help="1 positive + N-1 negatives per query.")
+@click.option("--query-max-len", default=128, show_default=True)
+@click.option("--passage-max-len", default=512, show_default=True)
+@click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), default="auto", show_default=True)
+@click.option("--gradient-checkpointing", is_flag=True)
+@click.option("--gpus", default=1, show_default=True, help="Run under torchrun on this many GPUs.")
+@click.pass_obj
+@friendly
+def train(ctx: Context, task: str, base: str, train_file: str, valid_file: str | None, name: str, method: str,
+          epochs: float, max_steps: int, batch_size: int, lr: float | None, group_size: int, query_max_len: int,
+          passage_max_len: int, precision: str, gradient_checkpointing: bool, gpus: int) -> None:
+    """Fine-tune an embedder or reranker in the foreground, with a progress bar; the model lands in models/NAME.
+
+    \b
+    The same worker the Train tab starts; Ctrl-C cancels and keeps the last checkpoint.
+    Example:
+        studio train --task embedder --base default --train exports/train.jsonl --name medical-v1
+    """
+    from studio.models.registry import resolve
+    from studio.store import jobs as store_jobs
+    from studio.training import jobs
+    from studio.training.config import TrainConfig, read_metrics
+
+    if valid_file is None:
+        beside = Path(train_file).with_suffix(".valid.jsonl")
+        valid_file = str(beside) if beside.exists() else None
+    config = TrainConfig(task=task, base=resolve(base), train=train_file, valid=valid_file, name=name, output_dir="",
+                         method=method, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr,
+                         group_size=group_size, query_max_len=query_max_len, passage_max_len=passage_max_len,
+                         precision=precision, gradient_checkpointing=gradient_checkpointing)
+    db = ctx.open()
+    job_id = jobs.create(db, config, created_by="cli")
+    proc = jobs.launch(db, job_id, gpus=gpus)
+    job_dir = Path(store_jobs.get_job(db, job_id)["job_dir"])
+    click.echo(f"job {job_id}: {job_dir} (log: {job_dir / 'log.txt'})", err=True)
+    shown = 0
+    try:
+        with click.progressbar(length=1, label="training", file=sys.stderr, show_eta=True) as bar:
+            while proc.poll() is None:
+                time.sleep(1)
+                rows = [r for r in read_metrics(job_dir) if r.get("loss") is not None]
+                if rows:
+                    last = rows[-1]
+                    bar.length = max(int(last.get("total_steps") or 1), 1)
+                    bar.label = f"loss {last['loss']:.4f}"
+                    bar.update(int(last["step"]) - shown)
+                    shown = int(last["step"])
+    except KeyboardInterrupt:
+        click.echo("\ncancelling (keeps the last checkpoint)…", err=True)
+        jobs.cancel(db, job_id, actor="cli")
+    job = jobs.refresh(db, job_id)
+    if job["status"] != "succeeded":
+        raise click.ClickException(f"job {job_id} {job['status']}: {job['error'] or 'see ' + str(job_dir / 'log.txt')}")
+    click.echo(f"model saved to {job['output_dir']}")
+
+
+@cli.group(invoke_without_command=True)
+@json_option
+@click.pass_context
+def jobs(click_ctx: click.Context, as_json: bool) -> None:
+    """List training jobs (`jobs cancel ID`, `jobs resume ID`)."""
+    if click_ctx.invoked_subcommand is None:
+        from studio.store import jobs as store_jobs
+        from studio.training import jobs as training_jobs
+
+        db = click_ctx.obj.open()
+        training_jobs.refresh_all(db)
+        rows = store_jobs.list_jobs(db)
+        emit(rows, as_json, "\n".join(
+            f"{r['id']:>4}  {r['status']:<10} {r['task']:<9} {r['name']:<30} {r['created_at'][:19]}"
+            + (f"  {r['error']}" if r["error"] else "") for r in rows) or "no jobs yet")
+
+
+@jobs.command(name="cancel")
+@click.argument("job_id", type=int)
+@click.pass_obj
+@friendly
+def jobs_cancel(ctx: Context, job_id: int) -> None:
+    """Stop a job after its current step, keeping the last checkpoint."""
+    from studio.training import jobs as training_jobs
+
+    click.echo(f"job {job_id}: {training_jobs.cancel(ctx.open(), job_id, actor='cli')['status']}")
+
+
+@jobs.command(name="resume")
+@click.argument("job_id", type=int)
+@click.pass_obj
+@friendly
+def jobs_resume(ctx: Context, job_id: int) -> None:
+    """Queue a failed or cancelled job again from its last checkpoint, and start it if there is room."""
+    from studio.training import jobs as training_jobs
+
+    db = ctx.open()
+    training_jobs.resume(db, job_id)
+    started = training_jobs.start_queued(db)
+    click.echo(f"job {job_id}: {'running' if job_id in started else 'queued'}")
+
+
+@cli.group(invoke_without_command=True)
+@json_option
+@click.pass_context
+def models(click_ctx: click.Context, as_json: bool) -> None:
+    """List models in models/ with their problems (`models check PATH`, `models default NAME`, `models delete NAME`)."""
+    if click_ctx.invoked_subcommand is None:
+        from dataclasses import asdict
+
+        from studio.i18n import t
+        from studio.models.registry import scan
+
+        infos = scan()
+        if as_json:
+            emit([asdict(i) for i in infos], True, "")
+            return
+        for info in infos:
+            mark = "*" if info.is_default else " "
+            click.echo(f"{mark} {info.name:<32} {info.kind:<9} {info.size_mb:>8.1f} MB  "
+                       f"{'ok' if info.ok else 'PROBLEM'}  {', '.join(info.loads_with)}")
+            for problem in info.problems:
+                click.echo(f"    {problem.severity}: {t('models.problem_' + problem.code, 'en', **problem.params)}")
+
+
+@models.command(name="check")
+@click.argument("path")
+@json_option
+@friendly
+def models_check(path: str, as_json: bool) -> None:
+    """Validate a model folder's layout and load it with the library that fits (exit 1 on an error)."""
+    from dataclasses import asdict
+
+    from studio.i18n import t
+    from studio.models.registry import check, resolve
+
+    info = check(resolve(path))
+    if as_json:
+        emit(asdict(info), True, "")
+    else:
+        click.echo(f"{info.path}: {info.kind}, {info.size_mb:.1f} MB, loads with: {', '.join(info.loads_with) or '-'}")
+        for problem in info.problems:
+            click.echo(f"  {problem.severity}: {t('models.problem_' + problem.code, 'en', **problem.params)}")
+    if not info.ok:
+        sys.exit(1)
+
+
+@models.command(name="default")
+@click.argument("name")
+@friendly
+def models_default(name: str) -> None:
+    """Make NAME the default model (used by pooling, mining and the demo views)."""
+    from studio.models.registry import set_default
+
+    set_default(name)
+    click.echo(f"default model: {name}")
+
+
+@models.command(name="delete")
+@click.argument("name")
+@click.confirmation_option(prompt="Delete this model folder?")
+@friendly
+def models_delete(name: str) -> None:
+    """Delete models/NAME."""
+    from studio.models.registry import delete
+
+    delete(name)
+    click.echo(f"deleted {name}")
 
 
 @cli.group(invoke_without_command=True)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DB = Path(os.environ.get("STUDIO_DB", "annotations.db"))
+JOBS_DIR = Path(os.environ.get("STUDIO_JOBS", "jobs"))
 EXPORTS_DIR = Path(os.environ.get("STUDIO_EXPORTS", "exports"))
 MODELS_DIR = Path(os.environ.get("STUDIO_MODELS", PROJECT_ROOT / "models"))
 ASSETS_DIR = PROJECT_ROOT / "assets"
@@ -17,6 +18,10 @@ RATINGS_PER_PAIR = 2
 # A pair served to an annotator is reserved for them this long; an abandoned tab frees it afterwards.
 ASSIGNMENT_TTL_SECONDS = 30 * 60
 ROLES = ("annotator", "expert", "admin")
+# A worker that has not refreshed its heartbeat for this long is presumed dead (it writes one every 2 s).
+HEARTBEAT_TIMEOUT_SECONDS = 30
+# Jobs that may train at the same time on this machine; more wait in the queue (one GPU, or two CPU cores).
+MAX_RUNNING_JOBS = int(os.environ.get("STUDIO_MAX_RUNNING_JOBS", "1"))
 
 
 def default_model_path() -> Path:

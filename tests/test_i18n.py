@@ -27,7 +27,13 @@ FAMILIES = {
     "data.scores_": ["none", "ratings"],
     "quality.warn_": ["duplicates", "near_duplicates", "similarity", "few_triplets", "gate_failed", "gate_undefined",
                       "no_positive_queries", "no_negative_queries", "truncation"],
-    "audit.": ["annotator.create", "annotator.role", "import", "pool", "rating.update", "rating.undo", "adjudicate"],
+    "train.task_": ["embedder", "reranker"],
+    "train.status_": ["queued", "running", "succeeded", "failed", "cancelled"],
+    "models.kind_": ["embedder", "m3", "reranker", "unknown"],
+    "models.problem_": ["missing_config", "missing_weights", "missing_tokenizer", "missing_modules_json",
+                        "missing_sentence_bert_config", "missing_pooling", "bad_json", "weights_mismatch",
+                        "missing_colbert_linear", "missing_sparse_linear", "load_failed", "not_a_folder"],
+    "audit.": ["job.create", "job.succeeded", "job.failed", "job.cancelled", "annotator.create", "annotator.role", "import", "pool", "rating.update", "rating.undo", "adjudicate"],
 }
 # Components whose first positional argument is visible text.
 TEXT_FIRST_ARG = {"Button", "Markdown", "Tab", "Accordion", "Label"}

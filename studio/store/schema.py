@@ -130,6 +130,30 @@ def m001_annotation_core(db: Database) -> None:
     )
 
 
+@migrations()
+def m002_jobs(db: Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE jobs (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,                 -- the output model's folder name under models/
+            task TEXT NOT NULL CHECK (task IN ('embedder', 'reranker')),
+            status TEXT NOT NULL CHECK (status IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')),
+            job_dir TEXT NOT NULL,
+            output_dir TEXT NOT NULL,
+            pid INTEGER,
+            exit_code INTEGER,
+            error TEXT,
+            created_by TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+            started_at TEXT,
+            ended_at TEXT
+        );
+        CREATE INDEX jobs_status ON jobs(status);
+        """
+    )
+
+
 def migrate(db: Database) -> None:
     """Apply pending migrations; safe to call on every start."""
     migrations.apply(db)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+import threading
+import time
 from pathlib import Path
 
 import gradio as gr
@@ -10,7 +13,7 @@ from studio.config import DEFAULT_DB
 from studio.i18n import LANGUAGE_NAMES, LANGUAGES
 from studio.ui.boot import boot_middleware
 from studio.ui.context import UIContext, make_i18n
-from studio.ui.tabs import adjudicate, agreement, annotate, data, import_
+from studio.ui.tabs import adjudicate, agreement, annotate, data, import_, models, train
 
 UI_DIR = Path(__file__).parent
 CSS = (UI_DIR / "style.css").read_text(encoding="utf-8")
@@ -37,9 +40,14 @@ def build_app(db_path: str | Path = DEFAULT_DB) -> tuple[gr.Blocks, gr.I18n]:
                 adj = adjudicate.build(ctx)
             with gr.Tab(i18n("tab.data"), id="data"):
                 data.build(ctx)
+            with gr.Tab(i18n("tab.train"), id="train") as t_train:
+                trn = train.build(ctx)
+            with gr.Tab(i18n("tab.models"), id="models") as t_models:
+                mdl = models.build(ctx)
 
         # Each tab refreshes when it is opened, so what one person did in another tab shows up.
-        for tab, parts in ((t_import, imp), (t_annotate, ann), (t_agreement, agr), (t_adjudicate, adj)):
+        for tab, parts in ((t_import, imp), (t_annotate, ann), (t_agreement, agr), (t_adjudicate, adj),
+                           (t_train, trn), (t_models, mdl)):
             key = "refresh_names" if parts is ann else "refresh"
             fn, inputs, outputs = parts[key]
             tab.select(fn, inputs, outputs, show_progress="hidden")
@@ -52,12 +60,35 @@ def build_app(db_path: str | Path = DEFAULT_DB) -> tuple[gr.Blocks, gr.I18n]:
     return demo, i18n
 
 
+def start_scheduler(db_path: str | Path, every: float = 5.0) -> threading.Thread:
+    """Re-attach to workers that outlived a restart, then keep starting queued jobs when there is room.
+
+    Only supervision happens in the app process; training always runs in the worker's own process.
+    """
+    from studio.store import opened
+    from studio.training import jobs
+
+    def loop() -> None:
+        while True:
+            try:
+                with opened(db_path) as db:
+                    jobs.start_queued(db)
+            except Exception as exc:  # keep supervising; the Train tab shows job errors
+                print(f"job scheduler: {exc}", file=sys.stderr)
+            time.sleep(every)
+
+    thread = threading.Thread(target=loop, name="job-scheduler", daemon=True)
+    thread.start()
+    return thread
+
+
 def launch(db_path: str | Path = DEFAULT_DB, host: str = "127.0.0.1", port: int = 7860, share: bool = False,
            auth: str | None = None, prevent_thread_lock: bool = False) -> gr.Blocks:
     """Start the app. Binds to 127.0.0.1 unless told otherwise; sharing requires --auth."""
     from studio.store import connect
 
     connect(db_path).close()  # create and migrate the database before the first request
+    start_scheduler(db_path)
     credentials = [tuple(item.split(":", 1)) for item in auth.split(",")] if auth else None
     if share and not credentials:
         raise SystemExit("--share needs --auth user:password so strangers cannot edit your labels")

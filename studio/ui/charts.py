@@ -68,3 +68,28 @@ def similarity_histogram(by_query: list[dict], threshold: float, lang: str) -> g
                       yaxis_title=t("data.queries", lang), xaxis={"range": [0, 1]}, height=340,
                       margin={"l": 40, "r": 20, "t": 50, "b": 40})
     return fig
+
+
+def loss_curves(metrics: list[dict], lang: str) -> go.Figure:
+    """Training loss per step, and validation loss where the worker reported one."""
+    train = [m for m in metrics if m.get("loss") is not None]
+    evals = [m for m in metrics if m.get("eval_loss") is not None]
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=[m["step"] for m in train], y=[m["loss"] for m in train], mode="lines+markers",
+                             name=t("train.train_loss", lang), marker={"size": 4}))
+    if evals:
+        fig.add_trace(go.Scatter(x=[m["step"] for m in evals], y=[m["eval_loss"] for m in evals],
+                                 mode="lines+markers", name=t("train.eval_loss", lang)))
+    fig.update_layout(title=t("train.loss_title", lang), xaxis_title=t("train.step", lang), yaxis_title="loss",
+                      height=320, margin={"l": 40, "r": 20, "t": 50, "b": 40},
+                      legend={"orientation": "h", "y": 1.12, "x": 1, "xanchor": "right"})
+    return fig
+
+
+def lr_curve(metrics: list[dict], lang: str) -> go.Figure:
+    rows = [m for m in metrics if m.get("lr") is not None]
+    fig = go.Figure(go.Scatter(x=[m["step"] for m in rows], y=[m["lr"] for m in rows], mode="lines",
+                               line={"color": "#16a34a"}))
+    fig.update_layout(title=t("train.lr_title", lang), xaxis_title=t("train.step", lang), yaxis_title="lr",
+                      yaxis={"exponentformat": "e"}, height=320, margin={"l": 60, "r": 20, "t": 50, "b": 40})
+    return fig

@@ -1,0 +1,97 @@
+"""What a training job is asked to do (`config.json`) and the files it leaves in its job folder.
+
+The job folder is the contract between the app and the worker process:
+
+    jobs/<id>/config.json     TrainConfig, written by the app before the worker starts
+    jobs/<id>/metrics.jsonl   one JSON object per logged step (see METRIC_FIELDS), appended by the worker
+    jobs/<id>/log.txt         the worker's stdout and stderr
+    jobs/<id>/heartbeat       rewritten every few seconds while the worker lives: "<pid> <unix time>"
+    jobs/<id>/cancel          created by the app to ask the worker to stop after the current step
+    jobs/<id>/checkpoints/    Hugging Face Trainer checkpoints (checkpoint-<step>/), used to resume
+    jobs/<id>/result.json     written once at the end: {"status", "model_dir", "error", "final"}
+
+Exit codes: 0 succeeded, 2 failed with an explained error in result.json, 3 cancelled; anything else is a crash.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+TASKS = ("embedder", "reranker")
+METHODS = ("full", "lora")
+ARCHITECTURES = ("auto", "m3", "encoder")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+EXIT_OK, EXIT_FAILED, EXIT_CANCELLED = 0, 2, 3
+# Keys a metrics.jsonl line may carry; step and time are always present.
+METRIC_FIELDS = ("step", "total_steps", "epoch", "loss", "eval_loss", "lr", "grad_norm", "samples_per_s",
+                 "gpu_mem_gb", "eta_s", "time")
+
+
+@dataclass
+class TrainConfig:
+    """One fine-tuning run. Defaults follow BGE-M3 fine-tuning practice (see DESIGN.md)."""
+
+    task: str                      # embedder | reranker
+    base: str                      # model folder, hub id, or "default" (the embedded all-MiniLM-L6-v2)
+    train: str                     # FlagEmbedding JSONL from `studio export triplets`
+    name: str                      # output folder name under models/
+    output_dir: str                # models/<name>, resolved by the app
+    valid: str | None = None       # validation JSONL (same format); enables eval loss
+    method: str = "full"           # full | lora
+    architecture: str = "auto"     # auto: m3 when the base has colbert_linear.pt / sparse_linear.pt
+    epochs: float = 3.0
+    max_steps: int = -1            # > 0 overrides epochs
+    batch_size: int = 8            # queries per device per step
+    lr: float | None = None        # None: 2e-5 full, 1e-4 LoRA
+    group_size: int = 8            # 1 positive + (group_size - 1) negatives per query
+    query_max_len: int = 128
+    passage_max_len: int = 512
+    temperature: float = 0.02
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    lora_targets: list[str] = field(default_factory=lambda: ["query", "key", "value"])
+    freeze_embeddings: bool = False
+    freeze_layers: int = 0         # freeze the lowest N transformer layers
+    gradient_checkpointing: bool = False
+    precision: str = "auto"        # auto: bf16 on GPUs that have it, fp16 on other GPUs, fp32 on CPU
+    unified: bool = True           # m3: dense + sparse + ColBERT together
+    self_distill: bool = True      # m3: self-knowledge distillation across the three heads
+    distill: str = "auto"          # auto: use pos_scores/neg_scores when the training file has them; on | off
+    seed: int = 42
+    logging_steps: int = 1
+    save_steps: int = 50
+    resume: bool = False           # continue from the newest checkpoint in the job folder
+    extra: dict = field(default_factory=dict)
+
+    def learning_rate(self) -> float:
+        return self.lr if self.lr is not None else (1e-4 if self.method == "lora" else 2e-5)
+
+    def save(self, job_dir: Path) -> Path:
+        path = Path(job_dir) / "config.json"
+        path.write_text(json.dumps(asdict(self), ensure_ascii=False, indent=2), encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, job_dir: Path) -> "TrainConfig":
+        data = json.loads((Path(job_dir) / "config.json").read_text(encoding="utf-8"))
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def read_metrics(job_dir: Path) -> list[dict]:
+    """Every complete line of metrics.jsonl (a line being written right now is skipped)."""
+    path = Path(job_dir) / "metrics.jsonl"
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
