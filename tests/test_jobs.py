@@ -1,0 +1,116 @@
+"""Job supervision with the real worker process: queue, cancel, a killed worker, resume."""
+
+import json
+import os
+import signal
+import time
+
+import pytest
+
+from studio.errors import StudioError
+from studio.store import connect
+from studio.store import jobs as store_jobs
+from studio.training import jobs
+from studio.training.config import TrainConfig, read_metrics
+from tests.tiny_models import build_tiny_reranker
+
+LINES = [
+    {"query": "warfarin and vitamin K", "pos": ["Vitamin K rich foods change how warfarin works."],
+     "neg": ["Statins lower LDL cholesterol.", "Ibuprofen can raise blood pressure.", "Sleep hygiene tips."]},
+    {"query": "儿童发烧多少度要去医院", "pos": ["三个月以下婴儿体温超过38℃应立即就医。"],
+     "neg": ["高血压患者应限制盐摄入。", "糖尿病足的日常护理。", "流感疫苗每年接种。"]},
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_reranker(tmp_path_factory):
+    return str(build_tiny_reranker(tmp_path_factory.mktemp("tiny") / "reranker"))
+
+
+@pytest.fixture
+def setup(tmp_path, tiny_reranker):
+    train = tmp_path / "train.jsonl"
+    train.write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in LINES), encoding="utf-8")
+    db = connect(tmp_path / "jobs.db")
+
+    def new_job(name: str, max_steps: int = 4, save_steps: int = 2) -> int:
+        config = TrainConfig(task="reranker", base=tiny_reranker, train=str(train), name=name, output_dir="",
+                             max_steps=max_steps, batch_size=2, group_size=2, query_max_len=16, passage_max_len=32,
+                             save_steps=save_steps, lr=1e-3)
+        return jobs.create(db, config, jobs_dir=tmp_path / "jobs", models_dir=tmp_path / "models")
+
+    return db, new_job, tmp_path
+
+
+def wait_for(db, job_id, statuses=("succeeded", "failed", "cancelled"), timeout=180):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        job = jobs.refresh(db, job_id)
+        if job["status"] in statuses:
+            return job
+        time.sleep(0.5)
+    raise AssertionError(f"job {job_id} still {job['status']}")
+
+
+def test_create_refuses_what_would_fail_later(setup, tmp_path):
+    db, new_job, _ = setup
+    with pytest.raises(StudioError) as err:
+        new_job("../escape")
+    assert err.value.code == "bad_model_name"
+    (tmp_path / "models" / "taken").mkdir(parents=True)
+    with pytest.raises(StudioError) as err:
+        new_job("taken")
+    assert err.value.code == "model_exists"
+    with pytest.raises(StudioError) as err:
+        jobs.create(db, TrainConfig(task="embedder", base="default", train=str(tmp_path / "nope.jsonl"), name="x",
+                                    output_dir=""))
+    assert err.value.code == "train_file_missing"
+
+
+def test_one_job_at_a_time_and_a_queued_job_cancels_at_once(setup, tmp_path):
+    db, new_job, _ = setup
+    first, second = new_job("first"), new_job("second")
+    assert jobs.start_queued(db, max_running=1) == [first]
+    assert store_jobs.get_job(db, second)["status"] == "queued"
+    assert jobs.cancel(db, second)["status"] == "cancelled"
+    done = wait_for(db, first)
+    assert done["status"] == "succeeded" and done["exit_code"] == 0
+    assert (tmp_path / "models" / "first" / "config.json").exists()
+    losses = [m["loss"] for m in read_metrics(done["job_dir"]) if m.get("loss") is not None]
+    assert losses and all(loss == loss for loss in losses), "finite losses reached metrics.jsonl"
+
+
+def test_a_killed_worker_is_detected_and_resume_finishes_it(setup, tmp_path):
+    db, new_job, _ = setup
+    job_id = new_job("killed", max_steps=40, save_steps=2)
+    jobs.start_queued(db)
+    job = store_jobs.get_job(db, job_id)
+    deadline = time.time() + 120
+    while not jobs.checkpoints(job["job_dir"]) and time.time() < deadline:
+        time.sleep(0.2)
+    assert jobs.checkpoints(job["job_dir"]), "a checkpoint was written"
+    os.killpg(job["pid"], signal.SIGKILL)  # as if the machine's OOM killer struck
+    failed = wait_for(db, job_id)
+    assert failed["status"] == "failed" and "resume" in failed["error"]
+    first_checkpoint = int(jobs.checkpoints(job["job_dir"])[-1].name.split("-")[1])
+    jobs.resume(db, job_id)
+    assert jobs.start_queued(db) == [job_id]
+    done = wait_for(db, job_id)
+    assert done["status"] == "succeeded", jobs.log_tail(done["job_dir"])
+    steps = [m["step"] for m in read_metrics(done["job_dir"]) if m.get("loss") is not None]
+    assert max(steps) == 40 and first_checkpoint >= 2
+    assert (tmp_path / "models" / "killed" / "config.json").exists()
+
+
+def test_cancel_a_running_job_keeps_its_checkpoint(setup):
+    db, new_job, _ = setup
+    job_id = new_job("cancelled", max_steps=400, save_steps=2)
+    jobs.start_queued(db)
+    job = store_jobs.get_job(db, job_id)
+    deadline = time.time() + 120
+    while not jobs.checkpoints(job["job_dir"]) and time.time() < deadline:
+        time.sleep(0.2)
+    assert jobs.cancel(db, job_id, grace_seconds=60)["status"] == "cancelled"
+    assert jobs.checkpoints(job["job_dir"])
+    with pytest.raises(StudioError):
+        jobs.resume(db, store_jobs.create_job(db, name="n", task="embedder", job_dir="x", output_dir="y"))
