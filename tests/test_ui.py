@@ -29,7 +29,7 @@ def test_app_builds_with_every_tab(db_path):
     config = demo.get_config_file()
     tabs = [str(c["props"].get("label")) for c in config["components"] if c["type"] == "tabitem"]
     assert [key.split('"key": "')[1].rstrip('"}') for key in tabs] == [
-        "tab.import", "tab.annotate", "tab.agreement", "tab.adjudicate", "tab.data"]
+        "tab.import", "tab.annotate", "tab.agreement", "tab.adjudicate", "tab.data", "tab.train", "tab.models"]
     assert set(i18n.translations_dict) == {"en", "zh-CN"}
 
 
@@ -122,3 +122,33 @@ def test_data_tab_reports_quality_and_exports(demo_ctx, tmp_path, monkeypatch):
 def test_data_tab_explains_an_empty_project(ctx):
     card, *_ = data.run_quality(ctx, "default", "en", progress=lambda *a, **k: None)
     assert "no gold labels yet" in card
+
+
+def test_train_tab_starts_a_job_and_shows_its_curves(ctx, tmp_path, monkeypatch):
+    import json
+    import time as _time
+
+    from studio.training import jobs as training_jobs
+    from studio.ui.tabs import train
+    from tests.tiny_models import build_tiny_reranker
+
+    monkeypatch.setattr(training_jobs.cfg, "JOBS_DIR", tmp_path / "jobs")
+    monkeypatch.setattr(training_jobs.cfg, "MODELS_DIR", tmp_path / "models")
+    base = str(build_tiny_reranker(tmp_path / "tiny"))
+    data = tmp_path / "train.jsonl"
+    data.write_text("".join(json.dumps({"query": f"q{i}", "pos": [f"answer {i}"], "neg": [f"other {i}", "noise"]}) + "\n"
+                            for i in range(4)), encoding="utf-8")
+    form = ["reranker", base, str(data), "full", "tiny-rr", 1, 4, 4, "1e-3", 2, 16, 32, 0.02, 0.1, "auto", False,
+            16, 32, 0.05]
+    assert "--task reranker" in train.preview(*form) and "--max-steps 4" in train.preview(*form)
+    message, job, card, loss_plot, lr_plot, log, table, timer = train.start(ctx, "en", *form)
+    assert "Job #1 created" in message and job["value"] == 1
+    deadline = _time.time() + 120
+    while _time.time() < deadline:
+        card, loss_plot, lr_plot, log, table, timer = train.poll(ctx, 1, "zh-CN")
+        if "已完成" in card:
+            break
+        _time.sleep(1)
+    assert "已完成" in card and (tmp_path / "models" / "tiny-rr" / "config.json").exists()
+    assert len(loss_plot.data[0].x) == 4, "one point per logged step"
+    assert list(table.iloc[0])[:4] == [1, "tiny-rr", "重排序模型（交叉编码器）", "已完成"]
