@@ -8,7 +8,6 @@ freezing: the ``prepare`` callable) and adds its callbacks to the runner's train
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 from FlagEmbedding.abc.finetune.embedder import AbsEmbedderDataArguments, AbsEmbedderTrainingArguments
@@ -18,38 +17,19 @@ from FlagEmbedding.finetune.embedder.encoder_only.m3 import (EncoderOnlyEmbedder
                                                              EncoderOnlyEmbedderM3Runner,
                                                              EncoderOnlyEmbedderM3TrainingArguments)
 
-Prepare = Callable[[object, object], None]  # (tokenizer, FlagEmbedding model) -> None, changes the model in place
+from studio.training.hook import Prepare, PrepareHook
+
 
 POOLING_KEYS = (("pooling_mode_cls_token", "cls"), ("pooling_mode_mean_tokens", "mean"),
                 ("pooling_mode_lasttoken", "last_token"))
 
 
-class StudioEmbedderRunner(EncoderOnlyEmbedderRunner):
+class StudioEmbedderRunner(PrepareHook, EncoderOnlyEmbedderRunner):
     """FlagEmbedding's dense encoder-only runner, with a hook run right after it builds the model."""
 
-    def __init__(self, model_args, data_args, training_args, prepare: Prepare | None = None):
-        self._prepare = prepare
-        super().__init__(model_args, data_args, training_args)
 
-    def load_tokenizer_and_model(self):
-        tokenizer, model = super().load_tokenizer_and_model()
-        if self._prepare:
-            self._prepare(tokenizer, model)
-        return tokenizer, model
-
-
-class StudioM3Runner(EncoderOnlyEmbedderM3Runner):
+class StudioM3Runner(PrepareHook, EncoderOnlyEmbedderM3Runner):
     """FlagEmbedding's BGE-M3 runner, with a hook run right after it builds the model."""
-
-    def __init__(self, model_args, data_args, training_args, prepare: Prepare | None = None):
-        self._prepare = prepare
-        super().__init__(model_args, data_args, training_args)
-
-    def load_tokenizer_and_model(self):
-        tokenizer, model = super().load_tokenizer_and_model()
-        if self._prepare:
-            self._prepare(tokenizer, model)
-        return tokenizer, model
 
 
 def base_pooling(base: str | Path, default: str = "cls") -> str:

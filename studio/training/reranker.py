@@ -7,30 +7,19 @@ Transformers reports as missing weights and trains from scratch.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 
 from FlagEmbedding.abc.finetune.reranker import (AbsRerankerDataArguments, AbsRerankerModelArguments,
                                                  AbsRerankerTrainingArguments)
 from FlagEmbedding.finetune.reranker.encoder_only.base import EncoderOnlyRerankerRunner
 
-Prepare = Callable[[object, object], None]
+from studio.training.hook import Prepare, PrepareHook
 
 # Names a sequence-classification head goes by; LoRA keeps these fully trainable (peft ``modules_to_save``).
 HEAD_NAMES = ("classifier", "pre_classifier", "score")
 
 
-class StudioRerankerRunner(EncoderOnlyRerankerRunner):
+class StudioRerankerRunner(PrepareHook, EncoderOnlyRerankerRunner):
     """FlagEmbedding's encoder-only reranker runner, with a hook run right after it builds the model."""
-
-    def __init__(self, model_args, data_args, training_args, prepare: Prepare | None = None):
-        self._prepare = prepare
-        super().__init__(model_args, data_args, training_args)
-
-    def load_tokenizer_and_model(self):
-        tokenizer, model = super().load_tokenizer_and_model()
-        if self._prepare:
-            self._prepare(tokenizer, model)
-        return tokenizer, model
 
 
 def argument_classes() -> tuple[type, type, type]:

@@ -1,0 +1,1 @@
+"""Evaluation: ranking metrics, base-vs-fine-tuned comparison with significance, error analysis."""
