@@ -54,10 +54,15 @@ def encode(texts: Sequence[str], model: str | Path | None = None, batch_size: in
 class DenseIndex:
     """Exact cosine search over pre-computed, normalised document embeddings."""
 
-    def __init__(self, texts: Sequence[str], model: str | Path | None = None):
+    def __init__(self, texts: Sequence[str], model: str | Path | None = None, cache: bool = True):
+        from studio.retrieval.cache import cached_encode
+
         self.model = model
         self.size = len(texts)
-        self.embeddings = encode(texts, model) if texts else np.zeros((0, 1), dtype=np.float32)
+        if not texts:
+            self.embeddings = np.zeros((0, 1), dtype=np.float32)
+        else:
+            self.embeddings = cached_encode(texts, model) if cache else encode(texts, model)
 
     def search_many(self, queries: Sequence[str], k: int = 10) -> list[list[tuple[int, float]]]:
         k = min(k, self.size)

@@ -1,0 +1,129 @@
+"""Produce runs to evaluate: exact cosine retrieval over the whole corpus, optionally reranked by a cross-encoder."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from studio.errors import StudioError
+
+
+@dataclass
+class EvalSet:
+    """What to evaluate on: queries, the whole corpus, and graded relevance (0/1/2) per query."""
+
+    name: str
+    queries: dict[str, str]
+    corpus: dict[str, str]
+    qrels: dict[str, dict[str, int]]
+
+
+@dataclass
+class RunResult:
+    """A ranked list per query, with what it cost."""
+
+    model: str
+    run: dict[str, dict[str, float]]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def from_beir(directory: str | Path, split: str = "test") -> EvalSet:
+    """A BEIR folder's split: graded labels keep their grades (capped at 2), as `studio import beir` does."""
+    from studio.ingest.beir import read_beir
+    from studio.store.gold import document_text
+
+    batch = read_beir(directory, split=split)
+    corpus = {d.key: document_text(d.title, d.text) for d in batch.extra_documents}
+    queries = {q.key: q.text for q in batch.extra_queries}
+    qrels: dict[str, dict[str, int]] = {}
+    for rec in batch.pairs:
+        corpus[rec.document.key] = document_text(rec.document.title, rec.document.text)
+        queries[rec.query.key] = rec.query.text
+        qrels.setdefault(rec.query.key, {})[rec.document.key] = rec.reference_label
+    return EvalSet(f"{Path(directory).name}/{split}", {q: queries[q] for q in qrels}, corpus, qrels)
+
+
+def from_gold(gold, exclude_queries: set[str] | None = None, name: str = "db") -> EvalSet:
+    """The database's gold labels, without the queries a model was trained on (pass them in `exclude_queries`)."""
+    keep = {q: text for q, text in gold.queries.items() if text not in (exclude_queries or set())}
+    qrels = {q: dict(gold.labels[q]) for q in keep if any(v > 0 for v in gold.labels[q].values())}
+    if not qrels:
+        raise StudioError("no_eval_queries")
+    return EvalSet(name, {q: keep[q] for q in qrels}, dict(gold.corpus), qrels)
+
+
+def training_queries(train_file: str | Path) -> set[str]:
+    """Query texts of a FlagEmbedding training file (to hold them out of an evaluation)."""
+    import json
+
+    with open(train_file, encoding="utf-8") as f:
+        return {json.loads(line)["query"] for line in f if line.strip()}
+
+
+def retrieve(evalset: EvalSet, model: str, k: int = 100) -> RunResult:
+    """Top-`k` documents per query by exact cosine similarity over cached corpus embeddings."""
+    from studio.retrieval.dense import DenseIndex, encode
+
+    doc_ids = list(evalset.corpus)
+    t0 = time.perf_counter()
+    index = DenseIndex([evalset.corpus[d] for d in doc_ids], model)
+    corpus_s = time.perf_counter() - t0
+    qids = list(evalset.queries)
+    t0 = time.perf_counter()
+    vectors = encode([evalset.queries[q] for q in qids], model)
+    encode_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    scores = vectors @ index.embeddings.T
+    k = min(k, len(doc_ids))
+    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    run = {}
+    for qi, qid in enumerate(qids):
+        order = top[qi][np.argsort(-scores[qi, top[qi]], kind="stable")]
+        run[qid] = {doc_ids[j]: float(scores[qi, j]) for j in order}
+    search_s = time.perf_counter() - t0
+    n = max(len(qids), 1)
+    return RunResult(str(model), run, {"corpus_s": round(corpus_s, 3), "query_encode_s": round(encode_s, 3),
+                                       "search_s": round(search_s, 4),
+                                       "queries_per_s": round(n / max(encode_s + search_s, 1e-9), 1)})
+
+
+def rerank(evalset: EvalSet, first: RunResult, reranker: str, top: int = 100, batch_size: int = 32) -> RunResult:
+    """Rescore each query's first `top` documents with a cross-encoder (FlagReranker); the rest are dropped."""
+    from FlagEmbedding import FlagReranker
+
+    try:
+        model = FlagReranker(reranker, use_fp16=False, devices="cpu" if not _cuda() else None)
+    except Exception as exc:
+        raise StudioError("model_missing", model=reranker, detail=str(exc).splitlines()[0][:200]) from exc
+    t0 = time.perf_counter()
+    run = {}
+    for qid, ranked in first.run.items():
+        docs = sorted(ranked, key=lambda d: -ranked[d])[:top]
+        scores = model.compute_score([[evalset.queries[qid], evalset.corpus[d]] for d in docs], batch_size=batch_size)
+        scores = [scores] if isinstance(scores, float) else scores
+        run[qid] = {d: float(s) for d, s in zip(docs, scores)}
+    seconds = time.perf_counter() - t0
+    timings = {**first.timings, "rerank_s": round(seconds, 3),
+               "queries_per_s": round(len(run) / max(seconds, 1e-9), 1)}
+    return RunResult(f"{first.model} → {reranker}", run, timings)
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def write_trec(result: RunResult, path: str | Path, tag: str) -> Path:
+    """TREC run format, one line per (query, document): ``qid Q0 docid rank score tag``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        for qid in sorted(result.run):
+            ranked = sorted(result.run[qid].items(), key=lambda item: (-item[1], item[0]))
+            for rank, (doc, score) in enumerate(ranked, start=1):
+                f.write(f"{qid} Q0 {doc} {rank} {score:.6f} {tag}\n")
+    return path

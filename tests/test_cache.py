@@ -1,0 +1,33 @@
+import numpy as np
+
+from studio.retrieval import cache
+from studio.retrieval.dense import encode
+
+
+def test_cache_reuses_vectors_and_invalidates_on_corpus_or_model_change(tmp_path, monkeypatch):
+    texts = ["糖尿病的并发症", "stroke warning signs", "warfarin and vitamin K"]
+    calls = []
+    real = encode
+
+    def counting(texts_, model=None, batch_size=64):
+        calls.append(len(texts_))
+        return real(texts_, model, batch_size)
+
+    monkeypatch.setattr("studio.retrieval.dense.encode", counting)
+    first = cache.cached_encode(texts, None, cache_dir=tmp_path)
+    again = cache.cached_encode(texts, None, cache_dir=tmp_path)
+    assert calls == [3] and np.array_equal(first, again), "the second call reads the cache"
+    cache.cached_encode(texts[:2] + ["warfarin and vitamin K2"], None, cache_dir=tmp_path)
+    assert calls == [3, 3], "an edited corpus is encoded again"
+    assert np.allclose(np.linalg.norm(first, axis=1), 1.0, atol=1e-5)
+
+
+def test_model_fingerprint_changes_when_weights_change(tmp_path):
+    folder = tmp_path / "m"
+    folder.mkdir()
+    weights = folder / "model.safetensors"
+    weights.write_bytes(b"x" * 10)
+    before = cache.model_fingerprint(folder)
+    weights.write_bytes(b"y" * 11)
+    assert cache.model_fingerprint(folder) != before
+    assert cache.model_fingerprint("BAAI/bge-m3") == cache.model_fingerprint("BAAI/bge-m3")
