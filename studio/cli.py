@@ -405,6 +405,82 @@ def train(ctx: Context, task: str, base: str, train_file: str, valid_file: str |
     click.echo(f"model saved to {job['output_dir']}")
 
 
+@cli.command(name="eval")
+@click.option("--model", "models_", multiple=True, required=True,
+              help="Model to evaluate (repeat: the first is the baseline the others are compared with).")
+@click.option("--beir", "beir_dir", type=click.Path(file_okay=False), help="Evaluate on a BEIR folder.")
+@click.option("--split", default="test", show_default=True)
+@click.option("--db", "use_db", is_flag=True, help="Evaluate on the database's gold labels.")
+@click.option("--exclude-train", type=click.Path(exists=True, dir_okay=False),
+              help="With --db: leave out the queries of this training file.")
+@click.option("--k", "ks", default="1,5,10,20", show_default=True, help="Cut-offs.")
+@click.option("--reranker", help="Cross-encoder that rescores each model's top documents.")
+@click.option("--rerank-top", default=100, show_default=True)
+@click.option("--run-out", type=click.Path(file_okay=False, path_type=Path), help="Write TREC run files here.")
+@json_option
+@click.pass_obj
+@friendly
+def eval_(ctx: Context, models_: tuple[str, ...], beir_dir: str | None, split: str, use_db: bool,
+          exclude_train: str | None, ks: str, reranker: str | None, rerank_top: int, run_out: Path | None,
+          as_json: bool) -> None:
+    """P@K, Recall@K, MRR@K, NDCG@K per model; with two or more models, the change and its significance.
+
+    \b
+    Significance: paired randomisation test per metric, Holm-corrected across metrics.
+    Example:
+        studio eval --model default --model medical-v1 --beir ./scifact --split test
+    """
+    from studio.evaluation import runner
+    from studio.evaluation.compare import compare_models
+    from studio.evaluation.errors import analyse
+    from studio.evaluation.metrics import evaluate
+    from studio.models.registry import resolve
+
+    if bool(beir_dir) == use_db:
+        raise click.UsageError("give exactly one of --beir DIR or --db")
+    cutoffs = tuple(int(k) for k in ks.split(","))
+    if beir_dir:
+        evalset = runner.from_beir(beir_dir, split)
+    else:
+        from studio.store.gold import gold_set
+
+        held_out = runner.training_queries(exclude_train) if exclude_train else None
+        evalset = runner.from_gold(gold_set(ctx.open()), held_out)
+    results = []
+    for name in models_:
+        result = runner.retrieve(evalset, resolve(name), k=max(max(cutoffs), rerank_top if reranker else 0, 100))
+        if reranker:
+            result = runner.rerank(evalset, result, resolve(reranker), top=rerank_top)
+        result.model = name + (f" → {reranker}" if reranker else "")
+        if run_out:
+            runner.write_trec(result, run_out / f"{Path(name).name}.trec", tag=Path(name).name)
+        results.append(result)
+    report = {"evalset": evalset.name, "queries": len(evalset.qrels), "documents": len(evalset.corpus), "models": []}
+    for result in results:
+        errors = analyse(evalset.qrels, result.run)
+        report["models"].append({"model": result.model, "metrics": evaluate(evalset.qrels, result.run, cutoffs),
+                                 "timings": result.timings, "errors": errors.counts})
+    comparisons = [compare_models(evalset.qrels, results[0].run, other.run, cutoffs) for other in results[1:]]
+    report["comparisons"] = [{"baseline": results[0].model, "model": other.model, **c.as_dict()}
+                             for other, c in zip(results[1:], comparisons)]
+    if as_json:
+        emit(report, True, "")
+        return
+    click.echo(f"{report['evalset']}: {report['queries']} queries, {report['documents']} documents")
+    names = [m["model"] for m in report["models"]]
+    metric_names = list(report["models"][0]["metrics"])
+    click.echo(f"{'metric':<12}" + "".join(f"{pad(n[-22:], 24)}" for n in names))
+    for metric in metric_names:
+        click.echo(f"{metric:<12}" + "".join(f"{m['metrics'][metric]:<24.4f}" for m in report["models"]))
+    for comparison, cmp in zip(report["comparisons"], comparisons):
+        click.echo(f"\n{comparison['model']} vs {comparison['baseline']} (paired randomisation, Holm-corrected):")
+        for row in cmp.rows:
+            rel = "" if row.relative is None else f" ({row.relative:+.1%})"
+            mark = " *" if row.significant else ""
+            click.echo(f"  {row.metric:<12} {row.delta:+.4f}{rel:<10} p={row.p_holm:.4f}{mark}  "
+                       f"wins/ties/losses {row.wins}/{row.ties}/{row.losses}")
+
+
 @cli.group(invoke_without_command=True)
 @json_option
 @click.pass_context

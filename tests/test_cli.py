@@ -99,3 +99,25 @@ def test_export_refuses_bad_options_in_one_line(db_path, tmp_path):
     assert result.exit_code == 1 and "rank window" in result.output and "Traceback" not in result.output
     result = run(db_path, "export", "triplets", str(tmp_path / "t.txt"))
     assert result.exit_code == 1 and "must be a .jsonl file" in result.output
+
+
+def test_eval_on_a_beir_folder_compares_two_models(db_path, tmp_path):
+    from studio.config import PROJECT_ROOT
+
+    demo = PROJECT_ROOT / "assets" / "demo"
+    result = run(db_path, "eval", "--model", "default", "--model", "default", "--beir", str(demo),
+                 "--k", "1,10", "--run-out", str(tmp_path / "runs"), "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["queries"] == 30 and report["documents"] == 95
+    metrics = report["models"][0]["metrics"]
+    assert {"ndcg@10", "mrr@10", "recall@10", "p@1"} <= set(metrics) and 0 < metrics["ndcg@10"] <= 1
+    rows = report["comparisons"][0]["rows"]
+    assert all(r["delta"] == 0 and r["p_value"] == 1.0 and not r["significant"] for r in rows), "a model vs itself"
+    trec = (tmp_path / "runs" / "default.trec").read_text().splitlines()
+    assert trec[0].split()[1] == "Q0" and trec[0].split()[3] == "1"
+
+
+def test_eval_needs_one_source(db_path):
+    result = run(db_path, "eval", "--model", "default")
+    assert result.exit_code != 0 and "--beir DIR or --db" in result.output

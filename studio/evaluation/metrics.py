@@ -1,0 +1,129 @@
+"""Ranking metrics on graded relevance (0/1/2): P@k, Recall@k, MRR@k and nDCG@k, per query and averaged.
+
+Inputs are plain dicts: ``qrels`` maps query id → {doc id → relevance}, ``run`` maps query id → {doc id →
+score}, higher scores ranking first. Every value equals ``ranx.evaluate`` (0.3.21, ``make_comparable=True``)
+on the same data, with ranx's metric names ``precision@k``, ``recall@k``, ``mrr@k``, ``ndcg@k``. The
+conventions, all ranx's:
+
+* The queries evaluated, and averaged over, are those of ``qrels``; run queries absent from ``qrels`` are
+  ignored, and a ``qrels`` query absent from the run has an empty ranking (0 on every metric).
+* A document is relevant when its relevance is > 0. Relevance-0 judgments and unjudged documents are
+  alike: not relevant, gain 0.
+* A query with no relevant document (only 0s, or no judgments) scores 0 on every metric and still counts
+  in the mean.
+* A ranking shorter than k is not padded with anything but misses: P@k still divides by k.
+* Ties in score are broken by doc id ascending (see :func:`ranked_ids`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+METRICS: tuple[str, ...] = ("p", "recall", "mrr", "ndcg")
+DEFAULT_KS: tuple[int, ...] = (1, 5, 10, 20)
+primary_metric = "ndcg@10"
+
+
+def ranked_ids(run_q: Mapping[str, float]) -> list[str]:
+    """Doc ids by score descending, ties by doc id ascending.
+
+    ranx has no tie rule of its own: a ``ranx.Run`` keeps insertion order among equal scores for up to 15
+    documents (numba's quicksort finishes small arrays with a stable insertion sort) and leaves them in an
+    unspecified order beyond that, and a plain dict passed to ``ranx.evaluate`` reverses insertion order.
+    Doc id order makes the ranking a function of the scores alone; ranx agrees with it whenever each
+    query's documents are inserted in doc id order and ties fall within rankings of at most 15 documents.
+
+    Raises:
+        ValueError: a score is NaN.
+    """
+    for doc, score in run_q.items():
+        if score != score:
+            raise ValueError(f"score of document {doc!r} is NaN")
+    return sorted(run_q, key=lambda doc: (-run_q[doc], doc))
+
+
+def metric_names(ks: Sequence[int] = DEFAULT_KS, metrics: Sequence[str] = METRICS) -> list[str]:
+    """``"{metric}@{k}"`` for each metric, then each cut-off: ``["p@1", "p@5", ..., "ndcg@20"]``.
+
+    Raises:
+        ValueError: an unknown metric, no metric or cut-off, or a cut-off that is not a positive int.
+    """
+    _check(ks, metrics)
+    return [f"{m}@{k}" for m in metrics for k in ks]
+
+
+def per_query(qrels: Mapping[str, Mapping[str, int]], run: Mapping[str, Mapping[str, float]],
+              ks: Sequence[int] = DEFAULT_KS, metrics: Sequence[str] = METRICS) -> dict[str, dict[str, float]]:
+    """Each metric at each cut-off for each query of `qrels`: ``{"ndcg@10": {qid: value}}``.
+
+    With ``rel_i`` the relevance of the document at rank i (1-based; 0 if unjudged or past the ranking's
+    end), ``R`` the number of documents with relevance > 0 and ``hits@k = #{i <= k : rel_i > 0}``:
+
+    * ``p@k = hits@k / k``
+    * ``recall@k = hits@k / R``
+    * ``mrr@k = 1 / min{i <= k : rel_i > 0}`` (0 when there is none)
+    * ``ndcg@k = DCG@k / IDCG@k``, ``DCG@k = sum_{i<=k} rel_i / log2(i + 1)`` (Järvelin & Kekäläinen,
+      gain = relevance), IDCG@k the DCG@k of the judgments sorted by relevance descending.
+
+    All four are 0 when ``R == 0``. See the module docstring for how missing queries and ties are treated.
+
+    Raises:
+        ValueError: an unknown metric, a bad cut-off, a negative relevance, or a NaN score.
+    """
+    _check(ks, metrics)
+    depth = max(ks)
+    discounts = np.log2(np.arange(2, depth + 2))
+    out: dict[str, dict[str, float]] = {name: {} for name in metric_names(ks, metrics)}
+    for qid, judged in qrels.items():
+        for doc, rel in judged.items():
+            if rel < 0:
+                raise ValueError(f"query {qid!r}, document {doc!r}: relevance {rel!r} is negative")
+        relevant = sorted((rel for rel in judged.values() if rel > 0), reverse=True)
+        gains = np.zeros(depth)
+        ideal = np.zeros(depth)
+        top = ranked_ids(run.get(qid, {}))[:depth]
+        gains[:len(top)] = [judged.get(doc, 0) for doc in top]
+        ideal[:min(len(relevant), depth)] = relevant[:depth]
+        hits = np.cumsum(gains > 0)
+        dcg = np.cumsum(gains / discounts)
+        idcg = np.cumsum(ideal / discounts)
+        found = np.flatnonzero(gains > 0)
+        first = int(found[0]) + 1 if found.size else None
+        for k in ks:
+            values = {"p": 0.0, "recall": 0.0, "mrr": 0.0, "ndcg": 0.0}
+            if relevant:
+                values["p"] = float(hits[k - 1]) / k
+                values["recall"] = float(hits[k - 1]) / len(relevant)
+                values["mrr"] = 1 / first if first is not None and first <= k else 0.0
+                values["ndcg"] = float(dcg[k - 1] / idcg[k - 1])
+            for m in metrics:
+                out[f"{m}@{k}"][qid] = values[m]
+    return out
+
+
+def evaluate(qrels: Mapping[str, Mapping[str, int]], run: Mapping[str, Mapping[str, float]],
+             ks: Sequence[int] = DEFAULT_KS, metrics: Sequence[str] = METRICS) -> dict[str, float]:
+    """Mean of each :func:`per_query` metric over the queries of `qrels`: ``{"ndcg@10": 0.52, ...}``.
+
+    Raises:
+        ValueError: `qrels` has no query, or as :func:`per_query`.
+    """
+    if not qrels:
+        raise ValueError("qrels has no query to evaluate")
+    return {name: float(np.mean(list(values.values())))
+            for name, values in per_query(qrels, run, ks, metrics).items()}
+
+
+def _check(ks: Sequence[int], metrics: Sequence[str]) -> None:
+    if not ks:
+        raise ValueError("no cut-off given")
+    if not metrics:
+        raise ValueError("no metric given")
+    for k in ks:
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"cut-off {k!r} is not a positive integer")
+    for m in metrics:
+        if m not in METRICS:
+            raise ValueError(f"metric {m!r} is not one of {METRICS}")
