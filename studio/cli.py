@@ -431,10 +431,7 @@ def eval_(ctx: Context, models_: tuple[str, ...], beir_dir: str | None, split: s
         studio eval --model default --model medical-v1 --beir ./scifact --split test
     """
     from studio.evaluation import runner
-    from studio.evaluation.compare import compare_models
-    from studio.evaluation.errors import analyse
-    from studio.evaluation.metrics import evaluate
-    from studio.models.registry import resolve
+    from studio.evaluation.report import evaluate_models
 
     if bool(beir_dir) == use_db:
         raise click.UsageError("give exactly one of --beir DIR or --db")
@@ -446,23 +443,8 @@ def eval_(ctx: Context, models_: tuple[str, ...], beir_dir: str | None, split: s
 
         held_out = runner.training_queries(exclude_train) if exclude_train else None
         evalset = runner.from_gold(gold_set(ctx.open()), held_out)
-    results = []
-    for name in models_:
-        result = runner.retrieve(evalset, resolve(name), k=max(max(cutoffs), rerank_top if reranker else 0, 100))
-        if reranker:
-            result = runner.rerank(evalset, result, resolve(reranker), top=rerank_top)
-        result.model = name + (f" → {reranker}" if reranker else "")
-        if run_out:
-            runner.write_trec(result, run_out / f"{Path(name).name}.trec", tag=Path(name).name)
-        results.append(result)
-    report = {"evalset": evalset.name, "queries": len(evalset.qrels), "documents": len(evalset.corpus), "models": []}
-    for result in results:
-        errors = analyse(evalset.qrels, result.run)
-        report["models"].append({"model": result.model, "metrics": evaluate(evalset.qrels, result.run, cutoffs),
-                                 "timings": result.timings, "errors": errors.counts})
-    comparisons = [compare_models(evalset.qrels, results[0].run, other.run, cutoffs) for other in results[1:]]
-    report["comparisons"] = [{"baseline": results[0].model, "model": other.model, **c.as_dict()}
-                             for other, c in zip(results[1:], comparisons)]
+    report, comparisons = evaluate_models(evalset, models_, cutoffs, reranker=reranker, rerank_top=rerank_top,
+                                          run_out=run_out)
     if as_json:
         emit(report, True, "")
         return

@@ -28,6 +28,7 @@ FAMILIES = {
     "quality.warn_": ["duplicates", "near_duplicates", "similarity", "few_triplets", "gate_failed", "gate_undefined",
                       "no_positive_queries", "no_negative_queries", "truncation"],
     "train.task_": ["embedder", "reranker"],
+    "evaluate.bucket_": ["complete_failure", "partial_failure", "ranking_issue"],
     "train.status_": ["queued", "running", "succeeded", "failed", "cancelled"],
     "models.kind_": ["embedder", "m3", "reranker", "unknown"],
     "models.problem_": ["missing_config", "missing_weights", "missing_tokenizer", "missing_modules_json",

@@ -29,7 +29,7 @@ def test_app_builds_with_every_tab(db_path):
     config = demo.get_config_file()
     tabs = [str(c["props"].get("label")) for c in config["components"] if c["type"] == "tabitem"]
     assert [key.split('"key": "')[1].rstrip('"}') for key in tabs] == [
-        "tab.import", "tab.annotate", "tab.agreement", "tab.adjudicate", "tab.data", "tab.train", "tab.models"]
+        "tab.import", "tab.annotate", "tab.agreement", "tab.adjudicate", "tab.data", "tab.train", "tab.models", "tab.evaluate"]
     assert set(i18n.translations_dict) == {"en", "zh-CN"}
 
 
@@ -152,3 +152,23 @@ def test_train_tab_starts_a_job_and_shows_its_curves(ctx, tmp_path, monkeypatch)
     assert "已完成" in card and (tmp_path / "models" / "tiny-rr" / "config.json").exists()
     assert len(loss_plot.data[0].x) == 4, "one point per logged step"
     assert list(table.iloc[0])[:4] == [1, "tiny-rr", "重排序模型（交叉编码器）", "已完成"]
+
+
+def test_evaluate_tab_compares_models_on_the_demo_beir_folder(ctx):
+    from studio.config import DEMO_DIR
+    from studio.ui.tabs import evaluate
+
+    summary, bars, table, delta, errors, raw = evaluate.run(
+        ctx, ["default", "default"], "beir", str(DEMO_DIR), "test", None, "1,10", "zh-CN",
+        progress=lambda *a, **k: None)
+    assert "30 个查询" in summary and "中有 0 项显著" in summary
+    assert isinstance(bars, go.Figure) and isinstance(delta, go.Figure)
+    assert set(table["查询 更好/持平/更差"]) == {"0/30/0"}, "a model against itself ties on every query"
+    assert list(errors.iloc[0])[0] == "default" and raw["queries"] == 30
+
+
+def test_evaluate_tab_explains_missing_gold_labels(ctx):
+    from studio.ui.tabs import evaluate
+
+    summary, *rest = evaluate.run(ctx, ["default"], "db", "", "test", None, "10", "en", progress=lambda *a, **k: None)
+    assert "no query with a relevant gold label" in summary and rest == [None] * 5

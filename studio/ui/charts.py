@@ -93,3 +93,24 @@ def lr_curve(metrics: list[dict], lang: str) -> go.Figure:
     fig.update_layout(title=t("train.lr_title", lang), xaxis_title=t("train.step", lang), yaxis_title="lr",
                       yaxis={"exponentformat": "e"}, height=320, margin={"l": 60, "r": 20, "t": 50, "b": 40})
     return fig
+
+
+def metric_bars(report: dict, metrics: list[str], lang: str) -> go.Figure:
+    """One group of bars per metric, one bar per model."""
+    fig = go.Figure([go.Bar(name=m["model"], x=metrics, y=[m["metrics"][k] for k in metrics],
+                            text=[f"{m['metrics'][k]:.3f}" for k in metrics], textposition="outside")
+                     for m in report["models"]])
+    fig.update_layout(barmode="group", title=t("evaluate.bars_title", lang, evalset=report["evalset"]),
+                      yaxis={"range": [0, 1.08]}, height=360, margin={"l": 40, "r": 20, "t": 50, "b": 40},
+                      legend={"orientation": "h", "y": -0.15})
+    return fig
+
+
+def delta_histogram(per_query_delta: dict[str, float], lang: str) -> go.Figure:
+    """Per-query change of nDCG@10 (fine-tuned minus base): right of zero = better."""
+    values = list(per_query_delta.values())
+    fig = go.Figure(go.Histogram(x=values, nbinsx=30, marker_color="#6366f1"))
+    fig.add_vline(x=0, line_dash="dash", line_color="#475569")
+    fig.update_layout(title=t("evaluate.delta_title", lang), xaxis_title="Δ nDCG@10", yaxis_title=t("data.queries", lang),
+                      height=360, margin={"l": 40, "r": 20, "t": 50, "b": 40})
+    return fig
