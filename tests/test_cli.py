@@ -121,3 +121,24 @@ def test_eval_on_a_beir_folder_compares_two_models(db_path, tmp_path):
 def test_eval_needs_one_source(db_path):
     result = run(db_path, "eval", "--model", "default")
     assert result.exit_code != 0 and "--beir DIR or --db" in result.output
+
+
+def test_train_in_the_foreground_registers_the_model(db_path, tmp_path, monkeypatch):
+    from studio import config as cfg
+    from tests.tiny_models import build_tiny_reranker
+
+    monkeypatch.setattr(cfg, "JOBS_DIR", tmp_path / "jobs")
+    monkeypatch.setattr(cfg, "MODELS_DIR", tmp_path / "models")
+    base = build_tiny_reranker(tmp_path / "tiny")
+    data = tmp_path / "train.jsonl"
+    data.write_text("".join(json.dumps({"query": f"q{i}", "pos": [f"answer {i}"], "neg": [f"other {i}"]}) + "\n"
+                            for i in range(4)), encoding="utf-8")
+    result = run(db_path, "train", "--task", "reranker", "--base", str(base), "--train", str(data), "--name", "rr",
+                 "--max-steps", "3", "--batch-size", "4", "--group-size", "2", "--query-max-len", "16",
+                 "--passage-max-len", "32", "--freeze-embeddings")
+    assert result.exit_code == 0, result.output
+    assert "model saved to" in result.stdout and (tmp_path / "models" / "rr" / "studio_model.json").exists()
+    jobs_listed = json.loads(run(db_path, "jobs", "--json").stdout)
+    assert [(j["name"], j["status"]) for j in jobs_listed] == [("rr", "succeeded")]
+    again = run(db_path, "train", "--task", "reranker", "--base", str(base), "--train", str(data), "--name", "rr")
+    assert again.exit_code == 1 and "already exists" in again.output

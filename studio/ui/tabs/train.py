@@ -35,7 +35,7 @@ def model_choices() -> list[str]:
 
 def make_config(task, base, train_file, method, name, epochs, max_steps, batch_size, lr, group_size, query_max_len,
                 passage_max_len, temperature, warmup, precision, checkpointing, lora_r, lora_alpha,
-                lora_dropout) -> TrainConfig:
+                lora_dropout, lora_targets="query,key,value", freeze_embeddings=False, freeze_layers=0) -> TrainConfig:
     valid = Path(train_file or "").with_suffix(".valid.jsonl") if train_file else None
     return TrainConfig(
         task=task, base=base or "default", train=train_file or "", name=(name or "").strip(), output_dir="",
@@ -44,7 +44,9 @@ def make_config(task, base, train_file, method, name, epochs, max_steps, batch_s
         group_size=int(group_size), query_max_len=int(query_max_len), passage_max_len=int(passage_max_len),
         temperature=float(temperature), warmup_ratio=float(warmup), precision=precision,
         gradient_checkpointing=bool(checkpointing), lora_r=int(lora_r), lora_alpha=int(lora_alpha),
-        lora_dropout=float(lora_dropout))
+        lora_dropout=float(lora_dropout),
+        lora_targets=[x.strip() for x in (lora_targets or "query,key,value").split(",") if x.strip()],
+        freeze_embeddings=bool(freeze_embeddings), freeze_layers=int(freeze_layers or 0))
 
 
 def preview(*values) -> str:
@@ -61,6 +63,13 @@ def preview(*values) -> str:
         args += ["--precision", c.precision]
     if c.gradient_checkpointing:
         args.append("--gradient-checkpointing")
+    if c.method == "lora":
+        args += ["--lora-r", str(c.lora_r), "--lora-alpha", str(c.lora_alpha), "--lora-dropout", f"{c.lora_dropout:g}",
+                 "--lora-targets", ",".join(c.lora_targets)]
+    if c.freeze_embeddings:
+        args.append("--freeze-embeddings")
+    if c.freeze_layers:
+        args += ["--freeze-layers", str(c.freeze_layers)]
     return " ".join(shlex.quote(a) for a in args)
 
 
@@ -179,8 +188,12 @@ def build(ctx: UIContext) -> dict:
             lora_r = gr.Number(16, precision=0, label=i18n("train.lora_r"))
             lora_alpha = gr.Number(32, precision=0, label=i18n("train.lora_alpha"))
             lora_dropout = gr.Number(0.05, label=i18n("train.lora_dropout"))
+            lora_targets = gr.Textbox("query,key,value", label=i18n("train.lora_targets"))
+        with gr.Row():
+            freeze_embeddings = gr.Checkbox(False, label=i18n("train.freeze_embeddings"))
+            freeze_layers = gr.Number(0, precision=0, label=i18n("train.freeze_layers"))
     form = [task, base, train_file, method, name, epochs, max_steps, batch, lr, group, qlen, plen, temperature, warmup,
-            precision, checkpointing, lora_r, lora_alpha, lora_dropout]
+            precision, checkpointing, lora_r, lora_alpha, lora_dropout, lora_targets, freeze_embeddings, freeze_layers]
     command = gr.Code(label=i18n("train.command"), language="shell", interactive=False)
     start_btn = gr.Button(i18n("train.start"), variant="primary", elem_id="rs-train-start")
     message = gr.HTML()
