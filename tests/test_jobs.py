@@ -52,6 +52,17 @@ def wait_for(db, job_id, statuses=("succeeded", "failed", "cancelled"), timeout=
     raise AssertionError(f"job {job_id} still {job['status']}")
 
 
+def start_and_wait_for_checkpoint(db, job_id, timeout=120) -> dict:
+    """Start the queue and return the job row once its worker has written a first checkpoint."""
+    jobs.start_queued(db)
+    job = store_jobs.get_job(db, job_id)
+    deadline = time.time() + timeout
+    while not jobs.checkpoints(job["job_dir"]) and time.time() < deadline:
+        time.sleep(0.2)
+    assert jobs.checkpoints(job["job_dir"]), "a checkpoint was written"
+    return job
+
+
 def test_create_refuses_what_would_fail_later(setup, tmp_path):
     db, new_job, _ = setup
     with pytest.raises(StudioError) as err:
@@ -83,12 +94,7 @@ def test_one_job_at_a_time_and_a_queued_job_cancels_at_once(setup, tmp_path):
 def test_a_killed_worker_is_detected_and_resume_finishes_it(setup, tmp_path):
     db, new_job, _ = setup
     job_id = new_job("killed", max_steps=40, save_steps=2)
-    jobs.start_queued(db)
-    job = store_jobs.get_job(db, job_id)
-    deadline = time.time() + 120
-    while not jobs.checkpoints(job["job_dir"]) and time.time() < deadline:
-        time.sleep(0.2)
-    assert jobs.checkpoints(job["job_dir"]), "a checkpoint was written"
+    job = start_and_wait_for_checkpoint(db, job_id)
     os.killpg(job["pid"], signal.SIGKILL)  # as if the machine's OOM killer struck
     failed = wait_for(db, job_id)
     assert failed["status"] == "failed" and "resume" in failed["error"]
@@ -105,11 +111,7 @@ def test_a_killed_worker_is_detected_and_resume_finishes_it(setup, tmp_path):
 def test_cancel_a_running_job_keeps_its_checkpoint(setup):
     db, new_job, _ = setup
     job_id = new_job("cancelled", max_steps=400, save_steps=2)
-    jobs.start_queued(db)
-    job = store_jobs.get_job(db, job_id)
-    deadline = time.time() + 120
-    while not jobs.checkpoints(job["job_dir"]) and time.time() < deadline:
-        time.sleep(0.2)
+    job = start_and_wait_for_checkpoint(db, job_id)
     assert jobs.cancel(db, job_id, grace_seconds=60)["status"] == "cancelled"
     assert jobs.checkpoints(job["job_dir"])
     with pytest.raises(StudioError):
