@@ -29,7 +29,7 @@ def test_app_builds_with_every_tab(db_path):
     config = demo.get_config_file()
     tabs = [str(c["props"].get("label")) for c in config["components"] if c["type"] == "tabitem"]
     assert [key.split('"key": "')[1].rstrip('"}') for key in tabs] == [
-        "tab.import", "tab.annotate", "tab.agreement", "tab.adjudicate", "tab.data", "tab.train", "tab.models", "tab.evaluate"]
+        "tab.import", "tab.annotate", "tab.agreement", "tab.adjudicate", "tab.data", "tab.train", "tab.models", "tab.evaluate", "tab.compare"]
     assert set(i18n.translations_dict) == {"en", "zh-CN"}
 
 
@@ -172,3 +172,38 @@ def test_evaluate_tab_explains_missing_gold_labels(ctx):
 
     summary, *rest = evaluate.run(ctx, ["default"], "db", "", "test", None, "10", "en", progress=lambda *a, **k: None)
     assert "no query with a relevant gold label" in summary and rest == [None] * 5
+
+
+def test_compare_shows_two_models_side_by_side_with_moves_badges_and_queueing(demo_ctx, tmp_path):
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from studio.config import default_model_path
+    from studio.ui.tabs import compare
+
+    other = SentenceTransformer(str(default_model_path()), device="cpu")
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in other[0].auto_model.encoder.layer[-1].parameters():
+            p.add_(torch.randn_like(p) * 0.05)  # a different model: what fine-tuning does, in miniature
+    other.save(str(tmp_path / "other"))
+
+    from studio.store.lookup import example_queries
+
+    with demo_ctx.db() as db:
+        query = example_queries(db)[0]  # the first example the tab offers
+    left, right, pick, status = compare.run_search(demo_ctx, query, "default", str(tmp_path / "other"), 10, "zh-CN")
+    assert left.count('class="rs-hit"') == 10 and right.count('class="rs-hit"') == 10
+    assert "rs-badge" in left, "gold labels of the demo query show as badges"
+    assert left != right and ("▲" in left or "▼" in left or "rs-new" in left), "the two models rank differently"
+    assert "毫秒" in left and "<mark>" in left
+    doc = pick["choices"][0][1]
+    assert "已加入标注队列" in compare.send_to_queue(demo_ctx, "糖尿病患者可以吃水果吗？", doc, "zh-CN")
+    assert "already in the project" in compare.send_to_queue(demo_ctx, "糖尿病患者可以吃水果吗？", doc, "en")
+
+
+def test_compare_asks_for_a_query(ctx):
+    from studio.ui.tabs import compare
+
+    left, *_ = compare.run_search(ctx, "  ", "default", "default", 10, "en")
+    assert "Type a query" in left

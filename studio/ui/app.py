@@ -13,7 +13,7 @@ from studio.config import DEFAULT_DB
 from studio.i18n import LANGUAGE_NAMES, LANGUAGES
 from studio.ui.boot import boot_middleware
 from studio.ui.context import UIContext, make_i18n
-from studio.ui.tabs import adjudicate, agreement, annotate, data, evaluate, import_, models, train
+from studio.ui.tabs import adjudicate, agreement, annotate, compare, data, evaluate, import_, models, train
 
 UI_DIR = Path(__file__).parent
 CSS = (UI_DIR / "style.css").read_text(encoding="utf-8")
@@ -46,10 +46,12 @@ def build_app(db_path: str | Path = DEFAULT_DB) -> tuple[gr.Blocks, gr.I18n]:
                 mdl = models.build(ctx)
             with gr.Tab(i18n("tab.evaluate"), id="evaluate") as t_evaluate:
                 evl = evaluate.build(ctx)
+            with gr.Tab(i18n("tab.compare"), id="compare") as t_compare:
+                cmp = compare.build(ctx)
 
         # Each tab refreshes when it is opened, so what one person did in another tab shows up.
         for tab, parts in ((t_import, imp), (t_annotate, ann), (t_agreement, agr), (t_adjudicate, adj),
-                           (t_train, trn), (t_models, mdl), (t_evaluate, evl)):
+                           (t_train, trn), (t_models, mdl), (t_evaluate, evl), (t_compare, cmp)):
             key = "refresh_names" if parts is ann else "refresh"
             fn, inputs, outputs = parts[key]
             tab.select(fn, inputs, outputs, show_progress="hidden")

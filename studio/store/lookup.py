@@ -1,0 +1,40 @@
+"""Read-only lookups for the demo views: the searchable corpus, example queries and gold labels by query text."""
+
+from __future__ import annotations
+
+from sqlite_utils import Database
+
+from studio.store.gold import document_text
+from studio.store.imports import text_hash
+
+
+def searchable_corpus(db: Database) -> tuple[list[str], list[str], dict[str, dict]]:
+    """(document keys, texts to embed, key → {title, text}) for the whole corpus."""
+    rows = list(db.query("SELECT key, title, text FROM documents ORDER BY id"))
+    return ([r["key"] for r in rows], [document_text(r["title"], r["text"]) for r in rows],
+            {r["key"]: {"title": r["title"], "text": r["text"]} for r in rows})
+
+
+def example_queries(db: Database, limit: int = 12) -> list[str]:
+    """Queries that have gold labels (the ones a demo can show badges for), most labelled first."""
+    return [r["text"] for r in db.query(
+        """SELECT q.text, count(*) AS n FROM gold g JOIN queries q ON q.id = g.query_id
+           WHERE g.label IS NOT NULL GROUP BY q.id ORDER BY n DESC, q.id LIMIT ?""", [limit])]
+
+
+def gold_for_query(db: Database, query: str) -> dict[str, int]:
+    """Document key → gold label for the stored query with this text (empty for a new query)."""
+    return {r["key"]: r["label"] for r in db.query(
+        """SELECT d.key, g.label FROM gold g JOIN queries q ON q.id = g.query_id JOIN documents d ON d.id = g.document_id
+           WHERE q.text_hash = ? AND g.label IS NOT NULL""", [text_hash(query)])}
+
+
+def queue_pair(db: Database, query: str, doc_key: str, actor: str = "compare") -> bool:
+    """Put (query, document) into the annotation queue, creating the query if it is new. True if the pair is new."""
+    from studio.ingest.records import Document, ImportBatch, PairRecord, Query
+    from studio.store.imports import import_batch
+
+    doc = next(db.query("SELECT key, title, text FROM documents WHERE key = ?", [doc_key]))
+    summary = import_batch(db, ImportBatch("compare", "compare", [
+        PairRecord(Query(query.strip()), Document(doc["text"], doc["key"], doc["title"]), line=1)]), actor=actor)
+    return summary.pairs == 1

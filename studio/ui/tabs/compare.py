@@ -1,0 +1,115 @@
+"""Compare: one query, two models side by side — rank, score, movement, gold badge, latency. For demos."""
+
+from __future__ import annotations
+
+import html
+
+import gradio as gr
+
+from studio.i18n import t
+from studio.models.registry import resolve, scan
+from studio.retrieval.search import Hit, rank_moves, search
+from studio.store.lookup import example_queries, gold_for_query, queue_pair, searchable_corpus
+from studio.ui import render
+from studio.ui.context import UIContext, error_text
+
+SNIPPET = 260
+
+
+def move_badge(move: int | None, lang: str) -> str:
+    if move is None:
+        return f'<span class="rs-move rs-new">{html.escape(t("compare.new", lang))}</span>'
+    if move > 0:
+        return f'<span class="rs-move rs-up">▲{move}</span>'
+    if move < 0:
+        return f'<span class="rs-move rs-down">▼{-move}</span>'
+    return '<span class="rs-move">＝</span>'
+
+
+def results_html(model: str, hits: list[Hit], moves: dict, docs: dict, gold: dict, query: str, ms: float,
+                 lang: str) -> str:
+    items = []
+    for hit in hits:
+        doc = docs[hit.doc_key]
+        text = doc["text"] if len(doc["text"]) <= SNIPPET else doc["text"][:SNIPPET] + "…"
+        label = gold.get(hit.doc_key)
+        items.append(
+            f'<div class="rs-hit"><div class="rs-hit-head"><span class="rs-rank">{hit.rank}</span>'
+            f'{move_badge(moves.get(hit.doc_key), lang)}<span class="rs-score">{hit.score:.3f}</span>'
+            f'{render.rating_badge(label, lang)}</div>'
+            f'<div class="rs-doc-title">{render.highlight(doc["title"] or hit.doc_key, query)}</div>'
+            f'<div class="rs-hit-text">{render.highlight(text, query)}</div></div>')
+    head = (f'<div class="rs-side-head"><b>{html.escape(model)}</b>'
+            f'<span class="rs-latency">{html.escape(t("compare.latency", lang, ms=f"{ms:.0f}"))}</span></div>')
+    return f'<div class="rs-side">{head}{"".join(items)}</div>'
+
+
+def run_search(ctx: UIContext, query: str, left: str, right: str, k: float, lang: str) -> tuple:
+    query = (query or "").strip()
+    if not query:
+        empty = render.empty_card(t("compare.type_query", lang))
+        return empty, empty, gr.update(choices=[], value=None), ""
+    try:
+        with ctx.db() as db:
+            keys, texts, docs = searchable_corpus(db)
+            gold = gold_for_query(db, query)
+        if not keys:
+            raise ValueError(t("error.no_corpus", lang))
+        hits_l, ms_l = search(resolve(left), query, keys, texts, int(k))
+        hits_r, ms_r = search(resolve(right), query, keys, texts, int(k))
+        html_l = results_html(left, hits_l, rank_moves(hits_l, hits_r), docs, gold, query, ms_l, lang)
+        html_r = results_html(right, hits_r, rank_moves(hits_r, hits_l), docs, gold, query, ms_r, lang)
+        shown = {h.doc_key for h in hits_l + hits_r}
+        choices = [(f"{docs[d]['title'] or d} (#{d})", d) for d in sorted(shown)]
+        return html_l, html_r, gr.update(choices=choices, value=None), ""
+    except Exception as exc:
+        error = render.message(error_text(exc, lang), "error")
+        return error, "", gr.update(choices=[], value=None), ""
+
+
+def send_to_queue(ctx: UIContext, query: str, doc_key: str | None, lang: str) -> str:
+    if not doc_key or not (query or "").strip():
+        return render.message(t("compare.pick_result", lang), "warn")
+    with ctx.db() as db:
+        added = queue_pair(db, query, doc_key)
+    return render.message(t("compare.queued" if added else "compare.already_queued", lang), "ok")
+
+
+def build(ctx: UIContext) -> dict:
+    i18n = ctx.i18n
+    gr.Markdown(i18n("compare.intro"))
+    with gr.Row(equal_height=True):
+        query = gr.Textbox(label=i18n("compare.query"), placeholder=i18n("compare.placeholder"), scale=4,
+                           elem_id="rs-compare-query")
+        search_btn = gr.Button(i18n("compare.search"), variant="primary", scale=1, elem_id="rs-compare-search")
+    with gr.Row():
+        examples = gr.Dropdown(choices=[], label=i18n("compare.examples"), scale=2)
+        left = gr.Dropdown(choices=["default"], value="default", allow_custom_value=True,
+                           label=i18n("compare.left"), scale=1)
+        right = gr.Dropdown(choices=["default"], value="default", allow_custom_value=True,
+                            label=i18n("compare.right"), scale=1)
+        k = gr.Slider(3, 20, value=10, step=1, label=i18n("compare.k"), scale=1)
+    with gr.Row():
+        out_left = gr.HTML(elem_id="rs-compare-left")
+        out_right = gr.HTML(elem_id="rs-compare-right")
+    with gr.Row(equal_height=True):
+        pick = gr.Dropdown(choices=[], label=i18n("compare.rate_this"), scale=3)
+        queue_btn = gr.Button(i18n("compare.send"), scale=1)
+    status = gr.HTML()
+
+    inputs = [query, left, right, k, ctx.lang]
+    outputs = [out_left, out_right, pick, status]
+    search_btn.click(lambda *a: run_search(ctx, *a), inputs, outputs)
+    query.submit(lambda *a: run_search(ctx, *a), inputs, outputs)
+    examples.input(lambda q, *rest: (q, *run_search(ctx, q, *rest)), [examples, left, right, k, ctx.lang],
+                   [query, *outputs])
+    queue_btn.click(lambda q, d, lg: send_to_queue(ctx, q, d, lg), [query, pick, ctx.lang], status)
+
+    def refresh(current_right: str | None):
+        names = [i.name for i in scan() if i.ok and i.kind != "reranker"]
+        with ctx.db() as db:
+            qs = example_queries(db)
+        best = current_right if current_right in names else names[-1]
+        return gr.update(choices=names), gr.update(choices=names, value=best), gr.update(choices=qs)
+
+    return {"refresh": (refresh, [right], [left, right, examples])}
