@@ -31,3 +31,14 @@ def test_model_fingerprint_changes_when_weights_change(tmp_path):
     weights.write_bytes(b"y" * 11)
     assert cache.model_fingerprint(folder) != before
     assert cache.model_fingerprint("BAAI/bge-m3") == cache.model_fingerprint("BAAI/bge-m3")
+
+
+def test_playground_scores_per_model_and_the_keyword_trap():
+    from studio.retrieval.playground import KEYWORD_TRAP, score_documents, similarity
+
+    sims = similarity("糖尿病的主要并发症有哪些？", "高血糖长期未控可能导致视网膜病变、肾衰竭等", ["default"])
+    unrelated = similarity("糖尿病的主要并发症有哪些？", "The train leaves at nine.", ["default"])
+    assert -1 <= sims["default"] <= 1 and sims["default"] > unrelated["default"]
+    query, docs = KEYWORD_TRAP
+    scores = score_documents(query, docs, ["default"])
+    assert len(scores["default"]) == 3

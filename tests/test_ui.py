@@ -207,3 +207,13 @@ def test_compare_asks_for_a_query(ctx):
 
     left, *_ = compare.run_search(ctx, "  ", "default", "default", 10, "en")
     assert "Type a query" in left
+
+
+def test_playground_tables(ctx):
+    from studio.retrieval.playground import KEYWORD_TRAP
+    from studio.ui.tabs import compare
+
+    sims = compare.run_similarity("糖尿病的主要并发症有哪些？", "高血糖长期未控可能导致视网膜病变", ["default"], "zh-CN")
+    assert list(sims.columns) == ["模型", "余弦相似度"] and sims.iloc[0, 0] == "default"
+    table = compare.run_scoring(KEYWORD_TRAP[0], "\n".join(KEYWORD_TRAP[1]), ["default"], "", "en")
+    assert len(table) == 3 and sorted(v.split(" · ")[0] for v in table["default"]) == ["#1", "#2", "#3"]

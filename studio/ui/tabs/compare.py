@@ -5,9 +5,11 @@ from __future__ import annotations
 import html
 
 import gradio as gr
+import pandas as pd
 
 from studio.i18n import t
 from studio.models.registry import resolve, scan
+from studio.retrieval.playground import KEYWORD_TRAP, score_documents, similarity
 from studio.retrieval.search import Hit, rank_moves, search
 from studio.store.lookup import example_queries, gold_for_query, queue_pair, searchable_corpus
 from studio.ui import render
@@ -75,6 +77,27 @@ def send_to_queue(ctx: UIContext, query: str, doc_key: str | None, lang: str) ->
     return render.message(t("compare.queued" if added else "compare.already_queued", lang), "ok")
 
 
+def run_similarity(a: str, b: str, models: list[str], lang: str) -> pd.DataFrame | str:
+    if not (a or "").strip() or not (b or "").strip() or not models:
+        return pd.DataFrame()
+    sims = similarity(a, b, [resolve(m) for m in models])
+    return pd.DataFrame([(m, f"{v:.4f}") for m, v in zip(models, sims.values())],
+                        columns=[t("evaluate.col_model", lang), t("compare.cosine", lang)])
+
+
+def run_scoring(query: str, documents: str, models: list[str], reranker: str, lang: str) -> pd.DataFrame:
+    docs = [d.strip() for d in (documents or "").splitlines() if d.strip()]
+    if not (query or "").strip() or not docs or not models:
+        return pd.DataFrame()
+    scores = score_documents(query, docs, [resolve(m) for m in models], resolve(reranker) if reranker else None)
+    names = list(models) + ([reranker] if reranker else [])
+    table = {t("compare.document", lang): [d[:80] for d in docs]}
+    for name, values in zip(names, scores.values()):
+        ranks = {i: r for r, i in enumerate(sorted(range(len(values)), key=lambda i: -values[i]), start=1)}
+        table[name] = [f"#{ranks[i]} · {v:.3f}" for i, v in enumerate(values)]
+    return pd.DataFrame(table)
+
+
 def build(ctx: UIContext) -> dict:
     i18n = ctx.i18n
     gr.Markdown(i18n("compare.intro"))
@@ -97,6 +120,25 @@ def build(ctx: UIContext) -> dict:
         queue_btn = gr.Button(i18n("compare.send"), scale=1)
     status = gr.HTML()
 
+    with gr.Accordion(i18n("compare.playground"), open=False):
+        play_models = gr.Dropdown(choices=["default"], value=["default"], multiselect=True,
+                                  label=i18n("compare.play_models"))
+        gr.Markdown(i18n("compare.pair_title"))
+        with gr.Row():
+            text_a = gr.Textbox(label=i18n("compare.text_a"), value="糖尿病的主要并发症有哪些？")
+            text_b = gr.Textbox(label=i18n("compare.text_b"), value="高血糖长期未控可能导致视网膜病变、肾衰竭等")
+        sim_btn = gr.Button(i18n("compare.similarity"))
+        sim_out = gr.Dataframe(interactive=False)
+        gr.Markdown(i18n("compare.docs_title"))
+        play_query = gr.Textbox(label=i18n("compare.query"), value=KEYWORD_TRAP[0])
+        play_docs = gr.Textbox(label=i18n("compare.documents"), lines=4, value="\n".join(KEYWORD_TRAP[1]))
+        reranker = gr.Textbox(label=i18n("compare.reranker"), placeholder=i18n("compare.reranker_placeholder"))
+        score_btn = gr.Button(i18n("compare.score"))
+        score_out = gr.Dataframe(interactive=False, wrap=True)
+    sim_btn.click(lambda a, b, m, lg: run_similarity(a, b, m, lg), [text_a, text_b, play_models, ctx.lang], sim_out)
+    score_btn.click(lambda q, d, m, r, lg: run_scoring(q, d, m, r, lg), [play_query, play_docs, play_models, reranker,
+                                                                         ctx.lang], score_out)
+
     inputs = [query, left, right, k, ctx.lang]
     outputs = [out_left, out_right, pick, status]
     search_btn.click(lambda *a: run_search(ctx, *a), inputs, outputs)
@@ -110,6 +152,7 @@ def build(ctx: UIContext) -> dict:
         with ctx.db() as db:
             qs = example_queries(db)
         best = current_right if current_right in names else names[-1]
-        return gr.update(choices=names), gr.update(choices=names, value=best), gr.update(choices=qs)
+        return (gr.update(choices=names), gr.update(choices=names, value=best), gr.update(choices=qs),
+                gr.update(choices=names))
 
-    return {"refresh": (refresh, [right], [left, right, examples])}
+    return {"refresh": (refresh, [right], [left, right, examples, play_models])}
