@@ -229,13 +229,6 @@ class _Bar:
         return self.bar.__exit__(*exc)
 
 
-def pooled_kappa(db) -> float | None:
-    from studio.agreement import agreement_report
-    from studio.store.adjudication import rating_rows
-
-    return agreement_report(rating_rows(db)).pooled.kappa
-
-
 @cli.command()
 @click.option("--model", default="default", show_default=True, help="Model whose tokenizer and max length to check.")
 @click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path), help="Also write the report as JSON.")
@@ -251,6 +244,7 @@ def quality(ctx: Context, model: str, out_file: Path | None, as_json: bool) -> N
     """
     from studio.dataset.quality import quality_report
     from studio.i18n import t
+    from studio.store.adjudication import pooled_kappa
     from studio.store.gold import gold_set
 
     db = ctx.open()

@@ -6,8 +6,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from studio.errors import StudioError
 
 
@@ -65,7 +63,7 @@ def training_queries(train_file: str | Path) -> set[str]:
 
 def retrieve(evalset: EvalSet, model: str, k: int = 100) -> RunResult:
     """Top-`k` documents per query by exact cosine similarity over cached corpus embeddings."""
-    from studio.retrieval.dense import DenseIndex, encode
+    from studio.retrieval.dense import DenseIndex, encode, top_k
 
     doc_ids = list(evalset.corpus)
     t0 = time.perf_counter()
@@ -77,12 +75,8 @@ def retrieve(evalset: EvalSet, model: str, k: int = 100) -> RunResult:
     encode_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     scores = vectors @ index.embeddings.T
-    k = min(k, len(doc_ids))
-    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    run = {}
-    for qi, qid in enumerate(qids):
-        order = top[qi][np.argsort(-scores[qi, top[qi]], kind="stable")]
-        run[qid] = {doc_ids[j]: float(scores[qi, j]) for j in order}
+    run = {qid: {doc_ids[j]: float(scores[qi, j]) for j in order}
+           for qi, (qid, order) in enumerate(zip(qids, top_k(scores, k)))}
     search_s = time.perf_counter() - t0
     n = max(len(qids), 1)
     return RunResult(str(model), run, {"corpus_s": round(corpus_s, 3), "query_encode_s": round(encode_s, 3),

@@ -51,6 +51,14 @@ def encode(texts: Sequence[str], model: str | Path | None = None, batch_size: in
     return np.asarray(vectors, dtype=np.float32)
 
 
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Column indices of the `k` highest scores of each row of a 2-D array, best first (no full sort)."""
+    k = min(k, scores.shape[1])
+    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(top, order, axis=1)
+
+
 class DenseIndex:
     """Exact cosine search over pre-computed, normalised document embeddings."""
 
@@ -69,12 +77,7 @@ class DenseIndex:
         if k == 0:
             return [[] for _ in queries]
         scores = encode(queries, self.model) @ self.embeddings.T
-        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        out = []
-        for row, idx in zip(scores, top):
-            order = idx[np.argsort(-row[idx], kind="stable")]
-            out.append([(int(i), float(row[i])) for i in order])
-        return out
+        return [[(int(i), float(row[i])) for i in order] for row, order in zip(scores, top_k(scores, k))]
 
     def search(self, query: str, k: int = 10) -> list[tuple[int, float]]:
         return self.search_many([query], k)[0]

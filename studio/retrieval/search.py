@@ -11,10 +11,8 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
-import numpy as np
-
 from studio.retrieval.cache import corpus_fingerprint, model_fingerprint
-from studio.retrieval.dense import DenseIndex, encode, resolve_model
+from studio.retrieval.dense import DenseIndex, encode, resolve_model, top_k
 
 _indexes: OrderedDict[tuple[str, str], DenseIndex] = OrderedDict()
 _lock = threading.Lock()
@@ -50,12 +48,10 @@ def search(model: str, query: str, keys: list[str], texts: list[str], k: int = 1
     included, corpus encoding excluded)."""
     index = index_for(model, keys, texts)
     t0 = time.perf_counter()
-    scores = encode([query], resolve_model(model))[0] @ index.embeddings.T
-    k = min(k, len(keys))
-    top = np.argpartition(-scores, k - 1)[:k]
-    order = top[np.argsort(-scores[top], kind="stable")]
+    scores = encode([query], resolve_model(model)) @ index.embeddings.T
+    order = top_k(scores, k)[0]
     ms = (time.perf_counter() - t0) * 1000
-    return [Hit(i + 1, index.keys[j], float(scores[j])) for i, j in enumerate(order)], ms
+    return [Hit(i + 1, index.keys[j], float(scores[0, j])) for i, j in enumerate(order)], ms
 
 
 def rank_moves(left: list[Hit], right: list[Hit]) -> dict[str, int | None]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlite_utils import Database
 
-from studio.agreement import RatingRow
+from studio.agreement import RatingRow, agreement_report
 from studio.errors import RuleError, StudioError
 from studio.store.annotators import get_annotator
 from studio.store.audit import record
@@ -69,6 +69,11 @@ def rating_rows(db: Database) -> list[RatingRow]:
     return [RatingRow(r["pair_id"], r["name"], r["rating"]) for r in db.query(
         "SELECT r.pair_id, a.name, r.rating FROM ratings r JOIN annotators a ON a.id = r.annotator_id "
         "ORDER BY r.created_at, r.id")]
+
+
+def pooled_kappa(db: Database) -> float | None:
+    """Cohen's kappa over every double-rated pair (None while undefined), the figure the 0.6 gate is about."""
+    return agreement_report(rating_rows(db)).pooled.kappa
 
 
 def gold_counts(db: Database) -> dict:

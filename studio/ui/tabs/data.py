@@ -8,12 +8,11 @@ from pathlib import Path
 
 import gradio as gr
 
-from studio.agreement import agreement_report
 from studio.config import EXPORTS_DIR
 from studio.dataset.quality import THRESHOLDS, quality_report
 from studio.dataset.triplets import ExportOptions, export_triplets
 from studio.i18n import t
-from studio.store.adjudication import rating_rows
+from studio.store.adjudication import pooled_kappa
 from studio.store.gold import gold_set
 from studio.ui import charts, render
 from studio.ui.context import UIContext, error_text
@@ -50,7 +49,7 @@ def run_quality(ctx: UIContext, model: str, lang: str, progress=gr.Progress()) -
     try:
         with ctx.db() as db:
             gold = gold_set(db)
-            kappa = agreement_report(rating_rows(db)).pooled.kappa
+            kappa = pooled_kappa(db)
         report = quality_report(gold, kappa=kappa, model=model or "default",
                                 progress=lambda f, stage: progress(f, desc=t(f"data.stage_{stage}", lang)))
         EXPORTS_DIR.mkdir(parents=True, exist_ok=True)

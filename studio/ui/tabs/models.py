@@ -8,7 +8,7 @@ import gradio as gr
 import pandas as pd
 
 from studio.i18n import t
-from studio.models.registry import check, delete, describe, scan, set_default
+from studio.models.registry import check, delete, scan, set_default
 from studio.ui import render
 from studio.ui.context import UIContext, error_text
 
