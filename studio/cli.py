@@ -12,6 +12,9 @@ import click
 
 from studio.config import DEFAULT_DB
 from studio.errors import StudioError
+from studio.training.config import TrainConfig
+
+_D = TrainConfig.default  # `studio train` shows the recipe's defaults (one place: TrainConfig)
 
 
 class Context:
@@ -338,28 +341,34 @@ def parse_window(value: str) -> tuple[int, int]:
 @click.option("--valid", "valid_file", type=click.Path(exists=True, dir_okay=False),
               help="Validation JSONL (default: the .valid.jsonl beside --train, if any).")
 @click.option("--name", required=True, help="Output folder under models/.")
-@click.option("--method", type=click.Choice(["full", "lora"]), default="full", show_default=True)
-@click.option("--epochs", default=3.0, show_default=True)
-@click.option("--max-steps", default=-1, show_default=True, help="Stop after N steps (overrides --epochs).")
-@click.option("--batch-size", default=8, show_default=True, help="Queries per device per step.")
+@click.option("--method", type=click.Choice(["full", "lora"]), default=_D("method"), show_default=True)
+@click.option("--epochs", default=_D("epochs"), show_default=True)
+@click.option("--max-steps", default=_D("max_steps"), show_default=True, help="Stop after N steps (overrides --epochs).")
+@click.option("--batch-size", default=_D("batch_size"), show_default=True, help="Queries per device per step.")
 @click.option("--lr", type=float, help="Learning rate (default 2e-5 full, 1e-4 LoRA).")
-@click.option("--group-size", default=8, show_default=True, help="1 positive + N-1 negatives per query.")
-@click.option("--query-max-len", default=128, show_default=True)
-@click.option("--passage-max-len", default=512, show_default=True)
-@click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), default="auto", show_default=True)
+@click.option("--group-size", default=_D("group_size"), show_default=True, help="1 positive + N-1 negatives per query.")
+@click.option("--query-max-len", default=_D("query_max_len"), show_default=True)
+@click.option("--passage-max-len", type=int, default=_D("passage_max_len"),
+              help="Tokens per passage (default: the base model's max_seq_length, at most 512).")
+@click.option("--temperature", default=_D("temperature"), show_default=True,
+              help="Softmax temperature of the contrastive loss (embedder).")
+@click.option("--warmup", default=_D("warmup_ratio"), show_default=True, help="Warm-up, as a share of the steps.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), default=_D("precision"),
+              show_default=True)
 @click.option("--gradient-checkpointing", is_flag=True)
-@click.option("--lora-r", default=16, show_default=True)
-@click.option("--lora-alpha", default=32, show_default=True)
-@click.option("--lora-dropout", default=0.05, show_default=True)
-@click.option("--lora-targets", default="query,key,value", show_default=True, help="Modules LoRA adapts.")
+@click.option("--lora-r", default=_D("lora_r"), show_default=True)
+@click.option("--lora-alpha", default=_D("lora_alpha"), show_default=True)
+@click.option("--lora-dropout", default=_D("lora_dropout"), show_default=True)
+@click.option("--lora-targets", default=",".join(_D("lora_targets")), show_default=True, help="Modules LoRA adapts.")
 @click.option("--freeze-embeddings", is_flag=True, help="Keep the embedding layer fixed.")
-@click.option("--freeze-layers", default=0, show_default=True, help="Keep the lowest N transformer layers fixed.")
+@click.option("--freeze-layers", default=_D("freeze_layers"), show_default=True,
+              help="Keep the lowest N transformer layers fixed.")
 @click.option("--gpus", default=1, show_default=True, help="Run under torchrun on this many GPUs.")
 @click.pass_obj
 @friendly
 def train(ctx: Context, task: str, base: str, train_file: str, valid_file: str | None, name: str, method: str,
           epochs: float, max_steps: int, batch_size: int, lr: float | None, group_size: int, query_max_len: int,
-          passage_max_len: int, precision: str, gradient_checkpointing: bool, lora_r: int, lora_alpha: int,
+          passage_max_len: int | None, temperature: float, warmup: float, precision: str, gradient_checkpointing: bool, lora_r: int, lora_alpha: int,
           lora_dropout: float, lora_targets: str, freeze_embeddings: bool, freeze_layers: int, gpus: int) -> None:
     """Fine-tune an embedder or reranker in the foreground, with a progress bar; the model lands in models/NAME.
 
@@ -379,7 +388,7 @@ def train(ctx: Context, task: str, base: str, train_file: str, valid_file: str |
     config = TrainConfig(task=task, base=resolve(base), train=train_file, valid=valid_file, name=name, output_dir="",
                          method=method, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr,
                          group_size=group_size, query_max_len=query_max_len, passage_max_len=passage_max_len,
-                         precision=precision, gradient_checkpointing=gradient_checkpointing, lora_r=lora_r,
+                         temperature=temperature, warmup_ratio=warmup, precision=precision, gradient_checkpointing=gradient_checkpointing, lora_r=lora_r,
                          lora_alpha=lora_alpha, lora_dropout=lora_dropout,
                          lora_targets=[x.strip() for x in lora_targets.split(",") if x.strip()],
                          freeze_embeddings=freeze_embeddings, freeze_layers=freeze_layers)

@@ -380,3 +380,27 @@ def test_export_replaces_only_studio_models(tmp_path, tiny_reranker):
         export_model(model, tokenizer, config, foreign, **kwargs)
     assert (foreign / "notes.txt").exists() and sorted(p.name for p in (tmp_path / "models").iterdir()) == [
         "foreign", "r"]
+
+
+def test_passages_are_trained_at_the_length_the_model_reads(tmp_path, tiny_m3):
+    """all-MiniLM-L6-v2 encodes 256 tokens: training it on 512 would double each step's cost for nothing."""
+    config = TrainConfig(task="embedder", base="default", train="x", name="n", output_dir="")
+    assert worker.passage_max_len(config, default_model_path()) == 256
+    assert worker.passage_max_len(config, tiny_m3) == 512  # no sentence_bert_config.json: the cap
+    config.passage_max_len = 64
+    assert worker.passage_max_len(config, default_model_path()) == 64
+
+
+def test_cli_and_train_tab_start_from_the_recipe():
+    """`studio train` and the Train tab show TrainConfig's defaults (the recipe measured by bench/quality.py)."""
+    from click.testing import CliRunner
+
+    from studio.cli import cli
+
+    help_text = CliRunner().invoke(cli, ["train", "--help"], terminal_width=200).output
+    for option, name in (("--epochs", "epochs"), ("--batch-size", "batch_size"), ("--group-size", "group_size"),
+                         ("--temperature", "temperature"), ("--warmup", "warmup_ratio")):
+        line = next(line for line in help_text.splitlines() if line.strip().startswith(option))
+        assert f"[default: {TrainConfig.default(name)}]" in line, line
+    source = (PROJECT_ROOT / "studio" / "ui" / "tabs" / "train.py").read_text(encoding="utf-8")
+    assert "gr.Number(8" not in source and "gr.Number(3," not in source and 'D("group_size")' in source

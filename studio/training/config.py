@@ -47,7 +47,7 @@ class TrainConfig:
     lr: float | None = None        # None: 2e-5 full, 1e-4 LoRA
     group_size: int = 8            # 1 positive + (group_size - 1) negatives per query
     query_max_len: int = 128
-    passage_max_len: int = 512
+    passage_max_len: int | None = None  # None: the base's max_seq_length (sentence_bert_config.json), at most 512
     temperature: float = 0.02
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
@@ -67,6 +67,12 @@ class TrainConfig:
     save_steps: int = 50
     resume: bool = False           # continue from the newest checkpoint in the job folder
     extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def default(cls, name: str):
+        """The default of one field: the CLI and the Train tab show these, so the recipe lives in one place."""
+        spec = cls.__dataclass_fields__[name]
+        return spec.default_factory() if callable(spec.default_factory) else spec.default
 
     def learning_rate(self) -> float:
         return self.lr if self.lr is not None else (1e-4 if self.method == "lora" else 2e-5)

@@ -169,7 +169,8 @@ def validate_config(config: TrainConfig) -> None:
         if value not in allowed:
             raise WorkerError(f"{name} must be one of {', '.join(allowed)}, not '{value}'")
     positive = {"batch_size": config.batch_size, "query_max_len": config.query_max_len,
-                "passage_max_len": config.passage_max_len, "logging_steps": config.logging_steps,
+                "passage_max_len": 1 if config.passage_max_len is None else config.passage_max_len,
+                "logging_steps": config.logging_steps,
                 "save_steps": config.save_steps, "lora_r": config.lora_r}
     for name, value in positive.items():
         if not isinstance(value, int) or value < 1:
@@ -368,6 +369,7 @@ class Plan:
     pooling: str
     batch_size: int
     resume_from: Path | None
+    passage_max_len: int = 512
 
 
 def make_plan(job_dir: Path, config: TrainConfig) -> Plan:
@@ -395,7 +397,23 @@ def make_plan(job_dir: Path, config: TrainConfig) -> Plan:
     if config.resume and resume_from is None:
         print("resume requested but there is no checkpoint yet: starting from the base model", flush=True)
     return Plan(base, architecture, train_info["lines"], valid_info["lines"] if valid_info else None, distill,
-                bool(distill and valid_info and valid_info["all_have_scores"]), pooling, batch_size, resume_from)
+                bool(distill and valid_info and valid_info["all_have_scores"]), pooling, batch_size, resume_from,
+                passage_max_len(config, base))
+
+
+def passage_max_len(config: TrainConfig, base: Path, cap: int = 512) -> int:
+    """The passage length to train with: as asked, or the base's own max_seq_length (at most `cap`).
+
+    Training on longer passages than the model reads at inference is wasted compute and a train/serve mismatch:
+    all-MiniLM-L6-v2 encodes 256 tokens, so training it on 512 doubled the cost of every step for nothing.
+    """
+    if config.passage_max_len is not None:
+        return config.passage_max_len
+    try:
+        seq = json.loads((base / "sentence_bert_config.json").read_text(encoding="utf-8")).get("max_seq_length")
+    except (OSError, ValueError, AttributeError):
+        seq = None
+    return min(int(seq), cap) if isinstance(seq, int) and seq > 0 else cap
 
 
 def argument_kwargs(job_dir: Path, config: TrainConfig, plan: Plan) -> tuple[dict, dict, dict]:
@@ -404,7 +422,7 @@ def argument_kwargs(job_dir: Path, config: TrainConfig, plan: Plan) -> tuple[dic
 
     model_kwargs = {"model_name_or_path": str(plan.base)}
     data_kwargs = {"train_data": [str(Path(config.train).resolve())], "train_group_size": config.group_size,
-                   "query_max_len": config.query_max_len, "passage_max_len": config.passage_max_len,
+                   "query_max_len": config.query_max_len, "passage_max_len": plan.passage_max_len,
                    "knowledge_distillation": plan.distill, "cache_path": str(job_dir / "cache")}
     training_kwargs = {
         "output_dir": str(job_dir / "checkpoints"), "learning_rate": config.learning_rate(),

@@ -18,6 +18,8 @@ from studio.training.config import TrainConfig, read_metrics
 from studio.ui import charts, render
 from studio.ui.context import UIContext, error_text
 
+D = TrainConfig.default  # the form starts from the measured recipe (bench/quality.py), as `studio train` does
+
 ACTIVE = ("queued", "running")
 
 
@@ -41,7 +43,8 @@ def make_config(task, base, train_file, method, name, epochs, max_steps, batch_s
         task=task, base=base or "default", train=train_file or "", name=(name or "").strip(), output_dir="",
         valid=str(valid) if valid and valid.exists() else None, method=method, epochs=float(epochs),
         max_steps=int(max_steps), batch_size=int(batch_size), lr=float(lr) if str(lr or "").strip() else None,
-        group_size=int(group_size), query_max_len=int(query_max_len), passage_max_len=int(passage_max_len),
+        group_size=int(group_size), query_max_len=int(query_max_len),
+        passage_max_len=int(passage_max_len) if passage_max_len else None,
         temperature=float(temperature), warmup_ratio=float(warmup), precision=precision,
         gradient_checkpointing=bool(checkpointing), lora_r=int(lora_r), lora_alpha=int(lora_alpha),
         lora_dropout=float(lora_dropout),
@@ -54,9 +57,14 @@ def preview(*values) -> str:
     c = make_config(*values)
     args = ["studio", "train", "--task", c.task, "--base", c.base, "--train", c.train or "<exports/…/train.jsonl>",
             "--name", c.name or "<name>", "--method", c.method, "--batch-size", str(c.batch_size),
-            "--group-size", str(c.group_size), "--query-max-len", str(c.query_max_len),
-            "--passage-max-len", str(c.passage_max_len)]
+            "--group-size", str(c.group_size), "--query-max-len", str(c.query_max_len)]
+    if c.passage_max_len is not None:
+        args += ["--passage-max-len", str(c.passage_max_len)]
     args += ["--max-steps", str(c.max_steps)] if c.max_steps > 0 else ["--epochs", f"{c.epochs:g}"]
+    if c.task == "embedder" and c.temperature != D("temperature"):
+        args += ["--temperature", f"{c.temperature:g}"]
+    if c.warmup_ratio != D("warmup_ratio"):
+        args += ["--warmup", f"{c.warmup_ratio:g}"]
     if c.lr is not None:
         args += ["--lr", f"{c.lr:g}"]
     if c.precision != "auto":
@@ -172,26 +180,27 @@ def build(ctx: UIContext) -> dict:
                           info=i18n("train.name_info"))
     with gr.Accordion(i18n("train.hyper"), open=False):
         with gr.Row():
-            epochs = gr.Number(3, label=i18n("train.epochs"))
-            max_steps = gr.Number(-1, precision=0, label=i18n("train.max_steps"))
-            batch = gr.Number(8, precision=0, label=i18n("train.batch_size"))
+            epochs = gr.Number(D("epochs"), label=i18n("train.epochs"))
+            max_steps = gr.Number(D("max_steps"), precision=0, label=i18n("train.max_steps"))
+            batch = gr.Number(D("batch_size"), precision=0, label=i18n("train.batch_size"))
             lr = gr.Textbox("", label=i18n("train.lr"), placeholder=i18n("train.lr_auto"))
-            group = gr.Number(8, precision=0, label=i18n("train.group_size"))
+            group = gr.Number(D("group_size"), precision=0, label=i18n("train.group_size"))
         with gr.Row():
-            qlen = gr.Number(128, precision=0, label=i18n("train.query_max_len"))
-            plen = gr.Number(512, precision=0, label=i18n("train.passage_max_len"))
-            temperature = gr.Number(0.02, label=i18n("train.temperature"))
-            warmup = gr.Number(0.1, label=i18n("train.warmup"))
-            precision = gr.Dropdown(["auto", "fp32", "fp16", "bf16"], value="auto", label=i18n("train.precision"))
+            qlen = gr.Number(D("query_max_len"), precision=0, label=i18n("train.query_max_len"))
+            plen = gr.Number(D("passage_max_len"), precision=0, label=i18n("train.passage_max_len"),
+                             info=i18n("train.passage_max_len_info"))
+            temperature = gr.Number(D("temperature"), label=i18n("train.temperature"))
+            warmup = gr.Number(D("warmup_ratio"), label=i18n("train.warmup"))
+            precision = gr.Dropdown(["auto", "fp32", "fp16", "bf16"], value=D("precision"), label=i18n("train.precision"))
         with gr.Row():
             checkpointing = gr.Checkbox(False, label=i18n("train.gradient_checkpointing"))
-            lora_r = gr.Number(16, precision=0, label=i18n("train.lora_r"))
-            lora_alpha = gr.Number(32, precision=0, label=i18n("train.lora_alpha"))
-            lora_dropout = gr.Number(0.05, label=i18n("train.lora_dropout"))
-            lora_targets = gr.Textbox("query,key,value", label=i18n("train.lora_targets"))
+            lora_r = gr.Number(D("lora_r"), precision=0, label=i18n("train.lora_r"))
+            lora_alpha = gr.Number(D("lora_alpha"), precision=0, label=i18n("train.lora_alpha"))
+            lora_dropout = gr.Number(D("lora_dropout"), label=i18n("train.lora_dropout"))
+            lora_targets = gr.Textbox(",".join(D("lora_targets")), label=i18n("train.lora_targets"))
         with gr.Row():
             freeze_embeddings = gr.Checkbox(False, label=i18n("train.freeze_embeddings"))
-            freeze_layers = gr.Number(0, precision=0, label=i18n("train.freeze_layers"))
+            freeze_layers = gr.Number(D("freeze_layers"), precision=0, label=i18n("train.freeze_layers"))
     form = [task, base, train_file, method, name, epochs, max_steps, batch, lr, group, qlen, plen, temperature, warmup,
             precision, checkpointing, lora_r, lora_alpha, lora_dropout, lora_targets, freeze_embeddings, freeze_layers]
     command = gr.Code(label=i18n("train.command"), language="shell", interactive=False)
