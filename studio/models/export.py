@@ -128,7 +128,7 @@ def _max_seq_length(model, tokenizer, config: TrainConfig, base: Path) -> int:
     tok_max = getattr(tokenizer, "model_max_length", None)
     if isinstance(tok_max, int) and 0 < tok_max < 1_000_000:
         limit = min(limit, tok_max)
-    wanted = max(config.query_max_len, config.passage_max_len)
+    wanted = max(config.query_max_len, config.passage_max_len or 512)
     try:
         wanted = int(json.loads((base / "sentence_bert_config.json").read_text(encoding="utf-8"))["max_seq_length"])
     except (OSError, ValueError, KeyError, TypeError):
