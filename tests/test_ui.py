@@ -154,24 +154,72 @@ def test_train_tab_starts_a_job_and_shows_its_curves(ctx, tmp_path, monkeypatch)
     assert list(table.iloc[0])[:4] == [1, "tiny-rr", "重排序模型（交叉编码器）", "已完成"]
 
 
-def test_evaluate_tab_compares_models_on_the_demo_beir_folder(ctx):
+def test_evaluate_tab_compares_models_on_the_demo_beir_folder(ctx, tmp_path, monkeypatch):
     from studio.config import DEMO_DIR
     from studio.ui.tabs import evaluate
 
-    summary, bars, table, delta, errors, raw = evaluate.run(
+    monkeypatch.setattr(evaluate, "EXPORTS_DIR", tmp_path / "exports")
+    summary, bars, table, delta, errors, raw, html_file, csv_file, queries_file, picked = evaluate.run(
         ctx, ["default", "default"], "beir", str(DEMO_DIR), "test", None, "1,10", "zh-CN",
         progress=lambda *a, **k: None)
     assert "30 个查询" in summary and "中有 0 项显著" in summary
     assert isinstance(bars, go.Figure) and isinstance(delta, go.Figure)
     assert set(table["查询 更好/持平/更差"]) == {"0/30/0"}, "a model against itself ties on every query"
     assert list(errors.iloc[0])[0] == "default" and raw["queries"] == 30
+    assert html_file["interactive"] and "评估报告" in Path(html_file["value"]).read_text(encoding="utf-8")
+    assert Path(csv_file["value"]).name == "metrics.csv" and Path(queries_file["value"]).exists()
+    assert len(picked["choices"]) == 30
 
 
 def test_evaluate_tab_explains_missing_gold_labels(ctx):
     from studio.ui.tabs import evaluate
 
     summary, *rest = evaluate.run(ctx, ["default"], "db", "", "test", None, "10", "en", progress=lambda *a, **k: None)
-    assert "no query with a relevant gold label" in summary and rest == [None] * 5
+    assert "no query with a relevant gold label" in summary and rest[:5] == [None] * 5
+    assert not any(download["interactive"] for download in rest[5:8])
+
+
+def test_evaluate_tab_reports_a_reranker_step_that_makes_ranking_worse(ctx, tmp_path, monkeypatch):
+    from studio.config import DEMO_DIR
+    from studio.ui.tabs import evaluate
+    from tests.tiny_models import build_tiny_reranker
+
+    monkeypatch.setattr(evaluate, "EXPORTS_DIR", tmp_path / "exports")
+    reranker = str(build_tiny_reranker(tmp_path / "rr"))
+    summary, bars, table, delta, errors, raw, html_file, *_ = evaluate.run(
+        ctx, ["default"], "beir", str(DEMO_DIR), "test", None, "1,10", "en", "dense", reranker, 10,
+        progress=lambda *a, **k: None)
+    assert [m["model"] for m in raw["models"]] == ["default", f"default → {reranker}"], "dense alone is reported too"
+    assert "The reranker makes ranking worse: ndcg@10 drops by" in summary and "rs-error" in summary
+    assert set(table["comparison"]) == {"reranker step"} and table["model"].str.startswith("⚠").all()
+    assert "▼ worse" in set(table["verdict"])
+    assert "The reranker makes ranking worse" in Path(html_file["value"]).read_text(encoding="utf-8")
+
+
+def test_evaluate_tab_mode_needs_an_m3_model(ctx):
+    from studio.config import DEMO_DIR
+    from studio.ui.tabs import evaluate
+
+    summary, *_ = evaluate.run(ctx, ["default"], "beir", str(DEMO_DIR), "test", None, "10", "zh-CN", "colbert",
+                               progress=lambda *a, **k: None)
+    assert "不是 BGE-M3 模型" in summary
+
+
+def test_evaluate_tab_draws_the_embedding_map_into_the_report(ctx, tmp_path, monkeypatch):
+    from studio.config import DEMO_DIR
+    from studio.ui.tabs import evaluate
+
+    monkeypatch.setattr(evaluate, "EXPORTS_DIR", tmp_path / "exports")
+    form = (["default"], "beir", str(DEMO_DIR), "test", None)
+    *_, raw, _, _, _, picked = evaluate.run(ctx, *form, "10", "en", progress=lambda *a, **k: None)
+    query = picked["choices"][0][1]
+    figure, status, html_file = evaluate.draw_map(ctx, *form, [query], raw, "zh-CN")
+    assert isinstance(figure, go.Figure) and "分布图" in status
+    stars = next(trace for trace in figure.data if trace.name == "查询")
+    assert len(stars.x) == 1, "only the picked query is drawn"
+    assert Path(html_file["value"]).read_text(encoding="utf-8").count('class="plotly-graph-div') == 2
+    _, status, html_file = evaluate.draw_map(ctx, *form, [], None, "en")
+    assert "Run an evaluation first" in status
 
 
 def test_compare_shows_two_models_side_by_side_with_moves_badges_and_queueing(demo_ctx, tmp_path):
@@ -200,6 +248,22 @@ def test_compare_shows_two_models_side_by_side_with_moves_badges_and_queueing(de
     doc = pick["choices"][0][1]
     assert "已加入标注队列" in compare.send_to_queue(demo_ctx, "糖尿病患者可以吃水果吗？", doc, "zh-CN")
     assert "already in the project" in compare.send_to_queue(demo_ctx, "糖尿病患者可以吃水果吗？", doc, "en")
+
+
+def test_compare_side_followed_by_a_reranker(demo_ctx, tmp_path):
+    from studio.retrieval import rerank
+    from studio.store.lookup import example_queries
+    from studio.ui.tabs import compare
+    from tests.tiny_models import build_tiny_reranker
+
+    reranker = str(build_tiny_reranker(tmp_path / "rr"))
+    with demo_ctx.db() as db:
+        query = example_queries(db)[0]
+    left, right, *_ = compare.run_search(demo_ctx, query, "default", "default", 5, "en", None, reranker, 20)
+    assert left.count('class="rs-hit"') == 5 and right.count('class="rs-hit"') == 5
+    assert f"default → {reranker}" in right and "→" not in left.split("rs-latency")[0]
+    assert left != right, "the reranker reorders the dense candidates"
+    assert reranker in rerank._rerankers, "the loaded reranker stays in memory for the next query"
 
 
 def test_compare_asks_for_a_query(ctx):

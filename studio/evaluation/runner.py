@@ -1,4 +1,5 @@
-"""Produce runs to evaluate: exact cosine retrieval over the whole corpus, optionally reranked by a cross-encoder."""
+"""Produce runs to evaluate: exact retrieval over the whole corpus (cosine, or a BGE-M3 scoring mode), optionally
+reranked by a cross-encoder."""
 
 from __future__ import annotations
 
@@ -21,11 +22,17 @@ class EvalSet:
 
 @dataclass
 class RunResult:
-    """A ranked list per query, with what it cost."""
+    """A ranked list per query, with what it cost.
+
+    `group` is the position of the model the run came from in an evaluation, `stage` ``"first"`` for the
+    retriever alone and ``"reranked"`` once a cross-encoder has rescored it; the report pairs runs by them.
+    """
 
     model: str
     run: dict[str, dict[str, float]]
     timings: dict[str, float] = field(default_factory=dict)
+    group: int = 0
+    stage: str = "first"
 
 
 def from_beir(directory: str | Path, split: str = "test") -> EvalSet:
@@ -84,31 +91,57 @@ def retrieve(evalset: EvalSet, model: str, k: int = 100) -> RunResult:
                                        "queries_per_s": round(n / max(encode_s + search_s, 1e-9), 1)})
 
 
-def rerank(evalset: EvalSet, first: RunResult, reranker: str, top: int = 100, batch_size: int = 32) -> RunResult:
-    """Rescore each query's first `top` documents with a cross-encoder (FlagReranker); the rest are dropped."""
-    from FlagEmbedding import FlagReranker
+def retrieve_m3(evalset: EvalSet, model: str, mode: str, k: int = 100,
+                weights: tuple[float, float, float] | None = None) -> RunResult:
+    """Top-`k` documents per query by a BGE-M3 scoring mode, exact over the whole corpus (see studio.retrieval.m3).
 
-    try:
-        model = FlagReranker(reranker, use_fp16=False, devices="cpu" if not _cuda() else None)
-    except Exception as exc:
-        raise StudioError("model_missing", model=reranker, detail=str(exc).splitlines()[0][:200]) from exc
+    Raises:
+        StudioError: ``not_m3`` when `model` is not a BGE-M3 folder, ``bad_mode``, ``model_missing``.
+    """
+    import numpy as np
+
+    from studio.retrieval import m3
+    from studio.retrieval.dense import top_k
+
+    m3.check_mode(model, mode)
+    doc_ids, qids = list(evalset.corpus), list(evalset.queries)
+    t0 = time.perf_counter()
+    scores = m3.score_corpus([evalset.queries[q] for q in qids], [evalset.corpus[d] for d in doc_ids], model, mode,
+                             weights or m3.DEFAULT_WEIGHTS)
+    encode_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    scores = np.asarray(scores)
+    run = {qid: {doc_ids[j]: float(scores[qi, j]) for j in order}
+           for qi, (qid, order) in enumerate(zip(qids, top_k(scores, k)))}
+    search_s = time.perf_counter() - t0
+    return RunResult(str(model), run, {"encode_and_score_s": round(encode_s, 3), "search_s": round(search_s, 4),
+                                       "queries_per_s": round(len(qids) / max(encode_s + search_s, 1e-9), 1)})
+
+
+def rerank(evalset: EvalSet, first: RunResult, reranker: str, top: int = 100, batch_size: int = 32) -> RunResult:
+    """Rescore each query's first `top` documents with a cross-encoder (FlagReranker, cached in-process).
+
+    The documents past `top` keep their first-stage order below every reranked one (scores ``min - 1``,
+    ``min - 2``, ...), so metrics at cut-offs beyond `top` still see them, as in a real two-stage system.
+    """
+    from studio.retrieval.rerank import load_reranker
+
+    model = load_reranker(reranker)
     t0 = time.perf_counter()
     run = {}
     for qid, ranked in first.run.items():
-        docs = sorted(ranked, key=lambda d: -ranked[d])[:top]
-        scores = model.compute_score([[evalset.queries[qid], evalset.corpus[d]] for d in docs], batch_size=batch_size)
-        scores = [scores] if isinstance(scores, float) else scores
+        order = sorted(ranked, key=lambda d: (-ranked[d], d))
+        docs, rest = order[:top], order[top:]
+        scores = model.compute_score([[evalset.queries[qid], evalset.corpus[d]] for d in docs],
+                                     batch_size=batch_size) if docs else []
+        scores = [scores] if isinstance(scores, (int, float)) else scores
         run[qid] = {d: float(s) for d, s in zip(docs, scores)}
+        floor = min(run[qid].values(), default=0.0)
+        run[qid].update({d: floor - i for i, d in enumerate(rest, start=1)})
     seconds = time.perf_counter() - t0
     timings = {**first.timings, "rerank_s": round(seconds, 3),
                "queries_per_s": round(len(run) / max(seconds, 1e-9), 1)}
-    return RunResult(f"{first.model} → {reranker}", run, timings)
-
-
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
+    return RunResult(f"{first.model} → {reranker}", run, timings, group=first.group, stage="reranked")
 
 
 def write_trec(result: RunResult, path: str | Path, tag: str) -> Path:
@@ -118,6 +151,6 @@ def write_trec(result: RunResult, path: str | Path, tag: str) -> Path:
     with open(path, "w", encoding="utf-8") as f:
         for qid in sorted(result.run):
             ranked = sorted(result.run[qid].items(), key=lambda item: (-item[1], item[0]))
-            for rank, (doc, score) in enumerate(ranked, start=1):
-                f.write(f"{qid} Q0 {doc} {rank} {score:.6f} {tag}\n")
+            f.writelines(f"{qid} Q0 {doc} {rank} {score:.6f} {tag}\n"
+                         for rank, (doc, score) in enumerate(ranked, start=1))
     return path

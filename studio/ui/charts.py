@@ -114,3 +114,65 @@ def delta_histogram(per_query_delta: dict[str, float], lang: str) -> go.Figure:
     fig.update_layout(title=t("evaluate.delta_title", lang), xaxis_title="Δ nDCG@10", yaxis_title=t("data.queries", lang),
                       height=360, margin={"l": 40, "r": 20, "t": 50, "b": 40})
     return fig
+
+
+_MAP_COLOURS = {2: "#16a34a", 1: "#f59e0b", 0: "#dc2626", None: "#cbd5e1"}
+_MAP_LINKS_UP_TO = 10
+
+
+def _hover(kind: str, ident: str, text: str, width: int = 60) -> str:
+    import html as html_mod
+
+    lines = [html_mod.escape(text[i:i + width]) for i in range(0, len(text), width)] or [""]
+    return f"<b>{html_mod.escape(kind)} {html_mod.escape(ident)}</b><br>" + "<br>".join(lines)
+
+
+def embedding_map(panels: list, lang: str) -> go.Figure:
+    """t-SNE maps side by side (one per model): documents coloured by their label for the selected queries,
+    queries as stars, lines from each selected query to its relevant documents when at most ten are selected."""
+    from plotly.subplots import make_subplots
+
+    def cos(value: float | None) -> str:
+        return "–" if value is None else f"{value:.3f}"
+
+    titles = [t("evaluate.map_panel", lang, model=p.model, relevant=cos(p.relevant_cos), other=cos(p.other_cos))
+              for p in panels]
+    fig = make_subplots(rows=1, cols=max(len(panels), 1), subplot_titles=titles or None, horizontal_spacing=0.04)
+    names = {2: t("rating.2", lang), 1: t("rating.1", lang), 0: t("rating.0", lang),
+             None: t("evaluate.map_unlabelled", lang)}
+    doc_word, query_word = t("evaluate.map_document", lang), t("evaluate.map_query", lang)
+    for col, panel in enumerate(panels, start=1):
+        first = col == 1
+        docs = [i for i, k in enumerate(panel.kinds) if k == "document"]
+        queries = [i for i, k in enumerate(panel.kinds) if k == "query" and panel.selected[i]]
+        if len(queries) <= _MAP_LINKS_UP_TO:
+            position = {panel.ids[i]: i for i in docs}
+            xs, ys = [], []
+            for qi in queries:
+                for doc in panel.links.get(panel.ids[qi], []):
+                    di = position[doc]
+                    xs += [panel.xy[qi, 0], panel.xy[di, 0], None]
+                    ys += [panel.xy[qi, 1], panel.xy[di, 1], None]
+            if xs:
+                fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line={"color": "#94a3b8", "width": 1},
+                                         hoverinfo="skip", showlegend=False), row=1, col=col)
+        for value in (None, 0, 1, 2):
+            rows = [i for i in docs if panel.label[i] == value]
+            fig.add_trace(go.Scatter(
+                x=panel.xy[rows, 0], y=panel.xy[rows, 1], mode="markers", name=names[value], legendgroup=str(value),
+                showlegend=first, marker={"color": _MAP_COLOURS[value], "size": 7 if value is None else 9,
+                                          "line": {"width": 0.5, "color": "#ffffff"}},
+                hovertext=[_hover(doc_word, panel.ids[i], panel.texts[i]) for i in rows], hoverinfo="text"),
+                row=1, col=col)
+        fig.add_trace(go.Scatter(
+            x=panel.xy[queries, 0], y=panel.xy[queries, 1], mode="markers", name=t("evaluate.map_queries", lang),
+            legendgroup="query", showlegend=first,
+            marker={"color": "#1e293b", "symbol": "star", "size": 12, "line": {"width": 0.5, "color": "#ffffff"}},
+            hovertext=[_hover(query_word, panel.ids[i], panel.texts[i]) for i in queries], hoverinfo="text"),
+            row=1, col=col)
+    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
+    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False)
+    fig.update_layout(title=t("evaluate.map_title", lang), height=520, margin={"l": 20, "r": 20, "t": 80, "b": 20},
+                      legend={"orientation": "h", "y": -0.05}, plot_bgcolor="#ffffff")
+    return fig
+

@@ -1,4 +1,7 @@
-"""Compare: one query, two models side by side — rank, score, movement, gold badge, latency. For demos."""
+"""Compare: one query, two models side by side — rank, score, movement, gold badge, latency. For demos.
+
+Either side may be followed by a cross-encoder: its dense top candidates are rescored by the reranker (loaded once
+per process), so a demo can show "embedder" against "embedder → reranker"."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import pandas as pd
 from studio.i18n import t
 from studio.models.registry import resolve, scan
 from studio.retrieval.playground import KEYWORD_TRAP, score_documents, similarity
+from studio.retrieval.rerank import DEFAULT_DEPTH, search_then_rerank
 from studio.retrieval.search import Hit, rank_moves, search
 from studio.store.lookup import example_queries, gold_for_query, queue_pair, searchable_corpus
 from studio.ui import render
@@ -46,7 +50,22 @@ def results_html(model: str, hits: list[Hit], moves: dict, docs: dict, gold: dic
     return f'<div class="rs-side">{head}{"".join(items)}</div>'
 
 
-def run_search(ctx: UIContext, query: str, left: str, right: str, k: float, lang: str) -> tuple:
+def side_search(model: str, reranker: str | None, query: str, keys: list[str], texts: list[str], k: int,
+                depth: int) -> tuple[list[Hit], float]:
+    """One side's hits: the embedder alone, or its top `depth` reranked by `reranker`."""
+    if reranker:
+        return search_then_rerank(resolve(model), resolve(reranker), query, keys, texts, k, depth)
+    return search(resolve(model), query, keys, texts, k)
+
+
+def side_name(model: str, reranker: str | None) -> str:
+    """How a side's header names it: "model" or "model → reranker"."""
+    return f"{model} → {reranker}" if reranker else model
+
+
+def run_search(ctx: UIContext, query: str, left: str, right: str, k: float, lang: str,
+               left_reranker: str | None = None, right_reranker: str | None = None,
+               depth: float = DEFAULT_DEPTH) -> tuple:
     query = (query or "").strip()
     if not query:
         empty = render.empty_card(t("compare.type_query", lang))
@@ -57,10 +76,13 @@ def run_search(ctx: UIContext, query: str, left: str, right: str, k: float, lang
             gold = gold_for_query(db, query)
         if not keys:
             raise ValueError(t("error.no_corpus", lang))
-        hits_l, ms_l = search(resolve(left), query, keys, texts, int(k))
-        hits_r, ms_r = search(resolve(right), query, keys, texts, int(k))
-        html_l = results_html(left, hits_l, rank_moves(hits_l, hits_r), docs, gold, query, ms_l, lang)
-        html_r = results_html(right, hits_r, rank_moves(hits_r, hits_l), docs, gold, query, ms_r, lang)
+        left_reranker, right_reranker = (left_reranker or "").strip() or None, (right_reranker or "").strip() or None
+        hits_l, ms_l = side_search(left, left_reranker, query, keys, texts, int(k), int(depth))
+        hits_r, ms_r = side_search(right, right_reranker, query, keys, texts, int(k), int(depth))
+        html_l = results_html(side_name(left, left_reranker), hits_l, rank_moves(hits_l, hits_r), docs, gold, query,
+                              ms_l, lang)
+        html_r = results_html(side_name(right, right_reranker), hits_r, rank_moves(hits_r, hits_l), docs, gold,
+                              query, ms_r, lang)
         shown = {h.doc_key for h in hits_l + hits_r}
         choices = [(f"{docs[d]['title'] or d} (#{d})", d) for d in sorted(shown)]
         return html_l, html_r, gr.update(choices=choices, value=None), ""
@@ -113,6 +135,12 @@ def build(ctx: UIContext) -> dict:
                             label=i18n("compare.right"), scale=1)
         k = gr.Slider(3, 20, value=10, step=1, label=i18n("compare.k"), scale=1)
     with gr.Row():
+        left_rr = gr.Dropdown(choices=[(i18n("compare.no_reranker"), "")], value="", allow_custom_value=True,
+                              label=i18n("compare.left_reranker"), scale=1)
+        right_rr = gr.Dropdown(choices=[(i18n("compare.no_reranker"), "")], value="", allow_custom_value=True,
+                               label=i18n("compare.right_reranker"), scale=1)
+        depth = gr.Slider(10, 50, value=DEFAULT_DEPTH, step=5, label=i18n("compare.rerank_depth"), scale=1)
+    with gr.Row():
         out_left = gr.HTML(elem_id="rs-compare-left")
         out_right = gr.HTML(elem_id="rs-compare-right")
     with gr.Row(equal_height=True):
@@ -139,20 +167,25 @@ def build(ctx: UIContext) -> dict:
     score_btn.click(lambda q, d, m, r, lg: run_scoring(q, d, m, r, lg), [play_query, play_docs, play_models, reranker,
                                                                          ctx.lang], score_out)
 
-    inputs = [query, left, right, k, ctx.lang]
+    inputs = [query, left, right, k, ctx.lang, left_rr, right_rr, depth]
     outputs = [out_left, out_right, pick, status]
     search_btn.click(lambda *a: run_search(ctx, *a), inputs, outputs)
     query.submit(lambda *a: run_search(ctx, *a), inputs, outputs)
-    examples.input(lambda q, *rest: (q, *run_search(ctx, q, *rest)), [examples, left, right, k, ctx.lang],
-                   [query, *outputs])
+    examples.input(lambda q, *rest: (q, *run_search(ctx, q, *rest)),
+                   [examples, left, right, k, ctx.lang, left_rr, right_rr, depth], [query, *outputs])
     queue_btn.click(lambda q, d, lg: send_to_queue(ctx, q, d, lg), [query, pick, ctx.lang], status)
 
-    def refresh(current_right: str | None):
-        names = [i.name for i in scan() if i.ok and i.kind != "reranker"]
+    def refresh(current_right: str | None, current_left_rr: str | None, current_right_rr: str | None, lang: str):
+        infos = scan()
+        names = [i.name for i in infos if i.ok and i.kind != "reranker"]
+        rerankers = [(t("compare.no_reranker", lang), "")] + [(i.name, i.name) for i in infos
+                                                               if i.ok and i.kind == "reranker"]
         with ctx.db() as db:
             qs = example_queries(db)
         best = current_right if current_right in names else names[-1]
         return (gr.update(choices=names), gr.update(choices=names, value=best), gr.update(choices=qs),
-                gr.update(choices=names))
+                gr.update(choices=names), gr.update(choices=rerankers, value=current_left_rr or ""),
+                gr.update(choices=rerankers, value=current_right_rr or ""))
 
-    return {"refresh": (refresh, [right], [left, right, examples, play_models])}
+    return {"refresh": (refresh, [right, left_rr, right_rr, ctx.lang],
+                        [left, right, examples, play_models, left_rr, right_rr])}

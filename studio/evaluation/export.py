@@ -1,0 +1,228 @@
+"""Evaluation reports as files: one self-contained HTML page, and CSV tables.
+
+The HTML page opens offline: plotly.js is inlined once in the page (never fetched from a CDN), every chart is
+a ``<div>`` drawn by it, and nothing else is loaded from anywhere. Its text is in the reader's language
+(:func:`studio.i18n.t`); every value that came from data (model names, query texts) is HTML-escaped.
+
+The CSV files are UTF-8 with a byte-order mark, so that Excel shows Chinese text correctly; pandas reads them
+with ``encoding="utf-8-sig"``.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from studio.evaluation.errors import BUCKETS
+from studio.evaluation.report import significance_line, warning_lines
+from studio.i18n import t
+
+HEADLINE = ("ndcg@10", "mrr@10", "recall@10", "p@5")
+METRIC_COLUMNS = ("model", "stage", "metric", "k", "value", "baseline", "delta", "relative_delta", "p_value",
+                  "p_holm", "significant", "wins", "ties", "losses")
+QUERY_COLUMNS = ("query_id", "query", "model", "stage", "metric", "value", "bucket")
+_KIND_KEYS = {"model": "report.kind_model", "reranker": "report.kind_reranker"}
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI","PingFang SC","Microsoft YaHei",sans-serif;margin:2rem auto;
+max-width:1180px;padding:0 1rem;color:#0f172a}
+h1{font-size:1.6rem;margin-bottom:.2rem}h2{margin-top:2.2rem;border-bottom:1px solid #e2e8f0;padding-bottom:.3rem}
+h3{margin-top:1.6rem}.meta{color:#475569}
+table{border-collapse:collapse;margin:.6rem 0;font-size:.9rem}th,td{border:1px solid #e2e8f0;padding:.3rem .6rem;
+text-align:left;vertical-align:top}th{background:#f8fafc}td.num{text-align:right;font-variant-numeric:tabular-nums}
+tr.worse td{background:#fef2f2;color:#991b1b}tr.better td{background:#f0fdf4}
+.warning{background:#fef2f2;border-left:4px solid #dc2626;padding:.6rem 1rem;margin:.4rem 0;color:#991b1b}
+.ok{background:#f0fdf4;border-left:4px solid #16a34a;padding:.6rem 1rem;margin:.4rem 0}
+.tag{display:inline-block;background:#fee2e2;color:#991b1b;border-radius:4px;padding:0 .4rem;font-size:.8rem}
+.chart{margin:1rem 0}.note{color:#475569;font-size:.85rem}
+"""
+
+
+def headline_metrics(report: dict) -> list[str]:
+    """Metrics worth a chart: nDCG@10, MRR@10, Recall@10, P@5 where computed, else nDCG at every cut-off."""
+    present = report["models"][0]["metrics"] if report["models"] else {}
+    shown = [m for m in HEADLINE if m in present]
+    return shown or [m for m in present if m.startswith("ndcg@")]
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value))
+
+
+def _table(head: list[str], rows: list[list[str]], classes: list[str] | None = None,
+           numeric: set[int] | None = None) -> str:
+    numeric = numeric or set()
+    out = ["<table><thead><tr>", *(f"<th>{_e(h)}</th>" for h in head), "</tr></thead><tbody>"]
+    for i, row in enumerate(rows):
+        cls = f' class="{classes[i]}"' if classes and classes[i] else ""
+        cells = "".join(f'<td class="num">{c}</td>' if j in numeric else f"<td>{c}</td>" for j, c in enumerate(row))
+        out.append(f"<tr{cls}>{cells}</tr>")
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+def _chart(fig) -> str:
+    return '<div class="chart">' + fig.to_html(full_html=False, include_plotlyjs=False,
+                                                config={"displaylogo": False, "responsive": True}) + "</div>"
+
+
+def verdict(row: dict, lang: str) -> str:
+    """"▲ better" / "▼ worse" for a significant change of one metric row, else ""."""
+    if not row["significant"]:
+        return ""
+    return ("▲ " + t("evaluate.better", lang)) if row["delta"] > 0 else ("▼ " + t("evaluate.worse", lang))
+
+
+def _comparison_section(comparison: dict, lang: str) -> str:
+    from studio.ui import charts
+
+    title = t(_KIND_KEYS.get(comparison["kind"], "report.kind_model"), lang, model=comparison["model"],
+              baseline=comparison["baseline"])
+    head = [t("evaluate.col_metric", lang), comparison["baseline"], comparison["model"], "Δ",
+            t("evaluate.col_relative", lang), t("report.col_p_raw", lang), t("evaluate.col_p", lang),
+            t("evaluate.col_significant", lang), t("evaluate.col_verdict", lang), t("evaluate.col_wtl", lang)]
+    rows, classes = [], []
+    for row in comparison["rows"]:
+        rel = "" if row["relative"] is None else f"{row['relative']:+.1%}"
+        rows.append([_e(row["metric"]), f"{row['a']:.4f}", f"{row['b']:.4f}", f"{row['delta']:+.4f}", rel,
+                     f"{row['p_value']:.4f}", f"{row['p_holm']:.4f}", "★" if row["significant"] else "",
+                     _e(verdict(row, lang)), f"{row['wins']}/{row['ties']}/{row['losses']}"])
+        classes.append("worse" if row["delta"] < 0 and row["significant"] else
+                       "better" if row["delta"] > 0 and row["significant"] else "")
+    flag = ' <span class="tag">⚠</span>' if comparison.get("worse") else ""
+    delta = charts.delta_histogram(comparison["per_query_delta"], lang)
+    return (f"<h3>{_e(title)}{flag}</h3>" + _table(head, rows, classes, numeric=set(range(1, 8)))
+            + _chart(delta))
+
+
+def render_html(report: dict, lang: str, embedding_map=None) -> str:
+    """The report as one HTML document (see the module docstring); `embedding_map` is a plotly figure."""
+    from plotly.offline import get_plotlyjs
+
+    from studio.ui import charts
+
+    done = t("evaluate.done", lang, evalset=report["evalset"], queries=report["queries"], documents=report["documents"])
+    generated = t("report.generated", lang, when=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
+    parts = [f"<h1>{_e(t('report.title', lang))}</h1>", f'<p class="meta">{_e(done)}<br>{_e(generated)}</p>']
+    none = t("report.none", lang)
+    settings = [(t("report.mode", lang), report.get("mode") or "dense"),
+                (t("report.reranker", lang), report.get("reranker") or none)]
+    if report.get("weights"):
+        settings.append((t("report.weights", lang), ", ".join(f"{w:g}" for w in report["weights"])))
+    if report.get("reranker"):
+        settings.append((t("report.rerank_top", lang), report.get("rerank_top")))
+    parts.append(_table([t("report.setting", lang), t("report.value", lang)], [[_e(a), _e(b)] for a, b in settings]))
+
+    lines = warning_lines(report, lang)
+    if report["comparisons"] or lines:
+        parts.append(f"<h2>{_e(t('report.summary_title', lang))}</h2>")
+        parts += [f'<div class="warning">{_e(line)}</div>' for line in lines]
+        if not lines:
+            parts.append(f'<div class="ok">{_e(t("report.none_worse", lang))}</div>')
+        significance = significance_line(report, lang)
+        if significance:
+            parts.append(f"<p>{_e(significance)}</p>")
+
+    parts.append(f"<h2>{_e(t('report.metrics_title', lang))}</h2>")
+    names = list(report["models"][0]["metrics"]) if report["models"] else []
+    best = {m: max(model["metrics"][m] for model in report["models"]) for m in names}
+    rows = [[_e(m)] + [(f"<b>{v:.4f}</b>" if v == best[m] and len(report["models"]) > 1 else f"{v:.4f}")
+                       for v in (model["metrics"][m] for model in report["models"])] for m in names]
+    parts.append(_table([t("evaluate.col_metric", lang)] + [m["model"] for m in report["models"]], rows,
+                        numeric=set(range(1, len(report["models"]) + 1))))
+    if names:
+        parts.append(_chart(charts.metric_bars(report, headline_metrics(report), lang)))
+
+    if report["comparisons"]:
+        parts.append(f"<h2>{_e(t('report.comparisons_title', lang))}</h2>")
+        parts += [_comparison_section(c, lang) for c in report["comparisons"]]
+
+    parts.append(f"<h2>{_e(t('evaluate.errors', lang))}</h2>")
+    parts.append(_table([t("evaluate.col_model", lang)] + [t(f"evaluate.bucket_{b}", lang) for b in BUCKETS]
+                        + [t("evaluate.col_qps", lang)],
+                        [[_e(m["model"])] + [str(m["errors"][b]) for b in BUCKETS]
+                         + [_e(m["timings"].get("queries_per_s", ""))] for m in report["models"]],
+                        numeric=set(range(1, len(BUCKETS) + 2))))
+
+    parts.append(f"<h2>{_e(t('report.worst_title', lang))}</h2>")
+    for model in report["models"]:
+        metric = next((k for k in (model["worst"][0] if model["worst"] else {}) if k.startswith("ndcg@")), "ndcg@10")
+        rows = [[_e(w["query_id"]), _e(w.get("query", "")),
+                 _e(t(f"evaluate.bucket_{w['bucket']}", lang) if w["bucket"] else t("report.bucket_none", lang)),
+                 f"{w[metric]:.4f}", _e(w["first_relevant_rank"] or "–"), _e(", ".join(w["top"]))]
+                for w in model["worst"]]
+        parts.append(f"<h3>{_e(model['model'])}</h3>")
+        parts.append(_table([t("report.col_query_id", lang), t("report.col_query", lang),
+                             t("report.col_bucket", lang), metric, t("report.col_first_rank", lang),
+                             t("report.col_top", lang)], rows, numeric={3, 4}))
+
+    if embedding_map is not None:
+        parts.append(f"<h2>{_e(t('evaluate.map_title', lang))}</h2>")
+        parts.append(f'<p class="note">{_e(t("evaluate.map_note", lang))}</p>')
+        parts.append(_chart(embedding_map))
+    parts.append(f'<p class="note">{_e(t("report.method", lang))}</p>')
+    title = f"{t('report.title', lang)} · {report['evalset']}"
+    return (f'<!DOCTYPE html>\n<html lang="{_e(lang)}"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{_e(title)}</title>'
+            f'<style>{_CSS}</style><script type="text/javascript">{get_plotlyjs()}</script></head>'
+            f'<body>{"".join(parts)}</body></html>\n')
+
+
+def write_html(report: dict, path: str | Path, lang: str = "en", *, embedding_map=None) -> Path:
+    """Write :func:`render_html` to `path` (parent folders created); returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_html(report, lang, embedding_map), encoding="utf-8")
+    return path
+
+
+def metric_rows(report: dict) -> list[dict]:
+    """One row per model × metric (:data:`METRIC_COLUMNS`); the comparison columns stay empty for a run
+    that is no comparison's candidate, and a run compared twice (with a reranker: with the first model's
+    reranked run and with its own first stage) has one row per comparison."""
+    by_run: dict[int, list[dict]] = {}
+    for comparison in report["comparisons"]:
+        by_run.setdefault(comparison["model_run"], []).append(comparison)
+    rows = []
+    for i, model in enumerate(report["models"]):
+        for metric, value in model["metrics"].items():
+            base = {"model": model["model"], "stage": model.get("stage", "first"), "metric": metric,
+                    "k": int(metric.split("@")[1]), "value": value}
+            if i not in by_run:
+                rows.append({**base, **{c: "" for c in METRIC_COLUMNS if c not in base}})
+            for comparison in by_run.get(i, []):
+                row = next(r for r in comparison["rows"] if r["metric"] == metric)
+                rows.append({**base, "baseline": comparison["baseline"], "delta": row["delta"],
+                             "relative_delta": "" if row["relative"] is None else row["relative"],
+                             "p_value": row["p_value"], "p_holm": row["p_holm"], "significant": row["significant"],
+                             "wins": row["wins"], "ties": row["ties"], "losses": row["losses"]})
+    return rows
+
+
+def write_csv(report: dict, path: str | Path) -> Path:
+    """Write :func:`metric_rows` as CSV; returns the path."""
+    return _write(path, METRIC_COLUMNS, metric_rows(report))
+
+
+def write_queries_csv(report: dict, path: str | Path, queries: Mapping[str, str] | None = None) -> Path:
+    """One row per query × model: the primary metric and the error bucket; `queries` adds the query text."""
+    rows = []
+    for model in report["models"]:
+        for qid, values in model.get("per_query", {}).items():
+            metric = next(k for k in values if k != "bucket")
+            rows.append({"query_id": qid, "query": (queries or {}).get(qid, ""), "model": model["model"],
+                         "stage": model.get("stage", "first"), "metric": metric, "value": values[metric],
+                         "bucket": values["bucket"] or ""})
+    return _write(path, QUERY_COLUMNS, rows)
+
+
+def _write(path: str | Path, columns: tuple[str, ...], rows: list[dict]) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8-sig", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
