@@ -1,0 +1,170 @@
+"""BGE-M3 fine-tuning with FlagEmbedding's model, minus its padding and its batch × length × vocab sparse tensor.
+
+:class:`StudioM3Model` is FlagEmbedding's ``EncoderOnlyEmbedderM3Model`` (same loss, scores, settings and ``save``
+layout: the transformer, ``colbert_linear.pt``, ``sparse_linear.pt``) with three changes that leave the numbers
+as they were:
+
+* Sparse head. FlagEmbedding scatters every token weight into ``zeros(batch, length, vocab)`` and takes the max over
+  the length; for BGE-M3 (vocab 250002) and 64 passages of 512 tokens that is 16 GB in bf16, kept for backward. Here
+  the max per (text, token id) goes straight into ``(batch, vocab)`` with ``scatter_reduce``, and the gradient still
+  reaches only the first position holding the maximum, as ``torch.max`` sends it.
+* Padding. The collator pads every text of a batch to the longest. Texts are encoded in chunks of similar length
+  (longest first, at most ``token_budget`` padded tokens a chunk), each padded only to its own longest text; the
+  outputs go back in batch order and ColBERT vectors are padded to the batch length with zeros, as before.
+* The Python loops of ``get_local_score`` and the ``m3_kd_loss`` distillation are single batched operations.
+
+Attention is already PyTorch's SDPA: XLM-R loads with ``attn_implementation="sdpa"`` in Transformers 5. Dropout is
+drawn per element either way, so with dropout on the two paths agree in distribution, not bit for bit.
+Set ``STUDIO_FAST_M3=0`` to train with FlagEmbedding's model unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.nn.functional as F
+from FlagEmbedding.finetune.embedder.encoder_only.m3 import EncoderOnlyEmbedderM3Model
+
+# Padded tokens per encoder call: big enough for full GPU matrix units, small enough to skip most padding.
+CUDA_TOKEN_BUDGET = 16384
+CPU_TOKEN_BUDGET = 4096
+
+
+def length_chunks(lengths: list[int], budget: int) -> list[tuple[list[int], int]]:
+    """Rows grouped longest first so that each group, padded to its longest row, holds at most `budget` tokens.
+
+    Returns:
+        (row indices, padded length) per group; a row longer than `budget` gets a group of its own.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    chunks, start = [], 0
+    while start < len(order):
+        longest = max(lengths[order[start]], 1)
+        size = max(1, budget // longest)
+        chunks.append((order[start:start + size], longest))
+        start += size
+    return chunks
+
+
+def sparse_max(weights: torch.Tensor, input_ids: torch.Tensor, vocab_size: int,
+               unused_ids: torch.Tensor) -> torch.Tensor:
+    """Lexical weights per text: for each token id, the largest weight it has in the text (0 if absent or unused).
+
+    Args:
+        weights: (batch, length) non-negative token weights (the ReLU of the sparse head).
+        input_ids: (batch, length) token ids.
+        vocab_size: Width of the result.
+        unused_ids: Ids whose weight is always 0 (CLS, EOS, PAD, UNK), as FlagEmbedding zeroes them.
+
+    Returns:
+        (batch, vocab_size), equal to FlagEmbedding's ``zeros(batch, length, vocab).scatter(...).max(dim=1)`` with
+        the unused ids zeroed; with autograd on, the gradient goes to the first position holding each maximum (ties
+        are common in bf16), exactly where ``torch.max`` sends it.
+    """
+    rows, length = weights.shape
+    weights = (weights * ~torch.isin(input_ids, unused_ids)).reshape(-1)
+    # Flat (text * vocab + id) indices: one 1-D scatter is much faster than a row-wise one on CPUs.
+    index = (torch.arange(rows, device=input_ids.device)[:, None] * vocab_size + input_ids).reshape(-1)
+    top = weights.new_zeros(rows * vocab_size).scatter_reduce(0, index, weights.detach(), "amax")
+    if not (torch.is_grad_enabled() and weights.requires_grad):
+        return top.view(rows, vocab_size)
+    with torch.no_grad():
+        is_top = (weights > 0) & (weights == top[index])
+        positions = torch.arange(length, device=weights.device, dtype=torch.int32).repeat(rows)
+        first = torch.full_like(top, length, dtype=torch.int32).scatter_reduce(
+            0, index, torch.where(is_top, positions, length), "amin")
+        winner = is_top & (positions == first[index])
+    # One winner per (text, id): adding the others' zeros leaves each maximum exact.
+    return weights.new_zeros(rows * vocab_size).scatter_add(0, index, weights * winner).view(rows, vocab_size)
+
+
+class StudioM3Model(EncoderOnlyEmbedderM3Model):
+    """FlagEmbedding's M3 training model with the same outputs, computed with less padding and memory."""
+
+    token_budget: int | None = None  # None: CUDA_TOKEN_BUDGET on GPUs, CPU_TOKEN_BUDGET otherwise
+
+    def _unused_ids(self, device: torch.device) -> torch.Tensor:
+        tok = self.tokenizer
+        ids = [i for i in (tok.cls_token_id, tok.eos_token_id, tok.pad_token_id, tok.unk_token_id) if i is not None]
+        return torch.tensor(ids, dtype=torch.long, device=device)
+
+    def _sparse_embedding(self, hidden_state, input_ids, return_embedding: bool = True):
+        """Token weights, or the (batch, vocab) lexical embedding without FlagEmbedding's (batch, length, vocab)."""
+        token_weights = torch.relu(self.sparse_linear(hidden_state))
+        if not return_embedding:
+            return token_weights
+        return sparse_max(token_weights.squeeze(-1), input_ids, self.vocab_size, self._unused_ids(input_ids.device))
+
+    def chunk_budget(self, device: torch.device) -> int:
+        """Padded tokens per encoder call on `device` (``token_budget``, or the device default)."""
+        if self.token_budget:
+            return self.token_budget
+        return CUDA_TOKEN_BUDGET if device.type == "cuda" else CPU_TOKEN_BUDGET
+
+    def _encode(self, features):
+        """FlagEmbedding's (dense, sparse, colbert) for a padded batch, encoded in chunks of similar length."""
+        mask = features["attention_mask"]
+        if mask.dim() != 2 or getattr(self.tokenizer, "padding_side", "right") != "right":
+            return super()._encode(features)
+        rows, length = mask.shape
+        chunks = length_chunks(mask.sum(dim=1).tolist(), self.chunk_budget(mask.device))
+        if len(chunks) == 1:
+            return super()._encode(features)
+        parts = []
+        for index, chunk_length in chunks:
+            index = torch.tensor(index, device=mask.device)
+            parts.append(super()._encode({key: value.index_select(0, index)[:, :chunk_length]
+                                          for key, value in features.items()}))
+        order = torch.tensor([i for index, _ in chunks for i in index], device=mask.device)
+        restore = torch.empty_like(order)
+        restore[order] = torch.arange(rows, device=mask.device)
+        dense = torch.cat([p[0] for p in parts]).index_select(0, restore)
+        if not self.unified_finetuning:
+            return dense, None, None
+        sparse = torch.cat([p[1] for p in parts]).index_select(0, restore)
+        # Padded positions hold zero vectors in FlagEmbedding's output too (masked, then normalised).
+        colbert = torch.cat([F.pad(p[2], (0, 0, 0, length - 1 - p[2].shape[1])) for p in parts])
+        return dense, sparse, colbert.index_select(0, restore)
+
+    def get_local_score(self, q_reps, p_reps, all_scores):
+        """Each query's scores against its own group: (batch, group_size), one gather instead of a loop."""
+        group_size = p_reps.size(0) // q_reps.size(0)
+        starts = torch.arange(q_reps.size(0), device=all_scores.device) * group_size
+        index = starts[:, None] + torch.arange(group_size, device=all_scores.device)[None, :]
+        return all_scores.gather(1, index)
+
+    @staticmethod
+    def distill_loss(kd_loss_type, teacher_targets, student_scores, group_size=None):
+        """FlagEmbedding's distillation losses; ``m3_kd_loss`` computes its per-positive terms in one batch."""
+        if kd_loss_type != "m3_kd_loss":
+            return EncoderOnlyEmbedderM3Model.distill_loss(kd_loss_type, teacher_targets, student_scores, group_size)
+        queries, columns = student_scores.shape
+        device = student_scores.device
+        steps = torch.arange(group_size, device=device)
+        targets = (torch.arange(queries, device=device) * group_size)[None, :] + steps[:, None]  # (group, queries)
+        # Term i hides the group's earlier positives j < i, as FlagEmbedding's growing mask does.
+        hidden = torch.where(steps[None, :] < steps[:, None], torch.finfo(student_scores.dtype).min, 0.0)
+        mask = torch.zeros(group_size, queries, columns, device=device, dtype=student_scores.dtype).scatter(
+            2, targets.T[None].expand(group_size, queries, group_size).contiguous(),
+            hidden[:, None, :].expand(group_size, queries, group_size).to(student_scores.dtype).contiguous())
+        losses = F.cross_entropy((student_scores[None] + mask).flatten(0, 1), targets.flatten(), reduction="none")
+        return (teacher_targets.T * losses.view(group_size, queries)).mean(dim=1).sum()
+
+
+def speed_up(model):
+    """`model` (FlagEmbedding's M3 training model) as a :class:`StudioM3Model`: same object, weights and settings.
+
+    Left as is when ``STUDIO_FAST_M3=0`` or when it is some other class.
+    """
+    if os.environ.get("STUDIO_FAST_M3", "1") != "0" and type(model) is EncoderOnlyEmbedderM3Model:
+        model.__class__ = StudioM3Model  # only methods differ; no state to add
+    return model
+
+
+class FastM3Loader:
+    """Mix in before ``EncoderOnlyEmbedderM3Runner``: the model it builds is trained as a :class:`StudioM3Model`."""
+
+    def load_tokenizer_and_model(self):
+        tokenizer, model = super().load_tokenizer_and_model()
+        return tokenizer, speed_up(model)
