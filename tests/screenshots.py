@@ -1,4 +1,10 @@
-"""Regenerate the README screenshots: `python tests/screenshots.py` (starts the app on a demo database)."""
+"""Regenerate the README screenshots: `python tests/screenshots.py [NAME ...]` (starts the app on a demo database;
+with names, such as `evaluate compare`, only the screenshots whose file names contain one of them).
+
+Before the app starts it fine-tunes the embedded model on the demo's gold labels (`studio export triplets`, then
+`studio train`, a minute or two on a CPU) into its temporary folder, so that ⑧ Evaluate can show base vs
+fine-tuned and ⑨ Compare can put them side by side.
+"""
 
 from __future__ import annotations
 
@@ -10,23 +16,80 @@ import time
 import urllib.request
 from pathlib import Path
 
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import Page, sync_playwright
+
+from studio.i18n import t
 
 ROOT = Path(__file__).resolve().parent.parent
+FINE_TUNED = "demo-ft"
 SHOTS = [  # (locale, tab label, file)
     ("zh-CN", "② 标注", "screenshot-annotate-zh.png"),
     ("en-US", "③ Agreement", "screenshot-agreement-en.png"),
     ("en-US", "④ Adjudicate", "screenshot-adjudicate-en.png"),
+    ("en-US", "⑧ Evaluate", "screenshot-evaluate-en.png"),
+    ("zh-CN", "⑨ 对比", "screenshot-compare-zh.png"),
 ]
+COMPARE_QUERY = "二甲双胍是饭前吃还是饭后吃？"  # a demo query with gold labels whose ranking the fine-tuning changes
 
 
-def main(port: int = 7869) -> None:
+def prepare(tmp: Path, env: dict, train: bool = True) -> None:
+    """The demo database, its training export and (`train`) a fine-tuned embedder, all under `tmp`."""
+    db, train_file = tmp / "shots.db", tmp / "exports" / "train.jsonl"
+
+    def studio(*args: str) -> None:
+        subprocess.run([sys.executable, "-m", "studio", "--db", str(db), *args], check=True, env=env, cwd=ROOT,
+                       stdout=subprocess.DEVNULL)
+
+    studio("demo")
+    if not train:
+        return
+    studio("export", "triplets", str(train_file))
+    started = time.time()
+    studio("train", "--task", "embedder", "--base", "default", "--train", str(train_file), "--name", FINE_TUNED,
+           "--epochs", "3")
+    print(f"trained {FINE_TUNED} in {time.time() - started:.0f} s")
+
+
+def pick(page: Page, label: str, option: str) -> None:
+    """Choose `option` in the visible dropdown labelled `label` (adds it, for a multiselect)."""
+    page.get_by_label(label, exact=True).filter(visible=True).click()
+    page.get_by_role("option", name=option, exact=True).click()
+    page.keyboard.press("Escape")
+    page.wait_for_timeout(300)
+
+
+def evaluate(page: Page) -> dict:
+    """Base vs fine-tuned on the demo's BEIR folder without the training queries; the form and the results."""
+    pick(page, t("evaluate.models", "en"), FINE_TUNED)
+    page.get_by_label(t("evaluate.exclude", "en"), exact=True).click()
+    page.get_by_role("option").filter(has_text="train.jsonl").first.click()
+    page.locator("#rs-eval-run").click()
+    page.locator("#rs-eval-results").wait_for(state="visible", timeout=300_000)
+    page.wait_for_timeout(2500)  # the charts draw
+    table = page.locator("#rs-eval-table").bounding_box()
+    return {"x": 0, "y": 0, "width": 1280, "height": table["y"] + table["height"] + 16}
+
+
+def compare(page: Page) -> dict:
+    """Embedded model (left) vs the fine-tuned one (right) on a Chinese demo query picked from the examples."""
+    pick(page, t("compare.right", "zh-CN"), FINE_TUNED)
+    pick(page, t("compare.examples", "zh-CN"), COMPARE_QUERY)  # choosing an example runs the search
+    page.locator("#rs-compare-right .rs-hit").first.wait_for(timeout=120_000)
+    page.wait_for_timeout(1000)
+    hit = page.locator("#rs-compare-left .rs-hit").nth(4).bounding_box()
+    return {"x": 0, "y": 0, "width": 1280, "height": hit["y"] + hit["height"] + 24}
+
+
+def main(names: list[str] | None = None, port: int = 7869) -> None:
+    shots = [shot for shot in SHOTS if not names or any(n in shot[2] for n in names)]
     with tempfile.TemporaryDirectory() as tmp:
-        db = Path(tmp) / "shots.db"
-        env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-        subprocess.run([sys.executable, "-m", "studio", "--db", str(db), "demo"], check=True, env=env, cwd=ROOT)
-        server = subprocess.Popen([sys.executable, "studio.py", "--db", str(db), "--port", str(port)], cwd=ROOT,
-                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        tmp = Path(tmp)
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
+               "STUDIO_MODELS": str(tmp / "models"), "STUDIO_JOBS": str(tmp / "jobs"),
+               "STUDIO_EXPORTS": str(tmp / "exports")}
+        prepare(tmp, env, train=any("evaluate" in s[2] or "compare" in s[2] for s in shots))
+        server = subprocess.Popen([sys.executable, "studio.py", "--db", str(tmp / "shots.db"), "--port", str(port)],
+                                  cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         url = f"http://127.0.0.1:{port}"
         try:
             for _ in range(120):
@@ -38,21 +101,29 @@ def main(port: int = 7869) -> None:
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
                     "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-                for locale, tab, name in SHOTS:
+                for locale, tab, name in shots:
                     page = browser.new_context(locale=locale, viewport={"width": 1280, "height": 940}).new_page()
+                    page.set_default_timeout(60_000)
                     page.goto(url)
                     page.get_by_role("tab", name=tab).click()
+                    clip = None
                     if "annotate" in name:
                         field = page.locator("#rs-annotator input")
                         field.fill("Nurse Wang (王护士)")
                         field.press("Enter")
                     page.wait_for_timeout(2500)
-                    page.screenshot(path=str(ROOT / "assets" / name))
+                    if "evaluate" in name:
+                        clip = evaluate(page)
+                    elif "compare" in name:
+                        clip = compare(page)
+                    page.screenshot(path=str(ROOT / "assets" / name), full_page=clip is not None, clip=clip)
                     print("wrote", name)
+                    page.context.close()
                 browser.close()
         finally:
             server.terminate()
+            server.wait(timeout=30)
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -124,6 +124,36 @@ def test_a_better_reranker_gives_no_warning_and_plan_pairs_stages():
     assert [c["kind"] for c in report["comparisons"]] == ["model", "model", "reranker", "reranker"]
 
 
+def test_too_few_queries_for_any_significant_change_is_said():
+    from studio.evaluation.compare import min_queries_for_significance, paired_randomization
+    from studio.evaluation.report import sample_size_line
+
+    assert min_queries_for_significance(1) == 6 and min_queries_for_significance(16) == 10
+    assert paired_randomization([0.0] * 5, [1.0] * 5) >= 0.05 > paired_randomization([0.0] * 6, [1.0] * 6)
+    small = synthetic(4)
+    runs = [RunResult("base", reversed_run(good_run(small)), group=0), RunResult("tuned", good_run(small), group=1)]
+    report, _ = build_report(small, runs, (1, 5, 10, 20))
+    assert all(not row["significant"] for row in report["comparisons"][0]["rows"]), "4 queries all better: still no"
+    assert sample_size_line(report, "en").startswith("Only 4 queries: too few for a significance test. With fewer "
+                                                     "than 10 queries none of the 16 metric changes")
+    assert "只有 4 个查询" in sample_size_line(report, "zh-CN")
+    assert "Only 4 queries" in export.render_html(report, "en")
+    runs = [RunResult("base", reversed_run(good_run(synthetic())), group=0),
+            RunResult("tuned", good_run(synthetic()), group=1)]
+    assert sample_size_line(build_report(synthetic(), runs, (1, 5, 10, 20))[0], "en") is None
+
+
+def test_beir_evaluation_can_leave_out_the_training_queries():
+    full = from_beir(DEMO_DIR)
+    trained = set(list(full.queries.values())[:28])
+    held_out = from_beir(DEMO_DIR, exclude_queries=trained, name="held out")
+    assert held_out.name == "held out" and len(held_out.qrels) == 2 and held_out.corpus == full.corpus
+    assert not trained & set(held_out.queries.values())
+    with pytest.raises(StudioError) as err:
+        from_beir(DEMO_DIR, exclude_queries=set(full.queries.values()))
+    assert err.value.code == "no_eval_queries"
+
+
 def test_evaluate_models_reports_dense_and_dense_then_reranker(tiny_reranker, tmp_path):
     evalset = from_beir(DEMO_DIR)
     report, comparisons = evaluate_models(evalset, ["default"], (1, 10, 100), reranker=str(tiny_reranker),

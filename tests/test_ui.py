@@ -171,6 +171,30 @@ def test_evaluate_tab_compares_models_on_the_demo_beir_folder(ctx, tmp_path, mon
     assert len(picked["choices"]) == 30
 
 
+def test_evaluate_tab_leaves_out_training_queries_and_says_when_too_few_are_left(ctx, tmp_path, monkeypatch):
+    import json
+
+    from studio.config import DEMO_DIR
+    from studio.ui.tabs import evaluate
+
+    monkeypatch.setattr(evaluate, "EXPORTS_DIR", tmp_path / "exports")
+    queries = [json.loads(line)["text"] for line in (DEMO_DIR / "queries.jsonl").read_text("utf-8").splitlines()]
+    train = tmp_path / "train.jsonl"
+    train.write_text("".join(json.dumps({"query": q, "pos": ["x"], "neg": ["y"]}, ensure_ascii=False) + "\n"
+                             for q in queries[:27]), encoding="utf-8")
+    summary, bars, table, delta, errors, raw, *_ = evaluate.run(
+        ctx, ["default", "default"], "beir", str(DEMO_DIR), "test", str(train), "1,5,10,20", "en",
+        progress=lambda *a, **k: None)
+    assert raw["queries"] == 3 and raw["evalset"] == "demo/test without the queries of train.jsonl"
+    assert "demo/test without the queries of train.jsonl: 3 queries" in summary
+    assert "Only 3 queries: too few for a significance test" in summary
+    assert list(table.columns) == ["comparison", "baseline model", "model", "metric", "baseline value", "model value",
+                                   "Δ (relative)", "p (Holm)", "verdict", "queries better / equal / worse"]
+    assert [trace.name for trace in delta.data] == ["worse (0)", "unchanged (3)", "better (0)"]
+    summary, *_ = evaluate.run(ctx, ["default"], "db", "", "test", None, "10", "zh-CN", progress=lambda *a, **k: None)
+    assert "没有剩余的" in summary
+
+
 def test_evaluate_tab_explains_missing_gold_labels(ctx):
     from studio.ui.tabs import evaluate
 

@@ -98,6 +98,19 @@ def holm(p_values: Mapping[str, float]) -> dict[str, float]:
     return {name: adjusted[name] for name in p_values}
 
 
+def min_queries_for_significance(n_tests: int, alpha: float = 0.05) -> int:
+    """The fewest queries with which any of `n_tests` Holm-corrected randomisation tests can be significant.
+
+    With n queries the smallest two-sided p-value of :func:`paired_randomization` is about ``2 / 2**n`` (every
+    query changes the same way), and :func:`holm` multiplies the smallest p-value by `n_tests`; below the
+    returned n no difference, however large, can reach `alpha`.
+    """
+    n = 1
+    while n_tests * 2.0 ** (1 - n) >= alpha:
+        n += 1
+    return n
+
+
 @dataclass
 class MetricComparison:
     """One metric@k: means of `a` (baseline) and `b`, their change and its significance.

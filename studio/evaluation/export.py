@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from studio.evaluation.errors import BUCKETS
-from studio.evaluation.report import significance_line, warning_lines
+from studio.evaluation.report import sample_size_line, significance_line, warning_lines
 from studio.i18n import t
 
 HEADLINE = ("ndcg@10", "mrr@10", "recall@10", "p@5")
@@ -35,6 +35,7 @@ text-align:left;vertical-align:top}th{background:#f8fafc}td.num{text-align:right
 tr.worse td{background:#fef2f2;color:#991b1b}tr.better td{background:#f0fdf4}
 .warning{background:#fef2f2;border-left:4px solid #dc2626;padding:.6rem 1rem;margin:.4rem 0;color:#991b1b}
 .ok{background:#f0fdf4;border-left:4px solid #16a34a;padding:.6rem 1rem;margin:.4rem 0}
+.caution{background:#fffbeb;border-left:4px solid #d97706;padding:.6rem 1rem;margin:.4rem 0;color:#78350f}
 .tag{display:inline-block;background:#fee2e2;color:#991b1b;border-radius:4px;padding:0 .4rem;font-size:.8rem}
 .chart{margin:1rem 0}.note{color:#475569;font-size:.85rem}
 """
@@ -124,6 +125,9 @@ def render_html(report: dict, lang: str, embedding_map=None) -> str:
         significance = significance_line(report, lang)
         if significance:
             parts.append(f"<p>{_e(significance)}</p>")
+        small = sample_size_line(report, lang)
+        if small:
+            parts.append(f'<div class="caution">{_e(small)}</div>')
 
     parts.append(f"<h2>{_e(t('report.metrics_title', lang))}</h2>")
     names = list(report["models"][0]["metrics"]) if report["models"] else []

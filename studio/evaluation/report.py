@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from studio.evaluation import runner
-from studio.evaluation.compare import TIE_TOLERANCE, Comparison, compare_models
+from studio.evaluation.compare import TIE_TOLERANCE, Comparison, compare_models, min_queries_for_significance
 from studio.evaluation.errors import analyse, changes
 from studio.evaluation.metrics import DEFAULT_KS, evaluate, per_query, primary_metric
 from studio.i18n import t
@@ -180,3 +180,15 @@ def significance_line(report: dict, lang: str) -> str | None:
         return None
     significant = sum(r["significant"] for c in report["comparisons"] for r in c["rows"])
     return t("evaluate.significant", lang, n=significant, total=sum(len(c["rows"]) for c in report["comparisons"]))
+
+
+def sample_size_line(report: dict, lang: str) -> str | None:
+    """A warning when the evaluation set has too few queries for any change to be significant, else None."""
+    if not report["comparisons"]:
+        return None
+    comparison = report["comparisons"][0]
+    needed = min_queries_for_significance(len(comparison["rows"]), comparison.get("alpha", 0.05))
+    if report["queries"] >= needed:
+        return None
+    return t("evaluate.too_few_queries", lang, queries=report["queries"], needed=needed,
+             total=len(comparison["rows"]))

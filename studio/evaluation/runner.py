@@ -35,8 +35,15 @@ class RunResult:
     stage: str = "first"
 
 
-def from_beir(directory: str | Path, split: str = "test") -> EvalSet:
-    """A BEIR folder's split: graded labels keep their grades (capped at 2), as `studio import beir` does."""
+def from_beir(directory: str | Path, split: str = "test", exclude_queries: set[str] | None = None,
+              name: str | None = None) -> EvalSet:
+    """A BEIR folder's split: graded labels keep their grades (capped at 2), as `studio import beir` does.
+
+    `exclude_queries`: query texts to leave out (a training file's, see :func:`training_queries`).
+
+    Raises:
+        StudioError: ``no_eval_queries`` when every labelled query is excluded.
+    """
     from studio.ingest.beir import read_beir
     from studio.store.gold import document_text
 
@@ -48,7 +55,11 @@ def from_beir(directory: str | Path, split: str = "test") -> EvalSet:
         corpus[rec.document.key] = document_text(rec.document.title, rec.document.text)
         queries[rec.query.key] = rec.query.text
         qrels.setdefault(rec.query.key, {})[rec.document.key] = rec.reference_label
-    return EvalSet(f"{Path(directory).name}/{split}", {q: queries[q] for q in qrels}, corpus, qrels)
+    if exclude_queries:
+        qrels = {q: labels for q, labels in qrels.items() if queries[q] not in exclude_queries}
+        if not qrels:
+            raise StudioError("no_eval_queries")
+    return EvalSet(name or f"{Path(directory).name}/{split}", {q: queries[q] for q in qrels}, corpus, qrels)
 
 
 def from_gold(gold, exclude_queries: set[str] | None = None, name: str = "db") -> EvalSet:
@@ -70,10 +81,11 @@ def training_queries(train_file: str | Path) -> set[str]:
 
 def retrieve(evalset: EvalSet, model: str, k: int = 100) -> RunResult:
     """Top-`k` documents per query by exact cosine similarity over cached corpus embeddings."""
-    from studio.retrieval.dense import DenseIndex, encode, top_k
+    from studio.retrieval.dense import DenseIndex, encode, load_embedder, top_k
 
     doc_ids = list(evalset.corpus)
     t0 = time.perf_counter()
+    load_embedder(model)  # here, not in the query timing, when the corpus embeddings come from the cache
     index = DenseIndex([evalset.corpus[d] for d in doc_ids], model)
     corpus_s = time.perf_counter() - t0
     qids = list(evalset.queries)

@@ -13,13 +13,19 @@ import pandas as pd
 from studio.i18n import t
 from studio.models.registry import resolve, scan
 from studio.retrieval.playground import KEYWORD_TRAP, score_documents, similarity
-from studio.retrieval.rerank import DEFAULT_DEPTH, search_then_rerank
+from studio.retrieval.rerank import DEFAULT_DEPTH, load_reranker, search_then_rerank
 from studio.retrieval.search import Hit, rank_moves, search
 from studio.store.lookup import example_queries, gold_for_query, queue_pair, searchable_corpus
 from studio.ui import render
 from studio.ui.context import UIContext, error_text
 
 SNIPPET = 260
+
+
+def _score(value: float) -> str:
+    """Three decimals, without the "-0.000" a reranker's tiny negative logits would show."""
+    text = f"{value:.3f}"
+    return "0.000" if text == "-0.000" else text
 
 
 def move_badge(move: int | None, lang: str) -> str:
@@ -41,7 +47,7 @@ def results_html(model: str, hits: list[Hit], moves: dict, docs: dict, gold: dic
         label = gold.get(hit.doc_key)
         items.append(
             f'<div class="rs-hit"><div class="rs-hit-head"><span class="rs-rank">{hit.rank}</span>'
-            f'{move_badge(moves.get(hit.doc_key), lang)}<span class="rs-score">{hit.score:.3f}</span>'
+            f'{move_badge(moves.get(hit.doc_key), lang)}<span class="rs-score">{_score(hit.score)}</span>'
             f'{render.rating_badge(label, lang)}</div>'
             f'<div class="rs-doc-title">{render.highlight(doc["title"] or hit.doc_key, query)}</div>'
             f'<div class="rs-hit-text">{render.highlight(text, query)}</div></div>')
@@ -52,9 +58,15 @@ def results_html(model: str, hits: list[Hit], moves: dict, docs: dict, gold: dic
 
 def side_search(model: str, reranker: str | None, query: str, keys: list[str], texts: list[str], k: int,
                 depth: int) -> tuple[list[Hit], float]:
-    """One side's hits: the embedder alone, or its top `depth` reranked by `reranker`."""
+    """One side's hits: the embedder alone, or its top `depth` reranked by `reranker`.
+
+    The milliseconds are those of the search: the reranker is loaded first (once per process), as the corpus
+    is encoded before the timing starts, so the first query does not show seconds of model loading.
+    """
     if reranker:
-        return search_then_rerank(resolve(model), resolve(reranker), query, keys, texts, k, depth)
+        path = resolve(reranker)
+        load_reranker(path)
+        return search_then_rerank(resolve(model), path, query, keys, texts, k, depth)
     return search(resolve(model), query, keys, texts, k)
 
 
@@ -131,7 +143,7 @@ def build(ctx: UIContext) -> dict:
         examples = gr.Dropdown(choices=[], label=i18n("compare.examples"), scale=2)
         left = gr.Dropdown(choices=["default"], value="default", allow_custom_value=True,
                            label=i18n("compare.left"), scale=1)
-        right = gr.Dropdown(choices=["default"], value="default", allow_custom_value=True,
+        right = gr.Dropdown(choices=["default"], value=None, allow_custom_value=True,  # set on open
                             label=i18n("compare.right"), scale=1)
         k = gr.Slider(3, 20, value=10, step=1, label=i18n("compare.k"), scale=1)
     with gr.Row():
@@ -182,7 +194,7 @@ def build(ctx: UIContext) -> dict:
                                                                if i.ok and i.kind == "reranker"]
         with ctx.db() as db:
             qs = example_queries(db)
-        best = current_right if current_right in names else names[-1]
+        best = current_right if current_right in names else names[-1]  # first opening: the last in models/
         return (gr.update(choices=names), gr.update(choices=names, value=best), gr.update(choices=qs),
                 gr.update(choices=names), gr.update(choices=rerankers, value=current_left_rr or ""),
                 gr.update(choices=rerankers, value=current_right_rr or ""))

@@ -11,7 +11,7 @@ import pandas as pd
 
 from studio.config import DEMO_DIR, EXPORTS_DIR
 from studio.evaluation import embedding_map, export, runner
-from studio.evaluation.report import evaluate_models, significance_line, warning_lines
+from studio.evaluation.report import evaluate_models, sample_size_line, significance_line, warning_lines
 from studio.i18n import t
 from studio.models.registry import scan
 from studio.store.gold import gold_set
@@ -24,20 +24,21 @@ _KIND_KEYS = {"model": "evaluate.kind_model", "reranker": "evaluate.kind_reranke
 
 
 def comparison_table(report: dict, lang: str) -> pd.DataFrame:
-    """One row per comparison × metric; a comparison whose headline metric drops is marked ⚠."""
+    """One row per comparison × metric; a comparison whose headline metric drops is marked ⚠, a significant
+    change ★ next to its p-value."""
     rows = []
     for comparison in report["comparisons"]:
         model = ("⚠ " if comparison.get("worse") else "") + comparison["model"]
         kind = t(_KIND_KEYS.get(comparison.get("kind", "model"), "evaluate.kind_model"), lang)
         for row in comparison["rows"]:
-            rel = "" if row["relative"] is None else f"{row['relative']:+.1%}"
+            rel = "" if row["relative"] is None else f" ({row['relative']:+.1%})"
             rows.append((kind, comparison["baseline"], model, row["metric"], f"{row['a']:.4f}", f"{row['b']:.4f}",
-                         f"{row['delta']:+.4f}", rel, f"{row['p_holm']:.4f}", "★" if row["significant"] else "",
+                         f"{row['delta']:+.4f}{rel}", f"{row['p_holm']:.4f}" + (" ★" if row["significant"] else ""),
                          export.verdict(row, lang), f"{row['wins']}/{row['ties']}/{row['losses']}"))
     columns = [t("evaluate.col_kind", lang), t("evaluate.col_baseline_model", lang), t("evaluate.col_model", lang),
                t("evaluate.col_metric", lang), t("evaluate.col_base_value", lang), t("evaluate.col_model_value", lang),
-               "Δ", t("evaluate.col_relative", lang), t("evaluate.col_p", lang), t("evaluate.col_significant", lang),
-               t("evaluate.col_verdict", lang), t("evaluate.col_wtl", lang)]
+               t("evaluate.col_delta", lang), t("evaluate.col_p", lang), t("evaluate.col_verdict", lang),
+               t("evaluate.col_wtl", lang)]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -49,23 +50,34 @@ def errors_table(report: dict, lang: str) -> pd.DataFrame:
                          for m in report["models"]], columns=columns)
 
 
-def load_evalset(ctx: UIContext, source: str, folder: str, split: str, exclude: str | None) -> runner.EvalSet:
-    """The evaluation set the form describes: a BEIR folder's split, or the project's gold labels."""
+def load_evalset(ctx: UIContext, source: str, folder: str, split: str, exclude: str | None,
+                 lang: str = "en") -> runner.EvalSet:
+    """The evaluation set the form describes: a BEIR folder's split or the project's gold labels, without the
+    queries of the training file `exclude`; its name says which, in `lang`."""
+    held_out = runner.training_queries(exclude) if exclude else None
+    folder = Path(folder or DEMO_DIR)
+    name = f"{folder.name}/{split or 'test'}" if source == "beir" else t("evaluate.evalset_gold", lang)
+    if held_out:
+        name = t("evaluate.evalset_held_out", lang, evalset=name, file=Path(exclude).name)
     if source == "beir":
-        return runner.from_beir(folder or DEMO_DIR, split or "test")
+        return runner.from_beir(folder, split or "test", held_out, name=name)
     with ctx.db() as db:
         gold = gold_set(db)
-    return runner.from_gold(gold, runner.training_queries(exclude) if exclude else None)
+    return runner.from_gold(gold, held_out, name=name)
 
 
 def summary_html(report: dict, lang: str) -> str:
-    """Done line, significance line, then one red/amber line per comparison that makes ranking worse."""
+    """Done line, significance line (and why nothing can be significant on too few queries), then one red/amber
+    line per comparison that makes ranking worse."""
     out = render.message(t("evaluate.done", lang, evalset=report["evalset"], queries=report["queries"],
                            documents=report["documents"]), "ok")
     significance = significance_line(report, lang)
     if significance:
         significant = any(r["significant"] for c in report["comparisons"] for r in c["rows"])
         out += render.message(significance, "ok" if significant else "warn")
+    too_few = sample_size_line(report, lang)
+    if too_few:
+        out += render.message(too_few, "warn")
     for warning, line in zip(report["warnings"], warning_lines(report, lang)):
         out += render.message(line, "error" if warning["significant"] else "warn")
     return out
@@ -95,11 +107,12 @@ def run(ctx: UIContext, models: list[str], source: str, folder: str, split: str,
         cutoffs = tuple(int(k) for k in (ks or "1,5,10,20").split(","))
         if not models:
             raise ValueError(t("evaluate.pick_models", lang))
-        evalset = load_evalset(ctx, source, folder, split, exclude)
+        evalset = load_evalset(ctx, source, folder, split, exclude, lang)
+        step = {"compare": t("evaluate.progress_compare", lang)}  # the library's step names that are not models
         report, comparisons = evaluate_models(evalset, models, cutoffs, mode=mode or "dense",
                                               reranker=(reranker or "").strip() or None,
                                               rerank_top=int(rerank_top or 20),
-                                              progress=lambda f, what: progress(f, desc=what))
+                                              progress=lambda f, what: progress(f, desc=step.get(what, what)))
         first = next((c for c, e in zip(comparisons, report["comparisons"]) if e["kind"] == "model"),
                      comparisons[0] if comparisons else None)
         delta = charts.delta_histogram(first.per_query_delta, lang) if first else None
@@ -122,7 +135,7 @@ def draw_map(ctx: UIContext, models: list[str], source: str, folder: str, split:
     try:
         if not models:
             raise ValueError(t("evaluate.pick_models", lang))
-        evalset = load_evalset(ctx, source, folder, split, exclude)
+        evalset = load_evalset(ctx, source, folder, split, exclude, lang)
         panels = embedding_map.build_maps(evalset, [models[0], models[-1]], picked or None)
         figure = charts.embedding_map(panels, lang)
         n_docs = sum(k == "document" for k in panels[0].kinds)
@@ -136,6 +149,14 @@ def draw_map(ctx: UIContext, models: list[str], source: str, folder: str, split:
         return figure, status, html_file
     except Exception as exc:
         return None, render.message(error_text(exc, lang), "error"), gr.update()
+
+
+def _export_name(path: str) -> str:
+    """A training file as the dropdown shows it: relative to the exports folder, where it normally is."""
+    try:
+        return str(Path(path).relative_to(EXPORTS_DIR))
+    except ValueError:
+        return path
 
 
 def reranker_choices(lang: str, infos: list | None = None) -> list[tuple[str, str]]:
@@ -166,28 +187,34 @@ def build(ctx: UIContext) -> dict:
         rerank_top = gr.Slider(5, 100, value=20, step=5, label=i18n("evaluate.rerank_top"), scale=1)
     run_btn = gr.Button(i18n("evaluate.run"), variant="primary", elem_id="rs-eval-run")
     summary = gr.HTML()
-    with gr.Row():
-        bars = gr.Plot(show_label=False)
-        delta = gr.Plot(show_label=False)
-    table = gr.Dataframe(label=i18n("evaluate.comparison"), interactive=False, wrap=True)
-    errors = gr.Dataframe(label=i18n("evaluate.errors"), interactive=False)
-    with gr.Row():
-        html_file = gr.DownloadButton(i18n("evaluate.download_html"), interactive=False, elem_id="rs-eval-html")
-        csv_file = gr.DownloadButton(i18n("evaluate.download_csv"), interactive=False)
-        queries_file = gr.DownloadButton(i18n("evaluate.download_queries"), interactive=False)
-    with gr.Accordion(i18n("evaluate.map"), open=False):
-        gr.Markdown(i18n("evaluate.map_note"))
-        picked = gr.Dropdown(choices=[], value=[], multiselect=True, label=i18n("evaluate.map_pick"))
-        map_btn = gr.Button(i18n("evaluate.map_run"))
-        map_status = gr.HTML()
-        map_plot = gr.Plot(show_label=False)
-    with gr.Accordion(i18n("evaluate.raw"), open=False):
-        raw = gr.JSON()
+    with gr.Column(visible=False, elem_id="rs-eval-results") as results:  # shown once a run has a report
+        with gr.Row():
+            bars = gr.Plot(show_label=False)
+            delta = gr.Plot(show_label=False)
+        # Widths set here: measured from the cells alone, Gradio breaks the longer headers letter by letter.
+        table = gr.Dataframe(label=i18n("evaluate.comparison"), interactive=False, wrap=True, max_height=560,
+                             column_widths=["14%", "9%", "13%", "8%", "7%", "7%", "13%", "9%", "9%", "11%"],
+                             elem_id="rs-eval-table")
+        errors = gr.Dataframe(label=i18n("evaluate.errors"), interactive=False, wrap=True,
+                              column_widths=["21%", "23%", "23%", "23%", "10%"], elem_id="rs-eval-errors")
+        with gr.Row():
+            html_file = gr.DownloadButton(i18n("evaluate.download_html"), interactive=False, elem_id="rs-eval-html")
+            csv_file = gr.DownloadButton(i18n("evaluate.download_csv"), interactive=False)
+            queries_file = gr.DownloadButton(i18n("evaluate.download_queries"), interactive=False)
+        with gr.Accordion(i18n("evaluate.map"), open=False):
+            gr.Markdown(i18n("evaluate.map_note"))
+            picked = gr.Dropdown(choices=[], value=[], multiselect=True, label=i18n("evaluate.map_pick"))
+            map_btn = gr.Button(i18n("evaluate.map_run"))
+            map_status = gr.HTML()
+            map_plot = gr.Plot(show_label=False)
+        with gr.Accordion(i18n("evaluate.raw"), open=False):
+            raw = gr.JSON()
     form = [models, source, folder, split, exclude]
     run_btn.click(lambda *a, progress=gr.Progress(): run(ctx, *a, progress=progress),
                   [*form, ks, ctx.lang, mode, reranker, rerank_top],
                   [summary, bars, table, delta, errors, raw, html_file, csv_file, queries_file, picked],
-                  concurrency_limit=1)
+                  concurrency_limit=1).then(lambda report: gr.update(visible=bool(report)), raw, results,
+                                            show_progress="hidden")
     map_btn.click(lambda *a: draw_map(ctx, *a), [*form, picked, raw, ctx.lang], [map_plot, map_status, html_file],
                   concurrency_limit=1)
 
@@ -195,7 +222,7 @@ def build(ctx: UIContext) -> dict:
         infos = scan()
         names = [i.name for i in infos if i.ok and i.kind != "reranker"]
         return gr.update(choices=names, value=[n for n in (current or ["default"]) if n in names] or ["default"]), \
-            gr.update(choices=training_files()), \
+            gr.update(choices=[(_export_name(f), f) for f in training_files()]), \
             gr.update(choices=reranker_choices(lang, infos), value=current_reranker or "")
 
     return {"refresh": (refresh, [models, reranker, ctx.lang], [models, exclude, reranker])}
