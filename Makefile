@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install system-deps clean-db
+.PHONY: run test install system-deps bench-deps bench-smoke bench-quality clean-db
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -26,11 +26,30 @@ system-deps:
 	  else echo "browser tests need: sudo apt-get install chromium fonts-noto-cjk"; fi; \
 	fi
 
+# The quality benchmark reads real text that nobody on the team wrote: Debian's Chinese and English man pages.
+bench-deps:
+	@if ! dpkg -s manpages-zh manpages manpages-dev >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq manpages-zh manpages manpages-dev >/dev/null; \
+	  else echo "the quality benchmark needs: sudo apt-get install manpages-zh manpages manpages-dev"; exit 1; fi; \
+	fi
+
+# Full retrieval-quality benchmark (tens of minutes on 2 cores): reproduces the table in bench/RESULTS.md.
+bench-quality: $(STAMP) bench-deps
+	HF_HUB_OFFLINE=1 $(BIN)/python bench/quality.py $(ARGS)
+
+# The benchmarks' smoke runs: they check that each path works end to end, not the numbers (CI runs them).
+bench-smoke: $(STAMP) bench-deps
+	HF_HUB_OFFLINE=1 $(BIN)/python bench/train_throughput.py --smoke
+	HF_HUB_OFFLINE=1 $(BIN)/python bench/encode_throughput.py --smoke
+	HF_HUB_OFFLINE=1 $(BIN)/python bench/quality.py --smoke
+
 run: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python studio.py
 
-test: $(STAMP) system-deps
+test: $(STAMP) system-deps bench-deps
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+	$(MAKE) --no-print-directory bench-smoke
 
 clean-db:
 	rm -f annotations.db annotations.db-wal annotations.db-shm

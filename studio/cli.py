@@ -345,7 +345,7 @@ def parse_window(value: str) -> tuple[int, int]:
 @click.option("--epochs", default=_D("epochs"), show_default=True)
 @click.option("--max-steps", default=_D("max_steps"), show_default=True, help="Stop after N steps (overrides --epochs).")
 @click.option("--batch-size", default=_D("batch_size"), show_default=True, help="Queries per device per step.")
-@click.option("--lr", type=float, help="Learning rate (default 2e-5 full, 1e-4 LoRA).")
+@click.option("--lr", type=float, help="Learning rate (default 5e-5 full, 1e-4 LoRA).")
 @click.option("--group-size", default=_D("group_size"), show_default=True, help="1 positive + N-1 negatives per query.")
 @click.option("--query-max-len", default=_D("query_max_len"), show_default=True)
 @click.option("--passage-max-len", type=int, default=_D("passage_max_len"),
