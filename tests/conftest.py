@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +12,7 @@ from studio.ingest.records import Document, ImportBatch, PairRecord, Query  # no
 from studio.store import connect  # noqa: E402
 from studio.store.annotators import ensure_annotator  # noqa: E402
 from studio.store.imports import import_batch  # noqa: E402
+from tiny_models import build_tiny_m3, build_tiny_reranker  # noqa: E402
 
 
 @pytest.fixture
@@ -44,3 +46,14 @@ def project(db):
         ensure_annotator(db, name)
     ensure_annotator(db, "eve", "expert")
     return db
+
+
+# Tiny random models with BGE-M3's and bge-reranker's layouts (tests/tiny_models.py), one per test module.
+@pytest.fixture(scope="module")
+def tiny_m3(tmp_path_factory) -> Path:
+    return build_tiny_m3(tmp_path_factory.mktemp("tiny") / "m3")
+
+
+@pytest.fixture(scope="module")
+def tiny_reranker(tmp_path_factory) -> Path:
+    return build_tiny_reranker(tmp_path_factory.mktemp("tiny") / "reranker")

@@ -20,19 +20,8 @@ from studio.evaluation import embedding_map, export
 from studio.evaluation.report import build_report, comparison_plan, evaluate_models, warning_lines
 from studio.evaluation.runner import EvalSet, RunResult, from_beir
 from studio.retrieval import m3
-from tests.tiny_models import build_tiny_m3, build_tiny_reranker
 
 CHROMIUM = "/usr/bin/chromium"
-
-
-@pytest.fixture(scope="module")
-def tiny_m3(tmp_path_factory) -> Path:
-    return build_tiny_m3(tmp_path_factory.mktemp("tiny") / "m3")
-
-
-@pytest.fixture(scope="module")
-def tiny_reranker(tmp_path_factory) -> Path:
-    return build_tiny_reranker(tmp_path_factory.mktemp("tiny") / "reranker")
 
 
 def synthetic(n: int = 40) -> EvalSet:

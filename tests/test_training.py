@@ -23,7 +23,6 @@ from studio.config import PROJECT_ROOT, default_model_path
 from studio.training import worker
 from studio.training.config import (EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, METRIC_FIELDS, TrainConfig,
                                     read_metrics)
-from tiny_models import build_tiny_m3, build_tiny_reranker
 
 ROWS = [
     ("what are the symptoms of diabetes", "Frequent urination, thirst and fatigue are common symptoms of diabetes.",
@@ -65,16 +64,6 @@ def data(tmp_path_factory) -> dict[str, Path]:
         "counts": {"train_queries": 8, "valid_queries": 2}}))
     return {"train": train, "valid": write_jsonl(root / "train.valid.jsonl", ROWS[:2] + ROWS[4:6]),
             "scored": write_jsonl(root / "scored.jsonl", scores=True)}
-
-
-@pytest.fixture(scope="module")
-def tiny_m3(tmp_path_factory) -> Path:
-    return build_tiny_m3(tmp_path_factory.mktemp("tiny") / "m3")
-
-
-@pytest.fixture(scope="module")
-def tiny_reranker(tmp_path_factory) -> Path:
-    return build_tiny_reranker(tmp_path_factory.mktemp("tiny") / "reranker")
 
 
 def make_job(tmp_path: Path, data: dict, **overrides) -> tuple[Path, TrainConfig]:

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from studio.errors import StudioError
+from studio.retrieval.flag import load_flag_model
 
 MODES: tuple[str, ...] = ("dense", "sparse", "colbert", "weighted")
 DEFAULT_WEIGHTS: tuple[float, float, float] = (0.4, 0.2, 0.4)  # dense, sparse, colbert (BGE-M3 paper)
@@ -84,13 +85,7 @@ def load_m3(model: str | Path):
     with _lock:
         if key in _models:
             return _models[key]
-    try:
-        import torch
-        from FlagEmbedding import BGEM3FlagModel
-
-        loaded = BGEM3FlagModel(key, use_fp16=False, devices=None if torch.cuda.is_available() else "cpu")
-    except Exception as exc:  # the library raises many kinds; the user needs one message
-        raise StudioError("model_missing", model=key, detail=str(exc).splitlines()[0][:200]) from exc
+    loaded = load_flag_model("BGEM3FlagModel", key)
     with _lock:
         return _models.setdefault(key, loaded)
 

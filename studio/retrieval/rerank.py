@@ -11,7 +11,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 
-from studio.errors import StudioError
+from studio.retrieval.flag import load_flag_model
 
 MAX_RERANKERS = 2
 DEFAULT_DEPTH = 30
@@ -30,13 +30,7 @@ def load_reranker(path: str):
         if path in _rerankers:
             _rerankers.move_to_end(path)
             return _rerankers[path]
-    try:
-        import torch
-        from FlagEmbedding import FlagReranker
-
-        model = FlagReranker(path, use_fp16=False, devices=None if torch.cuda.is_available() else "cpu")
-    except Exception as exc:  # the library raises many kinds; the user needs one message
-        raise StudioError("model_missing", model=path, detail=str(exc).splitlines()[0][:200]) from exc
+    model = load_flag_model("FlagReranker", path)
     with _lock:
         _rerankers[path] = model
         while len(_rerankers) > MAX_RERANKERS:
