@@ -202,18 +202,11 @@ def _round(value: object, digits: int) -> float | None:
     return None if number is None else round(number, digits)
 
 
+_PROGRESS_FORMATS = (("loss", "loss {:.4f}"), ("eval_loss", "eval_loss {:.4f}"), ("lr", "lr {:.2e}"),
+                     ("samples_per_s", "{:.1f} samples/s"), ("gpu_mem_gb", "gpu {:.2f} GiB"), ("eta_s", "eta {:.0f}s"))
+
+
 def _progress_line(row: dict) -> str:
     parts = [f"step {row['step']}/{row.get('total_steps', '?')}"]
-    if "loss" in row:
-        parts.append(f"loss {row['loss']:.4f}")
-    if "eval_loss" in row:
-        parts.append(f"eval_loss {row['eval_loss']:.4f}")
-    if "lr" in row:
-        parts.append(f"lr {row['lr']:.2e}")
-    if "samples_per_s" in row:
-        parts.append(f"{row['samples_per_s']:.1f} samples/s")
-    if "gpu_mem_gb" in row:
-        parts.append(f"gpu {row['gpu_mem_gb']:.2f} GiB")
-    if "eta_s" in row:
-        parts.append(f"eta {row['eta_s']:.0f}s")
+    parts += [fmt.format(row[key]) for key, fmt in _PROGRESS_FORMATS if key in row]
     return "  ".join(parts)
