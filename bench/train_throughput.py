@@ -12,6 +12,7 @@ Prints JSON lines: one per implementation, then one comparing them.
     python bench/train_throughput.py --smoke                          # tiny model, CPU, under a minute
     python bench/train_throughput.py --bf16 --batch 8 --group 8      # GPU: the issue's reference setting
     python bench/train_throughput.py --bf16 --batch 16 --group 8     # where FlagEmbedding ran out of memory
+    python bench/train_throughput.py --bf16 --batch 32 --group 8 --impl studio --checkpointing
 
 sec_per_step: median wall time of the timed steps (data loading, forward, backward, optimizer; after --warmup
 steps); the median shrugs off other processes' bursts on shared machines.
@@ -225,9 +226,35 @@ def step_meter():
     return Meter()
 
 
+def profiler(start: int, steps: int, path: Path):
+    """A TrainerCallback profiling steps start+1 … start+steps (torch.profiler) into a text table at `path`."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+    from transformers import TrainerCallback
+
+    class Profile(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):
+            if state.global_step == start:
+                activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
+                self.prof = profile(activities=activities)
+                self.prof.__enter__()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == start + steps and hasattr(self, "prof"):
+                if torch.cuda.is_available():
+                    torch.cuda.synchronize()
+                self.prof.__exit__(None, None, None)
+                averages = self.prof.key_averages()
+                device_key = "self_cuda_time_total" if torch.cuda.is_available() else "self_cpu_time_total"
+                path.write_text(f"{steps} steps\n\nby {device_key}\n" + averages.table(sort_by=device_key, row_limit=40)
+                                + "\n\nby cpu_time_total\n" + averages.table(sort_by="cpu_time_total", row_limit=25))
+
+    return Profile()
+
+
 def encoder_tokens(record, budget: int | None) -> float:
     """Tokens the encoder processes per batch, padding included: whole batches, or the studio's length chunks."""
-    from studio.training.fast_m3 import length_chunks
+    from studio.training.fast_models import length_chunks
 
     if budget is None:
         return sum(r[1] for r in record) / len(record)
@@ -257,7 +284,7 @@ def run(impl: str, root: Path, config, args, meta: dict) -> dict:
     """Train `args.warmup + args.steps` steps with one implementation; its JSON record."""
     import torch
 
-    from studio.training.fast_m3 import StudioM3Model
+    from studio.training.fast_models import StudioM3Model
 
     job = root / impl
     job.mkdir()
@@ -270,6 +297,8 @@ def run(impl: str, root: Path, config, args, meta: dict) -> dict:
             trainer.data_collator = count_tokens(trainer.data_collator, tokens)
             meter = step_meter()
             trainer.add_callback(meter)
+            if args.profile:
+                trainer.add_callback(profiler(args.warmup, 3, Path(f"{args.profile}.{impl}.txt")))
             trainer.train()
             model = runner.model
             params = sum(p.numel() for n, p in model.named_parameters() if "embeddings" not in n)
@@ -354,6 +383,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--dense-only", action="store_true", help="dense loss only (no sparse/ColBERT heads)")
     parser.add_argument("--bf16", action="store_true", help="bf16 mixed precision (GPU)")
     parser.add_argument("--dropout", type=float, default=0.0, help="hidden and attention dropout (BGE-M3: 0.1)")
+    parser.add_argument("--checkpointing", action="store_true",
+                        help="activation (gradient) checkpointing: recompute each layer in backward, for big batches")
+    parser.add_argument("--profile", metavar="PREFIX", help="write a torch.profiler table of 3 steps after the "
+                        "warm-up to PREFIX.<impl>.txt")
     parser.add_argument("--impl", choices=("both", "studio", "flagembedding"), default="both")
     parser.add_argument("--lr", type=float, default=1e-5)
     parser.add_argument("--threads", type=int, help="CPU threads for torch (smoke: 1, steadier on shared cores)")
@@ -372,14 +405,39 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+def run_apart(argv: list[str], impl: str) -> dict:
+    """One implementation in a child process, so that each starts with an empty GPU and a fresh allocator."""
+    import subprocess
+
+    # Expandable segments: less fragmentation, for both alike (FlagEmbedding's 15 GiB sparse tensor needs it at
+    # batch 8 on an 80 GB H100).
+    env = {**os.environ, "PYTORCH_CUDA_ALLOC_CONF": os.environ.get("PYTORCH_CUDA_ALLOC_CONF",
+                                                                   "expandable_segments:True")}
+    done = subprocess.run([sys.executable, __file__, *argv, "--impl", impl], stdout=subprocess.PIPE, text=True,
+                          check=False, env=env)
+    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode or not lines:
+        return {"bench": "train_throughput", "impl": impl, "error": f"child exited with {done.returncode}"}
+    return lines[-1]
+
+
 def main(argv=None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
+    if args.impl == "both":
+        results = {}
+        for impl in ("flagembedding", "studio"):
+            results[impl] = run_apart(argv, impl)
+            emit(results[impl])
+        emit({**compare(results), "versions": versions(),
+              "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")})
+        return
     import logging
 
     logging.basicConfig(level=logging.WARNING)  # FlagEmbedding's runner would otherwise log at INFO
     set_threads(args.threads)
     from studio.training.config import TrainConfig
-    from studio.training.fast_m3 import StudioM3Model
+    from studio.training.fast_models import StudioM3Model
 
     StudioM3Model.token_budget = args.token_budget
 
@@ -398,21 +456,16 @@ def main(argv=None) -> None:
                              group_size=args.group, query_max_len=args.query_len, passage_max_len=args.passage_len,
                              lr=args.lr, warmup_ratio=0.0, precision="bf16" if args.bf16 else "fp32",
                              unified=not args.dense_only, self_distill=not args.dense_only,
+                             gradient_checkpointing=args.checkpointing,
                              save_steps=10**6, extra={"save_strategy": "no"})
         meta = {"device": device_name(), "model": ("tiny XLM-R (hidden 32, 2 layers)" if args.smoke else
                                                    "XLM-R large (BGE-M3 architecture, random init)")
                 + f", vocab {args.vocab}, M3 heads", "precision": config.precision,
                 "mode": "dense only" if args.dense_only else "unified + self-distillation", "batch": args.batch,
                 "group": args.group, "query_max_len": args.query_len, "passage_max_len": args.passage_len,
-                "dropout": args.dropout, "setup_s": round(time.perf_counter() - started, 1)}
-        order = ("studio", "flagembedding") if args.impl == "both" else (args.impl,)
-        results = {}
-        for impl in order:  # studio first: on CPUs, memory the allocator keeps can only flatter the second run
-            results[impl] = run(impl, root, config, args, meta)
-            emit(results[impl])
-    if args.impl == "both":
-        emit({**compare(results), "versions": versions(),
-              "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")})
+                "dropout": args.dropout, "checkpointing": args.checkpointing,
+                "setup_s": round(time.perf_counter() - started, 1)}
+        emit(run(args.impl, root, config, args, meta))
 
 
 if __name__ == "__main__":

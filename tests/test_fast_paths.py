@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 from FlagEmbedding.abc.finetune.embedder import AbsEmbedderCollator
+from FlagEmbedding.finetune.embedder.encoder_only.base import BiEncoderOnlyEmbedderModel, EncoderOnlyEmbedderRunner
 from FlagEmbedding.finetune.embedder.encoder_only.m3 import (
     EncoderOnlyEmbedderM3Model,
     EncoderOnlyEmbedderM3Runner,
@@ -26,7 +27,14 @@ from transformers import AutoTokenizer, TrainerCallback
 
 from studio.training import worker
 from studio.training.config import TrainConfig
-from studio.training.fast_m3 import StudioM3Model, length_chunks, sparse_max, speed_up
+from studio.training.fast_models import (
+    StudioEncoderModel,
+    StudioM3Model,
+    length_chunks,
+    should_compile,
+    sparse_max,
+    speed_up,
+)
 from studio.training.hook import PrepareHook
 
 WORDS = ("diabetes insulin glucose kidney retina stroke warfarin vitamin statin cholesterol asthma inhaler fever "
@@ -177,6 +185,53 @@ def test_forward_loss_and_gradients_equal_flagembedding(tiny_m3, case):
             assert torch.allclose(got, expected, atol=1e-5), (got - expected).abs().max()
 
 
+@pytest.mark.parametrize("pooling", ["cls", "mean", "last_token"])
+def test_dense_model_loss_and_gradients_equal_flagembedding(tiny_m3, pooling):
+    """The dense (encoder-only) model, used for sentence-transformers bases such as the default all-MiniLM-L6-v2."""
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_m3))
+    reference = BiEncoderOnlyEmbedderModel(_plain_encoder(tiny_m3), tokenizer=tokenizer, temperature=0.05,
+                                           sentence_pooling_method=pooling, normalize_embeddings=True)
+    fast = speed_up(copy.deepcopy(reference))
+    assert type(fast) is StudioEncoderModel
+    fast.token_budget = 96
+    batch = collate(reference, rows(4), group=4)
+    assert len(length_chunks(batch["passages"]["attention_mask"].sum(1).tolist(), 96)) > 2
+    losses = []
+    for model in (reference, fast):
+        model.train()
+        loss = model(**copy.deepcopy(batch)).loss
+        loss.backward()
+        losses.append(loss.item())
+    assert losses[1] == pytest.approx(losses[0], rel=1e-5, abs=1e-6)
+    grads = dict(reference.named_parameters())
+    for name, param in fast.named_parameters():
+        if param.grad is None:
+            assert grads[name].grad is None or not grads[name].grad.any(), name
+            continue
+        difference, scale = (param.grad - grads[name].grad).abs().max(), grads[name].grad.abs().max()
+        assert difference <= 1e-4 * scale + 1e-8, (name, difference, scale)
+    with torch.no_grad():
+        assert torch.allclose(fast.encode(batch["passages"]), reference.encode(batch["passages"]), atol=1e-5)
+
+
+def _plain_encoder(folder: Path):
+    from transformers import AutoModel
+
+    return AutoModel.from_pretrained(str(folder))
+
+
+def test_compile_only_where_measured(monkeypatch, tiny_m3):
+    """Compiling layers is for GPUs with Triton, full fine-tunes, no checkpointing; STUDIO_COMPILE=0 turns it off."""
+    encoder = _plain_encoder(tiny_m3)
+    monkeypatch.setattr("torch.utils._triton.has_triton", lambda: True)
+    assert should_compile(encoder)
+    monkeypatch.setenv("STUDIO_COMPILE", "0")
+    assert not should_compile(encoder)
+    monkeypatch.delenv("STUDIO_COMPILE")
+    encoder.gradient_checkpointing_enable()
+    assert not should_compile(encoder)
+
+
 def test_sparse_embedding_in_training_mode_equals_flagembedding(tiny_m3):
     """The (batch, vocab) path gives FlagEmbedding's (batch, length, vocab) result, train mode and eval mode."""
     reference = flag_model(tiny_m3)
@@ -263,6 +318,41 @@ def test_worker_trains_like_flagembedding(tmp_path, tiny_m3, monkeypatch, job):
 def test_kill_switch_keeps_flagembedding_model(monkeypatch, tiny_m3):
     monkeypatch.setenv("STUDIO_FAST_M3", "0")
     assert type(speed_up(flag_model(tiny_m3))) is EncoderOnlyEmbedderM3Model
+
+
+class FlagDenseRunner(PrepareHook, EncoderOnlyEmbedderRunner):
+    """FlagEmbedding's dense runner with the studio's hook and nothing else: the reference."""
+
+
+def test_worker_trains_dense_like_flagembedding(tmp_path, tiny_m3, monkeypatch):
+    """The dense path (the default model's): 5 steps through the worker and through FlagEmbedding, same losses."""
+    monkeypatch.setattr(StudioEncoderModel, "token_budget", 96)
+    train = write_rows(tmp_path / "train.jsonl", rows(12))
+    runs = {}
+    for name in ("studio", "flagembedding"):
+        folder = tmp_path / name
+        folder.mkdir()
+        config = TrainConfig(task="embedder", base=str(tiny_m3), train=str(train), name=name, architecture="encoder",
+                             output_dir=str(tmp_path / "models" / name), max_steps=5, batch_size=4, group_size=4,
+                             query_max_len=24, passage_max_len=48, lr=1e-3, warmup_ratio=0.0, save_steps=100)
+        plan = worker.make_plan(folder, config)
+        if name == "studio":
+            runner = worker.build_runner(folder, config, plan)
+            assert type(runner.model) is StudioEncoderModel
+        else:
+            classes = worker._argument_classes(config, plan)
+            kwargs = worker.argument_kwargs(folder, config, plan)
+            runner = FlagDenseRunner(*(cls(**kw) for cls, kw in zip(classes, kwargs)),
+                                     worker.make_prepare(config, plan.architecture))
+            assert type(runner.model) is BiEncoderOnlyEmbedderModel
+        losses = Losses()
+        runner.trainer.add_callback(losses)
+        runner.trainer.train()
+        runs[name] = losses.losses
+    studio, flag = runs["studio"], runs["flagembedding"]
+    assert sorted(studio) == [1, 2, 3, 4, 5]
+    assert np.allclose([studio[s] for s in sorted(studio)], [flag[s] for s in sorted(studio)], rtol=1e-4, atol=0)
+    assert studio[5] < studio[1]
 
 
 # --- inference -----------------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from studio.training.fast_m3 import length_chunks
+from studio.training.fast_models import fast_attention, length_chunks
 
 # Padded tokens per forward pass: FlagEmbedding's largest batch (256 texts of 512 tokens for M3, 128 pairs for the
 # reranker) on GPUs; smaller on CPUs, where big batches buy nothing.
@@ -218,7 +218,8 @@ class M3Encoder:
         import torch
         import torch.nn.functional as F
 
-        hidden = self.model(input_ids=input_ids, attention_mask=attention_mask, return_dict=True).last_hidden_state
+        with fast_attention(input_ids.device):
+            hidden = self.model(input_ids=input_ids, attention_mask=attention_mask, return_dict=True).last_hidden_state
         out = {}
         if dense:
             if self.pooling == "cls":
@@ -291,7 +292,8 @@ class CrossEncoderScorer:
             for rows, length in chunks:
                 inputs = {key: _to_device(_pad([values[i] for i in rows], length, pads.get(key, 0)), self.device)
                           for key, values in encoded.items()}
-                logits.append(self.model(**inputs, return_dict=True).logits.view(-1).float())
+                with fast_attention(self.device):
+                    logits.append(self.model(**inputs, return_dict=True).logits.view(-1).float())
             if logits:
                 order = torch.tensor([i for rows, _ in chunks for i in rows])
                 scores[order] = torch.cat(logits).cpu()

@@ -2,9 +2,9 @@
 
 FlagEmbedding is used as a library: its argument dataclasses are filled in from Python, its runner builds the
 tokenizer, model, dataset, collator and trainer, and the studio only hooks in after the model is built (LoRA,
-freezing: the ``prepare`` callable) and adds its callbacks to the runner's trainer. The M3 runner trains
-FlagEmbedding's M3 model as :class:`~studio.training.fast_m3.StudioM3Model`: the same numbers with less padding and
-without the batch × length × vocab sparse tensor.
+freezing: the ``prepare`` callable) and adds its callbacks to the runner's trainer. Both runners train
+FlagEmbedding's models as their :mod:`~studio.training.fast_models` classes: the same numbers with less padding
+(and, for M3, without the batch × length × vocab sparse tensor).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from FlagEmbedding.finetune.embedder.encoder_only.m3 import (EncoderOnlyEmbedder
                                                              EncoderOnlyEmbedderM3Runner,
                                                              EncoderOnlyEmbedderM3TrainingArguments)
 
-from studio.training.fast_m3 import FastM3Loader
+from studio.training.fast_models import FastLoader
 from studio.training.hook import Prepare, PrepareHook
 
 
@@ -27,12 +27,12 @@ POOLING_KEYS = (("pooling_mode_cls_token", "cls"), ("pooling_mode_mean_tokens", 
                 ("pooling_mode_lasttoken", "last_token"))
 
 
-class StudioEmbedderRunner(PrepareHook, EncoderOnlyEmbedderRunner):
-    """FlagEmbedding's dense encoder-only runner, with a hook run right after it builds the model."""
+class StudioEmbedderRunner(PrepareHook, FastLoader, EncoderOnlyEmbedderRunner):
+    """FlagEmbedding's dense encoder-only runner: its model sped up (fast_models), a hook run once it is built."""
 
 
-class StudioM3Runner(PrepareHook, FastM3Loader, EncoderOnlyEmbedderM3Runner):
-    """FlagEmbedding's BGE-M3 runner, its model sped up (fast_m3), with a hook run right after it builds the model."""
+class StudioM3Runner(PrepareHook, FastLoader, EncoderOnlyEmbedderM3Runner):
+    """FlagEmbedding's BGE-M3 runner: its model sped up (fast_models), a hook run once it is built."""
 
 
 def base_pooling(base: str | Path, default: str = "cls") -> str:
