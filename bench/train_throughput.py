@@ -186,16 +186,19 @@ class MemoryPeak:
                 else "peak rise of resident memory (psutil, sampled every 5 ms)")
 
 
-def count_tokens(collator, record: list):
-    """Wrap a FlagEmbedding collator: append (real tokens, padded tokens, batch lengths) for every batch it makes."""
+def count_tokens(trainer, record: list) -> None:
+    """Append (real tokens, padded tokens, batch lengths) for every batch the trainer trains on.
 
-    def collate(features):
-        batch = collator(features)
-        q, p = batch["queries"]["attention_mask"], batch["passages"]["attention_mask"]
+    Counted at the training step, not in the collator: with DataLoader workers the collator runs in other processes.
+    """
+    train_step = trainer.training_step
+
+    def training_step(model, inputs, *args, **kwargs):
+        q, p = inputs["queries"]["attention_mask"], inputs["passages"]["attention_mask"]
         record.append((int(q.sum() + p.sum()), q.numel() + p.numel(), q.sum(1).tolist(), p.sum(1).tolist()))
-        return batch
+        return train_step(model, inputs, *args, **kwargs)
 
-    return collate
+    trainer.training_step = training_step
 
 
 def step_meter():
@@ -294,7 +297,7 @@ def run(impl: str, root: Path, config, args, meta: dict) -> dict:
         with MemoryPeak() as memory, contextlib.redirect_stdout(sys.stderr):
             runner = build_runner(impl, job, config)
             trainer = runner.trainer
-            trainer.data_collator = count_tokens(trainer.data_collator, tokens)
+            count_tokens(trainer, tokens)
             meter = step_meter()
             trainer.add_callback(meter)
             if args.profile:
@@ -385,6 +388,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--dropout", type=float, default=0.0, help="hidden and attention dropout (BGE-M3: 0.1)")
     parser.add_argument("--checkpointing", action="store_true",
                         help="activation (gradient) checkpointing: recompute each layer in backward, for big batches")
+    parser.add_argument("--extra", action="append", default=[], metavar="KEY=JSON",
+                        help="a FlagEmbedding / TrainingArguments field for both runs, e.g. dataloader_num_workers=2")
     parser.add_argument("--profile", metavar="PREFIX", help="write a torch.profiler table of 3 steps after the "
                         "warm-up to PREFIX.<impl>.txt")
     parser.add_argument("--impl", choices=("both", "studio", "flagembedding"), default="both")
@@ -457,13 +462,15 @@ def main(argv=None) -> None:
                              lr=args.lr, warmup_ratio=0.0, precision="bf16" if args.bf16 else "fp32",
                              unified=not args.dense_only, self_distill=not args.dense_only,
                              gradient_checkpointing=args.checkpointing,
-                             save_steps=10**6, extra={"save_strategy": "no"})
+                             save_steps=10**6, extra={"save_strategy": "no", **{
+                                 key: json.loads(value) for key, value in (e.split("=", 1) for e in args.extra)}})
         meta = {"device": device_name(), "model": ("tiny XLM-R (hidden 32, 2 layers)" if args.smoke else
                                                    "XLM-R large (BGE-M3 architecture, random init)")
                 + f", vocab {args.vocab}, M3 heads", "precision": config.precision,
                 "mode": "dense only" if args.dense_only else "unified + self-distillation", "batch": args.batch,
                 "group": args.group, "query_max_len": args.query_len, "passage_max_len": args.passage_len,
                 "dropout": args.dropout, "checkpointing": args.checkpointing,
+                "extra": args.extra,
                 "setup_s": round(time.perf_counter() - started, 1)}
         emit(run(args.impl, root, config, args, meta))
 

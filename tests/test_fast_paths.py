@@ -77,6 +77,17 @@ def flag_model(folder: Path, **settings) -> EncoderOnlyEmbedderM3Model:
                                       **options)
 
 
+class ForwardCalls:
+    """Counts the transformer's forward calls: the length-chunked path makes more of them than FlagEmbedding's."""
+
+    def __init__(self, model):
+        self.count = 0
+        model.model.register_forward_hook(self._hook)
+
+    def _hook(self, *args):
+        self.count += 1
+
+
 def collate(model, data, group: int, teacher: bool = False) -> dict:
     collator = AbsEmbedderCollator(tokenizer=model.tokenizer, query_max_len=24, passage_max_len=48, padding=True,
                                    return_tensors="pt")
@@ -159,12 +170,15 @@ def test_forward_loss_and_gradients_equal_flagembedding(tiny_m3, case):
         batch["no_in_batch_neg_flag"] = True
     assert len(length_chunks(batch["passages"]["attention_mask"].sum(1).tolist(), 96)) > 2
 
-    losses = []
+    losses, calls = [], []
     for model in (reference, fast):
         model.train()
+        counter = ForwardCalls(model)
         loss = model(**copy.deepcopy(batch)).loss
         loss.backward()
         losses.append(loss.item())
+        calls.append(counter.count)
+    assert calls[1] > calls[0] == 2  # queries and passages, each in several chunks on the fast path
     assert losses[1] == pytest.approx(losses[0], rel=1e-5, abs=1e-6)
     grads = dict(reference.named_parameters())
     for name, param in fast.named_parameters():
@@ -196,12 +210,15 @@ def test_dense_model_loss_and_gradients_equal_flagembedding(tiny_m3, pooling):
     fast.token_budget = 96
     batch = collate(reference, rows(4), group=4)
     assert len(length_chunks(batch["passages"]["attention_mask"].sum(1).tolist(), 96)) > 2
-    losses = []
+    losses, calls = [], []
     for model in (reference, fast):
         model.train()
+        counter = ForwardCalls(model)
         loss = model(**copy.deepcopy(batch)).loss
         loss.backward()
         losses.append(loss.item())
+        calls.append(counter.count)
+    assert calls[1] > calls[0] == 2
     assert losses[1] == pytest.approx(losses[0], rel=1e-5, abs=1e-6)
     grads = dict(reference.named_parameters())
     for name, param in fast.named_parameters():
@@ -209,7 +226,7 @@ def test_dense_model_loss_and_gradients_equal_flagembedding(tiny_m3, pooling):
             assert grads[name].grad is None or not grads[name].grad.any(), name
             continue
         difference, scale = (param.grad - grads[name].grad).abs().max(), grads[name].grad.abs().max()
-        assert difference <= 1e-4 * scale + 1e-8, (name, difference, scale)
+        assert difference <= 1e-4 * scale + 1e-6, (name, difference, scale)  # float rounding only
     with torch.no_grad():
         assert torch.allclose(fast.encode(batch["passages"]), reference.encode(batch["passages"]), atol=1e-5)
 
@@ -274,7 +291,7 @@ def test_worker_trains_like_flagembedding(tmp_path, tiny_m3, monkeypatch, job):
     """5 steps through the worker's runner and through FlagEmbedding's, same seed: same losses, same saved files."""
     monkeypatch.setattr(StudioM3Model, "token_budget", 96)
     train = write_rows(tmp_path / "train.jsonl", rows(12))
-    runs = {}
+    runs, calls = {}, {}
     for name in ("studio", "flagembedding"):
         folder = tmp_path / name
         folder.mkdir()
@@ -292,10 +309,12 @@ def test_worker_trains_like_flagembedding(tmp_path, tiny_m3, monkeypatch, job):
             runner = FlagRunner(*(cls(**kw) for cls, kw in zip(classes, kwargs)),
                                 worker.make_prepare(config, plan.architecture))
             assert type(runner.model) is EncoderOnlyEmbedderM3Model
-        losses = Losses()
+        losses, counter = Losses(), ForwardCalls(runner.model)
         runner.trainer.add_callback(losses)
         runner.trainer.train()
         runs[name] = (losses.losses, folder / "checkpoints" / "checkpoint-5")
+        calls[name] = counter.count
+    assert calls["studio"] > calls["flagembedding"]  # the length-chunked path was the one trained
 
     (studio, studio_dir), (flag, flag_dir) = runs["studio"], runs["flagembedding"]
     assert sorted(studio) == [1, 2, 3, 4, 5]
@@ -328,7 +347,7 @@ def test_worker_trains_dense_like_flagembedding(tmp_path, tiny_m3, monkeypatch):
     """The dense path (the default model's): 5 steps through the worker and through FlagEmbedding, same losses."""
     monkeypatch.setattr(StudioEncoderModel, "token_budget", 96)
     train = write_rows(tmp_path / "train.jsonl", rows(12))
-    runs = {}
+    runs, calls = {}, {}
     for name in ("studio", "flagembedding"):
         folder = tmp_path / name
         folder.mkdir()
@@ -345,10 +364,11 @@ def test_worker_trains_dense_like_flagembedding(tmp_path, tiny_m3, monkeypatch):
             runner = FlagDenseRunner(*(cls(**kw) for cls, kw in zip(classes, kwargs)),
                                      worker.make_prepare(config, plan.architecture))
             assert type(runner.model) is BiEncoderOnlyEmbedderModel
-        losses = Losses()
+        losses, counter = Losses(), ForwardCalls(runner.model)
         runner.trainer.add_callback(losses)
         runner.trainer.train()
-        runs[name] = losses.losses
+        runs[name], calls[name] = losses.losses, counter.count
+    assert calls["studio"] > calls["flagembedding"]
     studio, flag = runs["studio"], runs["flagembedding"]
     assert sorted(studio) == [1, 2, 3, 4, 5]
     assert np.allclose([studio[s] for s in sorted(studio)], [flag[s] for s in sorted(studio)], rtol=1e-4, atol=0)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TypeVar
 
 import torch
@@ -100,7 +100,8 @@ def chunk_budget(model, device: torch.device) -> int:
 
 
 def _chunkable(model, features) -> bool:
-    mask = features.get("attention_mask") if isinstance(features, dict) else None
+    # The collator's batches are Transformers BatchEncodings: Mappings, not dicts.
+    mask = features.get("attention_mask") if isinstance(features, Mapping) else None
     return (mask is not None and mask.dim() == 2
             and getattr(model.tokenizer, "padding_side", "right") == "right")
 
