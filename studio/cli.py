@@ -363,13 +363,15 @@ def parse_window(value: str) -> tuple[int, int]:
 @click.option("--freeze-embeddings", is_flag=True, help="Keep the embedding layer fixed.")
 @click.option("--freeze-layers", default=_D("freeze_layers"), show_default=True,
               help="Keep the lowest N transformer layers fixed.")
+@click.option("--seed", default=_D("seed"), show_default=True, help="Random seed (data order, negatives drawn).")
 @click.option("--gpus", default=1, show_default=True, help="Run under torchrun on this many GPUs.")
 @click.pass_obj
 @friendly
 def train(ctx: Context, task: str, base: str, train_file: str, valid_file: str | None, name: str, method: str,
           epochs: float, max_steps: int, batch_size: int, lr: float | None, group_size: int, query_max_len: int,
-          passage_max_len: int | None, temperature: float, warmup: float, precision: str, gradient_checkpointing: bool, lora_r: int, lora_alpha: int,
-          lora_dropout: float, lora_targets: str, freeze_embeddings: bool, freeze_layers: int, gpus: int) -> None:
+          passage_max_len: int | None, temperature: float, warmup: float, precision: str,
+          gradient_checkpointing: bool, lora_r: int, lora_alpha: int, lora_dropout: float, lora_targets: str,
+          freeze_embeddings: bool, freeze_layers: int, seed: int, gpus: int) -> None:
     """Fine-tune an embedder or reranker in the foreground, with a progress bar; the model lands in models/NAME.
 
     \b
@@ -388,10 +390,10 @@ def train(ctx: Context, task: str, base: str, train_file: str, valid_file: str |
     config = TrainConfig(task=task, base=resolve(base), train=train_file, valid=valid_file, name=name, output_dir="",
                          method=method, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr,
                          group_size=group_size, query_max_len=query_max_len, passage_max_len=passage_max_len,
-                         temperature=temperature, warmup_ratio=warmup, precision=precision, gradient_checkpointing=gradient_checkpointing, lora_r=lora_r,
-                         lora_alpha=lora_alpha, lora_dropout=lora_dropout,
-                         lora_targets=[x.strip() for x in lora_targets.split(",") if x.strip()],
-                         freeze_embeddings=freeze_embeddings, freeze_layers=freeze_layers)
+                         temperature=temperature, warmup_ratio=warmup, precision=precision,
+                         gradient_checkpointing=gradient_checkpointing, lora_r=lora_r, lora_alpha=lora_alpha,
+                         lora_dropout=lora_dropout, lora_targets=[x.strip() for x in lora_targets.split(",") if x.strip()],
+                         freeze_embeddings=freeze_embeddings, freeze_layers=freeze_layers, seed=seed)
     db = ctx.open()
     job_id = jobs.create(db, config, created_by="cli")
     proc = jobs.launch(db, job_id, gpus=gpus)
