@@ -158,18 +158,8 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", CASES, ids=list(CASES))
-def test_forward_loss_and_gradients_equal_flagembedding(tiny_m3, case):
-    spec = CASES[case]
-    reference = flag_model(tiny_m3, **spec["settings"])
-    fast = speed_up(copy.deepcopy(reference))
-    assert type(fast) is StudioM3Model
-    fast.token_budget = 96  # 4 queries and 16 passages of up to 48 tokens: several chunks each
-    batch = collate(reference, rows(4), group=4, teacher=spec["teacher"])
-    if spec.get("no_in_batch"):
-        batch["no_in_batch_neg_flag"] = True
-    assert len(length_chunks(batch["passages"]["attention_mask"].sum(1).tolist(), 96)) > 2
-
+def assert_same_training_step(reference, fast, batch: dict, grad_atol: float) -> None:
+    """One forward and backward of each model: the fast one takes the chunked path, with the same loss and grads."""
     losses, calls = [], []
     for model in (reference, fast):
         model.train()
@@ -186,7 +176,22 @@ def test_forward_loss_and_gradients_equal_flagembedding(tiny_m3, case):
             assert grads[name].grad is None or not grads[name].grad.any(), name
             continue
         difference, scale = (param.grad - grads[name].grad).abs().max(), grads[name].grad.abs().max()
-        assert difference <= 1e-4 * scale + 1e-8, (name, difference, scale)  # float rounding only
+        assert difference <= 1e-4 * scale + grad_atol, (name, difference, scale)  # float rounding only
+
+
+@pytest.mark.parametrize("case", CASES, ids=list(CASES))
+def test_forward_loss_and_gradients_equal_flagembedding(tiny_m3, case):
+    spec = CASES[case]
+    reference = flag_model(tiny_m3, **spec["settings"])
+    fast = speed_up(copy.deepcopy(reference))
+    assert type(fast) is StudioM3Model
+    fast.token_budget = 96  # 4 queries and 16 passages of up to 48 tokens: several chunks each
+    batch = collate(reference, rows(4), group=4, teacher=spec["teacher"])
+    if spec.get("no_in_batch"):
+        batch["no_in_batch_neg_flag"] = True
+    assert len(length_chunks(batch["passages"]["attention_mask"].sum(1).tolist(), 96)) > 2
+
+    assert_same_training_step(reference, fast, batch, grad_atol=1e-8)
 
     reference.eval()
     fast.eval()
@@ -210,23 +215,7 @@ def test_dense_model_loss_and_gradients_equal_flagembedding(tiny_m3, pooling):
     fast.token_budget = 96
     batch = collate(reference, rows(4), group=4)
     assert len(length_chunks(batch["passages"]["attention_mask"].sum(1).tolist(), 96)) > 2
-    losses, calls = [], []
-    for model in (reference, fast):
-        model.train()
-        counter = ForwardCalls(model)
-        loss = model(**copy.deepcopy(batch)).loss
-        loss.backward()
-        losses.append(loss.item())
-        calls.append(counter.count)
-    assert calls[1] > calls[0] == 2
-    assert losses[1] == pytest.approx(losses[0], rel=1e-5, abs=1e-6)
-    grads = dict(reference.named_parameters())
-    for name, param in fast.named_parameters():
-        if param.grad is None:
-            assert grads[name].grad is None or not grads[name].grad.any(), name
-            continue
-        difference, scale = (param.grad - grads[name].grad).abs().max(), grads[name].grad.abs().max()
-        assert difference <= 1e-4 * scale + 1e-6, (name, difference, scale)  # float rounding only
+    assert_same_training_step(reference, fast, batch, grad_atol=1e-6)
     with torch.no_grad():
         assert torch.allclose(fast.encode(batch["passages"]), reference.encode(batch["passages"]), atol=1e-5)
 
@@ -282,6 +271,41 @@ class FlagRunner(PrepareHook, EncoderOnlyEmbedderM3Runner):
     """FlagEmbedding's M3 runner with the studio's LoRA/freezing hook and nothing else: the reference."""
 
 
+def train_both(tmp_path: Path, base: Path, train: Path, classes: tuple, **settings) -> tuple[dict, dict]:
+    """5 steps through the worker's runner and through FlagEmbedding's (the reference runner class), same seed.
+
+    Args:
+        classes: (the studio's model class, FlagEmbedding's, the reference runner class).
+
+    Returns:
+        ({name: (losses by step, checkpoint-5 folder)}, {name: transformer forward calls}).
+    """
+    studio_cls, flag_cls, reference_runner = classes
+    runs, calls = {}, {}
+    for name in ("studio", "flagembedding"):
+        folder = tmp_path / name
+        folder.mkdir()
+        config = TrainConfig(task="embedder", base=str(base), train=str(train), name=name,
+                             output_dir=str(tmp_path / "models" / name), max_steps=5, batch_size=4, group_size=4,
+                             query_max_len=24, passage_max_len=48, lr=1e-3, warmup_ratio=0.0, save_steps=100,
+                             **settings)
+        plan = worker.make_plan(folder, config)
+        if name == "studio":
+            runner = worker.build_runner(folder, config, plan)
+            assert type(runner.model) is studio_cls  # the worker picks the fast model up by itself
+        else:
+            kwargs = worker.argument_kwargs(folder, config, plan)
+            runner = reference_runner(*(cls(**kw) for cls, kw in zip(worker._argument_classes(config, plan), kwargs)),
+                                      worker.make_prepare(config, plan.architecture))
+            assert type(runner.model) is flag_cls
+        losses, counter = Losses(), ForwardCalls(runner.model)
+        runner.trainer.add_callback(losses)
+        runner.trainer.train()
+        runs[name] = (losses.losses, folder / "checkpoints" / "checkpoint-5")
+        calls[name] = counter.count
+    return runs, calls
+
+
 JOBS = {"full": {}, "lora": {"method": "lora", "lora_r": 4, "lora_alpha": 8, "lora_dropout": 0.0},
         "activation checkpointing": {"gradient_checkpointing": True}}
 
@@ -291,29 +315,8 @@ def test_worker_trains_like_flagembedding(tmp_path, tiny_m3, monkeypatch, job):
     """5 steps through the worker's runner and through FlagEmbedding's, same seed: same losses, same saved files."""
     monkeypatch.setattr(StudioM3Model, "token_budget", 96)
     train = write_rows(tmp_path / "train.jsonl", rows(12))
-    runs, calls = {}, {}
-    for name in ("studio", "flagembedding"):
-        folder = tmp_path / name
-        folder.mkdir()
-        config = TrainConfig(task="embedder", base=str(tiny_m3), train=str(train), name=name,
-                             output_dir=str(tmp_path / "models" / name), max_steps=5, batch_size=4, group_size=4,
-                             query_max_len=24, passage_max_len=48, lr=1e-3, warmup_ratio=0.0, save_steps=100,
+    runs, calls = train_both(tmp_path, tiny_m3, train, (StudioM3Model, EncoderOnlyEmbedderM3Model, FlagRunner),
                              **JOBS[job])
-        plan = worker.make_plan(folder, config)
-        if name == "studio":
-            runner = worker.build_runner(folder, config, plan)
-            assert type(runner.model) is StudioM3Model  # the worker picks the fast model up by itself
-        else:
-            classes = worker._argument_classes(config, plan)
-            kwargs = worker.argument_kwargs(folder, config, plan)
-            runner = FlagRunner(*(cls(**kw) for cls, kw in zip(classes, kwargs)),
-                                worker.make_prepare(config, plan.architecture))
-            assert type(runner.model) is EncoderOnlyEmbedderM3Model
-        losses, counter = Losses(), ForwardCalls(runner.model)
-        runner.trainer.add_callback(losses)
-        runner.trainer.train()
-        runs[name] = (losses.losses, folder / "checkpoints" / "checkpoint-5")
-        calls[name] = counter.count
     assert calls["studio"] > calls["flagembedding"]  # the length-chunked path was the one trained
 
     (studio, studio_dir), (flag, flag_dir) = runs["studio"], runs["flagembedding"]
@@ -347,29 +350,10 @@ def test_worker_trains_dense_like_flagembedding(tmp_path, tiny_m3, monkeypatch):
     """The dense path (the default model's): 5 steps through the worker and through FlagEmbedding, same losses."""
     monkeypatch.setattr(StudioEncoderModel, "token_budget", 96)
     train = write_rows(tmp_path / "train.jsonl", rows(12))
-    runs, calls = {}, {}
-    for name in ("studio", "flagembedding"):
-        folder = tmp_path / name
-        folder.mkdir()
-        config = TrainConfig(task="embedder", base=str(tiny_m3), train=str(train), name=name, architecture="encoder",
-                             output_dir=str(tmp_path / "models" / name), max_steps=5, batch_size=4, group_size=4,
-                             query_max_len=24, passage_max_len=48, lr=1e-3, warmup_ratio=0.0, save_steps=100)
-        plan = worker.make_plan(folder, config)
-        if name == "studio":
-            runner = worker.build_runner(folder, config, plan)
-            assert type(runner.model) is StudioEncoderModel
-        else:
-            classes = worker._argument_classes(config, plan)
-            kwargs = worker.argument_kwargs(folder, config, plan)
-            runner = FlagDenseRunner(*(cls(**kw) for cls, kw in zip(classes, kwargs)),
-                                     worker.make_prepare(config, plan.architecture))
-            assert type(runner.model) is BiEncoderOnlyEmbedderModel
-        losses, counter = Losses(), ForwardCalls(runner.model)
-        runner.trainer.add_callback(losses)
-        runner.trainer.train()
-        runs[name], calls[name] = losses.losses, counter.count
+    runs, calls = train_both(tmp_path, tiny_m3, train,
+                             (StudioEncoderModel, BiEncoderOnlyEmbedderModel, FlagDenseRunner), architecture="encoder")
     assert calls["studio"] > calls["flagembedding"]
-    studio, flag = runs["studio"], runs["flagembedding"]
+    studio, flag = runs["studio"][0], runs["flagembedding"][0]
     assert sorted(studio) == [1, 2, 3, 4, 5]
     assert np.allclose([studio[s] for s in sorted(studio)], [flag[s] for s in sorted(studio)], rtol=1e-4, atol=0)
     assert studio[5] < studio[1]
