@@ -135,9 +135,11 @@ def test_train_in_the_foreground_registers_the_model(db_path, tmp_path, monkeypa
                             for i in range(4)), encoding="utf-8")
     result = run(db_path, "train", "--task", "reranker", "--base", str(base), "--train", str(data), "--name", "rr",
                  "--max-steps", "3", "--batch-size", "4", "--group-size", "2", "--query-max-len", "16",
-                 "--passage-max-len", "32", "--freeze-embeddings")
+                 "--passage-max-len", "32", "--freeze-embeddings", "--seed", "7")
     assert result.exit_code == 0, result.output
     assert "model saved to" in result.stdout and (tmp_path / "models" / "rr" / "studio_model.json").exists()
+    config = json.loads(next((tmp_path / "jobs").glob("*/config.json")).read_text(encoding="utf-8"))
+    assert config["seed"] == 7  # the job trains with the seed asked for
     jobs_listed = json.loads(run(db_path, "jobs", "--json").stdout)
     assert [(j["name"], j["status"]) for j in jobs_listed] == [("rr", "succeeded")]
     again = run(db_path, "train", "--task", "reranker", "--base", str(base), "--train", str(data), "--name", "rr")
