@@ -409,3 +409,47 @@ def test_scorer_equals_flagreranker(tiny_reranker):
         assert np.allclose(got, expected, atol=1e-5), np.abs(np.array(got) - expected).max()
     assert np.allclose(scorer.compute_score(pairs[0], max_length=40),
                        reference.compute_score(pairs[0], max_length=40), atol=1e-5)
+
+
+# --- what the app loads --------------------------------------------------------------------------------------------
+def test_app_scores_with_the_fast_models_and_flagembeddings_results(tiny_m3, tiny_reranker, monkeypatch):
+    """Search, evaluation and the demo load the studio's encoders; STUDIO_FAST_M3=0 brings back FlagEmbedding's."""
+    from FlagEmbedding import BGEM3FlagModel, FlagReranker
+
+    from studio.retrieval.fast_encode import CrossEncoderScorer, M3Encoder
+    from studio.retrieval.flag import load_cross_encoder, load_m3_encoder
+
+    assert isinstance(load_m3_encoder(str(tiny_m3)), M3Encoder)
+    scorer = load_cross_encoder(str(tiny_reranker))
+    assert isinstance(scorer, CrossEncoderScorer) and scorer.max_length == 512  # FlagReranker's default
+    pairs = [["fever in children", doc] for doc in texts()]
+    expected = FlagReranker(str(tiny_reranker), use_fp16=False, devices="cpu").compute_score(pairs, batch_size=4)
+    got = scorer.compute_score(pairs, batch_size=4)
+    assert np.allclose(got, expected, atol=1e-5), np.abs(np.array(got) - expected).max()
+
+    monkeypatch.setenv("STUDIO_FAST_M3", "0")
+    assert isinstance(load_m3_encoder(str(tiny_m3)), BGEM3FlagModel)
+    assert isinstance(load_cross_encoder(str(tiny_reranker)), FlagReranker)
+
+
+def test_a_studio_reranker_is_scored_at_the_length_it_was_trained_on(tiny_reranker, tmp_path, monkeypatch):
+    """Pairs longer than the fine-tune's query + passage length are cut there, as in training, by both loaders."""
+    import shutil
+
+    from FlagEmbedding import FlagReranker
+
+    from studio.retrieval.flag import load_cross_encoder, trained_length
+
+    folder = tmp_path / "reranker"
+    shutil.copytree(tiny_reranker, folder)
+    (folder / "studio_model.json").write_text(json.dumps({"task": "reranker", "max_seq_length": 24}))
+    assert trained_length(folder) == 24 and trained_length(tiny_reranker) is None
+    pairs = [["fever in children", doc] for doc in texts()]
+    reference = FlagReranker(str(folder), use_fp16=False, devices="cpu")
+    at_24 = reference.compute_score(pairs, max_length=24)
+    at_512 = reference.compute_score(pairs, max_length=512)
+    # A random tiny head scores everything near 0.0118: the cut moves long documents' scores by ~5e-5.
+    assert np.abs(np.array(at_24) - at_512).max() > 2e-5
+    assert np.abs(np.array(load_cross_encoder(str(folder)).compute_score(pairs)) - at_24).max() < 1e-6
+    monkeypatch.setenv("STUDIO_FAST_M3", "0")
+    assert np.abs(np.array(load_cross_encoder(str(folder)).compute_score(pairs)) - at_24).max() < 1e-6

@@ -232,6 +232,11 @@ def test_default_reranker_gets_a_new_head(tmp_path, data):
         tuned, untuned = model(**tokenizer_inputs).logits, base.eval()(**tokenizer_inputs).logits
     assert (tuned - untuned).abs().max() > 1e-3
     assert np.isfinite(rerank(out)).all()
+    # Scored later at the pair length it trained on: query_max_len + passage_max_len.
+    from studio.retrieval.flag import load_cross_encoder
+
+    assert json.loads((out / "studio_model.json").read_text())["max_seq_length"] == 32 + 48
+    assert load_cross_encoder(str(out)).max_length == 32 + 48
 
 
 def _pair_inputs(folder: Path):

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from studio.training.config import TrainConfig
+from studio.training.config import TrainConfig, passage_max_len
 
 MARKER = "studio_model.json"
 _OFFSET_POSITIONS = {"roberta", "xlm-roberta", "camembert"}  # position ids start after the padding index
@@ -97,6 +97,8 @@ def export_model(model: torch.nn.Module, tokenizer, config: TrainConfig, out_dir
             max_seq_length = _max_seq_length(merged, tokenizer, config, Path(base_path))
             _write_sentence_transformers(tmp, merged.config.hidden_size, pooling, normalize, max_seq_length,
                                          Path(base_path))
+        else:
+            max_seq_length = _reranker_max_length(merged, tokenizer, config, Path(base_path))
         info = _model_info(config, architecture, base_path, pooling if config.task == "embedder" else None,
                            normalize if config.task == "embedder" else None, max_seq_length, job_dir, final or {})
         (tmp / MARKER).write_text(json.dumps(info, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
@@ -120,14 +122,28 @@ def _replace(tmp: Path, out: Path) -> None:
         os.replace(tmp, out)
 
 
-def _max_seq_length(model, tokenizer, config: TrainConfig, base: Path) -> int:
-    """The base's sentence-transformers max_seq_length, else the longest training length; within the model's limit."""
+def _position_limit(model, tokenizer) -> int:
+    """The longest input the model can read: its position embeddings, or its tokenizer's limit if lower."""
     limit = getattr(model.config, "max_position_embeddings", None) or 512
     if getattr(model.config, "model_type", "") in _OFFSET_POSITIONS:
         limit -= 2
     tok_max = getattr(tokenizer, "model_max_length", None)
     if isinstance(tok_max, int) and 0 < tok_max < 1_000_000:
         limit = min(limit, tok_max)
+    return limit
+
+
+def _reranker_max_length(model, tokenizer, config: TrainConfig, base: Path) -> int:
+    """The (query, passage) length the reranker was trained on: FlagEmbedding's query_max_len + passage_max_len.
+
+    Scoring longer pairs than that reads positions the fine-tune never trained and costs more for nothing.
+    """
+    return max(1, min(config.query_max_len + passage_max_len(config, base), _position_limit(model, tokenizer)))
+
+
+def _max_seq_length(model, tokenizer, config: TrainConfig, base: Path) -> int:
+    """The base's sentence-transformers max_seq_length, else the longest training length; within the model's limit."""
+    limit = _position_limit(model, tokenizer)
     wanted = max(config.query_max_len, config.passage_max_len or 512)
     try:
         wanted = int(json.loads((base / "sentence_bert_config.json").read_text(encoding="utf-8"))["max_seq_length"])

@@ -156,10 +156,11 @@ class M3Encoder:
         self.unused = special_ids(self.tokenizer)
 
     def encode(self, sentences: str | Sequence[str], max_length: int = 512, return_dense: bool = True,
-               return_sparse: bool = False, return_colbert_vecs: bool = False) -> dict:
+               return_sparse: bool = False, return_colbert_vecs: bool = False, batch_size: int | None = None) -> dict:
         """``{"dense_vecs", "lexical_weights", "colbert_vecs"}`` as BGEM3FlagModel.encode (None where not asked).
 
-        A single string gives one vector / dict / array instead of a list of them, as there.
+        A single string gives one vector / dict / array instead of a list of them, as there. `batch_size` is
+        accepted for BGEM3FlagModel's signature and ignored: batches follow the token budget.
         """
         import torch
 
@@ -244,10 +245,12 @@ class CrossEncoderScorer:
         use_fp16: Half precision on GPUs (ignored on the CPU, as FlagReranker does).
         device: ``cuda``, ``cpu``...; None: the first GPU if there is one.
         token_budget: Padded tokens per batch; None: CUDA_RERANK_BUDGET on GPUs, CPU_BUDGET otherwise.
+        max_length: Tokens per (query, passage) pair when :meth:`compute_score` is not given one (FlagReranker's
+            ``max_length``).
     """
 
     def __init__(self, model_name_or_path: str | Path, use_fp16: bool = False, device: str | None = None,
-                 token_budget: int | None = None):
+                 token_budget: int | None = None, max_length: int = 512):
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         self.device = _device(device)
@@ -257,6 +260,7 @@ class CrossEncoderScorer:
             self.model.half()
         self.model.to(self.device).eval()
         self.token_budget = token_budget or (CUDA_RERANK_BUDGET if self.device.type == "cuda" else CPU_BUDGET)
+        self.max_length = max_length
 
     def tokenize(self, pairs: Sequence[Sequence[str]], max_length: int, query_max_length: int) -> dict:
         """FlagReranker's inputs: query cut to `query_max_length` tokens, passage to `max_length`, both decoded and
@@ -269,16 +273,29 @@ class CrossEncoderScorer:
 
         queries = cut([pair[0] for pair in pairs], query_max_length)
         passages = cut([pair[1] for pair in pairs], max_length)
-        return dict(tok(queries, passages, truncation="only_second", max_length=max_length))
+        encoded = dict(tok(queries, passages, truncation="only_second", max_length=max_length))
+        # FlagReranker encodes one pair per call, where an empty passage counts as no passage: the query alone,
+        # without a second [SEP]. A batched call keeps the pair, so those rows are encoded again on their own.
+        empty = [i for i, passage in enumerate(passages) if not passage]
+        if empty:
+            alone = tok([queries[i] for i in empty], truncation=True, max_length=max_length)
+            for key, rows in encoded.items():
+                for j, i in enumerate(empty):
+                    rows[i] = alone[key][j]
+        return encoded
 
-    def compute_score(self, sentence_pairs: Sequence[Sequence[str]], max_length: int = 512,
-                      query_max_length: int | None = None, normalize: bool = False) -> list[float]:
+    def compute_score(self, sentence_pairs: Sequence[Sequence[str]], max_length: int | None = None,
+                      query_max_length: int | None = None, normalize: bool = False,
+                      batch_size: int | None = None) -> list[float]:
         """One score per (query, passage) pair, in input order; sigmoid of the logit if `normalize`.
 
-        `query_max_length` defaults to 3/4 of `max_length`, as FlagReranker's. A single pair gives a one-item list.
+        `max_length` defaults to the constructor's, `query_max_length` to 3/4 of `max_length`, as FlagReranker's.
+        `batch_size` is accepted for FlagReranker's signature and ignored: batches follow the token budget.
+        A single pair gives a one-item list.
         """
         import torch
 
+        max_length = max_length or self.max_length
         pairs = [sentence_pairs] if isinstance(sentence_pairs[0], str) else list(sentence_pairs)
         if query_max_length is None:
             query_max_length = max_length * 3 // 4

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from studio.errors import StudioError
-from studio.retrieval.flag import load_flag_model
+from studio.retrieval.flag import load_m3_encoder
 
 MODES: tuple[str, ...] = ("dense", "sparse", "colbert", "weighted")
 DEFAULT_WEIGHTS: tuple[float, float, float] = (0.4, 0.2, 0.4)  # dense, sparse, colbert (BGE-M3 paper)
@@ -76,7 +76,8 @@ def check_mode(model: str | Path, mode: str, name: str | None = None) -> None:
 
 
 def load_m3(model: str | Path):
-    """A ``BGEM3FlagModel`` for the folder `model`, loaded once per process (fp32 on CPU).
+    """The BGE-M3 encoder for the folder `model` (:func:`studio.retrieval.flag.load_m3_encoder`), loaded once per
+    process, fp32.
 
     Raises:
         StudioError: ``model_missing`` when it cannot be loaded.
@@ -85,7 +86,7 @@ def load_m3(model: str | Path):
     with _lock:
         if key in _models:
             return _models[key]
-    loaded = load_flag_model("BGEM3FlagModel", key)
+    loaded = load_m3_encoder(key)
     with _lock:
         return _models.setdefault(key, loaded)
 

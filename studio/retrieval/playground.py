@@ -37,8 +37,7 @@ def score_documents(query: str, documents: Sequence[str], models: Sequence[str],
         vectors = encode([query, *documents], model)
         out[model] = [float(x) for x in vectors[1:] @ vectors[0]]
     if reranker:
-        from FlagEmbedding import FlagReranker
+        from studio.retrieval.rerank import score
 
-        scores = FlagReranker(reranker, use_fp16=False, devices="cpu").compute_score([[query, d] for d in documents])
-        out[reranker] = [float(scores)] if isinstance(scores, float) else [float(s) for s in scores]
+        out[reranker] = score(reranker, query, list(documents))
     return out

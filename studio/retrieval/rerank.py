@@ -1,4 +1,4 @@
-"""Cross-encoder rerankers (FlagReranker), loaded once per process and shared by evaluation and the demo.
+"""Cross-encoder rerankers (FlagReranker's scores, :func:`studio.retrieval.flag.load_cross_encoder`), loaded once per process and shared by evaluation and the demo.
 
 Loading a reranker takes seconds and scoring a pair milliseconds, so the Evaluate and Compare tabs keep each
 loaded model in memory (at most :data:`MAX_RERANKERS`, least recently used dropped first).
@@ -11,7 +11,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 
-from studio.retrieval.flag import load_flag_model
+from studio.retrieval.flag import load_cross_encoder
 
 MAX_RERANKERS = 2
 DEFAULT_DEPTH = 30
@@ -21,7 +21,7 @@ _lock = threading.Lock()
 
 
 def load_reranker(path: str):
-    """The FlagReranker for `path` (a folder or hub id), loaded on first use and cached in this process.
+    """The reranker for `path` (a folder or hub id), loaded on first use and cached in this process.
 
     Raises:
         StudioError: ``model_missing`` when the model cannot be loaded.
@@ -30,7 +30,7 @@ def load_reranker(path: str):
         if path in _rerankers:
             _rerankers.move_to_end(path)
             return _rerankers[path]
-    model = load_flag_model("FlagReranker", path)
+    model = load_cross_encoder(path)
     with _lock:
         _rerankers[path] = model
         while len(_rerankers) > MAX_RERANKERS:

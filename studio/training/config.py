@@ -101,3 +101,18 @@ def read_metrics(job_dir: Path) -> list[dict]:
         except json.JSONDecodeError:
             continue
     return rows
+
+
+def passage_max_len(config: TrainConfig, base: Path, cap: int = 512) -> int:
+    """The passage length to train with: as asked, or the base's own max_seq_length (at most `cap`).
+
+    Training on longer passages than the model reads at inference is wasted compute and a train/serve mismatch:
+    all-MiniLM-L6-v2 encodes 256 tokens, so training it on 512 doubled the cost of every step for nothing.
+    """
+    if config.passage_max_len is not None:
+        return config.passage_max_len
+    try:
+        seq = json.loads((base / "sentence_bert_config.json").read_text(encoding="utf-8")).get("max_seq_length")
+    except (OSError, ValueError, AttributeError):
+        seq = None
+    return min(int(seq), cap) if isinstance(seq, int) and seq > 0 else cap

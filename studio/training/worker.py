@@ -23,7 +23,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from studio.training.config import (ARCHITECTURES, EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, METHODS, PRECISIONS, TASKS,
-                                    TrainConfig)
+                                    TrainConfig, passage_max_len)
 
 DISTILL = ("auto", "on", "off")
 HEARTBEAT_SECONDS = 2.0
@@ -399,21 +399,6 @@ def make_plan(job_dir: Path, config: TrainConfig) -> Plan:
     return Plan(base, architecture, train_info["lines"], valid_info["lines"] if valid_info else None, distill,
                 bool(distill and valid_info and valid_info["all_have_scores"]), pooling, batch_size, resume_from,
                 passage_max_len(config, base))
-
-
-def passage_max_len(config: TrainConfig, base: Path, cap: int = 512) -> int:
-    """The passage length to train with: as asked, or the base's own max_seq_length (at most `cap`).
-
-    Training on longer passages than the model reads at inference is wasted compute and a train/serve mismatch:
-    all-MiniLM-L6-v2 encodes 256 tokens, so training it on 512 doubled the cost of every step for nothing.
-    """
-    if config.passage_max_len is not None:
-        return config.passage_max_len
-    try:
-        seq = json.loads((base / "sentence_bert_config.json").read_text(encoding="utf-8")).get("max_seq_length")
-    except (OSError, ValueError, AttributeError):
-        seq = None
-    return min(int(seq), cap) if isinstance(seq, int) and seq > 0 else cap
 
 
 def argument_kwargs(job_dir: Path, config: TrainConfig, plan: Plan) -> tuple[dict, dict, dict]:
