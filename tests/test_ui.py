@@ -154,6 +154,18 @@ def test_train_tab_starts_a_job_and_shows_its_curves(ctx, tmp_path, monkeypatch)
     assert list(table.iloc[0])[:4] == [1, "tiny-rr", "重排序模型（交叉编码器）", "已完成"]
 
 
+def test_train_tab_warns_when_a_reranker_would_start_without_a_reranker_head(tmp_path):
+    from studio.ui.tabs import train
+    from tests.tiny_models import build_tiny_reranker
+
+    warning = train.base_advice("reranker", "default", "en")  # all-MiniLM-L6-v2 is an embedder
+    assert "rs-warn" in warning and "not a cross-encoder" in warning and "bge-reranker-v2-m3" in warning
+    assert "不是交叉编码器" in train.base_advice("reranker", "default", "zh-CN")
+    assert train.base_advice("embedder", "default", "en") == ""
+    assert train.base_advice("reranker", str(build_tiny_reranker(tmp_path / "tiny")), "en") == ""  # a cross-encoder
+    assert train.base_advice("reranker", "BAAI/bge-reranker-v2-m3", "en") == ""  # not on this machine: no guess
+
+
 def test_evaluate_tab_compares_models_on_the_demo_beir_folder(ctx, tmp_path, monkeypatch):
     from studio.config import DEMO_DIR
     from studio.ui.tabs import evaluate

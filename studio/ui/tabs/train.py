@@ -11,7 +11,7 @@ import pandas as pd
 
 from studio.config import EXPORTS_DIR
 from studio.i18n import t
-from studio.models.registry import resolve, scan
+from studio.models.registry import describe, resolve, scan
 from studio.store import jobs as store_jobs
 from studio.training import jobs
 from studio.training.config import TrainConfig, read_metrics
@@ -79,6 +79,16 @@ def preview(*values) -> str:
     if c.freeze_layers:
         args += ["--freeze-layers", str(c.freeze_layers)]
     return " ".join(shlex.quote(a) for a in args)
+
+
+def base_advice(task: str, base: str | None, lang: str) -> str:
+    """A warning when a reranker would start from a model that is not a cross-encoder (a new, untrained head)."""
+    if task != "reranker":
+        return ""
+    path = Path(resolve(base or "default"))
+    if not path.is_dir() or describe(path).kind == "reranker":
+        return ""  # a cross-encoder, or a hub id this machine cannot inspect
+    return render.message(t("train.reranker_new_head", lang), "warn")
 
 
 def jobs_table(ctx: UIContext, lang: str) -> pd.DataFrame:
@@ -178,6 +188,7 @@ def build(ctx: UIContext) -> dict:
                                  info=i18n("train.data_info"))
         name = gr.Textbox(label=i18n("train.name"), value=lambda: time.strftime("model-%Y%m%d-%H%M"),
                           info=i18n("train.name_info"))
+    advice = gr.HTML()
     with gr.Accordion(i18n("train.hyper"), open=False):
         with gr.Row():
             epochs = gr.Number(D("epochs"), label=i18n("train.epochs"))
@@ -223,6 +234,8 @@ def build(ctx: UIContext) -> dict:
     watched = [card, loss_plot, lr_plot, log, table, timer]
     for component in form:
         component.change(lambda *v: preview(*v), form, command, show_progress="hidden")
+    for component in (task, base):
+        component.change(base_advice, [task, base, ctx.lang], advice, show_progress="hidden")
     start_btn.click(lambda lg, *v: start(ctx, lg, *v), [ctx.lang, *form], [message, job, *watched],
                     concurrency_limit=1)
     job.change(lambda j, lg: poll(ctx, j, lg), [job, ctx.lang], watched, show_progress="hidden")
