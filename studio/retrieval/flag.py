@@ -9,17 +9,12 @@ loads FlagEmbedding's classes instead.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
+from studio.config import fast_paths_enabled
 from studio.errors import StudioError
 
 DEFAULT_RERANK_LENGTH = 512  # FlagReranker's default max_length
-
-
-def fast_enabled() -> bool:
-    """False when ``STUDIO_FAST_M3=0`` asks for FlagEmbedding's own models everywhere."""
-    return os.environ.get("STUDIO_FAST_M3", "1") != "0"
 
 
 def _missing(path: str, exc: Exception) -> StudioError:
@@ -59,7 +54,7 @@ def load_m3_encoder(path: str):
     Raises:
         StudioError: ``model_missing`` when it cannot be loaded.
     """
-    if not fast_enabled():
+    if not fast_paths_enabled():
         return load_flag_model("BGEM3FlagModel", path)
     try:
         from studio.retrieval.fast_encode import M3Encoder
@@ -78,7 +73,7 @@ def load_cross_encoder(path: str):
         StudioError: ``model_missing`` when it cannot be loaded.
     """
     max_length = trained_length(path) or DEFAULT_RERANK_LENGTH
-    if not fast_enabled():
+    if not fast_paths_enabled():
         return load_flag_model("FlagReranker", path, max_length=max_length)
     try:
         from studio.retrieval.fast_encode import CrossEncoderScorer

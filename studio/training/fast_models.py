@@ -32,6 +32,8 @@ import torch.nn.functional as F
 from FlagEmbedding.finetune.embedder.encoder_only.base import BiEncoderOnlyEmbedderModel
 from FlagEmbedding.finetune.embedder.encoder_only.m3 import EncoderOnlyEmbedderM3Model
 
+from studio.config import fast_paths_enabled
+
 T = TypeVar("T")
 
 # Padded tokens per encoder call: big enough for full GPU matrix units, small enough to skip most padding.
@@ -263,7 +265,7 @@ def speed_up(model):
     Left as is when ``STUDIO_FAST_M3=0`` or when it is some other class.
     """
     fast = FAST.get(type(model))
-    if fast is not None and os.environ.get("STUDIO_FAST_M3", "1") != "0":
+    if fast is not None and fast_paths_enabled():
         model.__class__ = fast  # only methods differ; no state to add
     return model
 
