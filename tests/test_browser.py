@@ -112,3 +112,26 @@ def test_rate_a_pair_with_the_keyboard(server, browser, locale, tmp_path):
     page.get_by_label(text["switch"]).check()
     page.get_by_role("tab", name=text["other_tab"]).wait_for()
     context.close()
+
+
+def test_first_tab_speaks_the_browser_language_from_the_start(server, browser):
+    """The ① tab's counts and team table are built on the server: they must come in Chinese for a Chinese browser.
+
+    Gradio fires the first tab's `select` as the page mounts, before the language is known on the server; that
+    refresh used to run in English and, finishing last, left English tiles on a Chinese page.
+    """
+    from studio.demo import load_demo
+
+    url, db_path = server
+    load_demo(connect(db_path))
+    context = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    page.goto(url)
+    page.locator("#rs-counts").get_by_text("查询-文档对").wait_for()
+    page.wait_for_timeout(2500)  # every refresh fired at load has landed
+    counts = page.locator("#rs-counts").inner_text()
+    assert "文档" in counts and "documents" not in counts
+    header = page.get_by_role("columnheader").filter(visible=True).all_inner_texts()
+    assert any("姓名" in h for h in header) and not any("Name" in h for h in header), header
+    context.close()

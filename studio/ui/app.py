@@ -54,7 +54,7 @@ def build_app(db_path: str | Path = DEFAULT_DB) -> tuple[gr.Blocks, gr.I18n]:
                            (t_train, trn), (t_models, mdl), (t_evaluate, evl), (t_compare, cmp)):
             key = "refresh_names" if parts is ann else "refresh"
             fn, inputs, outputs = parts[key]
-            tab.select(fn, inputs, outputs, show_progress="hidden")
+            tab.select(fn, inputs, outputs, show_progress="hidden", js=_with_browser_language(inputs, ctx.lang))
 
         switch.input(None, [switch], [switch], js="(lang) => window.studioSetLang(lang)")
         load = demo.load(None, None, [ctx.lang, switch],
@@ -62,6 +62,18 @@ def build_app(db_path: str | Path = DEFAULT_DB) -> tuple[gr.Blocks, gr.I18n]:
         for fn, inputs, outputs in [imp["refresh"], *ctx.on_load]:
             load = load.then(fn, inputs, outputs, show_progress="hidden")
     return demo, i18n
+
+
+def _with_browser_language(inputs: list, lang: gr.Textbox) -> str | None:
+    """Front-end code giving an event the browser's language instead of the hidden language box's value.
+
+    Gradio fires the first tab's `select` as the page mounts, before the page's `load` has filled the language
+    box: without this, that refresh ran in English and could finish after the load's own refresh in Chinese.
+    """
+    if lang not in inputs:
+        return None
+    at = inputs.index(lang)
+    return f"(...args) => {{ args[{at}] = window.studioLang ? window.studioLang() : args[{at}]; return args; }}"
 
 
 def start_scheduler(db_path: str | Path, every: float = 5.0) -> threading.Thread:
