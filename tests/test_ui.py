@@ -152,6 +152,8 @@ def test_train_tab_starts_a_job_and_shows_its_curves(ctx, tmp_path, monkeypatch)
     assert "已完成" in card and (tmp_path / "models" / "tiny-rr" / "config.json").exists()
     assert len(loss_plot.data[0].x) == 4, "one point per logged step"
     assert list(table.iloc[0])[:4] == [1, "tiny-rr", "重排序模型（交叉编码器）", "已完成"]
+    # The job picker names the job only: a status in it went stale ("running" beside a finished job's card).
+    assert train.job_choices(ctx) == [("#1 · tiny-rr", 1)]
 
 
 def test_train_tab_warns_when_a_reranker_would_start_without_a_reranker_head(tmp_path):

@@ -95,10 +95,12 @@ def build(ctx: UIContext) -> dict:
         model = gr.Textbox(label=i18n("data.model"), value="default", info=i18n("data.model_info"), scale=3)
         check = gr.Button(i18n("data.run_quality"), variant="primary", scale=1, elem_id="rs-quality-run")
     card = gr.HTML(elem_id="rs-quality-card")
-    with gr.Row():
-        lengths = gr.Plot(show_label=False)
-        similarity = gr.Plot(show_label=False)
-    report_file = gr.File(label=i18n("data.report_file"), interactive=False)
+    # Result widgets stay hidden until there is something in them: empty plot frames read as broken.
+    with gr.Column(visible=False) as quality_results:
+        with gr.Row():
+            lengths = gr.Plot(show_label=False)
+            similarity = gr.Plot(show_label=False)
+        report_file = gr.File(label=i18n("data.report_file"), interactive=False)
     gr.Markdown(i18n("data.export_title"))
     with gr.Row():
         out = gr.Textbox(label=i18n("data.out"), value=default_export_path, scale=3)
@@ -116,12 +118,15 @@ def build(ctx: UIContext) -> dict:
         prompt = gr.Textbox(label=i18n("data.prompt"), placeholder=i18n("data.prompt_placeholder"))
     export_btn = gr.Button(i18n("data.export"), variant="primary", elem_id="rs-export-run")
     export_msg = gr.HTML(elem_id="rs-export-message")
-    files = gr.File(label=i18n("data.files"), file_count="multiple", interactive=False)
-    preview = gr.JSON(label=i18n("data.preview"))
+    with gr.Column(visible=False) as export_results:
+        files = gr.File(label=i18n("data.files"), file_count="multiple", interactive=False)
+        preview = gr.JSON(label=i18n("data.preview"))
 
     check.click(lambda m, lg, progress=gr.Progress(): run_quality(ctx, m, lg, progress), [model, ctx.lang],
-                [card, lengths, similarity, report_file], concurrency_limit=1)
+                [card, lengths, similarity, report_file], concurrency_limit=1
+                ).then(lambda f: gr.update(visible=bool(f)), [report_file], [quality_results], show_progress="hidden")
     export_btn.click(lambda *a, progress=gr.Progress(): run_export(ctx, *a, progress=progress),
                      [out, valid, hard, negatives, partial, seed, scores, prompt, model, ctx.lang],
-                     [export_msg, files, preview, out], concurrency_limit=1)
+                     [export_msg, files, preview, out], concurrency_limit=1
+                     ).then(lambda f: gr.update(visible=bool(f)), [files], [export_results], show_progress="hidden")
     return {"card": card, "export": export_btn}

@@ -101,8 +101,10 @@ def jobs_table(ctx: UIContext, lang: str) -> pd.DataFrame:
 
 
 def job_choices(ctx: UIContext) -> list[tuple[str, int]]:
+    """Jobs as (label, id), newest first. The label leaves out the status: it would go stale while the job
+    runs (the card and the table beside it show the live status, in the user's language)."""
     with ctx.db() as db:
-        return [(f"#{r['id']} · {r['name']} · {r['status']}", r["id"]) for r in store_jobs.list_jobs(db)]
+        return [(f"#{r['id']} · {r['name']}", r["id"]) for r in store_jobs.list_jobs(db)]
 
 
 def start(ctx: UIContext, lang: str, *values) -> tuple:
@@ -223,7 +225,7 @@ def build(ctx: UIContext) -> dict:
         cancel_btn = gr.Button(i18n("train.cancel"), variant="stop", scale=1)
         resume_btn = gr.Button(i18n("train.resume"), scale=1)
     card = gr.HTML()
-    with gr.Row():
+    with gr.Row(visible=False) as plots:  # shown once a job is selected: empty plot frames read as broken
         loss_plot = gr.Plot(show_label=False)
         lr_plot = gr.Plot(show_label=False)
     with gr.Accordion(i18n("train.log"), open=False):
@@ -239,6 +241,7 @@ def build(ctx: UIContext) -> dict:
     start_btn.click(lambda lg, *v: start(ctx, lg, *v), [ctx.lang, *form], [message, job, *watched],
                     concurrency_limit=1)
     job.change(lambda j, lg: poll(ctx, j, lg), [job, ctx.lang], watched, show_progress="hidden")
+    job.change(lambda j: gr.update(visible=j is not None), [job], [plots], show_progress="hidden")
     timer.tick(lambda j, lg: poll(ctx, j, lg), [job, ctx.lang], watched, show_progress="hidden")
     cancel_btn.click(lambda j, lg: cancel(ctx, j, lg), [job, ctx.lang], watched)
     resume_btn.click(lambda j, lg: resume(ctx, j, lg), [job, ctx.lang], [message, *watched])
