@@ -398,3 +398,10 @@ def test_cli_and_train_tab_start_from_the_recipe():
         assert f"[default: {TrainConfig.default(name)}]" in line, line
     source = (PROJECT_ROOT / "studio" / "ui" / "tabs" / "train.py").read_text(encoding="utf-8")
     assert "gr.Number(8" not in source and "gr.Number(3," not in source and 'D("group_size")' in source
+
+
+def test_a_one_step_job_still_changes_the_model(tmp_path, data):
+    """A ratio warmup rounds up to every step of a one-step run, whose learning rate would then be 0."""
+    job, config = make_job(tmp_path, data, max_steps=1, warmup_ratio=0.1, lr=1e-3)
+    assert worker.main([str(job)]) == EXIT_OK
+    assert np.abs(st_encode(Path(result(job)["model_dir"])) - st_encode(default_model_path())).max() > 1e-4

@@ -168,6 +168,20 @@ def test_train_tab_warns_when_a_reranker_would_start_without_a_reranker_head(tmp
     assert train.base_advice("reranker", "BAAI/bge-reranker-v2-m3", "en") == ""  # not on this machine: no guess
 
 
+def test_train_tab_warns_when_the_data_gives_too_few_steps(tmp_path):
+    from studio.ui.tabs import train
+
+    data = tmp_path / "train.jsonl"
+    data.write_text("".join('{"query": "q%d", "pos": ["p"], "neg": ["n"]}\n' % i for i in range(18)), encoding="utf-8")
+    warning = train.steps_advice(str(data), 32, 1, -1, "en")
+    assert "Only 1 training step(s) (18 training queries at batch size 32 × 1 epoch(s))" in warning
+    assert "约 3 个训练步" in train.steps_advice(str(data), 32, 3, -1, "zh-CN")
+    assert train.steps_advice(str(data), 1, 2, -1, "en") == "", "36 steps are enough"
+    assert train.steps_advice(str(data), 32, 1, 50, "en") == "", "max steps decide when set"
+    assert train.steps_advice(str(tmp_path / "missing.jsonl"), 32, 1, -1, "en") == ""
+    assert train.form_advice("embedder", "default", str(data), 32, 1, -1, "en") == warning
+
+
 def test_evaluate_tab_compares_models_on_the_demo_beir_folder(ctx, tmp_path, monkeypatch):
     from studio.config import DEMO_DIR
     from studio.ui.tabs import evaluate
@@ -183,6 +197,19 @@ def test_evaluate_tab_compares_models_on_the_demo_beir_folder(ctx, tmp_path, mon
     assert html_file["interactive"] and "评估报告" in Path(html_file["value"]).read_text(encoding="utf-8")
     assert Path(csv_file["value"]).name == "metrics.csv" and Path(queries_file["value"]).exists()
     assert len(picked["choices"]) == 30
+
+
+def test_evaluate_tab_with_one_model_asks_for_a_second_and_hides_the_comparison(ctx, tmp_path, monkeypatch):
+    from studio.config import DEMO_DIR
+    from studio.ui.tabs import evaluate
+
+    monkeypatch.setattr(evaluate, "EXPORTS_DIR", tmp_path / "exports")
+    summary, bars, table, delta, errors, raw, *_ = evaluate.run(
+        ctx, ["default"], "beir", str(DEMO_DIR), "test", None, "10", "en", progress=lambda *a, **k: None)
+    assert "Only one model: add a second one" in summary and isinstance(bars, go.Figure)
+    results, delta_shown, table_shown = evaluate._show_results(raw)
+    assert results["visible"] and not delta_shown["visible"] and not table_shown["visible"]
+    assert all(part["visible"] is False for part in evaluate._show_results(None))
 
 
 def test_evaluate_tab_leaves_out_training_queries_and_says_when_too_few_are_left(ctx, tmp_path, monkeypatch):

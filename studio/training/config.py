@@ -16,6 +16,7 @@ Exit codes: 0 succeeded, 2 failed with an explained error in result.json, 3 canc
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -116,3 +117,23 @@ def passage_max_len(config: TrainConfig, base: Path, cap: int = 512) -> int:
     except (OSError, ValueError, AttributeError):
         seq = None
     return min(int(seq), cap) if isinstance(seq, int) and seq > 0 else cap
+
+
+# Fewer optimizer steps than this and a fine-tune barely moves the model: the Train tab says so before it starts.
+FEW_STEPS = 20
+
+
+def optimizer_steps(train_lines: int, batch_size: int, epochs: float, max_steps: int = -1) -> int:
+    """The optimizer steps a job takes, counted as Transformers counts them (batches per epoch rounded up)."""
+    if max_steps and max_steps > 0:
+        return int(max_steps)
+    return math.ceil(math.ceil(train_lines / max(int(batch_size), 1)) * float(epochs))
+
+
+def count_lines(path: str | Path) -> int | None:
+    """Non-empty lines of a training file (one query each), or None when there is no such file."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return sum(1 for line in f if line.strip())
+    except (OSError, UnicodeDecodeError):
+        return None

@@ -71,5 +71,5 @@ def stat_tiles(items: list[tuple[str, str, str]]) -> str:
 
 
 def message(text: str, kind: str = "ok") -> str:
-    """A one-line status message (ok | warn | error)."""
+    """A one-line status message (ok | info | warn | error)."""
     return f'<div class="rs-msg rs-{kind}">{html.escape(text)}</div>'

@@ -80,6 +80,8 @@ def summary_html(report: dict, lang: str) -> str:
         out += render.message(too_few, "warn")
     for warning, line in zip(report["warnings"], warning_lines(report, lang)):
         out += render.message(line, "error" if warning["significant"] else "warn")
+    if not report["comparisons"]:
+        out += render.message(t("evaluate.add_model", lang), "info")
     return out
 
 
@@ -165,6 +167,12 @@ def reranker_choices(lang: str, infos: list | None = None) -> list[tuple[str, st
     return [(t("evaluate.no_reranker", lang), "")] + [(i.name, i.name) for i in infos if i.ok and i.kind == "reranker"]
 
 
+def _show_results(report: dict | None) -> tuple:
+    """Results once a run has a report; the comparison parts only when it compared models."""
+    compared = bool(report and report.get("comparisons"))
+    return gr.update(visible=bool(report)), gr.update(visible=compared), gr.update(visible=compared)
+
+
 def build(ctx: UIContext) -> dict:
     i18n = ctx.i18n
     gr.Markdown(i18n("evaluate.intro"))
@@ -190,7 +198,7 @@ def build(ctx: UIContext) -> dict:
     with gr.Column(visible=False, elem_id="rs-eval-results") as results:  # shown once a run has a report
         with gr.Row():
             bars = gr.Plot(show_label=False)
-            delta = gr.Plot(show_label=False)
+            delta = gr.Plot(show_label=False)  # per-query change; hidden with a single model (nothing to compare)
         # Widths set here: measured from the cells alone, Gradio breaks the longer headers letter by letter.
         table = gr.Dataframe(label=i18n("evaluate.comparison"), interactive=False, wrap=True, max_height=560,
                              column_widths=["14%", "9%", "13%", "8%", "7%", "7%", "13%", "9%", "9%", "11%"],
@@ -213,8 +221,7 @@ def build(ctx: UIContext) -> dict:
     run_btn.click(lambda *a, progress=gr.Progress(): run(ctx, *a, progress=progress),
                   [*form, ks, ctx.lang, mode, reranker, rerank_top],
                   [summary, bars, table, delta, errors, raw, html_file, csv_file, queries_file, picked],
-                  concurrency_limit=1).then(lambda report: gr.update(visible=bool(report)), raw, results,
-                                            show_progress="hidden")
+                  concurrency_limit=1).then(_show_results, raw, [results, delta, table], show_progress="hidden")
     map_btn.click(lambda *a: draw_map(ctx, *a), [*form, picked, raw, ctx.lang], [map_plot, map_status, html_file],
                   concurrency_limit=1)
 

@@ -14,7 +14,7 @@ from studio.i18n import t
 from studio.models.registry import describe, resolve, scan
 from studio.store import jobs as store_jobs
 from studio.training import jobs
-from studio.training.config import TrainConfig, read_metrics
+from studio.training.config import FEW_STEPS, TrainConfig, count_lines, optimizer_steps, read_metrics
 from studio.ui import charts, render
 from studio.ui.context import UIContext, error_text
 
@@ -89,6 +89,25 @@ def base_advice(task: str, base: str | None, lang: str) -> str:
     if not path.is_dir() or describe(path).kind == "reranker":
         return ""  # a cross-encoder, or a hub id this machine cannot inspect
     return render.message(t("train.reranker_new_head", lang), "warn")
+
+
+def steps_advice(train_file: str | None, batch_size: float | None, epochs: float | None, max_steps: float | None,
+                 lang: str) -> str:
+    """A warning when the chosen file, batch size and epochs give so few optimizer steps that little will change."""
+    lines = count_lines(train_file) if train_file else None
+    if not lines or not batch_size or batch_size < 1 or not epochs or epochs <= 0:
+        return ""
+    steps = optimizer_steps(lines, int(batch_size), float(epochs), int(max_steps or -1))
+    if steps >= FEW_STEPS:
+        return ""
+    return render.message(t("train.few_steps", lang, steps=steps, lines=lines, batch=int(batch_size),
+                            epochs=f"{float(epochs):g}"), "warn")
+
+
+def form_advice(task: str, base: str | None, train_file: str | None, batch_size: float | None, epochs: float | None,
+                max_steps: float | None, lang: str) -> str:
+    """Everything worth knowing about the form before pressing Start."""
+    return base_advice(task, base, lang) + steps_advice(train_file, batch_size, epochs, max_steps, lang)
 
 
 def jobs_table(ctx: UIContext, lang: str) -> pd.DataFrame:
@@ -236,8 +255,9 @@ def build(ctx: UIContext) -> dict:
     watched = [card, loss_plot, lr_plot, log, table, timer]
     for component in form:
         component.change(lambda *v: preview(*v), form, command, show_progress="hidden")
-    for component in (task, base):
-        component.change(base_advice, [task, base, ctx.lang], advice, show_progress="hidden")
+    advice_inputs = [task, base, train_file, batch, epochs, max_steps, ctx.lang]
+    for component in advice_inputs[:-1]:
+        component.change(form_advice, advice_inputs, advice, show_progress="hidden")
     start_btn.click(lambda lg, *v: start(ctx, lg, *v), [ctx.lang, *form], [message, job, *watched],
                     concurrency_limit=1)
     job.change(lambda j, lg: poll(ctx, j, lg), [job, ctx.lang], watched, show_progress="hidden")
