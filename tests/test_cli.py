@@ -138,6 +138,7 @@ def test_train_in_the_foreground_registers_the_model(db_path, tmp_path, monkeypa
                  "--passage-max-len", "32", "--freeze-embeddings", "--seed", "7")
     assert result.exit_code == 0, result.output
     assert "model saved to" in result.stdout and (tmp_path / "models" / "rr" / "studio_model.json").exists()
+    assert "warning: only 3 training step(s)" in result.stderr, "a job this small is announced as one"
     config = json.loads(next((tmp_path / "jobs").glob("*/config.json")).read_text(encoding="utf-8"))
     assert config["seed"] == 7  # the job trains with the seed asked for
     jobs_listed = json.loads(run(db_path, "jobs", "--json").stdout)
