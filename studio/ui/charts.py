@@ -88,8 +88,9 @@ def loss_curves(metrics: list[dict], lang: str) -> go.Figure:
 
 def lr_curve(metrics: list[dict], lang: str) -> go.Figure:
     rows = [m for m in metrics if m.get("lr") is not None]
-    fig = go.Figure(go.Scatter(x=[m["step"] for m in rows], y=[m["lr"] for m in rows], mode="lines",
-                               line={"color": "#16a34a"}))
+    fig = go.Figure(go.Scatter(x=[m["step"] for m in rows], y=[m["lr"] for m in rows],
+                               mode="lines" if len(rows) > 1 else "markers",  # a lone point has no line to draw
+                               line={"color": "#16a34a"}, marker={"color": "#16a34a"}))
     fig.update_layout(title=t("train.lr_title", lang), xaxis_title=t("train.step", lang), yaxis_title="lr",
                       yaxis={"exponentformat": "e"}, height=320, margin={"l": 60, "r": 20, "t": 50, "b": 40})
     return fig
