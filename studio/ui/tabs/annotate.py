@@ -127,7 +127,12 @@ def build(ctx: UIContext) -> dict[str, gr.components.Component]:
         # Only the choices: the value is the user's, and they may have typed while this was on its way.
         return gr.update(choices=annotator_names(ctx))
 
+    def welcome(lg: str, current_pair):
+        # What to do first, in the page's language (known only once the page has loaded); never over a pair.
+        return render.empty_card(t("annotate.pick_name", lg)) if current_pair is None else gr.update()
+
     ctx.on_load.append((refresh_names, [], [who]))
+    ctx.on_load.append((welcome, [lang, pair_id], [card]))
     return {"annotator": who, "start": go_btn, "card": card, "progress": progress, "status": status,
             "note": note, "pair_id": pair_id, "rate_2": b2, "rate_1": b1, "rate_0": b0,
             "refresh_names": (refresh_names, [], [who])}
