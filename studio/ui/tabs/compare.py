@@ -155,7 +155,7 @@ def build(ctx: UIContext) -> dict:
     with gr.Row():
         out_left = gr.HTML(elem_id="rs-compare-left")
         out_right = gr.HTML(elem_id="rs-compare-right")
-    with gr.Row(equal_height=True):
+    with gr.Row(equal_height=True, visible=False) as pick_row:  # once there are results to send
         pick = gr.Dropdown(choices=[], label=i18n("compare.rate_this"), scale=3)
         queue_btn = gr.Button(i18n("compare.send"), scale=1)
     status = gr.HTML()
@@ -181,10 +181,14 @@ def build(ctx: UIContext) -> dict:
 
     inputs = [query, left, right, k, ctx.lang, left_rr, right_rr, depth]
     outputs = [out_left, out_right, pick, status]
-    search_btn.click(lambda *a: run_search(ctx, *a), inputs, outputs)
-    query.submit(lambda *a: run_search(ctx, *a), inputs, outputs)
-    examples.input(lambda q, *rest: (q, *run_search(ctx, q, *rest)),
-                   [examples, left, right, k, ctx.lang, left_rr, right_rr, depth], [query, *outputs])
+    def show_pick(left_html: str | None):
+        return gr.update(visible="rs-hit" in (left_html or ""))
+
+    for event in (search_btn.click(lambda *a: run_search(ctx, *a), inputs, outputs),
+                  query.submit(lambda *a: run_search(ctx, *a), inputs, outputs),
+                  examples.input(lambda q, *rest: (q, *run_search(ctx, q, *rest)),
+                                 [examples, left, right, k, ctx.lang, left_rr, right_rr, depth], [query, *outputs])):
+        event.then(show_pick, [out_left], [pick_row], show_progress="hidden")
     queue_btn.click(lambda q, d, lg: send_to_queue(ctx, q, d, lg), [query, pick, ctx.lang], status)
 
     def refresh(current_right: str | None, current_left_rr: str | None, current_right_rr: str | None, lang: str):
