@@ -63,8 +63,8 @@ def test_annotate_asks_for_a_name(ctx):
 
 
 def test_agreement_tab_shows_gate_and_charts(demo_ctx):
-    card, bars, table, choices, heat, dis = agreement.refresh(demo_ctx, "en")
-    assert "Gate passed" in card and "0.687" in card
+    card, bars, table, choices, heat, dis, details = agreement.refresh(demo_ctx, "en")
+    assert "Gate passed" in card and "0.687" in card and details["visible"]
     assert isinstance(bars, go.Figure) and isinstance(heat, go.Figure)
     assert len(table) == 3 and len(dis) == 20
     zh_card, *_ = agreement.refresh(demo_ctx, "zh-CN")
@@ -72,8 +72,10 @@ def test_agreement_tab_shows_gate_and_charts(demo_ctx):
 
 
 def test_agreement_on_an_empty_project_says_so(ctx):
-    card, *_ = agreement.refresh(ctx, "en")
+    card, *_, details = agreement.refresh(ctx, "en")
     assert "No pair has two ratings yet" in card and "nan" not in card.lower()
+    assert "Gate not passed" not in card, "nothing to judge is not a failed gate"
+    assert not details["visible"], "no empty charts or tables"
 
 
 def test_adjudicate_decides_and_shows_the_next_case(demo_ctx):

@@ -20,6 +20,11 @@ def fmt(value: float | None, lang: str, pct: bool = False) -> str:
 
 def scorecard(report: AgreementReport, lang: str) -> str:
     pooled = report.pooled
+    if pooled.n == 0:  # nothing to judge yet: neutral tiles and a pointer, not a failed gate
+        tiles = render.stat_tiles([(t(key, lang), "—", "") for key in (
+            "agreement.pooled_kappa", "agreement.band", "agreement.observed", "agreement.kappa_linear",
+            "agreement.ac1")] + [(t("agreement.double_rated", lang), "0", "")])
+        return tiles + render.message(t("agreement.no_overlap", lang), "info")
     gate = "rs-pass" if pooled.passes_gate else "rs-fail"
     gate_text = t("agreement.gate_pass" if pooled.passes_gate else "agreement.gate_fail", lang, gate=KAPPA_GATE)
     tiles = render.stat_tiles([
@@ -30,11 +35,7 @@ def scorecard(report: AgreementReport, lang: str) -> str:
         (t("agreement.ac1", lang), fmt(pooled.ac1, lang), ""),
         (t("agreement.double_rated", lang), str(report.double_rated), ""),
     ])
-    note = ""
-    if pooled.n and pooled.kappa is None:
-        note = render.message(t("agreement.undefined_reason", lang), "warn")
-    elif pooled.n == 0:
-        note = render.message(t("agreement.no_overlap", lang), "warn")
+    note = render.message(t("agreement.undefined_reason", lang), "warn") if pooled.kappa is None else ""
     return tiles + render.message(gate_text, "ok" if pooled.passes_gate else "error") + note
 
 
@@ -83,7 +84,7 @@ def refresh(ctx: UIContext, lang: str, which: str | None = None) -> tuple:
     key = "*" if chosen is report.pooled else "|".join(chosen.annotators)
     return (scorecard(report, lang), charts.kappa_bars(report.by_pair, lang), pair_table(report, lang),
             gr.update(choices=pair_choices(report, lang), value=key), charts.confusion_heatmap(chosen, lang),
-            disagreement_table(disagreeing, lang))
+            disagreement_table(disagreeing, lang), gr.update(visible=report.double_rated > 0))
 
 
 def build(ctx: UIContext) -> dict:
@@ -92,16 +93,17 @@ def build(ctx: UIContext) -> dict:
         gr.Markdown(i18n("agreement.intro"))
         refresh_btn = gr.Button(i18n("common.refresh"), size="sm", scale=0, elem_id="rs-agreement-refresh")
     card = gr.HTML(elem_id="rs-agreement-card")
-    with gr.Row():
-        bars = gr.Plot(label=i18n("agreement.kappa_title"), show_label=False)
-        with gr.Column():
-            which = gr.Dropdown(label=i18n("agreement.matrix_for"), choices=[], elem_id="rs-matrix-for")
-            heat = gr.Plot(label=i18n("agreement.confusion_title"), show_label=False)
-    table = gr.Dataframe(label=i18n("agreement.by_pair"), interactive=False, wrap=True)
-    gr.Markdown(i18n("agreement.disagreements_title"))
-    dis = gr.Dataframe(label=i18n("agreement.disagreements_title"), show_label=False, interactive=False,
-                       wrap=True, max_height=360, column_widths=["7%", "33%", "28%", "22%", "10%"])
-    outputs = [card, bars, table, which, heat, dis]
+    with gr.Column(visible=False) as details:  # charts and tables once some pair has two ratings
+        with gr.Row():
+            bars = gr.Plot(label=i18n("agreement.kappa_title"), show_label=False)
+            with gr.Column():
+                which = gr.Dropdown(label=i18n("agreement.matrix_for"), choices=[], elem_id="rs-matrix-for")
+                heat = gr.Plot(label=i18n("agreement.confusion_title"), show_label=False)
+        table = gr.Dataframe(label=i18n("agreement.by_pair"), interactive=False, wrap=True)
+        gr.Markdown(i18n("agreement.disagreements_title"))
+        dis = gr.Dataframe(label=i18n("agreement.disagreements_title"), show_label=False, interactive=False,
+                           wrap=True, max_height=360, column_widths=["7%", "33%", "28%", "22%", "10%"])
+    outputs = [card, bars, table, which, heat, dis, details]
     refresh_btn.click(lambda lg, w: refresh(ctx, lg, w), [ctx.lang, which], outputs)
     which.input(lambda lg, w: refresh(ctx, lg, w), [ctx.lang, which], outputs)
     return {"card": card, "refresh": (lambda lg: refresh(ctx, lg), [ctx.lang], outputs)}
