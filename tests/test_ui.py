@@ -62,6 +62,11 @@ def test_annotate_asks_for_a_name(ctx):
     assert pair is None and "Pick or type your name" in card
 
 
+def test_annotate_on_an_empty_project_points_to_collect(ctx):
+    card, pair, *_ = annotate.start(ctx, "Dr. Li", "en")
+    assert pair is None and "no pairs to rate yet" in card and "Thank you" not in card
+
+
 def test_agreement_tab_shows_gate_and_charts(demo_ctx):
     card, bars, table, choices, heat, dis, details = agreement.refresh(demo_ctx, "en")
     assert "Gate passed" in card and "0.687" in card and details["visible"]

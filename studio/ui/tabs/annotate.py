@@ -28,9 +28,11 @@ def show_next(ctx: UIContext, annotator: str, lang: str, status: str = "") -> tu
     """(card html, pair id, progress html, status html, note) for `annotator`'s next pair."""
     with ctx.db() as db:
         view = store_ratings.next_pair(db, annotator)
-        prog = progress_html(store_ratings.progress(db, annotator), lang)
+        counts = store_ratings.progress(db, annotator)
+    prog = progress_html(counts, lang)
     if view is None:
-        return render.empty_card(t("annotate.queue_empty", lang)), None, prog, status, ""
+        empty = "annotate.no_pairs" if counts.total_pairs == 0 else "annotate.queue_empty"
+        return render.empty_card(t(empty, lang)), None, prog, status, ""
     extra = ""
     if view.my_rating is not None:
         extra = f'<div class="rs-mine">{t("annotate.your_rating", lang)} {render.rating_badge(view.my_rating, lang)}</div>'
