@@ -353,3 +353,12 @@ def test_playground_tables(ctx):
     assert list(sims.columns) == ["模型", "余弦相似度"] and sims.iloc[0, 0] == "default"
     table = compare.run_scoring(KEYWORD_TRAP[0], "\n".join(KEYWORD_TRAP[1]), ["default"], "", "en")
     assert len(table) == 3 and sorted(v.split(" · ")[0] for v in table["default"]) == ["#1", "#2", "#3"]
+
+
+def test_known_problems_read_as_advice_not_as_unexpected_errors(ctx):
+    from studio.ui.tabs import compare, evaluate
+
+    left, *_ = compare.run_search(ctx, "糖尿病", "default", "default", 10, "zh-CN")
+    assert "语料库为空" in left and "出现错误" not in left
+    summary, *_ = evaluate.run(ctx, [], "beir", "", "test", None, "10", "en", progress=lambda *a, **k: None)
+    assert "Pick at least one model." in summary and "Something went wrong" not in summary

@@ -10,12 +10,18 @@ import html
 import gradio as gr
 import pandas as pd
 
+from studio.errors import StudioError
 from studio.i18n import t
 from studio.models.registry import resolve, scan
 from studio.retrieval.playground import KEYWORD_TRAP, score_documents, similarity
 from studio.retrieval.rerank import DEFAULT_DEPTH, load_reranker, search_then_rerank
 from studio.retrieval.search import Hit, rank_moves, search
-from studio.store.lookup import example_queries, gold_for_query, queue_pair, searchable_corpus
+from studio.store.lookup import (
+    example_queries,
+    gold_for_query,
+    queue_pair,
+    searchable_corpus,
+)
 from studio.ui import render
 from studio.ui.context import UIContext, error_text
 
@@ -87,7 +93,7 @@ def run_search(ctx: UIContext, query: str, left: str, right: str, k: float, lang
             keys, texts, docs = searchable_corpus(db)
             gold = gold_for_query(db, query)
         if not keys:
-            raise ValueError(t("error.no_corpus", lang))
+            raise StudioError("no_corpus")
         left_reranker, right_reranker = (left_reranker or "").strip() or None, (right_reranker or "").strip() or None
         hits_l, ms_l = side_search(left, left_reranker, query, keys, texts, int(k), int(depth))
         hits_r, ms_r = side_search(right, right_reranker, query, keys, texts, int(k), int(depth))

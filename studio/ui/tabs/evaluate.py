@@ -10,8 +10,14 @@ import gradio as gr
 import pandas as pd
 
 from studio.config import DEMO_DIR, EXPORTS_DIR
+from studio.errors import StudioError
 from studio.evaluation import embedding_map, export, runner
-from studio.evaluation.report import evaluate_models, sample_size_line, significance_line, warning_lines
+from studio.evaluation.report import (
+    evaluate_models,
+    sample_size_line,
+    significance_line,
+    warning_lines,
+)
 from studio.i18n import t
 from studio.models.registry import scan
 from studio.store.gold import gold_set
@@ -108,7 +114,7 @@ def run(ctx: UIContext, models: list[str], source: str, folder: str, split: str,
     try:
         cutoffs = tuple(int(k) for k in (ks or "1,5,10,20").split(","))
         if not models:
-            raise ValueError(t("evaluate.pick_models", lang))
+            raise StudioError("pick_models")
         evalset = load_evalset(ctx, source, folder, split, exclude, lang)
         step = {"compare": t("evaluate.progress_compare", lang)}  # the library's step names that are not models
         report, comparisons = evaluate_models(evalset, models, cutoffs, mode=mode or "dense",
@@ -136,7 +142,7 @@ def draw_map(ctx: UIContext, models: list[str], source: str, folder: str, split:
     """
     try:
         if not models:
-            raise ValueError(t("evaluate.pick_models", lang))
+            raise StudioError("pick_models")
         evalset = load_evalset(ctx, source, folder, split, exclude, lang)
         panels = embedding_map.build_maps(evalset, [models[0], models[-1]], picked or None)
         figure = charts.embedding_map(panels, lang)
