@@ -16,12 +16,7 @@ from studio.models.registry import resolve, scan
 from studio.retrieval.playground import KEYWORD_TRAP, score_documents, similarity
 from studio.retrieval.rerank import DEFAULT_DEPTH, load_reranker, search_then_rerank
 from studio.retrieval.search import Hit, rank_moves, search
-from studio.store.lookup import (
-    example_queries,
-    gold_for_query,
-    queue_pair,
-    searchable_corpus,
-)
+from studio.store.lookup import example_queries, gold_for_query, queue_pair, searchable_corpus
 from studio.ui import render
 from studio.ui.context import UIContext, error_text
 

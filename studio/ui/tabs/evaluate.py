@@ -12,12 +12,7 @@ import pandas as pd
 from studio.config import DEMO_DIR, EXPORTS_DIR
 from studio.errors import StudioError
 from studio.evaluation import embedding_map, export, runner
-from studio.evaluation.report import (
-    evaluate_models,
-    sample_size_line,
-    significance_line,
-    warning_lines,
-)
+from studio.evaluation.report import evaluate_models, sample_size_line, significance_line, warning_lines
 from studio.i18n import t
 from studio.models.registry import scan
 from studio.store.gold import gold_set
