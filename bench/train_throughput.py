@@ -256,13 +256,24 @@ def profiler(start: int, steps: int, path: Path):
 
 
 def encoder_tokens(record, budget: int | None) -> float:
-    """Tokens the encoder processes per batch, padding included: whole batches, or the studio's length chunks."""
+    """Tokens the encoder processes per batch, padding included: whole batches, or the studio's length chunks
+    (queries and passages pooled into one set of chunks)."""
     from studio.training.fast_models import length_chunks
 
     if budget is None:
         return sum(r[1] for r in record) / len(record)
-    return sum(sum(len(rows) * n for rows, n in length_chunks(lens, budget))
-               for r in record for lens in (r[2], r[3])) / len(record)
+    return sum(sum(len(rows) * n for rows, n in length_chunks(r[2] + r[3], budget)) for r in record) / len(record)
+
+
+def count_passes(model) -> list[int]:
+    """A one-item list counting the transformer's forward passes (each is a full set of kernel launches on a GPU)."""
+    passes = [0]
+
+    def hook(*_):
+        passes[0] += 1
+
+    model.model.register_forward_hook(hook)
+    return passes
 
 
 # --- one run -------------------------------------------------------------------------------------------------------
@@ -298,6 +309,7 @@ def run(impl: str, root: Path, config, args, meta: dict) -> dict:
             runner = build_runner(impl, job, config)
             trainer = runner.trainer
             count_tokens(trainer, tokens)
+            passes = count_passes(runner.model)
             meter = step_meter()
             trainer.add_callback(meter)
             if args.profile:
@@ -321,6 +333,7 @@ def run(impl: str, root: Path, config, args, meta: dict) -> dict:
             "queries_per_s": round(args.batch / sec, 2), "tokens_per_s": round(real),
             "real_tokens_per_step": round(sum(t[0] for t in timed) / len(timed)),
             "encoder_tokens_per_step": round(encoder_tokens(timed, budget)), "token_budget": budget,
+            "encoder_passes_per_step": round(passes[0] / len(tokens), 2),
             "mfu": round(6 * params * real / (peak * 1e12), 4) if peak else None,
             "peak_mem_gb": round(memory.peak / 2**30, 4), "mem_measure": memory.what,
             "loss_at": {str(k): round(v, 6) for k, v in sorted(meter.losses.items())}}

@@ -204,6 +204,23 @@ def test_forward_loss_and_gradients_equal_flagembedding(tiny_m3, case):
             assert torch.allclose(got, expected, atol=1e-5), (got - expected).abs().max()
 
 
+def test_queries_ride_with_the_passages_in_one_chunked_pass(tiny_m3):
+    """On a GPU the step is bound by kernel launches: a pass of their own for a few short queries cost a whole
+    encoder's worth of them. The training forward encodes queries and passages in one set of length chunks."""
+    reference = flag_model(tiny_m3)
+    fast = speed_up(copy.deepcopy(reference))
+    fast.token_budget = budget = 296  # the passages fill 3 chunks with room in the last one for the 4 queries
+    batch = collate(reference, rows(4), group=4)
+    q, p = (batch[k]["attention_mask"].sum(1).tolist() for k in ("queries", "passages"))
+    joint, separate = len(length_chunks(q + p, budget)), len(length_chunks(q, budget)) + len(length_chunks(p, budget))
+    assert (joint, separate) == (3, 4)
+    fast.train()
+    counter = ForwardCalls(fast)
+    fast(**copy.deepcopy(batch)).loss.backward()
+    assert counter.count == joint
+    assert fast._joint is None, "nothing of this step is kept for the next"
+
+
 @pytest.mark.parametrize("pooling", ["cls", "mean", "last_token"])
 def test_dense_model_loss_and_gradients_equal_flagembedding(tiny_m3, pooling):
     """The dense (encoder-only) model, used for sentence-transformers bases such as the default all-MiniLM-L6-v2."""

@@ -231,6 +231,56 @@ class StudioM3Model(EncoderOnlyEmbedderM3Model):
         colbert = torch.cat([F.pad(p[2], (0, 0, 0, length - 1 - p[2].shape[1])) for p in parts])
         return dense, sparse, colbert.index_select(0, restore)
 
+    def forward(self, queries=None, passages=None, teacher_scores=None, no_in_batch_neg_flag: bool = False):
+        """FlagEmbedding's training forward, with queries and passages encoded in one length-chunked pass.
+
+        FlagEmbedding encodes the queries and the passages separately: on the chunked path the queries took an
+        encoder pass of their own (every layer, forward and backward) for a few short texts. Pooled, they ride in
+        the chunk of the shortest passages. Each text's outputs depend on its own tokens only, so the numbers are
+        the same up to float rounding.
+        """
+        joint = self._encode_jointly(queries, passages)
+        if joint is None:
+            return super().forward(queries, passages, teacher_scores, no_in_batch_neg_flag)
+        self._joint = {id(queries): joint[0], id(passages): joint[1]}
+        try:
+            return super().forward(queries, passages, teacher_scores, no_in_batch_neg_flag)
+        finally:
+            self._joint = None
+
+    def encode(self, features):
+        """FlagEmbedding's ``encode``, answered from the joint pass when `features` are this step's batch."""
+        joint = getattr(self, "_joint", None)
+        if joint is not None and id(features) in joint:
+            return joint[id(features)]
+        return super().encode(features)
+
+    def _encode_jointly(self, queries, passages) -> tuple[tuple, tuple] | None:
+        """(query outputs, passage outputs) as ``encode`` returns them, from one pass; None where that does not apply
+        (lists of batches, sub-batches, left padding, different feature names)."""
+        if not (_chunkable(self, queries) and _chunkable(self, passages)) or set(queries) != set(passages):
+            return None
+        if self.sub_batch_size is not None and self.sub_batch_size != -1:
+            return None
+        q_len, p_len = queries["attention_mask"].shape[1], passages["attention_mask"].shape[1]
+        length, pad_id = max(q_len, p_len), self.tokenizer.pad_token_id or 0
+
+        def padded(key: str, value: torch.Tensor) -> torch.Tensor:
+            return F.pad(value, (0, length - value.shape[1]), value=pad_id if key == "input_ids" else 0)
+
+        joint = {key: torch.cat([padded(key, queries[key]), padded(key, passages[key])]) for key in queries}
+        dense, sparse, colbert = self._encode(joint)
+        rows = queries["attention_mask"].shape[0]
+
+        def part(rows_slice: slice, text_len: int) -> tuple:
+            if not self.unified_finetuning:
+                return dense[rows_slice].contiguous(), None, None
+            # ColBERT vectors cover positions 1.. of the text's own padded length, as FlagEmbedding returns them.
+            return (dense[rows_slice].contiguous(), sparse[rows_slice].contiguous(),
+                    colbert[rows_slice, :text_len - 1].contiguous())
+
+        return part(slice(0, rows), q_len), part(slice(rows, None), p_len)
+
     def get_local_score(self, q_reps, p_reps, all_scores):
         """Each query's scores against its own group: (batch, group_size), one gather instead of a loop."""
         group_size = p_reps.size(0) // q_reps.size(0)
