@@ -12,6 +12,8 @@ these changes, which leave the numbers as they were:
 * Padding. The collator pads every text of a batch to the longest. Texts are encoded in chunks of similar length
   (longest first, at most ``token_budget`` padded tokens a chunk), each padded only to its own longest text; the
   outputs go back in batch order and ColBERT vectors are padded to the batch length with zeros, as before.
+* One pass for queries and passages (M3): FlagEmbedding encodes them separately; here they share one set of length
+  chunks, so a few short queries no longer cost an encoder pass of their own (a full set of GPU kernel launches).
 * Attention runs on SDPA's flash / memory-efficient kernels, not cuDNN's (see :func:`fast_attention`).
 * The Python loops of ``get_local_score`` and the ``m3_kd_loss`` distillation are single batched operations.
 
