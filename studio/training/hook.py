@@ -36,7 +36,8 @@ def _scheduler_keeping_a_step_after_warmup(trainer):
     original = trainer.create_scheduler
 
     def create_scheduler(num_training_steps: int, optimizer=None):
-        if trainer.lr_scheduler is None and 0 < trainer.args.get_warmup_steps(num_training_steps) >= num_training_steps:
+        warmup = trainer.args.get_warmup_steps(num_training_steps)
+        if trainer.lr_scheduler is None and warmup > 0 and warmup >= num_training_steps:
             from transformers import get_scheduler
 
             trainer.lr_scheduler = get_scheduler(
