@@ -135,3 +135,29 @@ def test_first_tab_speaks_the_browser_language_from_the_start(server, browser):
     header = page.get_by_role("columnheader").filter(visible=True).all_inner_texts()
     assert any("姓名" in h for h in header) and not any("Name" in h for h in header), header
     context.close()
+
+
+def test_an_expert_adjudicates_with_the_keyboard(server, browser):
+    """④ takes the same keys as ②: n jumps to the reason, Esc leaves it, 0 sets the final label."""
+    from studio.demo import load_demo
+
+    url, db_path = server
+    load_demo(connect(db_path))
+    context = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    page.goto(url)
+    page.get_by_role("tab", name="④ 专家裁决").click()
+    page.locator("#rs-adj-card .rs-query").wait_for()
+    pair_id = int(re.search(r"#(\d+)", page.locator("#rs-adj-card").inner_text()).group(1))
+
+    page.locator("#rs-adj-card .rs-doc").click()
+    page.keyboard.press("n")
+    page.keyboard.type("讲的是孕期止痛")
+    page.keyboard.press("Escape")
+    page.keyboard.press("0")
+    page.locator("#rs-adj-card").get_by_text(f"#{pair_id}", exact=True).wait_for(state="detached")
+
+    rows = list(connect(db_path).query("SELECT label, note FROM adjudications WHERE pair_id = ?", [pair_id]))
+    assert rows == [{"label": 0, "note": "讲的是孕期止痛"}]
+    context.close()

@@ -2,7 +2,8 @@
 // 1. Language: Gradio's i18n follows navigator.language and keeps no choice of its own. The studio's switch
 //    stores the choice; this script makes navigator.language report it (normalised: zh* -> zh-CN) so every
 //    static label renders in it, and mirrors it in a cookie for the server.
-// 2. Keyboard-first rating: 2/j, 1/k, 0/l rate; s skips; u undoes; n jumps to the note field.
+// 2. Keyboard-first rating: 2/j, 1/k, 0/l rate in ② (and set the final label in ④); s skips; u undoes;
+//    n jumps to the note field (④: the reason field).
 (function () {
   function normalise(lang) {
     lang = (lang || "en").toLowerCase();
@@ -24,8 +25,11 @@
     return next;
   };
 
-  var keys = { "2": "rs-rate-2", "j": "rs-rate-2", "1": "rs-rate-1", "k": "rs-rate-1", "0": "rs-rate-0",
-               "l": "rs-rate-0", "s": "rs-skip", "u": "rs-undo" };
+  // A key presses the first of its buttons that is on screen: rating in ② Annotate, the final label in ④ Adjudicate.
+  var keys = { "2": ["rs-rate-2", "rs-final-2"], "j": ["rs-rate-2", "rs-final-2"],
+               "1": ["rs-rate-1", "rs-final-1"], "k": ["rs-rate-1", "rs-final-1"],
+               "0": ["rs-rate-0", "rs-final-0"], "l": ["rs-rate-0", "rs-final-0"],
+               "s": ["rs-skip"], "u": ["rs-undo"] };
   function visible(el) { return el && el.offsetParent !== null; }
   document.addEventListener("keydown", function (e) {
     if (e.ctrlKey || e.metaKey || e.altKey || e.repeat) return;
@@ -37,14 +41,17 @@
     }
     var key = (e.key || "").toLowerCase();
     if (key === "n") {
-      var note = document.querySelector("#rs-note textarea, #rs-note input");
-      if (visible(note)) { e.preventDefault(); note.focus(); }
+      var notes = document.querySelectorAll("#rs-note textarea, #rs-note input, #rs-reason textarea, #rs-reason input");
+      for (var n = 0; n < notes.length; n++) {
+        if (visible(notes[n])) { e.preventDefault(); notes[n].focus(); return; }
+      }
       return;
     }
-    var id = keys[key];
-    if (!id) return;
-    var host = document.getElementById(id);
-    var button = host && (host.tagName === "BUTTON" ? host : host.querySelector("button"));
-    if (visible(button) && !button.disabled) { e.preventDefault(); button.click(); }
+    var ids = keys[key] || [];
+    for (var i = 0; i < ids.length; i++) {
+      var host = document.getElementById(ids[i]);
+      var button = host && (host.tagName === "BUTTON" ? host : host.querySelector("button"));
+      if (visible(button) && !button.disabled) { e.preventDefault(); button.click(); return; }
+    }
   });
 })();

@@ -80,7 +80,7 @@ def build(ctx: UIContext) -> dict:
     with gr.Row():
         buttons = [(gr.Button(i18n(f"annotate.btn_{v}"), elem_id=f"rs-final-{v}", elem_classes=["rs-rate", f"rs-r{v}"]), v)
                    for v in (2, 1, 0)]
-    note = gr.Textbox(label=i18n("adjudicate.note"), lines=1)
+    note = gr.Textbox(label=i18n("adjudicate.note"), lines=1, elem_id="rs-reason")  # key n focuses it
     status = gr.HTML()
     with gr.Accordion(i18n("adjudicate.audit_title"), open=False):
         audit = gr.Dataframe(interactive=False, wrap=True, max_height=400)
