@@ -145,11 +145,12 @@ def import_logs(ctx: Context, file: Path) -> None:
 @cli.command()
 @click.option("--k", default=20, show_default=True, help="Candidates per query and retriever.")
 @click.option("--retriever", type=click.Choice(["bm25", "dense", "hybrid"]), default="hybrid", show_default=True)
-@click.option("--model", default="default", show_default=True, help="Embedder for dense: path, hub id or 'default'.")
+@click.option("--model", default=None, help="Embedder for dense: a name in models/, a path, a hub id or 'default' (the "
+              "embedded model). Without it: the default model (★ in `studio models`).")
 @json_option
 @click.pass_obj
 @friendly
-def pool(ctx: Context, k: int, retriever: str, model: str, as_json: bool) -> None:
+def pool(ctx: Context, k: int, retriever: str, model: str | None, as_json: bool) -> None:
     """Retrieve top-k documents for every query and add them as pairs to annotate.
 
     \b
@@ -159,8 +160,9 @@ def pool(ctx: Context, k: int, retriever: str, model: str, as_json: bool) -> Non
     from studio.retrieval.pooling import pool_candidates
 
     result = pool_candidates(ctx.open(), k=k, retriever=retriever, model=model)
+    dense = f", model {result['model']}" if result["model"] else ""
     emit(result, as_json, f"{result['added']} new pairs from {result['candidates']} candidates "
-                          f"for {result['queries']} queries ({retriever}, k={k})")
+                          f"for {result['queries']} queries ({retriever}, k={k}{dense})")
 
 
 @cli.command()
@@ -233,12 +235,12 @@ class _Bar:
 
 
 @cli.command()
-@click.option("--model", default="default", show_default=True, help="Model whose tokenizer and max length to check.")
+@click.option("--model", default=None, help="Model whose tokenizer and max length to check (default: the ★ model).")
 @click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path), help="Also write the report as JSON.")
 @json_option
 @click.pass_obj
 @friendly
-def quality(ctx: Context, model: str, out_file: Path | None, as_json: bool) -> None:
+def quality(ctx: Context, model: str | None, out_file: Path | None, as_json: bool) -> None:
     """Quality report of the gold labels: counts, duplicates, positive/negative similarity, lengths, warnings.
 
     \b
@@ -247,12 +249,13 @@ def quality(ctx: Context, model: str, out_file: Path | None, as_json: bool) -> N
     """
     from studio.dataset.quality import quality_report
     from studio.i18n import t
+    from studio.models.registry import get_default
     from studio.store.adjudication import pooled_kappa
     from studio.store.gold import gold_set
 
     db = ctx.open()
     with _Bar("quality") as bar:
-        report = quality_report(gold_set(db), kappa=pooled_kappa(db), model=model, progress=bar)
+        report = quality_report(gold_set(db), kappa=pooled_kappa(db), model=model or get_default(), progress=bar)
     data = report.as_dict()
     if out_file:
         out_file.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
@@ -289,7 +292,7 @@ def export() -> None:
 @click.option("--partial", type=click.Choice(["drop", "positive"]), default="drop", show_default=True,
               help="What a 'partially relevant' label becomes.")
 @click.option("--seed", default=42, show_default=True)
-@click.option("--model", default="default", show_default=True, help="Embedder for dense mining.")
+@click.option("--model", default=None, help="Embedder for dense mining (default: the ★ model of `studio models`).")
 @click.option("--rank-window", default="10-100", show_default=True, help="Ranks to sample mined negatives from.")
 @click.option("--scores", type=click.Choice(["none", "ratings"]), default="none", show_default=True,
               help="Add pos_scores/neg_scores from the ratings (for distillation).")
@@ -298,7 +301,7 @@ def export() -> None:
 @click.pass_obj
 @friendly
 def export_triplets_cmd(ctx: Context, out: Path, valid_fraction: float, hard_negatives: str, negatives: int,
-                        partial: str, seed: int, model: str, rank_window: str, scores: str, prompt: str,
+                        partial: str, seed: int, model: str | None, rank_window: str, scores: str, prompt: str,
                         as_json: bool) -> None:
     """Gold labels → FlagEmbedding JSONL ({"query", "pos", "neg"}), split by query, with hard negatives.
 
@@ -308,11 +311,12 @@ def export_triplets_cmd(ctx: Context, out: Path, valid_fraction: float, hard_neg
         studio export triplets exports/train.jsonl --hard-negatives hybrid --negatives 7
     """
     from studio.dataset.triplets import ExportOptions, export_triplets
+    from studio.models.registry import get_default
     from studio.store.gold import gold_set
 
     options = ExportOptions(valid_fraction=valid_fraction, hard_negatives=hard_negatives, negatives=negatives,
-                            partial=partial, seed=seed, model=model, rank_window=parse_window(rank_window),
-                            scores=scores, prompt=prompt)
+                            partial=partial, seed=seed, model=model or get_default(),
+                            rank_window=parse_window(rank_window), scores=scores, prompt=prompt)
     with _Bar("export") as bar:
         result = export_triplets(gold_set(ctx.open()), out, options, progress=bar)
     c = result.counts

@@ -145,3 +145,22 @@ def test_train_in_the_foreground_registers_the_model(db_path, tmp_path, monkeypa
     assert [(j["name"], j["status"]) for j in jobs_listed] == [("rr", "succeeded")]
     again = run(db_path, "train", "--task", "reranker", "--base", str(base), "--train", str(data), "--name", "rr")
     assert again.exit_code == 1 and "already exists" in again.output
+
+
+def test_the_starred_model_is_the_one_used_where_none_is_named(db_path, tmp_path, monkeypatch):
+    """`studio models default NAME` (★) decides which embedder pools candidates and prepares training data."""
+    from studio import config as cfg
+    from studio.config import default_model_path
+
+    monkeypatch.setattr(cfg, "MODELS_DIR", tmp_path / "models")
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "mini").symlink_to(default_model_path(), target_is_directory=True)
+    run(db_path, "demo")
+    assert json.loads(run(db_path, "pool", "--k", "2", "--retriever", "dense", "--json").stdout)["model"] == "default"
+    assert run(db_path, "models", "default", "mini").exit_code == 0
+    pooled = run(db_path, "pool", "--k", "2", "--retriever", "dense")
+    assert pooled.exit_code == 0 and "model mini" in pooled.stdout
+    report = json.loads(run(db_path, "quality", "--json").stdout)
+    assert report["lengths"]["model"].endswith("/models/mini"), "lengths measured with the ★ model's tokenizer"
+    manifest = json.loads(run(db_path, "export", "triplets", str(tmp_path / "e" / "train.jsonl"), "--json").stdout)
+    assert manifest["options"]["model"] == "mini"

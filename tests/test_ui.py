@@ -362,3 +362,12 @@ def test_known_problems_read_as_advice_not_as_unexpected_errors(ctx):
     assert "语料库为空" in left and "出现错误" not in left
     summary, *_ = evaluate.run(ctx, [], "beir", "", "test", None, "10", "en", progress=lambda *a, **k: None)
     assert "Pick at least one model." in summary and "Something went wrong" not in summary
+
+
+def test_compare_puts_the_starred_model_on_the_right():
+    from studio.ui.tabs import compare
+
+    names = ["default", "alpha", "zeta"]
+    assert compare.right_model(None, names, "default") == "zeta", "no ★: the last in models/"
+    assert compare.right_model(None, names, "alpha") == "alpha"
+    assert compare.right_model("zeta", names, "alpha") == "zeta", "the presenter's own choice stays"

@@ -15,12 +15,15 @@ _lock = threading.Lock()
 
 
 def resolve_model(model: str | Path | None) -> str:
-    """``None`` or ``"default"`` → the embedded model's folder; anything else is a path or hub id as given."""
+    """``None`` or ``"default"`` → the embedded model's folder; a name in models/ → its folder; a path or hub id
+    as given (see :func:`studio.models.registry.resolve`)."""
     if model in (None, "", "default"):
         from studio.config import default_model_path
 
         return str(default_model_path())
-    return str(model)
+    from studio.models.registry import resolve
+
+    return resolve(model)
 
 
 def load_embedder(model: str | Path | None = None):

@@ -26,6 +26,8 @@ def pool_candidates(db: Database, *, k: int = 20, retriever: str = "hybrid", mod
                     progress: Callable[[float, str], None] | None = None) -> dict:
     """Retrieve top-`k` documents for every query and add them as pairs to annotate.
 
+    `model` (dense and hybrid): a name in models/, a path or a hub id; None means the default model (★).
+
     Returns counts: queries, candidates found and pairs newly added (pairs that exist are kept as they are).
     """
     if retriever not in RETRIEVERS:
@@ -44,11 +46,14 @@ def pool_candidates(db: Database, *, k: int = 20, retriever: str = "hybrid", mod
 
         progress and progress(0.1, "bm25")
         rankings.append(BM25Index(texts).search_many(query_texts, k))
+    dense_model = None
     if retriever in ("dense", "hybrid"):
+        from studio.models.registry import get_default
         from studio.retrieval.dense import DenseIndex
 
+        dense_model = model or get_default()
         progress and progress(0.4, "dense")
-        rankings.append(DenseIndex(texts, model).search_many(query_texts, k))
+        rankings.append(DenseIndex(texts, dense_model).search_many(query_texts, k))
     candidates = []
     for qi, q in enumerate(qs):
         per_query = [r[qi] for r in rankings]
@@ -56,4 +61,5 @@ def pool_candidates(db: Database, *, k: int = 20, retriever: str = "hybrid", mod
         candidates.extend((q["id"], docs[pos]["id"]) for pos in top)
     progress and progress(0.9, "store")
     added = store_pairs.add_candidate_pairs(db, candidates, source=f"pool:{retriever}")
-    return {"queries": len(qs), "candidates": len(candidates), "added": added, "retriever": retriever, "k": k}
+    return {"queries": len(qs), "candidates": len(candidates), "added": added, "retriever": retriever, "k": k,
+            "model": dense_model}

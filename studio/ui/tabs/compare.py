@@ -12,7 +12,7 @@ import pandas as pd
 
 from studio.errors import StudioError
 from studio.i18n import t
-from studio.models.registry import resolve, scan
+from studio.models.registry import get_default, resolve, scan
 from studio.retrieval.playground import KEYWORD_TRAP, score_documents, similarity
 from studio.retrieval.rerank import DEFAULT_DEPTH, load_reranker, search_then_rerank
 from studio.retrieval.search import Hit, rank_moves, search
@@ -133,6 +133,14 @@ def run_scoring(query: str, documents: str, models: list[str], reranker: str, la
     return pd.DataFrame(table)
 
 
+def right_model(current: str | None, names: list[str], starred: str) -> str:
+    """The right side's model: the one already chosen, else the default model (★) when one other than the
+    embedded model is set, else the last in models/ (`names` starts with the embedded ``default``)."""
+    if current in names:
+        return current
+    return starred if starred in names[1:] else names[-1]
+
+
 def build(ctx: UIContext) -> dict:
     i18n = ctx.i18n
     gr.Markdown(i18n("compare.intro"))
@@ -199,7 +207,7 @@ def build(ctx: UIContext) -> dict:
                                                                if i.ok and i.kind == "reranker"]
         with ctx.db() as db:
             qs = example_queries(db)
-        best = current_right if current_right in names else names[-1]  # first opening: the last in models/
+        best = right_model(current_right, names, get_default())
         return (gr.update(choices=names), gr.update(choices=names, value=best), gr.update(choices=qs),
                 gr.update(choices=names), gr.update(choices=rerankers, value=current_left_rr or ""),
                 gr.update(choices=rerankers, value=current_right_rr or ""))

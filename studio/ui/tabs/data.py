@@ -12,6 +12,7 @@ from studio.config import EXPORTS_DIR
 from studio.dataset.quality import THRESHOLDS, quality_report
 from studio.dataset.triplets import ExportOptions, export_triplets
 from studio.i18n import t
+from studio.models.registry import get_default
 from studio.store.adjudication import pooled_kappa
 from studio.store.gold import gold_set
 from studio.ui import charts, render
@@ -92,7 +93,7 @@ def build(ctx: UIContext) -> dict:
     i18n = ctx.i18n
     gr.Markdown(i18n("data.intro"))
     with gr.Row(equal_height=True):
-        model = gr.Textbox(label=i18n("data.model"), value="default", info=i18n("data.model_info"), scale=3)
+        model = gr.Textbox(label=i18n("data.model"), value=get_default, info=i18n("data.model_info"), scale=3)
         check = gr.Button(i18n("data.run_quality"), variant="primary", scale=1, elem_id="rs-quality-run")
     card = gr.HTML(elem_id="rs-quality-card")
     # Result widgets stay hidden until there is something in them: empty plot frames read as broken.
