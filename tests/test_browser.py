@@ -114,20 +114,26 @@ def test_rate_a_pair_with_the_keyboard(server, browser, locale, tmp_path):
     context.close()
 
 
+def open_demo(server, browser, locale: str = "zh-CN"):
+    """The demo project loaded into the server's database, and a page on it in `locale`: (context, page, db path)."""
+    from studio.demo import load_demo
+
+    url, db_path = server
+    load_demo(connect(db_path))
+    context = browser.new_context(locale=locale, viewport={"width": 1280, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    page.goto(url)
+    return context, page, db_path
+
+
 def test_first_tab_speaks_the_browser_language_from_the_start(server, browser):
     """The ① tab's counts and team table are built on the server: they must come in Chinese for a Chinese browser.
 
     Gradio fires the first tab's `select` as the page mounts, before the language is known on the server; that
     refresh used to run in English and, finishing last, left English tiles on a Chinese page.
     """
-    from studio.demo import load_demo
-
-    url, db_path = server
-    load_demo(connect(db_path))
-    context = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    page.goto(url)
+    context, page, db_path = open_demo(server, browser)
     page.locator("#rs-counts").get_by_text("查询-文档对").wait_for()
     page.wait_for_timeout(2500)  # every refresh fired at load has landed
     counts = page.locator("#rs-counts").inner_text()
@@ -139,14 +145,7 @@ def test_first_tab_speaks_the_browser_language_from_the_start(server, browser):
 
 def test_an_expert_adjudicates_with_the_keyboard(server, browser):
     """④ takes the same keys as ②: n jumps to the reason, Esc leaves it, 0 sets the final label."""
-    from studio.demo import load_demo
-
-    url, db_path = server
-    load_demo(connect(db_path))
-    context = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    page.goto(url)
+    context, page, db_path = open_demo(server, browser)
     page.get_by_role("tab", name="④ 专家裁决").click()
     page.locator("#rs-adj-card .rs-query").wait_for()
     pair_id = int(re.search(r"#(\d+)", page.locator("#rs-adj-card").inner_text()).group(1))
