@@ -386,7 +386,7 @@ def train(ctx: Context, task: str, base: str, train_file: str, valid_file: str |
     from studio.models.registry import resolve
     from studio.store import jobs as store_jobs
     from studio.training import jobs
-    from studio.training.config import FEW_STEPS, TrainConfig, count_lines, optimizer_steps, read_metrics
+    from studio.training.config import TrainConfig, read_metrics, too_few_steps
 
     if valid_file is None:
         beside = Path(train_file).with_suffix(".valid.jsonl")
@@ -398,9 +398,9 @@ def train(ctx: Context, task: str, base: str, train_file: str, valid_file: str |
                          gradient_checkpointing=gradient_checkpointing, lora_r=lora_r, lora_alpha=lora_alpha,
                          lora_dropout=lora_dropout, lora_targets=[x.strip() for x in lora_targets.split(",") if x.strip()],
                          freeze_embeddings=freeze_embeddings, freeze_layers=freeze_layers, seed=seed)
-    lines = count_lines(train_file)
-    steps = optimizer_steps(lines, batch_size, epochs, max_steps) if lines else None
-    if steps is not None and steps < FEW_STEPS:
+    few = too_few_steps(train_file, batch_size, epochs, max_steps)
+    if few is not None:
+        steps, lines = few
         click.echo(f"warning: only {steps} training step(s) ({lines} queries at batch size {batch_size} x "
                    f"{epochs:g} epoch(s)): too few for the model to change much; label more pairs or raise --epochs",
                    err=True)

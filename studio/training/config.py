@@ -130,6 +130,17 @@ def optimizer_steps(train_lines: int, batch_size: int, epochs: float, max_steps:
     return math.ceil(math.ceil(train_lines / max(int(batch_size), 1)) * float(epochs))
 
 
+def too_few_steps(train_file: str | Path | None, batch_size: int, epochs: float,
+                  max_steps: int = -1) -> tuple[int, int] | None:
+    """(optimizer steps, training lines) when a job on `train_file` would take fewer than FEW_STEPS steps; None when
+    it takes enough, or when the file or the settings cannot tell."""
+    lines = count_lines(train_file) if train_file else None
+    if not lines or batch_size < 1 or epochs <= 0:
+        return None
+    steps = optimizer_steps(lines, batch_size, epochs, max_steps)
+    return (steps, lines) if steps < FEW_STEPS else None
+
+
 def count_lines(path: str | Path) -> int | None:
     """Non-empty lines of a training file (one query each), or None when there is no such file."""
     try:

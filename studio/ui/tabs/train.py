@@ -14,7 +14,7 @@ from studio.i18n import t
 from studio.models.registry import describe, resolve, scan
 from studio.store import jobs as store_jobs
 from studio.training import jobs
-from studio.training.config import FEW_STEPS, TrainConfig, count_lines, optimizer_steps, read_metrics
+from studio.training.config import TrainConfig, read_metrics, too_few_steps
 from studio.ui import charts, render
 from studio.ui.context import UIContext, error_text
 
@@ -94,12 +94,10 @@ def base_advice(task: str, base: str | None, lang: str) -> str:
 def steps_advice(train_file: str | None, batch_size: float | None, epochs: float | None, max_steps: float | None,
                  lang: str) -> str:
     """A warning when the chosen file, batch size and epochs give so few optimizer steps that little will change."""
-    lines = count_lines(train_file) if train_file else None
-    if not lines or not batch_size or batch_size < 1 or not epochs or epochs <= 0:
+    few = too_few_steps(train_file, int(batch_size or 0), float(epochs or 0), int(max_steps or -1))
+    if few is None:
         return ""
-    steps = optimizer_steps(lines, int(batch_size), float(epochs), int(max_steps or -1))
-    if steps >= FEW_STEPS:
-        return ""
+    steps, lines = few
     return render.message(t("train.few_steps", lang, steps=steps, lines=lines, batch=int(batch_size),
                             epochs=f"{float(epochs):g}"), "warn")
 
