@@ -371,3 +371,11 @@ def test_compare_puts_the_starred_model_on_the_right():
     assert compare.right_model(None, names, "default") == "zeta", "no ★: the last in models/"
     assert compare.right_model(None, names, "alpha") == "alpha"
     assert compare.right_model("zeta", names, "alpha") == "zeta", "the presenter's own choice stays"
+
+
+def test_evaluate_offers_the_starred_model_beside_the_baseline():
+    from studio.ui.tabs import evaluate
+
+    assert evaluate.first_models(["default", "medical-v1"], "default") == ["default"]
+    assert evaluate.first_models(["default", "medical-v1"], "medical-v1") == ["default", "medical-v1"]
+    assert evaluate.first_models(["default"], "gone") == ["default"], "a ★ that no longer loads is not offered"

@@ -14,7 +14,7 @@ from studio.errors import StudioError
 from studio.evaluation import embedding_map, export, runner
 from studio.evaluation.report import evaluate_models, sample_size_line, significance_line, warning_lines
 from studio.i18n import t
-from studio.models.registry import scan
+from studio.models.registry import get_default, scan
 from studio.store.gold import gold_set
 from studio.ui import charts, render
 from studio.ui.context import UIContext, error_text
@@ -168,6 +168,13 @@ def reranker_choices(lang: str, infos: list | None = None) -> list[tuple[str, st
     return [(t("evaluate.no_reranker", lang), "")] + [(i.name, i.name) for i in infos if i.ok and i.kind == "reranker"]
 
 
+def first_models(names: list[str], starred: str | None = None) -> list[str]:
+    """What ⑧ offers to compare before the user picks: the embedded model as the baseline, and the default model (★)
+    beside it when another one is set — usually the fine-tune the analyst wants to judge."""
+    starred = get_default() if starred is None else starred
+    return ["default"] + ([starred] if starred != "default" and starred in names else [])
+
+
 def _show_results(report: dict | None) -> tuple:
     """Results once a run has a report; the comparison parts only when it compared models."""
     compared = bool(report and report.get("comparisons"))
@@ -178,7 +185,7 @@ def build(ctx: UIContext) -> dict:
     i18n = ctx.i18n
     gr.Markdown(i18n("evaluate.intro"))
     with gr.Row():
-        models = gr.Dropdown(choices=["default"], value=["default"], multiselect=True, label=i18n("evaluate.models"),
+        models = gr.Dropdown(choices=["default"], value=[], multiselect=True, label=i18n("evaluate.models"),
                              info=i18n("evaluate.models_info"), scale=3)
         ks = gr.Textbox("1,5,10,20", label=i18n("evaluate.ks"), scale=1)
     with gr.Row():
@@ -229,7 +236,7 @@ def build(ctx: UIContext) -> dict:
     def refresh(current: list[str] | None, current_reranker: str | None, lang: str):
         infos = scan()
         names = [i.name for i in infos if i.ok and i.kind != "reranker"]
-        return gr.update(choices=names, value=[n for n in (current or ["default"]) if n in names] or ["default"]), \
+        return gr.update(choices=names, value=[n for n in (current or []) if n in names] or first_models(names)), \
             gr.update(choices=[(_export_name(f), f) for f in training_files()]), \
             gr.update(choices=reranker_choices(lang, infos), value=current_reranker or "")
 
