@@ -20,21 +20,23 @@ def fmt(value: float | None, lang: str, pct: bool = False) -> str:
 
 def scorecard(report: AgreementReport, lang: str) -> str:
     pooled = report.pooled
-    if pooled.n == 0:  # nothing to judge yet: neutral tiles and a pointer, not a failed gate
-        tiles = render.stat_tiles([(t(key, lang), "—", "") for key in (
-            "agreement.pooled_kappa", "agreement.band", "agreement.observed", "agreement.kappa_linear",
-            "agreement.ac1")] + [(t("agreement.double_rated", lang), "0", "")])
-        return tiles + render.message(t("agreement.no_overlap", lang), "info")
-    gate = "rs-pass" if pooled.passes_gate else "rs-fail"
-    gate_text = t("agreement.gate_pass" if pooled.passes_gate else "agreement.gate_fail", lang, gate=KAPPA_GATE)
+    empty = pooled.n == 0  # nothing to judge yet: neutral tiles and a pointer, not a failed gate
+    gate = "" if empty else ("rs-pass" if pooled.passes_gate else "rs-fail")
+
+    def shown(text: str) -> str:
+        return "—" if empty else text
+
     tiles = render.stat_tiles([
-        (t("agreement.pooled_kappa", lang), fmt(pooled.kappa, lang), gate),
-        (t("agreement.band", lang), t(f"band.{pooled.band}", lang), gate),
-        (t("agreement.observed", lang), fmt(pooled.observed, lang, pct=True), ""),
-        (t("agreement.kappa_linear", lang), fmt(pooled.kappa_linear, lang), ""),
-        (t("agreement.ac1", lang), fmt(pooled.ac1, lang), ""),
+        (t("agreement.pooled_kappa", lang), shown(fmt(pooled.kappa, lang)), gate),
+        (t("agreement.band", lang), shown(t(f"band.{pooled.band}", lang)), gate),
+        (t("agreement.observed", lang), shown(fmt(pooled.observed, lang, pct=True)), ""),
+        (t("agreement.kappa_linear", lang), shown(fmt(pooled.kappa_linear, lang)), ""),
+        (t("agreement.ac1", lang), shown(fmt(pooled.ac1, lang)), ""),
         (t("agreement.double_rated", lang), str(report.double_rated), ""),
     ])
+    if empty:
+        return tiles + render.message(t("agreement.no_overlap", lang), "info")
+    gate_text = t("agreement.gate_pass" if pooled.passes_gate else "agreement.gate_fail", lang, gate=KAPPA_GATE)
     note = render.message(t("agreement.undefined_reason", lang), "warn") if pooled.kappa is None else ""
     return tiles + render.message(gate_text, "ok" if pooled.passes_gate else "error") + note
 
