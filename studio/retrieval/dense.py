@@ -16,14 +16,10 @@ _lock = threading.Lock()
 
 def resolve_model(model: str | Path | None) -> str:
     """``None`` or ``"default"`` → the embedded model's folder; a name in models/ → its folder; a path or hub id
-    as given (see :func:`studio.models.registry.resolve`)."""
-    if model in (None, "", "default"):
-        from studio.config import default_model_path
+    as given (:func:`studio.models.registry.resolve`)."""
+    from studio.models.registry import DEFAULT_NAME, resolve
 
-        return str(default_model_path())
-    from studio.models.registry import resolve
-
-    return resolve(model)
+    return resolve(model or DEFAULT_NAME)
 
 
 def load_embedder(model: str | Path | None = None):
