@@ -13,6 +13,7 @@ Prints JSON lines: one per implementation, then one comparing them.
     python bench/train_throughput.py --bf16 --batch 8 --group 8      # GPU: the issue's reference setting
     python bench/train_throughput.py --bf16 --batch 16 --group 8     # where FlagEmbedding ran out of memory
     python bench/train_throughput.py --bf16 --batch 32 --group 8 --impl studio --checkpointing
+    python bench/train_throughput.py --bf16 --batch 8 --group 8 --packing on  # GPU: packed batches, varlen attention
 
 sec_per_step: median wall time of the timed steps (data loading, forward, backward, optimizer; after --warmup
 steps); the median shrugs off other processes' bursts on shared machines.
@@ -255,11 +256,13 @@ def profiler(start: int, steps: int, path: Path):
     return Profile()
 
 
-def encoder_tokens(record, budget: int | None) -> float:
-    """Tokens the encoder processes per batch, padding included: whole batches, or the studio's length chunks
-    (queries and passages pooled into one set of chunks)."""
+def encoder_tokens(record, budget: int | None, packed: bool = False) -> float:
+    """Tokens the encoder processes per batch, padding included: whole batches, the studio's length chunks
+    (queries and passages pooled into one set of chunks), or only the real tokens when `packed`."""
     from studio.training.fast_models import length_chunks
 
+    if packed:
+        return sum(r[0] for r in record) / len(record)
     if budget is None:
         return sum(r[1] for r in record) / len(record)
     return sum(sum(len(rows) * n for rows, n in length_chunks(r[2] + r[3], budget)) for r in record) / len(record)
@@ -298,7 +301,7 @@ def run(impl: str, root: Path, config, args, meta: dict) -> dict:
     """Train `args.warmup + args.steps` steps with one implementation; its JSON record."""
     import torch
 
-    from studio.training.fast_models import StudioM3Model
+    from studio.training.fast_models import StudioM3Model, packing_enabled
 
     job = root / impl
     job.mkdir()
@@ -317,7 +320,9 @@ def run(impl: str, root: Path, config, args, meta: dict) -> dict:
             trainer.train()
             model = runner.model
             params = sum(p.numel() for n, p in model.named_parameters() if "embeddings" not in n)
-            budget = model.chunk_budget(next(model.parameters()).device) if isinstance(model, StudioM3Model) else None
+            device = next(model.parameters()).device
+            budget = model.chunk_budget(device) if isinstance(model, StudioM3Model) else None
+            packed = isinstance(model, StudioM3Model) and packing_enabled(model.model, device)
             del runner, trainer, model
     except torch.cuda.OutOfMemoryError as exc:
         gc.collect()
@@ -332,7 +337,8 @@ def run(impl: str, root: Path, config, args, meta: dict) -> dict:
     return {**record, "non_embedding_params": params, "steps_timed": len(steps), "sec_per_step": round(sec, 4),
             "queries_per_s": round(args.batch / sec, 2), "tokens_per_s": round(real),
             "real_tokens_per_step": round(sum(t[0] for t in timed) / len(timed)),
-            "encoder_tokens_per_step": round(encoder_tokens(timed, budget)), "token_budget": budget,
+            "packed": packed, "encoder_tokens_per_step": round(encoder_tokens(timed, budget, packed)),
+            "token_budget": None if packed else budget,
             "encoder_passes_per_step": round(passes[0] / len(tokens), 2),
             "mfu": round(6 * params * real / (peak * 1e12), 4) if peak else None,
             "peak_mem_gb": round(memory.peak / 2**30, 4), "mem_measure": memory.what,
@@ -408,6 +414,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--impl", choices=("both", "studio", "flagembedding"), default="both")
     parser.add_argument("--lr", type=float, default=1e-5)
     parser.add_argument("--threads", type=int, help="CPU threads for torch (smoke: 1, steadier on shared cores)")
+    parser.add_argument("--packing", choices=("auto", "on", "off"), default="auto",
+                        help="studio: encode each batch's real tokens in one pass (on), in length chunks (off), or "
+                        "the studio's default for the device (auto: packed on CPUs, chunks on GPUs)")
     parser.add_argument("--token-budget", type=int, help="studio: padded tokens per encoder call (default: the "
                         "model's, 16384 on GPUs; smoke 256 so that batches are split)")
     args = parser.parse_args(argv)
@@ -454,6 +463,8 @@ def main(argv=None) -> None:
 
     logging.basicConfig(level=logging.WARNING)  # FlagEmbedding's runner would otherwise log at INFO
     set_threads(args.threads)
+    if args.packing != "auto":
+        os.environ["STUDIO_PACKED"] = "1" if args.packing == "on" else "0"
     from studio.training.config import TrainConfig
     from studio.training.fast_models import StudioM3Model
 
@@ -482,7 +493,7 @@ def main(argv=None) -> None:
                 + f", vocab {args.vocab}, M3 heads", "precision": config.precision,
                 "mode": "dense only" if args.dense_only else "unified + self-distillation", "batch": args.batch,
                 "group": args.group, "query_max_len": args.query_len, "passage_max_len": args.passage_len,
-                "dropout": args.dropout, "checkpointing": args.checkpointing,
+                "dropout": args.dropout, "checkpointing": args.checkpointing, "packing": args.packing,
                 "extra": args.extra,
                 "setup_s": round(time.perf_counter() - started, 1)}
         emit(run(args.impl, root, config, args, meta))

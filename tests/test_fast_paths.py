@@ -2,8 +2,9 @@
 
 Reference = FlagEmbedding's own code on the same tiny random models (tests/tiny_models.py), with dropout off (the
 model's and LoRA's) so that training runs can be compared step by step: dropout masks are drawn per element, so
-paths that pad differently draw different ones. Token budgets are set small so every batch is split into several
-length chunks: the paths that differ from FlagEmbedding's are the ones exercised.
+paths that pad differently draw different ones. The M3 training model is checked in both of its layouts: packed
+(one pass over the real tokens, the default on CPUs) and length chunks (token budgets set small so every batch is
+split into several): the paths that differ from FlagEmbedding's are the ones exercised.
 """
 
 from __future__ import annotations
@@ -158,8 +159,16 @@ CASES = {
 }
 
 
-def assert_same_training_step(reference, fast, batch: dict, grad_atol: float) -> None:
-    """One forward and backward of each model: the fast one takes the chunked path, with the same loss and grads."""
+@pytest.fixture(params=["packed", "chunks"])
+def layout(request, monkeypatch) -> str:
+    """The M3 model's two ways of encoding a batch; each test using this runs once with each."""
+    monkeypatch.setenv("STUDIO_PACKED", "1" if request.param == "packed" else "0")
+    return request.param
+
+
+def assert_same_training_step(reference, fast, batch: dict, grad_atol: float, passes=None) -> None:
+    """One forward and backward of each model with the same loss and grads; the fast one made `passes` transformer
+    passes (default: more than FlagEmbedding's 2, i.e. length chunks)."""
     losses, calls = [], []
     for model in (reference, fast):
         model.train()
@@ -168,7 +177,8 @@ def assert_same_training_step(reference, fast, batch: dict, grad_atol: float) ->
         loss.backward()
         losses.append(loss.item())
         calls.append(counter.count)
-    assert calls[1] > calls[0] == 2  # queries and passages, each in several chunks on the fast path
+    assert calls[0] == 2  # FlagEmbedding: queries, then passages
+    assert calls[1] > 2 if passes is None else calls[1] == passes
     assert losses[1] == pytest.approx(losses[0], rel=1e-5, abs=1e-6)
     grads = dict(reference.named_parameters())
     for name, param in fast.named_parameters():
@@ -180,7 +190,7 @@ def assert_same_training_step(reference, fast, batch: dict, grad_atol: float) ->
 
 
 @pytest.mark.parametrize("case", CASES, ids=list(CASES))
-def test_forward_loss_and_gradients_equal_flagembedding(tiny_m3, case):
+def test_forward_loss_and_gradients_equal_flagembedding(tiny_m3, case, layout):
     spec = CASES[case]
     reference = flag_model(tiny_m3, **spec["settings"])
     fast = speed_up(copy.deepcopy(reference))
@@ -191,7 +201,8 @@ def test_forward_loss_and_gradients_equal_flagembedding(tiny_m3, case):
         batch["no_in_batch_neg_flag"] = True
     assert len(length_chunks(batch["passages"]["attention_mask"].sum(1).tolist(), 96)) > 2
 
-    assert_same_training_step(reference, fast, batch, grad_atol=1e-8)
+    # Packed: queries and passages in one pass over their real tokens.
+    assert_same_training_step(reference, fast, batch, grad_atol=1e-8, passes=1 if layout == "packed" else None)
 
     reference.eval()
     fast.eval()
@@ -204,9 +215,10 @@ def test_forward_loss_and_gradients_equal_flagembedding(tiny_m3, case):
             assert torch.allclose(got, expected, atol=1e-5), (got - expected).abs().max()
 
 
-def test_queries_ride_with_the_passages_in_one_chunked_pass(tiny_m3):
+def test_queries_ride_with_the_passages_in_one_chunked_pass(tiny_m3, monkeypatch):
     """On a GPU the step is bound by kernel launches: a pass of their own for a few short queries cost a whole
     encoder's worth of them. The training forward encodes queries and passages in one set of length chunks."""
+    monkeypatch.setenv("STUDIO_PACKED", "0")
     reference = flag_model(tiny_m3)
     fast = speed_up(copy.deepcopy(reference))
     fast.token_budget = budget = 296  # the passages fill 3 chunks with room in the last one for the 4 queries
@@ -328,13 +340,16 @@ JOBS = {"full": {}, "lora": {"method": "lora", "lora_r": 4, "lora_alpha": 8, "lo
 
 
 @pytest.mark.parametrize("job", JOBS, ids=list(JOBS))
-def test_worker_trains_like_flagembedding(tmp_path, tiny_m3, monkeypatch, job):
+def test_worker_trains_like_flagembedding(tmp_path, tiny_m3, monkeypatch, job, layout):
     """5 steps through the worker's runner and through FlagEmbedding's, same seed: same losses, same saved files."""
     monkeypatch.setattr(StudioM3Model, "token_budget", 96)
     train = write_rows(tmp_path / "train.jsonl", rows(12))
     runs, calls = train_both(tmp_path, tiny_m3, train, (StudioM3Model, EncoderOnlyEmbedderM3Model, FlagRunner),
                              **JOBS[job])
-    assert calls["studio"] > calls["flagembedding"]  # the length-chunked path was the one trained
+    if layout == "packed":  # one pass a step where FlagEmbedding makes two (LoRA and checkpointing included)
+        assert calls["studio"] * 2 == calls["flagembedding"]
+    else:  # the length-chunked path was the one trained
+        assert calls["studio"] > calls["flagembedding"]
 
     (studio, studio_dir), (flag, flag_dir) = runs["studio"], runs["flagembedding"]
     assert sorted(studio) == [1, 2, 3, 4, 5]

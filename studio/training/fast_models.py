@@ -14,6 +14,9 @@ these changes, which leave the numbers as they were:
   outputs go back in batch order and ColBERT vectors are padded to the batch length with zeros, as before.
 * One pass for queries and passages (M3): FlagEmbedding encodes them separately; here they share one set of length
   chunks, so a few short queries no longer cost an encoder pass of their own (a full set of GPU kernel launches).
+* Packing (M3, :mod:`studio.training.packing`; the default on CPUs, ``STUDIO_PACKED=1`` on GPUs until timed there):
+  instead of length chunks, the step's queries and passages go through the transformer as one row of real tokens,
+  one pass, no padding; attention stays within each text.
 * Attention runs on SDPA's flash / memory-efficient kernels, not cuDNN's (see :func:`fast_attention`).
 * The Python loops of ``get_local_score`` and the ``m3_kd_loss`` distillation are single batched operations.
 
@@ -35,6 +38,7 @@ from FlagEmbedding.finetune.embedder.encoder_only.base import BiEncoderOnlyEmbed
 from FlagEmbedding.finetune.embedder.encoder_only.m3 import EncoderOnlyEmbedderM3Model
 
 from studio.config import fast_paths_enabled
+from studio.training.packing import packable, packed_hidden_states
 
 T = TypeVar("T")
 
@@ -142,6 +146,17 @@ def sparse_max(weights: torch.Tensor, input_ids: torch.Tensor, vocab_size: int,
     return weights.new_zeros(rows * vocab_size).scatter_add(0, index, weights * winner).view(rows, vocab_size)
 
 
+def packing_enabled(model, device: torch.device) -> bool:
+    """Whether to encode `model`'s batches packed (:mod:`studio.training.packing`) rather than in length chunks.
+
+    ``STUDIO_PACKED=1`` / ``0`` decide; unset, packing is on for CPUs and off for GPUs, where it has not been timed.
+    """
+    setting = os.environ.get("STUDIO_PACKED", "")
+    if setting == "0" or (setting != "1" and device.type == "cuda"):
+        return False
+    return packable(model)
+
+
 def should_compile(model) -> bool:
     """Whether to compile `model`'s layers: a plain Transformers encoder, no PEFT, no checkpointing, Triton there."""
     if os.environ.get("STUDIO_COMPILE", "1") == "0" or getattr(model, "is_gradient_checkpointing", False):
@@ -220,6 +235,8 @@ class StudioM3Model(EncoderOnlyEmbedderM3Model):
             return super()._encode(features)
         mask = features["attention_mask"]
         prepare_gpu(self, mask.device, compile_layers=True)
+        if packing_enabled(self.model, mask.device):
+            return self._encode_packed(features)
         done = encode_by_length(features, self.chunk_budget(mask.device), super()._encode)
         if done is None:
             return super()._encode(features)
@@ -232,6 +249,20 @@ class StudioM3Model(EncoderOnlyEmbedderM3Model):
         length = mask.shape[1]
         colbert = torch.cat([F.pad(p[2], (0, 0, 0, length - 1 - p[2].shape[1])) for p in parts])
         return dense, sparse, colbert.index_select(0, restore)
+
+    def _encode_packed(self, features):
+        """FlagEmbedding's ``_encode`` with the transformer run on the batch's real tokens only."""
+        hidden = packed_hidden_states(self.model, features)
+        dense = self._dense_embedding(hidden, features["attention_mask"])
+        sparse = colbert = None
+        if self.unified_finetuning:
+            sparse = self._sparse_embedding(hidden, features["input_ids"])
+            colbert = self._colbert_embedding(hidden, features["attention_mask"])
+        if self.normalize_embeddings:
+            dense = F.normalize(dense, dim=-1)
+            if self.unified_finetuning:
+                colbert = F.normalize(colbert, dim=-1)
+        return dense, sparse, colbert
 
     def forward(self, queries=None, passages=None, teacher_scores=None, no_in_batch_neg_flag: bool = False):
         """FlagEmbedding's training forward, with queries and passages encoded in one length-chunked pass.
