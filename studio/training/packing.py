@@ -14,6 +14,7 @@ padded back to the batch, zeros at padding. Each text's hidden states depend on 
 
 from __future__ import annotations
 
+import functools
 import inspect
 
 import torch
@@ -105,12 +106,15 @@ def packable(model) -> bool:
         return False
     if config._attn_implementation not in ("sdpa", PACKED):
         return False
-    attention = getattr(getattr(layers[0], "attention", None), "self", None)
+    return _uses_attention_interface(type(getattr(getattr(layers[0], "attention", None), "self", None)))
+
+
+@functools.cache
+def _uses_attention_interface(attention_class: type) -> bool:
     try:
-        source = inspect.getsource(type(attention).forward)
-    except (TypeError, OSError):
+        return "ALL_ATTENTION_FUNCTIONS" in inspect.getsource(attention_class.forward)
+    except (AttributeError, TypeError, OSError):
         return False
-    return "ALL_ATTENTION_FUNCTIONS" in source
 
 
 def _position_ids(model, input_ids: torch.Tensor) -> torch.Tensor:
