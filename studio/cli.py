@@ -21,10 +21,32 @@ class Context:
     def __init__(self, db_path: Path):
         self.db_path = db_path
 
-    def open(self):
+    def open(self, *, existing: bool = False):
+        """The database; `existing` for verbs that only read it, so that a mistyped path is an error, not a new,
+        empty database reporting zeros."""
         from studio.store import connect
 
+        if existing and not Path(self.db_path).is_file():
+            verb = " ".join(click.get_current_context().command_path.split()[1:])
+            raise click.ClickException(f"no database at {self.db_path} (the --db option goes before the verb: "
+                                       f"studio --db FILE {verb})")
         return connect(self.db_path)
+
+
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """'1 pair', '2 pairs'."""
+    return f"{count} {noun if count == 1 else nouns or noun + 's'}"
+
+
+def parse_cutoffs(ctx, param, value: str) -> tuple[int, ...]:
+    """--k 1,5,10 → (1, 5, 10); anything but positive whole numbers is a usage error."""
+    try:
+        cutoffs = tuple(int(k) for k in value.split(","))
+    except ValueError:
+        cutoffs = ()
+    if not cutoffs or min(cutoffs) < 1:
+        raise click.BadParameter(f"{value!r}: give positive whole numbers separated by commas, e.g. 1,5,10,20")
+    return cutoffs
 
 
 def friendly(fn):
@@ -76,9 +98,9 @@ def _run_import(ctx: Context, kind: str, path: Path, queue: bool = True, **optio
     batch = read_any(kind, path, **options)
     summary = import_batch(ctx.open(), batch, queue=queue, actor=f"cli:{kind}")
     click.echo(
-        f"{path}: {summary.pairs} new pairs ({summary.existing_pairs} already there), "
-        f"{summary.documents} new documents, {summary.queries} new queries"
-        + (f", {summary.ratings} ratings" if kind == "ratings" else "")
+        f"{path}: {plural(summary.pairs, 'new pair')} ({summary.existing_pairs} already there), "
+        f"{plural(summary.documents, 'new document')}, {plural(summary.queries, 'new query', 'new queries')}"
+        + (f", {plural(summary.ratings, 'rating')}" if kind == "ratings" else "")
     )
 
 
@@ -143,7 +165,8 @@ def import_logs(ctx: Context, file: Path) -> None:
 
 
 @cli.command()
-@click.option("--k", default=20, show_default=True, help="Candidates per query and retriever.")
+@click.option("--k", default=20, show_default=True, type=click.IntRange(min=1),
+              help="Candidates per query (hybrid: the k best of BM25 and dense, merged).")
 @click.option("--retriever", type=click.Choice(["bm25", "dense", "hybrid"]), default="hybrid", show_default=True)
 @click.option("--model", default=None, help="Embedder for dense: a name in models/, a path, a hub id or 'default' (the "
               "embedded model). Without it: the default model (★ in `studio models`).")
@@ -159,9 +182,9 @@ def pool(ctx: Context, k: int, retriever: str, model: str | None, as_json: bool)
     """
     from studio.retrieval.pooling import pool_candidates
 
-    result = pool_candidates(ctx.open(), k=k, retriever=retriever, model=model)
+    result = pool_candidates(ctx.open(existing=True), k=k, retriever=retriever, model=model)
     dense = f", model {result['model']}" if result["model"] else ""
-    emit(result, as_json, f"{result['added']} new pairs from {result['candidates']} candidates "
+    emit(result, as_json, f"{plural(result['added'], 'new pair')} from {plural(result['candidates'], 'candidate')} "
                           f"for {result['queries']} queries ({retriever}, k={k}{dense})")
 
 
@@ -177,7 +200,7 @@ def agreement(ctx: Context, as_json: bool) -> None:
     from studio.i18n import t
     from studio.store.adjudication import rating_rows
 
-    report = agreement_report(rating_rows(ctx.open()))
+    report = agreement_report(rating_rows(ctx.open(existing=True)))
     if as_json:
         emit(asdict(report), True, "")
         return
@@ -204,7 +227,7 @@ def gold(ctx: Context, as_json: bool) -> None:
     """Gold-label counts: agreed, adjudicated or imported with the data."""
     from studio.store.adjudication import gold_counts
 
-    c = gold_counts(ctx.open())
+    c = gold_counts(ctx.open(existing=True))
     emit(c, as_json, (
         f"{c['total']} gold labels over {c['queries']} queries: "
         f"{c['by_label']['2']} relevant, {c['by_label']['1']} partial, {c['by_label']['0']} irrelevant "
@@ -253,7 +276,7 @@ def quality(ctx: Context, model: str | None, out_file: Path | None, as_json: boo
     from studio.store.adjudication import pooled_kappa
     from studio.store.gold import gold_set
 
-    db = ctx.open()
+    db = ctx.open(existing=True)
     with _Bar("quality") as bar:
         report = quality_report(gold_set(db), kappa=pooled_kappa(db), model=model or get_default(), progress=bar)
     data = report.as_dict()
@@ -318,7 +341,7 @@ def export_triplets_cmd(ctx: Context, out: Path, valid_fraction: float, hard_neg
                             partial=partial, seed=seed, model=model or get_default(),
                             rank_window=parse_window(rank_window), scores=scores, prompt=prompt)
     with _Bar("export") as bar:
-        result = export_triplets(gold_set(ctx.open()), out, options, progress=bar)
+        result = export_triplets(gold_set(ctx.open(existing=True)), out, options, progress=bar)
     c = result.counts
     emit(result.manifest, as_json,
          f"{result.train_path}: {c['train_lines']} lines ({c['train_queries']} queries); "
@@ -401,8 +424,10 @@ def train(ctx: Context, task: str, base: str, train_file: str, valid_file: str |
     few = too_few_steps(train_file, batch_size, epochs, max_steps)
     if few is not None:
         steps, lines = few
-        click.echo(f"warning: only {steps} training step(s) ({lines} queries at batch size {batch_size} x "
-                   f"{epochs:g} epoch(s)): too few for the model to change much; label more pairs or raise --epochs",
+        why = (f"--max-steps {max_steps}" if 0 < max_steps == steps else
+               f"{lines} queries at batch size {batch_size} x {epochs:g} epoch(s)")
+        advice = "" if 0 < max_steps == steps else "; label more pairs or raise --epochs"
+        click.echo(f"warning: only {steps} training step(s) ({why}): too few for the model to change much{advice}",
                    err=True)
     db = ctx.open()
     job_id = jobs.create(db, config, created_by="cli")
@@ -438,7 +463,8 @@ def train(ctx: Context, task: str, base: str, train_file: str, valid_file: str |
 @click.option("--db", "use_db", is_flag=True, help="Evaluate on the database's gold labels.")
 @click.option("--exclude-train", type=click.Path(exists=True, dir_okay=False),
               help="With --db: leave out the queries of this training file.")
-@click.option("--k", "ks", default="1,5,10,20", show_default=True, help="Cut-offs.")
+@click.option("--k", "ks", default="1,5,10,20", show_default=True, callback=parse_cutoffs,
+              help="Cut-offs, comma-separated.")
 @click.option("--mode", type=click.Choice(["dense", "sparse", "colbert", "weighted"]), default="dense",
               show_default=True, help="Scoring: dense cosine (any embedder) or a BGE-M3 mode (M3 models only).")
 @click.option("--weights", default="0.4,0.2,0.4", show_default=True,
@@ -458,7 +484,7 @@ def train(ctx: Context, task: str, base: str, train_file: str, valid_file: str |
 @click.pass_obj
 @friendly
 def eval_(ctx: Context, models_: tuple[str, ...], beir_dir: str | None, split: str, use_db: bool,
-          exclude_train: str | None, ks: str, mode: str, weights: str, reranker: str | None, rerank_top: int,
+          exclude_train: str | None, ks: tuple[int, ...], mode: str, weights: str, reranker: str | None, rerank_top: int,
           rerank_only: bool, run_out: Path | None, html_out: Path | None, csv_out: Path | None, lang: str,
           as_json: bool) -> None:
     """P@K, Recall@K, MRR@K, NDCG@K per model; with two or more models, the change and its significance.
@@ -475,7 +501,7 @@ def eval_(ctx: Context, models_: tuple[str, ...], beir_dir: str | None, split: s
 
     if bool(beir_dir) == use_db:
         raise click.UsageError("give exactly one of --beir DIR or --db")
-    cutoffs = tuple(int(k) for k in ks.split(","))
+    cutoffs = ks
     try:
         mode_weights = tuple(float(w) for w in weights.split(","))
     except ValueError:
@@ -488,7 +514,7 @@ def eval_(ctx: Context, models_: tuple[str, ...], beir_dir: str | None, split: s
         from studio.store.gold import gold_set
 
         held_out = runner.training_queries(exclude_train) if exclude_train else None
-        evalset = runner.from_gold(gold_set(ctx.open()), held_out)
+        evalset = runner.from_gold(gold_set(ctx.open(existing=True)), held_out)
     report, comparisons = evaluate_models(evalset, models_, cutoffs, mode=mode, weights=mode_weights,
                                           reranker=reranker, rerank_top=rerank_top,
                                           include_first_stage=not rerank_only, run_out=run_out)
@@ -533,7 +559,7 @@ def jobs(click_ctx: click.Context, as_json: bool) -> None:
         from studio.store import jobs as store_jobs
         from studio.training import jobs as training_jobs
 
-        db = click_ctx.obj.open()
+        db = click_ctx.obj.open(existing=True)
         training_jobs.refresh_all(db)
         rows = store_jobs.list_jobs(db)
         emit(rows, as_json, "\n".join(
@@ -547,9 +573,14 @@ def jobs(click_ctx: click.Context, as_json: bool) -> None:
 @friendly
 def jobs_cancel(ctx: Context, job_id: int) -> None:
     """Stop a job after its current step, keeping the last checkpoint."""
+    from studio.store import jobs as store_jobs
     from studio.training import jobs as training_jobs
 
-    click.echo(f"job {job_id}: {training_jobs.cancel(ctx.open(), job_id, actor='cli')['status']}")
+    db = ctx.open(existing=True)
+    status = store_jobs.get_job(db, job_id)["status"]
+    if status not in ("queued", "running"):
+        raise click.ClickException(f"job {job_id} has already ended ({status}): nothing to cancel")
+    click.echo(f"job {job_id}: {training_jobs.cancel(db, job_id, actor='cli')['status']}")
 
 
 @jobs.command(name="resume")
@@ -560,7 +591,7 @@ def jobs_resume(ctx: Context, job_id: int) -> None:
     """Queue a failed or cancelled job again from its last checkpoint, and start it if there is room."""
     from studio.training import jobs as training_jobs
 
-    db = ctx.open()
+    db = ctx.open(existing=True)
     training_jobs.resume(db, job_id)
     started = training_jobs.start_queued(db)
     click.echo(f"job {job_id}: {'running' if job_id in started else 'queued'}")
@@ -642,22 +673,31 @@ def annotators(click_ctx: click.Context, as_json: bool) -> None:
     if click_ctx.invoked_subcommand is None:
         from studio.store.annotators import list_annotators
 
-        rows = list_annotators(click_ctx.obj.open())
+        rows = list_annotators(click_ctx.obj.open(existing=True))
         emit(rows, as_json, "\n".join(f"{pad(r['name'], 30)} {r['role']:<10} {r['ratings']} ratings" for r in rows)
              or "no annotators yet")
 
 
 @annotators.command(name="add")
 @click.argument("name")
-@click.option("--role", type=click.Choice(["annotator", "expert", "admin"]), default="annotator", show_default=True)
+@click.option("--role", type=click.Choice(["annotator", "expert", "admin"]),
+              help="Role of a new person (default: annotator), or the new role of an existing one (unchanged "
+                   "without --role).")
 @click.pass_obj
 @friendly
-def annotators_add(ctx: Context, name: str, role: str) -> None:
+def annotators_add(ctx: Context, name: str, role: str | None) -> None:
     """Add an annotator, or change the role of an existing one."""
     from studio.store.annotators import ensure_annotator, find_annotator, set_role
 
     db = ctx.open()
-    row = set_role(db, name, role) if find_annotator(db, name) else ensure_annotator(db, name, role)
+    existing = find_annotator(db, name)
+    if existing is None:
+        row = ensure_annotator(db, name, role or "annotator")
+    elif role is None or role == existing["role"]:
+        row = existing
+        click.echo(f"{row['name']} is already on the team", err=True)
+    else:
+        row = set_role(db, name, role)
     click.echo(f"{row['name']}: {row['role']}")
 
 

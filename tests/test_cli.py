@@ -138,7 +138,7 @@ def test_train_in_the_foreground_registers_the_model(db_path, tmp_path, monkeypa
                  "--passage-max-len", "32", "--freeze-embeddings", "--seed", "7")
     assert result.exit_code == 0, result.output
     assert "model saved to" in result.stdout and (tmp_path / "models" / "rr" / "studio_model.json").exists()
-    assert "warning: only 3 training step(s)" in result.stderr, "a job this small is announced as one"
+    assert "warning: only 3 training step(s) (--max-steps 3)" in result.stderr, "announced, and blamed on the cap"
     config = json.loads(next((tmp_path / "jobs").glob("*/config.json")).read_text(encoding="utf-8"))
     assert config["seed"] == 7  # the job trains with the seed asked for
     jobs_listed = json.loads(run(db_path, "jobs", "--json").stdout)
@@ -164,3 +164,53 @@ def test_the_starred_model_is_the_one_used_where_none_is_named(db_path, tmp_path
     assert report["lengths"]["model"].endswith("/models/mini"), "lengths measured with the ★ model's tokenizer"
     manifest = json.loads(run(db_path, "export", "triplets", str(tmp_path / "e" / "train.jsonl"), "--json").stdout)
     assert manifest["options"]["model"] == "mini"
+
+
+def test_annotators_add_without_role_keeps_the_role(db_path):
+    """Adding a colleague again (say, from a team list) must not demote an expert."""
+    run(db_path, "annotators", "add", "Dr. New", "--role", "expert")
+    again = run(db_path, "annotators", "add", "Dr. New")
+    assert "Dr. New: expert" in again.stdout and "already on the team" in again.stderr
+    assert "Carol: annotator" in run(db_path, "annotators", "add", "Carol").stdout
+
+
+def test_reading_verbs_refuse_a_database_that_does_not_exist(db_path, tmp_path):
+    """A mistyped --db used to create an empty database and report zeros as if all were well."""
+    missing = tmp_path / "typo.db"
+    for verb in (["agreement"], ["gold"], ["quality"], ["jobs"], ["annotators"], ["export", "triplets", "x.jsonl"]):
+        result = run(missing, *verb)
+        assert result.exit_code == 1, verb
+        assert f"no database at {missing}" in result.output and "studio --db FILE " + verb[0] in result.output
+    assert not missing.exists()
+
+
+def test_range_checks_are_one_line_errors(db_path, tmp_path):
+    run(db_path, "demo")
+    for args in (["pool", "--k", "-1"], ["pool", "--k", "0"], ["eval", "--model", "default", "--db", "--k", "0"],
+                 ["eval", "--model", "default", "--db", "--k", "abc"]):
+        result = run(db_path, *args)
+        assert result.exit_code == 2 and "Traceback" not in result.output, args
+        assert "Invalid value for '--k'" in result.output, args
+
+
+def test_a_reranker_is_refused_where_an_embedder_is_needed(db_path, tmp_path, monkeypatch):
+    from studio import config as cfg
+    from tests.tiny_models import build_tiny_reranker
+
+    monkeypatch.setattr(cfg, "MODELS_DIR", tmp_path / "models")
+    build_tiny_reranker(tmp_path / "models" / "rr")
+    run(db_path, "demo")
+    default = run(db_path, "models", "default", "rr")
+    assert default.exit_code == 1 and "'rr' is a reranker" in default.output
+    pooled = run(db_path, "pool", "--retriever", "dense", "--model", "rr")
+    assert pooled.exit_code == 1 and "--reranker" in pooled.output
+
+
+def test_cancelling_an_ended_job_says_so(db_path, tmp_path):
+    from studio.store import jobs as store_jobs
+
+    db = connect(db_path)
+    job_id = store_jobs.create_job(db, name="x", task="embedder", job_dir=str(tmp_path / "j"), output_dir="")
+    store_jobs.mark_ended(db, job_id, "succeeded")
+    result = run(db_path, "jobs", "cancel", str(job_id))
+    assert result.exit_code == 1 and "already ended (succeeded)" in result.output

@@ -15,6 +15,7 @@ absent or names a folder that no longer exists.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -448,11 +449,46 @@ def get_default(models_dir: str | os.PathLike | None = None) -> str:
     return name
 
 
-def set_default(name: str, models_dir: str | os.PathLike | None = None) -> None:
-    """Make `name` (``default`` or a folder in `models_dir`) the default model.
+def require_embedder(name_or_path: str | os.PathLike, models_dir: str | os.PathLike | None = None) -> str:
+    """:func:`resolve`, refusing a reranker: a cross-encoder scores (query, document) pairs and cannot encode a
+    corpus, yet sentence-transformers would load one with a default pooling and return embeddings all the same.
 
     Raises:
-        StudioError: ``model_not_found`` when there is no such model folder.
+        StudioError: ``model_is_reranker``.
+    """
+    resolved = resolve(name_or_path, models_dir)
+    config = Path(resolved) / "config.json"
+    if _is_cross_encoder(str(config), _changed(config)):
+        raise StudioError("model_is_reranker", model=str(name_or_path))
+    return resolved
+
+
+def _changed(path: Path) -> int | None:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None  # a hub id, or a folder whose config lives in a module folder: not a cross-encoder's layout
+
+
+@functools.lru_cache(maxsize=64)
+def _is_cross_encoder(config_path: str, changed: int | None) -> bool:
+    """Whether a config.json names a ...ForSequenceClassification architecture (cached per file version: search
+    resolves its model on every query)."""
+    if changed is None:
+        return False
+    try:
+        architectures = json.loads(Path(config_path).read_text(encoding="utf-8")).get("architectures") or []
+    except (OSError, ValueError, AttributeError):
+        return False
+    return any("ForSequenceClassification" in str(a) for a in architectures)
+
+
+def set_default(name: str, models_dir: str | os.PathLike | None = None) -> None:
+    """Make `name` (``default`` or an embedder folder in `models_dir`) the default model.
+
+    Raises:
+        StudioError: ``model_not_found`` when there is no such model folder, ``model_is_reranker`` for a reranker
+            (the default model encodes: pooling, mining, the demo views).
     """
     root = _models_dir(models_dir)
     name = name.strip()
@@ -461,6 +497,8 @@ def set_default(name: str, models_dir: str | os.PathLike | None = None) -> None:
         return
     if not _is_plain_name(name) or not (root / name).is_dir():
         raise StudioError("model_not_found", name=name)
+    if _is_cross_encoder(str(root / name / "config.json"), _changed(root / name / "config.json")):
+        raise StudioError("model_is_reranker", model=name)
     tmp = root / f"{DEFAULT_FILE}.tmp"
     tmp.write_text(name + "\n", encoding="utf-8")
     os.replace(tmp, root / DEFAULT_FILE)

@@ -16,10 +16,10 @@ _lock = threading.Lock()
 
 def resolve_model(model: str | Path | None) -> str:
     """``None`` or ``"default"`` → the embedded model's folder; a name in models/ → its folder; a path or hub id
-    as given (:func:`studio.models.registry.resolve`)."""
-    from studio.models.registry import DEFAULT_NAME, resolve
+    as given (:func:`studio.models.registry.resolve`). A reranker is refused (``model_is_reranker``)."""
+    from studio.models.registry import DEFAULT_NAME, require_embedder
 
-    return resolve(model or DEFAULT_NAME)
+    return require_embedder(model or DEFAULT_NAME)
 
 
 def load_embedder(model: str | Path | None = None):
