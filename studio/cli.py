@@ -236,13 +236,17 @@ def gold(ctx: Context, as_json: bool) -> None:
 
 
 class _Bar:
-    """Adapts the library's progress(fraction, stage) callback to a click progress bar on stderr."""
+    """Adapts the library's progress(fraction, stage) callback to a click progress bar on stderr (a terminal only:
+    piped or logged, a bar leaves only its stage names behind)."""
 
     def __init__(self, label: str):
-        self.bar = click.progressbar(length=100, label=label, file=sys.stderr, show_eta=False)
+        self.bar = click.progressbar(length=100, label=label, file=sys.stderr, show_eta=False) \
+            if sys.stderr.isatty() else None
         self.done = 0
 
     def __call__(self, fraction: float, stage: str) -> None:
+        if self.bar is None:
+            return
         self.bar.label = stage
         step = int(fraction * 100) - self.done
         if step > 0:
@@ -250,11 +254,12 @@ class _Bar:
             self.done += step
 
     def __enter__(self):
-        self.bar.__enter__()
+        if self.bar is not None:
+            self.bar.__enter__()
         return self
 
     def __exit__(self, *exc):
-        return self.bar.__exit__(*exc)
+        return self.bar.__exit__(*exc) if self.bar is not None else None
 
 
 @cli.command()
