@@ -352,6 +352,8 @@ def export_triplets_cmd(ctx: Context, out: Path, valid_fraction: float, hard_neg
          f"{result.train_path}: {c['train_lines']} lines ({c['train_queries']} queries); "
          f"valid: {c['valid_lines']} lines; negatives: {c['annotated_negatives']} annotated, "
          f"{c['mined_negatives']} mined, {c['random_negatives']} random")
+    for warning in result.warning_texts("en"):
+        click.echo(f"warning: {warning}", err=True)
 
 
 def parse_window(value: str) -> tuple[int, int]:

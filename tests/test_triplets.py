@@ -279,6 +279,108 @@ def test_failed_write_leaves_nothing(gold, tmp_path, monkeypatch):
     assert not list(tmp_path.iterdir())
 
 
+# --- small corpora: fallback negatives, skipped queries, nothing to write -----------------------------------------
+
+def tiny_gold(labels: dict[str, dict[str, int]] | None = None, extra_docs: dict[str, str] | None = None) -> GoldSet:
+    """Eight documents, fewer than the default rank window's start (10): mining's window is empty."""
+    corpus = {f"{topic[:3]}{i}": text for topic in ("diabetes", "hypertension") for i, text in
+              enumerate(TOPICS[topic])}
+    corpus.update(extra_docs or {})
+    labels = labels or {"q1": {"dia0": 2, "dia2": 1}, "q2": {"dia1": 2}, "q3": {"hyp1": 2, "hyp2": 2, "hyp0": 0}}
+    queries = {q: QUERIES[q] for q in labels}
+    return GoldSet(queries, corpus, labels, fingerprint(queries, corpus, labels))
+
+
+def negative_keys(gold: GoldSet, result) -> dict[str, list[str]]:
+    """Query key → negative document keys of every written line (train and validation)."""
+    text_to_key = {text: key for key, text in gold.corpus.items()}
+    query_to_key = {text: key for key, text in gold.queries.items()}
+    lines = read_jsonl(result.train_path) + (read_jsonl(result.valid_path) if result.valid_path else [])
+    return {query_to_key[x["query"]]: [text_to_key[t] for t in x["neg"]] for x in lines}
+
+
+@pytest.mark.parametrize("method", ["dense", "hybrid"])
+def test_tiny_corpus_falls_back_to_documents_above_the_window(tmp_path, method):
+    gold = tiny_gold()
+    options = ExportOptions(valid_fraction=0.0, hard_negatives=method, negatives=7, seed=5)
+    result = export_triplets(gold, tmp_path / "a" / "train.jsonl", options)
+    counts = result.counts
+    assert counts["train_lines"] == 3 and counts["skipped_no_negatives"] == 0 and not result.warnings
+    assert counts["above_window_negatives"] == counts["mined_negatives"] > 0 and counts["random_negatives"] == 0
+    negatives = negative_keys(gold, result)
+    for qid, neg in negatives.items():
+        relevant = {d for d, label in gold.labels[qid].items() if label >= 1}
+        assert neg and len(set(neg)) == len(neg) and not relevant & set(neg)
+        assert set(neg) == set(gold.corpus) - relevant  # seven negatives wanted, all the rest is fewer
+    assert negatives["q3"][0] == "hyp0"  # the annotated negative still comes first
+    assert (counts["annotated_negatives"] + counts["mined_negatives"] + counts["random_negatives"]
+            == sum(len(neg) for neg in negatives.values()))
+    again = export_triplets(gold, tmp_path / "b" / "train.jsonl", options)
+    assert again.train_path.read_bytes() == result.train_path.read_bytes()
+    assert again.csv_path.read_bytes() == result.csv_path.read_bytes()
+
+
+def test_fallback_prefers_the_window_then_random_then_nearest_the_window(tmp_path):
+    gold = make_gold()
+    full = mine_negatives(gold, ["q3"], method="bm25", model=None, rank_window=(0, 50))["q3"]
+    later = mine(gold, ["q3"], method="bm25", model=None, rank_window=(5, 50))
+    above = later.above["q3"]
+    assert above == [d for d in reversed(full) if d in later.avoid["q3"]]  # guarded, nearest the window first
+    unlabelled = [d for d in above if d not in gold.labels["q3"]]
+    assert unlabelled
+
+    def negatives(n: int) -> list[str]:
+        result = export_triplets(gold, tmp_path / f"n{n}" / "t.jsonl", ExportOptions(
+            valid_fraction=0.0, hard_negatives="bm25", negatives=n, rank_window=(5, 50)))
+        return negative_keys(gold, result)["q3"]
+
+    assert not set(negatives(20)) & set(unlabelled)  # enough window and random documents
+    every = negatives(64)  # more than the rest of the corpus: the last resort fills up, at the end
+    assert every[-len(unlabelled):] == unlabelled
+    assert set(every) == set(gold.corpus) - {d for d, label in gold.labels["q3"].items() if label >= 1}
+
+
+@pytest.mark.parametrize("method", ["none", "bm25", "dense", "hybrid"])
+@pytest.mark.parametrize("partial", ["drop", "positive"])
+def test_no_negative_is_ever_a_positive(tmp_path, method, partial):
+    gold = tiny_gold(extra_docs={"copy": COPY})
+    result = export_triplets(gold, tmp_path / "t.jsonl", ExportOptions(
+        valid_fraction=0.0, hard_negatives=method, negatives=9, partial=partial))
+    lines = read_jsonl(result.train_path)
+    assert len(lines) == 3
+    for line in lines:
+        assert not set(line["pos"]) & set(line["neg"])
+    for qid, neg in negative_keys(gold, result).items():
+        assert all(gold.labels[qid].get(d, 0) == 0 for d in neg)
+        if method != "none":
+            assert qid != "q1" or "copy" not in neg  # the guard holds for the last resort too
+
+
+def test_query_without_any_negative_is_skipped_with_a_warning(tmp_path):
+    everything = {d: 2 for d in tiny_gold().corpus}
+    gold = tiny_gold({"q1": {"dia0": 2, "hyp0": 0}, "q2": everything})
+    result = export_triplets(gold, tmp_path / "t.jsonl", ExportOptions(valid_fraction=0.0))
+    assert result.counts["train_lines"] == 1 and result.counts["skipped_no_negatives"] == 1
+    assert result.warnings == [("data.warn_no_negatives", {"count": 1})]
+    assert "skipped_no_negatives" in result.warning_texts("en")[0]
+    assert "跳过" in result.warning_texts("zh-CN")[0]
+
+
+@pytest.mark.parametrize("method", ["none", "hybrid"])
+def test_no_training_line_raises_and_writes_nothing(gold, tmp_path, method):
+    out = tmp_path / "train.jsonl"
+    export_triplets(gold, out, ExportOptions(valid_fraction=0.3, hard_negatives="none"))
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert "train.valid.jsonl" in before
+    corpus = tiny_gold().corpus
+    all_relevant = tiny_gold({"q1": {d: 2 for d in corpus}, "q2": {d: 1 if d == "dia0" else 2 for d in corpus}})
+    with pytest.raises(StudioError) as err:
+        export_triplets(all_relevant, out, ExportOptions(valid_fraction=0.0, hard_negatives=method))
+    assert err.value.code == "no_negatives" and err.value.params == {"queries": 2}
+    assert "negative" in str(err.value) and "import more documents" in str(err.value)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # nothing written, nothing removed
+
+
 # --- FlagEmbedding and the demo ------------------------------------------------------------------------------
 
 def flag_dataset(path: Path, cache: Path, distill: bool = False):

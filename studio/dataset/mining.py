@@ -24,12 +24,16 @@ class Mined:
 
     Attributes:
         candidates: query key → window documents that passed the filters, best first.
-        avoid: query key → documents not to use even as random negatives: ranked above the window (skipped as
+        avoid: query key → documents not to use as random negatives: ranked above the window (skipped as
             possibly relevant) or too similar to a positive.
+        above: query key → documents ranked above the window that are not labelled 1/2 and pass the
+            false-negative guard, nearest the window first: the export's last resort when nothing else is left
+            (a corpus smaller than the window's start has no window at all).
     """
 
     candidates: dict[str, list[str]] = field(default_factory=dict)
     avoid: dict[str, set[str]] = field(default_factory=dict)
+    above: dict[str, list[str]] = field(default_factory=dict)
 
 
 def mine_negatives(gold: GoldSet, query_keys: Sequence[str], *, method: str, model: str | Path | None = None,
@@ -62,7 +66,8 @@ def mine(gold: GoldSet, query_keys: Sequence[str], *, method: str, model: str | 
         progress: Called with (fraction of queries done, "mining").
 
     Returns:
-        Candidates per query in rank order (may be shorter than the window, or empty), and documents to avoid.
+        Candidates per query in rank order (may be shorter than the window, or empty), documents to avoid, and
+        the guarded documents above the window (see :class:`Mined`).
     """
     if method not in MINING_METHODS:
         raise ValueError(f"unknown mining method {method!r}")
@@ -70,7 +75,7 @@ def mine(gold: GoldSet, query_keys: Sequence[str], *, method: str, model: str | 
     doc_keys = sorted(gold.corpus)
     keys = list(query_keys)
     if not doc_keys or not keys:
-        return Mined({q: [] for q in keys}, {q: set() for q in keys})
+        return Mined({q: [] for q in keys}, {q: set() for q in keys}, {q: [] for q in keys})
     texts = [gold.corpus[k] for k in doc_keys]
     position = {k: i for i, k in enumerate(doc_keys)}
     bm25 = dense = None
@@ -91,10 +96,12 @@ def mine(gold: GoldSet, query_keys: Sequence[str], *, method: str, model: str | 
         for qid, ranked in zip(batch, rankings):
             labelled = {d for d, label in gold.labels.get(qid, {}).items() if label >= 1}
             window = [doc_keys[p] for p in ranked[start:end] if doc_keys[p] not in labelled]
+            top = [doc_keys[p] for p in reversed(ranked[:start]) if doc_keys[p] not in labelled]
             positives = [position[d] for d in gold.positives(qid, partial_as_positive) if d in position]
             kept = _guard(window, positives, position, vectors, max_similarity)
             out.candidates[qid] = kept
             out.avoid[qid] = {doc_keys[p] for p in ranked[:start]} | (set(window) - set(kept))
+            out.above[qid] = _guard(top, positives, position, vectors, max_similarity)
         if progress:
             progress(min(1.0, (first + len(batch)) / len(keys)), "mining")
     return out

@@ -3,6 +3,19 @@
 Files written next to ``<name>.jsonl``: ``<name>.valid.jsonl`` (held-out queries, when there are any),
 ``<name>.csv`` (flat query/positive/negative rows of the training lines) and ``<name>.manifest.json`` (options,
 counts and the gold fingerprint, to know later what a model was trained on).
+
+Each query gets up to ``negatives`` negatives, taken in this order until there are enough:
+
+1. its annotated negatives (gold 0), the experts' own word;
+2. with mining, documents sampled from the retriever's rank window, filtered by the false-negative guard;
+3. random corpus documents, leaving out those mining ranked above the window or found too similar to a positive;
+4. last resort, only with mining: documents ranked above the window that pass the guard, nearest the window first.
+
+Mining skips the top ranks because unlabelled relevant documents hide there, so they come last; but on a corpus
+no larger than the window's start they are all there is, and some negative beats none. No negative is ever a
+document labelled relevant (or partially relevant) for the query. A query left without any negative is skipped
+(``skipped_no_negatives`` in the counts, and a warning); an export that would write no training line at all
+raises ``no_negatives`` and writes nothing.
 """
 
 from __future__ import annotations
@@ -21,6 +34,7 @@ from studio.dataset.gold import GoldSet
 from studio.dataset.mining import Mined, mine
 from studio.dataset.split import split_by_query
 from studio.errors import StudioError
+from studio.i18n import t
 
 HARD_NEGATIVES = ("none", "bm25", "dense", "hybrid")
 PARTIAL_MODES = ("drop", "positive")
@@ -28,6 +42,9 @@ SCORE_MODES = ("none", "ratings")
 MAX_NEGATIVES = 64
 # Teacher scores for knowledge distillation: gold label → score; every negative (annotated 0, mined, random) is 0.
 LABEL_SCORES = {2: 1.0, 1: 0.5, 0: 0.0}
+# Where a negative came from, in order of preference; "above_window" negatives also count as mined.
+NEGATIVE_SOURCES = ("annotated", "mined", "random", "above_window")
+
 
 Progress = Callable[[float, str], None]
 
@@ -83,6 +100,11 @@ class ExportResult:
     manifest_path: Path
     counts: dict = field(default_factory=dict)
     manifest: dict = field(default_factory=dict)
+    warnings: list[tuple[str, dict]] = field(default_factory=list)
+
+    def warning_texts(self, lang: str = "en") -> list[str]:
+        """The warnings (catalogue key, parameters) in `lang`, to show beside the summary."""
+        return [t(key, lang, **params) for key, params in self.warnings]
 
 
 @dataclass
@@ -108,7 +130,8 @@ def export_triplets(gold: GoldSet, out_path: str | Path, options: ExportOptions 
         The paths written, the counts and the manifest.
 
     Raises:
-        StudioError: bad options or output name, no gold labels, or no query with a positive.
+        StudioError: bad options or output name, no gold labels, no query with a positive (``no_positives``), or
+            no training query with any negative (``no_negatives``); nothing is written then.
     """
     options.validate()
     out = Path(out_path)
@@ -134,12 +157,15 @@ def export_triplets(gold: GoldSet, out_path: str | Path, options: ExportOptions 
                      partial_as_positive=partial_pos, progress=lambda f, stage: report(0.05 + 0.75 * f, "mining"))
 
     counts = {"train_queries": 0, "valid_queries": 0, "train_lines": 0, "valid_lines": 0, "positives": 0,
-              "annotated_negatives": 0, "mined_negatives": 0, "random_negatives": 0,
+              "annotated_negatives": 0, "mined_negatives": 0, "random_negatives": 0, "above_window_negatives": 0,
               "skipped_queries": len(labelled) - len(with_pos), "skipped_no_negatives": 0}
     report(0.8, "writing")
     sampler = _RandomNegatives(gold)
     train = _lines(gold, train_keys, mined, options, sampler, counts)
+    if not train:
+        raise StudioError("no_negatives", queries=len(train_keys))
     valid = _lines(gold, valid_keys, mined, options, sampler, counts)
+    warnings = _warnings(counts)
     counts.update(train_queries=len(train), valid_queries=len(valid), train_lines=len(train),
                   valid_lines=len(valid))
 
@@ -157,7 +183,15 @@ def export_triplets(gold: GoldSet, out_path: str | Path, options: ExportOptions 
     if paths["valid"] is None and stale.exists():
         stale.unlink()  # an earlier export's validation file would pair with this training file otherwise
     report(1.0, "done")
-    return ExportResult(paths["train"], paths["valid"], paths["csv"], paths["manifest"], counts, manifest)
+    return ExportResult(paths["train"], paths["valid"], paths["csv"], paths["manifest"], counts, manifest, warnings)
+
+
+def _warnings(counts: dict) -> list[tuple[str, dict]]:
+    """Problems worth telling the user although the export went ahead (the CLI and the Data tab show them)."""
+    out: list[tuple[str, dict]] = []
+    if counts["skipped_no_negatives"]:
+        out.append(("data.warn_no_negatives", {"count": counts["skipped_no_negatives"]}))
+    return out
 
 
 def _manifest(gold: GoldSet, options: ExportOptions, counts: dict, paths: dict[str, Path | None]) -> dict:
@@ -187,31 +221,42 @@ def _lines(gold: GoldSet, keys: list[str], mined: Mined, options: ExportOptions,
     partial_pos = options.partial == "positive"
     lines = []
     for qid in sorted(keys):
-        pos = gold.positives(qid, partial_pos)
-        # One generator per query, seeded by the export seed and the query key: a query's negatives do not
-        # change when other queries are added or removed.
-        rng = random.Random(f"{options.seed}:{qid}")
-        annotated = gold.negatives(qid)
-        rng.shuffle(annotated)
-        neg = annotated[: options.negatives]
-        chosen = set(neg)
-        pool = [d for d in mined.candidates.get(qid, []) if d not in chosen]
-        picked = set(rng.sample(pool, min(options.negatives - len(neg), len(pool))))
-        hard = [d for d in pool if d in picked]  # kept in rank order, best first
-        neg += hard
-        chosen.update(hard)
-        extra = sampler.sample(qid, options.negatives - len(neg), chosen | mined.avoid.get(qid, set()), rng)
-        neg += extra
+        by_source = _negatives(gold, qid, mined, options, sampler)
+        neg = [d for source in NEGATIVE_SOURCES for d in by_source[source]]
         if not neg:
-            # FlagEmbedding needs at least one negative per line; only a corpus of nothing but positives gets here.
+            # FlagEmbedding needs at least one negative per line; only a corpus of nothing but positives (and
+            # their copies) gets here.
             counts["skipped_no_negatives"] += 1
             continue
+        pos = gold.positives(qid, partial_pos)
         counts["positives"] += len(pos)
-        counts["annotated_negatives"] += len(neg) - len(hard) - len(extra)
-        counts["mined_negatives"] += len(hard)
-        counts["random_negatives"] += len(extra)
+        for source in NEGATIVE_SOURCES:
+            counts[f"{source}_negatives"] += len(by_source[source])
+        counts["mined_negatives"] += len(by_source["above_window"])
         lines.append(_Line(qid, pos, neg))
     return lines
+
+
+def _negatives(gold: GoldSet, qid: str, mined: Mined, options: ExportOptions,
+               sampler: _RandomNegatives) -> dict[str, list[str]]:
+    """Up to ``options.negatives`` negatives for `qid` by source, filled in the order of the module docstring."""
+    n = options.negatives
+    # One generator per query, seeded by the export seed and the query key: a query's negatives do not
+    # change when other queries are added or removed.
+    rng = random.Random(f"{options.seed}:{qid}")
+    annotated = gold.negatives(qid)
+    rng.shuffle(annotated)
+    annotated = annotated[:n]
+    chosen = set(annotated)
+    pool = [d for d in mined.candidates.get(qid, []) if d not in chosen]
+    picked = set(rng.sample(pool, min(n - len(chosen), len(pool))))
+    hard = [d for d in pool if d in picked]  # kept in rank order, best first
+    chosen.update(hard)
+    extra = sampler.sample(qid, n - len(chosen), chosen | mined.avoid.get(qid, set()), rng)
+    chosen.update(extra)
+    # Deterministic, no draw: the documents just above the window are the least likely unlabelled positives.
+    above = [d for d in mined.above.get(qid, []) if d not in chosen][: n - len(chosen)]
+    return {"annotated": annotated, "mined": hard, "random": extra, "above_window": above}
 
 
 class _RandomNegatives:
