@@ -128,6 +128,14 @@ def test_unknown_format_and_missing_file(tmp_path):
     assert raises("file_not_found", read_pairs, missing).file == str(missing)
 
 
+@pytest.mark.parametrize("reader", [read_pairs, read_ratings, read_logs])
+def test_a_directory_is_not_a_file(tmp_path, reader):
+    folder = tmp_path / "pairs.csv"
+    folder.mkdir()
+    err = raises("is_directory", reader, folder)
+    assert err.message() == f"{folder}: this is a directory, not a file"
+
+
 def test_chinese_error_message_names_the_line(tmp_path):
     path = write(tmp_path / "p.csv", b"query,document\nq,d\nq,\xff\n")
     err = raises("invalid_utf8", read_pairs, path)
@@ -282,6 +290,13 @@ def test_beir_missing_paths(tmp_path):
     root = make_beir(tmp_path / "ds", "q1\td1\t1\n")
     (root / "queries.jsonl").unlink()
     assert raises("file_not_found", read_beir, root).file == str(root / "queries.jsonl")
+    (root / "queries.jsonl").mkdir()
+    assert raises("is_directory", read_beir, root).file == str(root / "queries.jsonl")
+
+
+def test_beir_given_a_file_says_it_is_no_directory(tmp_path):
+    path = write(tmp_path / "corpus.jsonl", '{"_id": "d1", "text": "x"}\n')
+    assert "this is a file, not a directory" in raises("not_directory", read_beir, path).message()
 
 
 # --- logs ---------------------------------------------------------------------------------------
@@ -314,7 +329,7 @@ def test_read_logs_without_feedback(tmp_path):
 
 
 @pytest.mark.parametrize("content, code, field", [
-    (log_line(["d9"]), "unknown_document", "user_feedback.helpful_docs"),
+    (log_line(["d9"]), "helpful_not_retrieved", "user_feedback.helpful_docs"),
     (log_line([], docs=[{"doc_id": "a", "content": "x", "rank": 1}, {"doc_id": "b", "rank": 2}]),
      "missing_field", "retrieved_docs[1].content"),
     (log_line([], docs=[{"doc_id": "a", "content": "x", "rank": "1"}]), "bad_type", "retrieved_docs[0].rank"),
@@ -328,6 +343,12 @@ def test_read_logs_errors(tmp_path, content, code, field):
     path = write(tmp_path / "logs.jsonl", log_line(["d1"]) + "\n" + content)
     err = raises(code, read_logs, path)
     assert (err.file, err.line, err.field) == (str(path), 3, field)
+
+
+def test_helpful_doc_that_was_not_retrieved_names_the_log_not_a_corpus(tmp_path):
+    err = raises("helpful_not_retrieved", read_logs, write(tmp_path / "logs.jsonl", log_line(["L8"])))
+    assert err.message().endswith("helpful document id 'L8' is not among this line's retrieved_docs")
+    assert "corpus.jsonl" not in err.message() and "corpus.jsonl" not in err.message("zh-CN")
 
 
 # --- read_any -----------------------------------------------------------------------------------

@@ -33,11 +33,12 @@ def setup(tmp_path, tiny_reranker):
     train.write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in LINES), encoding="utf-8")
     db = connect(tmp_path / "jobs.db")
 
-    def new_job(name: str, max_steps: int = 4, save_steps: int = 2) -> int:
-        config = TrainConfig(task="reranker", base=tiny_reranker, train=str(train), name=name, output_dir="",
-                             max_steps=max_steps, batch_size=2, group_size=2, query_max_len=16, passage_max_len=32,
-                             save_steps=save_steps, lr=1e-3)
-        return jobs.create(db, config, jobs_dir=tmp_path / "jobs", models_dir=tmp_path / "models")
+    def new_job(name: str, max_steps: int = 4, save_steps: int = 2, on=db, models: str = "models", **settings) -> int:
+        recipe = {"task": "reranker", "base": tiny_reranker, "train": str(train), "name": name, "output_dir": "",
+                  "max_steps": max_steps, "batch_size": 2, "group_size": 2, "query_max_len": 16,
+                  "passage_max_len": 32, "save_steps": save_steps, "lr": 1e-3}
+        config = TrainConfig(**{**recipe, **settings})
+        return jobs.create(on, config, jobs_dir=tmp_path / "jobs", models_dir=tmp_path / models)
 
     return db, new_job, tmp_path
 
@@ -76,6 +77,86 @@ def test_create_refuses_what_would_fail_later(setup, tmp_path):
         jobs.create(db, TrainConfig(task="embedder", base="default", train=str(tmp_path / "nope.jsonl"), name="x",
                                     output_dir=""))
     assert err.value.code == "train_file_missing"
+
+
+def test_two_databases_share_one_jobs_folder(setup, tmp_path):
+    """Each database numbers its jobs from 1: the second job 1 gets a folder of its own, and both run."""
+    db, new_job, _ = setup
+    stale = tmp_path / "jobs" / "00001-other"
+    stale.mkdir(parents=True)
+    (stale / "config.json").write_text("left by a deleted database")
+    other = connect(tmp_path / "other.db")
+    first, second = new_job("same"), new_job("same", on=other, models="models-other")
+    third = new_job("other", on=other, models="models-other")
+    assert first == second == 1 and third == 2
+    dirs = [store_jobs.get_job(db, first)["job_dir"], store_jobs.get_job(other, second)["job_dir"],
+            store_jobs.get_job(other, third)["job_dir"]]
+    assert [os.path.basename(d) for d in dirs] == ["00001-same", "00001-same-2", "00002-other"]
+    assert (stale / "config.json").read_text() == "left by a deleted database"
+    assert jobs.start_queued(db) == [first] and jobs.start_queued(other, max_running=2) == [second, third]
+    for database, job_id in ((db, first), (other, second), (other, third)):
+        done = wait_for(database, job_id)
+        assert done["status"] == "succeeded", jobs.log_tail(done["job_dir"])
+    assert (tmp_path / "models" / "same" / "config.json").exists()
+    assert (tmp_path / "models-other" / "same" / "config.json").exists()
+
+
+@pytest.mark.parametrize("settings, code", [
+    ({"batch_size": 0}, "train_bad_count"),
+    ({"max_steps": -1, "epochs": 0}, "train_no_steps"),
+    ({"lr": -1.0}, "train_not_positive"),
+    ({"group_size": 1}, "train_bad_group_size"),
+    ({"precision": "fp8"}, "train_bad_choice"),
+    ({"base": "no-such-org/no-such-model"}, "base_not_available"),
+    ({"base": "./no-such-folder"}, "base_not_found"),
+    ({"train": "train.csv"}, "train_file_suffix"),
+    ({"train": "csv.jsonl"}, "train_line_not_json"),
+    ({"train": "no-pos.jsonl"}, "train_line_texts"),
+    ({"train": "missing.jsonl"}, "train_file_missing"),
+    ({"valid": "missing.valid.jsonl"}, "file_not_found"),
+])
+def test_invalid_settings_leave_no_row_and_no_folder(setup, tmp_path, monkeypatch, settings, code):
+    db, new_job, _ = setup
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    (tmp_path / "train.csv").write_text("query,pos,neg\nq,p,n\n", encoding="utf-8")
+    (tmp_path / "csv.jsonl").write_text("query,pos,neg\nq,p,n\n", encoding="utf-8")
+    (tmp_path / "no-pos.jsonl").write_text(json.dumps(LINES[0]) + "\n" + json.dumps({"query": "q", "neg": ["n"]}),
+                                           encoding="utf-8")
+    for key in ("train", "valid"):
+        if key in settings:
+            settings = {**settings, key: str(tmp_path / settings[key])}
+    with pytest.raises(StudioError) as err:
+        new_job("bad", **settings)
+    assert err.value.code == code
+    assert store_jobs.list_jobs(db) == [] and not (tmp_path / "jobs").exists()
+    if code == "train_line_texts":
+        where = f"{tmp_path / 'no-pos.jsonl'}, line 2, field 'pos'"
+        assert str(err.value) == f"{where}: must be a non-empty list of strings"
+
+
+def test_a_job_folder_that_cannot_be_written_leaves_no_row(setup, tmp_path, monkeypatch):
+    db, new_job, _ = setup
+
+    def full_disk(self, job_dir):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(TrainConfig, "save", full_disk)
+    with pytest.raises(StudioError) as err:
+        new_job("full")
+    assert err.value.code == "job_folder_failed" and "No space left on device" in str(err.value)
+    assert store_jobs.list_jobs(db) == [] and list((tmp_path / "jobs").iterdir()) == []
+    monkeypatch.undo()
+    assert new_job("full") == 1 and os.path.basename(store_jobs.get_job(db, 1)["job_dir"]) == "00001-full"
+
+
+def test_resume_refuses_a_job_that_can_no_longer_run(setup, tmp_path):
+    db, new_job, _ = setup
+    job_id = new_job("gone")
+    store_jobs.mark_ended(db, job_id, "failed", error="stopped")
+    (tmp_path / "train.jsonl").unlink()
+    with pytest.raises(StudioError) as err:
+        jobs.resume(db, job_id)
+    assert err.value.code == "train_file_missing" and store_jobs.get_job(db, job_id)["status"] == "failed"
 
 
 def test_one_job_at_a_time_and_a_queued_job_cancels_at_once(setup, tmp_path):

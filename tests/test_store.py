@@ -152,6 +152,54 @@ def test_same_id_with_different_text_is_refused(db):
     assert store_pairs.counts(db)["queries"] == 1
 
 
+def test_a_rating_that_contradicts_the_database_is_refused_and_nothing_imported(db):
+    import_batch(db, make_batch(1, ratings=[(0, "alice", 2)]))
+    with pytest.raises(InputError) as err:
+        import_batch(db, make_batch(2, ratings=[(0, "alice", 0)]))
+    assert (err.value.code, err.value.file, err.value.line, err.value.field) == ("rating_conflict", "test.csv", 4,
+                                                                                 "rating")
+    assert err.value.message() == ("test.csv, line 4, field 'rating': annotator 'alice' already rated this pair 2 "
+                                   "in the database; the file says 0, and an import never changes a stored rating")
+    assert "twice in the file" not in err.value.message()
+    counts = store_pairs.counts(db)
+    assert (counts["pairs"], counts["ratings"]) == (1, 1)
+
+
+def test_one_pair_rated_twice_in_a_file_under_two_names_is_a_duplicate(db):
+    from studio.ingest.records import Document, ImportBatch, PairRecord, Query
+
+    by_id = PairRecord(Query("q text", "q1"), Document("d text", "d1"), line=2, annotator="alice", rating=2)
+    by_text = PairRecord(Query("q text"), Document("d text"), line=3, annotator="alice", rating=0)
+    with pytest.raises(InputError) as err:
+        import_batch(db, ImportBatch("ratings", "r.csv", [by_id, by_text]))
+    assert (err.value.code, err.value.line) == ("duplicate_rating", 3)
+    assert store_pairs.counts(db)["ratings"] == 0
+
+
+def write_beir(root, corpus: str):
+    (root / "qrels").mkdir(parents=True)
+    (root / "corpus.jsonl").write_text(corpus, encoding="utf-8")
+    (root / "queries.jsonl").write_text('{"_id": "q1", "text": "aspirin"}\n', encoding="utf-8")
+    (root / "qrels" / "test.tsv").write_text("q1\td1\t1\n", encoding="utf-8")
+    return root
+
+
+@pytest.mark.parametrize("changed_id", ["d1", "d2"])  # a judged document, and one only in the corpus
+def test_beir_id_conflict_names_the_corpus_file_and_line(db, tmp_path, changed_id):
+    from studio.ingest import read_beir
+
+    corpus = '{"_id": "d1", "text": "Aspirin eases pain."}\n{"_id": "d2", "text": "Sunburn care."}\n'
+    import_batch(db, read_beir(write_beir(tmp_path / "a", corpus)), queue=False)
+    changed = corpus.replace(f'"_id": "{changed_id}", "text": "', f'"_id": "{changed_id}", "text": "Changed: ')
+    second = write_beir(tmp_path / "b", changed)
+    with pytest.raises(InputError) as err:
+        import_batch(db, read_beir(second), queue=False)
+    line = 1 if changed_id == "d1" else 2
+    assert (err.value.code, err.value.file, err.value.line, err.value.field) == (
+        "conflicting_key", str(second / "corpus.jsonl"), line, "_id")
+    assert err.value.message().startswith(f"{second / 'corpus.jsonl'}, line {line}, field '_id': id '{changed_id}'")
+
+
 def test_adjudication_sets_gold_and_is_audited(project):
     pair = rate_next(project, "alice", 2)
     submit_rating(project, "bob", pair, 0, "wrong drug")

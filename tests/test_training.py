@@ -20,9 +20,10 @@ import torch
 from transformers import TrainerCallback
 
 from studio.config import PROJECT_ROOT, default_model_path
+from studio.errors import InputError, StudioError
 from studio.training import worker
-from studio.training.config import (EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, METRIC_FIELDS, TrainConfig,
-                                    read_metrics)
+from studio.training.config import (EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, METRIC_FIELDS, TrainConfig, check_base,
+                                    check_train_file, read_metrics)
 
 ROWS = [
     ("what are the symptoms of diabetes", "Frequent urination, thirst and fatigue are common symptoms of diabetes.",
@@ -135,12 +136,77 @@ def test_pooling_architecture_and_jsonl_checks(tmp_path, tiny_m3):
     assert worker.resolve_architecture(config, default_model_path()) == "encoder"
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"query": "q", "pos": ["p"], "neg": ["n"]}\n{"query": "q", "pos": ["p"], "neg": []}\n')
-    with pytest.raises(worker.WorkerError, match=r"not valid FlagEmbedding JSONL: line 2: \"neg\""):
+    with pytest.raises(worker.WorkerError, match=r"not valid FlagEmbedding JSONL: .*bad.jsonl, line 2, field 'neg'"):
         worker.check_jsonl(bad)
     bad.write_text('{"query": "q", "pos": ["p"], "neg": ["n"], "pos_scores": [1, 2], "neg_scores": [0]}\n')
     with pytest.raises(worker.WorkerError, match="pos_scores"):
         worker.check_jsonl(bad)
     assert worker.latest_checkpoint(tmp_path / "none") is None
+
+
+def test_validate_refuses_what_the_worker_refuses(tmp_path, data):
+    config = TrainConfig(task="embedder", base="default", train=str(data["train"]), name="n", output_dir="",
+                         group_size=1, passage_max_len=None, valid=str(data["valid"]))
+    config.validate()  # an embedder may train on in-batch negatives alone; None: the base's own passage length
+    for field, value, code in (("batch_size", 0, "train_bad_count"), ("query_max_len", 2.5, "train_bad_count"),
+                               ("epochs", float("nan"), "train_no_steps"), ("lr", 0.0, "train_not_positive"),
+                               ("temperature", 0, "train_not_positive"), ("task", "ranker", "train_bad_choice"),
+                               ("distill", "yes", "train_bad_choice")):
+        with pytest.raises(StudioError) as err:
+            TrainConfig(**{**config.__dict__, field: value}).validate()
+        assert err.value.code == code and (err.value.params.get("field") in (field, None)), (field, err.value)
+    TrainConfig(**{**config.__dict__, "epochs": 0, "max_steps": 5}).validate()  # max_steps alone is enough
+
+
+def test_training_file_checks_are_bounded_and_name_the_line(tmp_path):
+    rows = [json.dumps({"query": f"q{i}", "pos": ["p"], "neg": ["n"]}) for i in range(150)]
+    big = tmp_path / "big.jsonl"
+    big.write_text("\n".join(rows[:120] + ["not json"] + rows[120:]) + "\n", encoding="utf-8")
+    assert check_train_file(big) == 100  # line 121 is the worker's to find: big files stay fast
+    with pytest.raises(InputError) as err:
+        check_train_file(big, limit=200)
+    assert err.value.code == "train_line_not_json" and err.value.line == 121
+    scored = tmp_path / "scored.jsonl"
+    scored.write_text(json.dumps({"query": "q", "pos": ["p"], "neg": ["n"], "pos_scores": [1], "neg_scores": [0]})
+                      + "\n" + rows[0] + "\n", encoding="utf-8")
+    with pytest.raises(InputError) as err:
+        check_train_file(scored)  # distill auto: the first line has scores, so every line needs them
+    assert err.value.code == "train_no_scores" and err.value.line == 2
+    assert check_train_file(scored, distill="off") == 2
+    (tmp_path / "empty.jsonl").write_text("\n\n", encoding="utf-8")
+    with pytest.raises(InputError, match="no data rows"):
+        check_train_file(tmp_path / "empty.jsonl")
+    (tmp_path / "list.jsonl").write_text('["q", "p"]\n', encoding="utf-8")
+    with pytest.raises(InputError, match="line 1: each line must be a JSON object"):
+        check_train_file(tmp_path / "list.jsonl")
+
+
+def test_base_resolves_like_the_worker_without_downloading(tmp_path, monkeypatch, tiny_m3):
+    from huggingface_hub import constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    assert check_base("default") == "default"
+    models = tmp_path / "models"
+    (models / "mine").mkdir(parents=True)
+    assert check_base("mine", models) == str(models / "mine") and check_base(str(tiny_m3)) == str(tiny_m3)
+    with pytest.raises(StudioError) as err:
+        check_base("org/model")
+    assert err.value.code == "base_not_available"
+    snapshot = tmp_path / "hub" / "models--org--model" / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    (snapshot.parent.parent / "refs").mkdir()
+    (snapshot.parent.parent / "refs" / "main").write_text("abc123")
+    assert check_base("org/model") == "org/model"  # in the cache: the worker finds it offline
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    assert check_base("org/other") == "org/other"  # the worker may fetch it
+    (tmp_path / "file.bin").write_text("x")
+    for base, code in ((str(tmp_path / "file.bin"), "base_is_file"), (str(tmp_path / "gone"), "base_not_found"),
+                       ("a/b/c", "base_not_found"), ("", "base_not_found")):
+        with pytest.raises(StudioError) as err:
+            check_base(base)
+        assert err.value.code == code, base
 
 
 # --- embedders -----------------------------------------------------------------------------------------------------
@@ -337,7 +403,7 @@ def test_bad_training_file_fails_in_plain_words(tmp_path, data):
     assert worker.main([str(job)]) == EXIT_FAILED
     res = result(job)
     assert res["status"] == "failed" and res["model_dir"] is None
-    assert res["error"].startswith(f"the training file {bad} is not valid FlagEmbedding JSONL: line 2: not JSON")
+    assert res["error"].startswith(f"the training file is not valid FlagEmbedding JSONL: {bad}, line 2: not JSON")
     assert "Traceback" not in res["error"]
 
 

@@ -6,8 +6,8 @@ import re
 from pathlib import Path
 
 from studio.errors import InputError
-from studio.ingest.records import Document, ImportBatch, PairRecord, Query
-from studio.ingest.tabular import Where, get_id, get_text, iter_jsonl, iter_lines
+from studio.ingest.records import Document, ImportBatch, Origin, PairRecord, Query
+from studio.ingest.tabular import Where, check_file, get_id, get_text, iter_jsonl, iter_lines
 
 QRELS_COLUMNS = ("query-id", "corpus-id", "score")
 _INTEGER = re.compile(r"[+-]?[0-9]+")
@@ -27,17 +27,18 @@ def read_beir(directory: str | Path, split: str = "test", min_relevant: int = 1)
         min_relevant: the lowest score that counts as relevant.
 
     Raises:
-        InputError: ``dir_not_found``, ``file_not_found``, ``no_qrels``, ``duplicate_id``,
+        InputError: ``dir_not_found``, ``not_directory``, ``file_not_found``, ``no_qrels``, ``duplicate_id``,
             ``unknown_query``, ``unknown_document``, ``bad_score`` and the line errors of JSON Lines.
     """
     root = Path(directory)
+    if root.is_file():
+        raise InputError("not_directory", file=str(root))
     if not root.is_dir():
         raise InputError("dir_not_found", file=str(root))
     corpus_path, queries_path = root / "corpus.jsonl", root / "queries.jsonl"
     qrels_path = root / "qrels" / f"{split}.tsv"
     for path in (corpus_path, queries_path):
-        if not path.is_file():
-            raise InputError("file_not_found", file=str(path))
+        check_file(path)
     if not qrels_path.is_file():
         raise InputError("no_qrels", file=str(qrels_path), split=split, path=str(qrels_path))
 
@@ -67,7 +68,7 @@ def _read_corpus(path: Path) -> dict[str, Document]:
         text = get_text(obj, "text", at, required=False) or title
         if not text:
             raise at.error("empty_text", "text")
-        documents[key] = Document(text, key=key, title=title)
+        documents[key] = Document(text, key=key, title=title, origin=Origin(str(path), line, "_id"))
     if not documents:
         raise InputError("no_rows", file=str(path))
     return documents
@@ -80,7 +81,7 @@ def _read_queries(path: Path) -> dict[str, Query]:
         key = get_id(obj, "_id", at, required=True)
         if key in queries:
             raise at.error("duplicate_id", "_id", key=key)
-        queries[key] = Query(get_text(obj, "text", at), key=key)
+        queries[key] = Query(get_text(obj, "text", at), key=key, origin=Origin(str(path), line, "_id"))
     if not queries:
         raise InputError("no_rows", file=str(path))
     return queries

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from studio.errors import InputError
-from studio.ingest.records import Document, ImportBatch, PairRecord, Query
+from studio.ingest.records import Document, ImportBatch, Origin, PairRecord, Query
 from studio.ingest.tabular import Where, get_id, get_text, iter_jsonl, json_type
 
 # Unclicked documents ranked this high may simply not have been read, so they get no hint.
@@ -22,8 +22,8 @@ def read_logs(path: str | Path) -> ImportBatch:
     paths such as ``retrieved_docs[2].content`` (0-based index).
 
     Raises:
-        InputError: for the first problem found, e.g. ``unknown_document`` for a helpful doc id that was
-            not retrieved, ``bad_type`` for a rank that is not a positive integer.
+        InputError: for the first problem found, e.g. ``helpful_not_retrieved`` for a helpful doc id that is
+            not among the line's retrieved documents, ``bad_type`` for a rank that is not a positive integer.
     """
     name = str(path)
     batch = ImportBatch("logs", name)
@@ -37,7 +37,7 @@ def read_logs(path: str | Path) -> ImportBatch:
         retrieved_ids = {document.key for document, _ in retrieved}
         for key in helpful:
             if key not in retrieved_ids:
-                raise at.error("unknown_document", "user_feedback.helpful_docs", key=key)
+                raise at.error("helpful_not_retrieved", "user_feedback.helpful_docs", key=key)
         if not retrieved:
             batch.extra_queries.append(query)
         for document, rank in retrieved:
@@ -69,7 +69,8 @@ def _retrieved(obj: dict, at: Where) -> list[tuple[Document, int]]:
             raise at.error("bad_type", f"{prefix}.rank", expected="integer", got=json_type(rank))
         if rank < 1:
             raise at.error("bad_type", f"{prefix}.rank", expected="a rank of 1 or more", got=str(rank))
-        result.append((Document(text, key=key, title=title), rank))
+        origin = Origin(at.file, at.line, f"{prefix}.doc_id")
+        result.append((Document(text, key=key, title=title, origin=origin), rank))
     return result
 
 

@@ -10,20 +10,38 @@ from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
+class Origin:
+    """Where a document or query was read (file, 1-based line, field), for errors found only at import time."""
+
+    file: str
+    line: int | None = None
+    field: str | None = None
+
+
+@dataclass(frozen=True)
 class Document:
-    """A corpus document. `key` is the external id (``doc_id`` / BEIR ``_id``), or None to key by text."""
+    """A corpus document. `key` is the external id (``doc_id`` / BEIR ``_id``), or None to key by text.
+
+    `origin` says where the document was read when a reader knows better than its pair's line and the
+    ``doc_id`` field (a BEIR ``corpus.jsonl`` line, a log's ``retrieved_docs[i]``); it takes no part in comparisons.
+    """
 
     text: str
     key: str | None = None
     title: str = ""
+    origin: Origin | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
 class Query:
-    """A query. `key` is the external id (``query_id`` / BEIR ``_id``), or None to key by text."""
+    """A query. `key` is the external id (``query_id`` / BEIR ``_id``), or None to key by text.
+
+    `origin`: as for :class:`Document` (a BEIR ``queries.jsonl`` line).
+    """
 
     text: str
     key: str | None = None
+    origin: Origin | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlite_utils import Database
 
 from studio.errors import InputError
-from studio.ingest.records import Document, ImportBatch, Query
+from studio.ingest.records import Document, ImportBatch, Origin, PairRecord, Query
 from studio.store.audit import record
 from studio.store.connection import immediate
 
@@ -53,8 +53,7 @@ class _Keyed:
             found = self.by_key.get(item.key)
             if found:
                 if found[1] != digest:
-                    field = "doc_id" if self.table == "documents" else "query_id"
-                    raise InputError("conflicting_key", file=self.file, line=line, field=field, key=item.key)
+                    raise self._conflict(item, line)
                 return found[0]
             key = item.key
         else:
@@ -74,6 +73,12 @@ class _Keyed:
         self.created += 1
         return row_id
 
+    def _conflict(self, item: Document | Query, line: int | None) -> InputError:
+        """``conflicting_key`` where `item` was read: its own origin (BEIR corpus/queries), else its pair's line."""
+        field = "doc_id" if self.table == "documents" else "query_id"
+        origin = item.origin or Origin(self.file, line, field)
+        return InputError("conflicting_key", file=origin.file, line=origin.line, field=origin.field, key=item.key)
+
 
 def import_batch(db: Database, batch: ImportBatch, *, queue: bool = True, actor: str = "import") -> ImportSummary:
     """Import a reader's batch in one transaction.
@@ -81,7 +86,8 @@ def import_batch(db: Database, batch: ImportBatch, *, queue: bool = True, actor:
     Documents and queries are matched by external id, else by text, so importing the same file twice adds
     nothing. A pair that exists already keeps its ratings. Ratings (``import ratings``) are added for their
     annotator; a rating that would make a third rater, or that contradicts the annotator's stored rating of
-    the same pair, aborts the whole import with the file and line.
+    the same pair (``rating_conflict``: an import never changes a rating), aborts the whole import with the
+    file and line.
 
     Args:
         queue: put new pairs in the annotation queue. BEIR pairs come with labels and are imported with
@@ -95,6 +101,7 @@ def import_batch(db: Database, batch: ImportBatch, *, queue: bool = True, actor:
         new_annotators = 0
         created: set[int] = set()
         touched: set[int] = set()
+        rated: set[tuple[int, int]] = set()  # (pair, annotator) ratings this import added
         for doc in batch.extra_documents:
             docs.resolve(doc, None)
         for query in batch.extra_queries:
@@ -122,24 +129,32 @@ def import_batch(db: Database, batch: ImportBatch, *, queue: bool = True, actor:
                     "INSERT INTO annotators (name, role) VALUES (?, 'annotator')", [rec.annotator]
                 ).lastrowid
                 new_annotators += 1
-            summary.ratings += _import_rating(db, batch.file, rec.line, pair_id, annotators[rec.annotator],
-                                              rec.annotator, rec.rating, rec.note)
+            summary.ratings += _import_rating(db, batch.file, rec, pair_id, annotators[rec.annotator], rated)
         summary.pairs, summary.existing_pairs = len(created), len(touched - created)
         summary.documents, summary.queries, summary.annotators = docs.created, queries.created, new_annotators
         record(db, actor=actor, action="import", entity="import", entity_id=None, after=summary.as_dict())
     return summary
 
 
-def _import_rating(db: Database, file: str, line: int, pair_id: int, annotator_id: int, name: str,
-                   rating: int, note: str) -> int:
+def _import_rating(db: Database, file: str, rec: PairRecord, pair_id: int, annotator_id: int,
+                   rated: set[tuple[int, int]]) -> int:
+    """Add `rec`'s rating and return 1, or 0 when the annotator already gave this pair the same rating.
+
+    `rated` holds the (pair, annotator) ratings this import added, to tell a clash within the file (two rows
+    naming one pair differently, by id and by text) from a clash with the database.
+    """
     existing = list(db.query("SELECT annotator_id, rating FROM ratings WHERE pair_id = ?", [pair_id]))
     mine = [r for r in existing if r["annotator_id"] == annotator_id]
     if mine:
-        if mine[0]["rating"] == rating:
+        if mine[0]["rating"] == rec.rating:
             return 0  # the same label imported again
-        raise InputError("duplicate_rating", file=file, line=line, field="rating", annotator=name)
+        if (pair_id, annotator_id) in rated:
+            raise InputError("duplicate_rating", file=file, line=rec.line, field="rating", annotator=rec.annotator)
+        raise InputError("rating_conflict", file=file, line=rec.line, field="rating", annotator=rec.annotator,
+                         stored=mine[0]["rating"], rating=rec.rating)
     if len(existing) >= 2:
-        raise InputError("too_many_raters", file=file, line=line, field="annotator", annotator=name)
+        raise InputError("too_many_raters", file=file, line=rec.line, field="annotator", annotator=rec.annotator)
     db.execute("INSERT INTO ratings (pair_id, annotator_id, rating, note) VALUES (?, ?, ?, ?)",
-               [pair_id, annotator_id, rating, note or ""])
+               [pair_id, annotator_id, rec.rating, rec.note or ""])
+    rated.add((pair_id, annotator_id))
     return 1

@@ -1,14 +1,15 @@
 """What a training job is asked to do (`config.json`) and the files it leaves in its job folder.
 
-The job folder is the contract between the app and the worker process:
+The job folder is the contract between the app and the worker process. It is ``jobs/<id:05d>-<name>`` (with
+``-2``, ``-3``... when another database's job took that name first); the jobs row stores it, nothing recomputes it:
 
-    jobs/<id>/config.json     TrainConfig, written by the app before the worker starts
-    jobs/<id>/metrics.jsonl   one JSON object per logged step (see METRIC_FIELDS), appended by the worker
-    jobs/<id>/log.txt         the worker's stdout and stderr
-    jobs/<id>/heartbeat       rewritten every few seconds while the worker lives: "<pid> <unix time>"
-    jobs/<id>/cancel          created by the app to ask the worker to stop after the current step
-    jobs/<id>/checkpoints/    Hugging Face Trainer checkpoints (checkpoint-<step>/), used to resume
-    jobs/<id>/result.json     written once at the end: {"status", "model_dir", "error", "final"}
+    <job folder>/config.json     TrainConfig, written by the app before the worker starts
+    <job folder>/metrics.jsonl   one JSON object per logged step (see METRIC_FIELDS), appended by the worker
+    <job folder>/log.txt         the worker's stdout and stderr
+    <job folder>/heartbeat       rewritten every few seconds while the worker lives: "<pid> <unix time>"
+    <job folder>/cancel          created by the app to ask the worker to stop after the current step
+    <job folder>/checkpoints/    Hugging Face Trainer checkpoints (checkpoint-<step>/), used to resume
+    <job folder>/result.json     written once at the end: {"status", "model_dir", "error", "final"}
 
 Exit codes: 0 succeeded, 2 failed with an explained error in result.json, 3 cancelled; anything else is a crash.
 """
@@ -17,13 +18,21 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+
+from studio.errors import InputError, StudioError
 
 TASKS = ("embedder", "reranker")
 METHODS = ("full", "lora")
 ARCHITECTURES = ("auto", "m3", "encoder")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+DISTILL = ("auto", "on", "off")
+# Whole-number settings of at least 1 (passage_max_len may also be None: the base's own length).
+COUNTS = ("batch_size", "query_max_len", "passage_max_len", "logging_steps", "save_steps", "lora_r")
+# Lines of a training file checked before a job is recorded (the worker reads them all): big files stay fast.
+CHECKED_LINES = 100
 EXIT_OK, EXIT_FAILED, EXIT_CANCELLED = 0, 2, 3
 # Keys a metrics.jsonl line may carry; step and time are always present.
 METRIC_FIELDS = ("step", "total_steps", "epoch", "loss", "eval_loss", "lr", "grad_norm", "samples_per_s",
@@ -78,6 +87,35 @@ class TrainConfig:
     def learning_rate(self) -> float:
         return self.lr if self.lr is not None else (1e-4 if self.method == "lora" else 5e-5)
 
+    def validate(self) -> None:
+        """Refuse what the worker would refuse, before a job is recorded: the settings, then the first
+        CHECKED_LINES lines of the training (and validation) file. Raises StudioError / InputError."""
+        self.check_settings()
+        if not Path(self.train or "").is_file():
+            raise StudioError("train_file_missing", path=self.train)
+        check_train_file(self.train, distill=self.distill)
+        if self.valid:
+            check_train_file(self.valid, distill="off")  # scores in validation files are optional
+
+    def check_settings(self) -> None:
+        """Choices, counts, steps, learning rate, temperature and group size, each named in the error."""
+        for name, allowed in (("task", TASKS), ("method", METHODS), ("architecture", ARCHITECTURES),
+                              ("precision", PRECISIONS), ("distill", DISTILL)):
+            if getattr(self, name) not in allowed:
+                raise StudioError("train_bad_choice", field=name, value=getattr(self, name), allowed=", ".join(allowed))
+        for name in COUNTS:
+            value = getattr(self, name)
+            if not (value is None and name == "passage_max_len") and not (_whole(value) and value >= 1):
+                raise StudioError("train_bad_count", field=name, value=value)
+        minimum = 2 if self.task == "reranker" else 1  # a reranker scores its positive against negatives
+        if not (_whole(self.group_size) and self.group_size >= minimum):
+            raise StudioError("train_bad_group_size", value=self.group_size, minimum=minimum)
+        if not (_whole(self.max_steps) and self.max_steps > 0) and not _positive(self.epochs):
+            raise StudioError("train_no_steps", epochs=self.epochs, max_steps=self.max_steps)
+        for name, value in (("lr", self.learning_rate()), ("temperature", self.temperature)):
+            if not _positive(value):
+                raise StudioError("train_not_positive", field=name, value=value)
+
     def save(self, job_dir: Path) -> Path:
         path = Path(job_dir) / "config.json"
         path.write_text(json.dumps(asdict(self), ensure_ascii=False, indent=2), encoding="utf-8")
@@ -88,6 +126,107 @@ class TrainConfig:
         data = json.loads((Path(job_dir) / "config.json").read_text(encoding="utf-8"))
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _positive(value: object) -> bool:
+    """A finite number above 0."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+
+
+def check_train_file(path: str | Path, *, distill: str = "auto", limit: int = CHECKED_LINES) -> int:
+    """Check the first `limit` lines of a FlagEmbedding JSONL file the way the worker reads them; returns how many
+    lines were checked. Raises InputError naming the file, line and field."""
+    file = Path(path)
+    if not file.is_file():
+        raise InputError("file_not_found", file=str(path))
+    if file.suffix.lower() not in (".jsonl", ".json"):
+        raise InputError("train_file_suffix", file=str(path), suffix=file.suffix or "(none)")
+    checked, first_scores = 0, None
+    try:
+        with open(file, encoding="utf-8") as f:
+            for number, raw in enumerate(f, start=1):
+                if not raw.strip():
+                    continue
+                scores = check_train_line(raw, str(path), number)
+                first_scores = scores if first_scores is None else first_scores
+                if not scores and (distill == "on" or (distill == "auto" and first_scores)):
+                    raise InputError("train_no_scores", file=str(path), line=number)
+                checked += 1
+                if checked >= limit:
+                    break
+    except UnicodeDecodeError:
+        raise InputError("invalid_utf8", file=str(path)) from None
+    if not checked:
+        raise InputError("no_rows", file=str(path))
+    return checked
+
+
+def check_train_line(raw: str, file: str, line: int) -> bool:
+    """One {"query", "pos", "neg"} line, as FlagEmbedding's datasets read it; returns whether it carries pos_scores
+    and neg_scores. Raises InputError naming the file, line and field."""
+    try:
+        record = json.loads(raw)
+    except ValueError as exc:
+        raise InputError("train_line_not_json", file=file, line=line, detail=getattr(exc, "msg", str(exc))) from None
+    if not isinstance(record, dict):
+        raise InputError("not_object", file=file, line=line)
+    if not isinstance(record.get("query"), str) or not record["query"].strip():
+        raise InputError("train_line_query", file=file, line=line, field="query")
+    for key in ("pos", "neg"):
+        value = record.get(key)
+        if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+            raise InputError("train_line_texts", file=file, line=line, field=key)
+    for key, texts in (("pos_scores", "pos"), ("neg_scores", "neg")):
+        scores = record.get(key)
+        if key in record and (not isinstance(scores, list) or len(scores) != len(record[texts])
+                              or not all(_number(s) for s in scores)):
+            raise InputError("train_line_scores", file=file, line=line, field=key, texts=texts)
+    return "pos_scores" in record and "neg_scores" in record
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_base(base: str, models_dir: str | Path | None = None) -> str:
+    """The base model as the worker should get it: ``default``, a model folder (absolute; a name in models/ is
+    looked up there) or a hub id this machine has downloaded. Raises StudioError otherwise; never downloads."""
+    from studio.models.registry import DEFAULT_NAME, resolve
+
+    text = str(base or "").strip()
+    if text == DEFAULT_NAME:
+        return text
+    found = resolve(text, models_dir) if text else ""
+    path = Path(found).expanduser()
+    if found and path.is_dir():
+        return os.path.abspath(path)
+    if found and path.exists():
+        raise StudioError("base_is_file", base=text)
+    # What the worker takes for a folder (not a hub id "owner/name") when it is not there.
+    if not text or path.is_absolute() or text.startswith((".", "~")) or text.count("/") > 1 or "\\" in text:
+        raise StudioError("base_not_found", base=text)
+    if _offline() and not _hub_cached(text):
+        raise StudioError("base_not_available", base=text)
+    return text
+
+
+def _offline() -> bool:
+    """Whether the worker runs with the hub off (the launcher's default unless HF_HUB_OFFLINE says otherwise)."""
+    return os.environ.get("HF_HUB_OFFLINE", "1").strip().upper() in ("1", "ON", "YES", "TRUE")
+
+
+def _hub_cached(repo_id: str) -> bool:
+    """Whether the hub model `repo_id` is in this machine's Hugging Face cache (looked up, never fetched)."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(repo_id=repo_id, local_files_only=True)).is_dir()
+    except Exception:  # noqa: BLE001 - not cached, a malformed id, or no hub library: not usable offline
+        return False
 
 
 def read_metrics(job_dir: Path) -> list[dict]:

@@ -22,7 +22,8 @@ from sqlite_utils import Database
 from studio import config as cfg
 from studio.errors import StudioError
 from studio.store import jobs as store_jobs
-from studio.training.config import EXIT_CANCELLED, EXIT_OK, TrainConfig
+from studio.store.connection import immediate
+from studio.training.config import EXIT_CANCELLED, EXIT_OK, TrainConfig, check_base
 
 _children: dict[int, subprocess.Popen] = {}  # workers this process started (so they can be reaped)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -38,27 +39,59 @@ def check_name(name: str) -> str:
 
 def create(db: Database, config: TrainConfig, *, jobs_dir: Path | None = None, models_dir: Path | None = None,
            created_by: str = "") -> int:
-    """Record a job and write its folder and config.json; it starts when :func:`start_queued` finds room."""
-    name = check_name(config.name)
-    if not Path(config.train).is_file():
-        raise StudioError("train_file_missing", path=config.train)
-    jobs_dir = Path(jobs_dir or cfg.JOBS_DIR)
+    """Check the job, then record it and write its folder and config.json; it starts when :func:`start_queued` finds
+    room. What the worker would refuse (settings, training file, base model) raises StudioError / InputError before
+    anything is written, and the row and the folder are made together: a failure leaves neither."""
+    config.name = check_name(config.name)
+    config.validate()
     models_dir = Path(models_dir or cfg.MODELS_DIR)
-    config.output_dir = str((models_dir / name).resolve())
+    config.base = check_base(config.base, models_dir)
+    config.output_dir = str((models_dir / config.name).resolve())
     if Path(config.output_dir).exists():
-        raise StudioError("model_exists", name=name)
-    jobs_dir.mkdir(parents=True, exist_ok=True)
-    job_id = store_jobs.create_job(db, name=name, task=config.task, job_dir="", output_dir=config.output_dir,
-                                   created_by=created_by)
-    job_dir = (jobs_dir / f"{job_id:05d}-{name}").resolve()
-    job_dir.mkdir(parents=True)
+        raise StudioError("model_exists", name=config.name)
     config.train = str(Path(config.train).resolve())
     if config.valid:
         config.valid = str(Path(config.valid).resolve())
-    config.save(job_dir)
-    db.execute("UPDATE jobs SET job_dir = ? WHERE id = ?", [str(job_dir), job_id])
-    db.conn.commit()
+    return _record(db, config, Path(jobs_dir or cfg.JOBS_DIR), created_by)
+
+
+def _record(db: Database, config: TrainConfig, jobs_dir: Path, created_by: str) -> int:
+    """Insert the job row and make its folder in one transaction: the row is rolled back if the folder fails, and the
+    folder removed if the row does."""
+    job_dir = None
+    try:
+        with immediate(db):
+            job_id = store_jobs.create_job(db, name=config.name, task=config.task, job_dir="",
+                                           output_dir=config.output_dir, created_by=created_by)
+            job_dir = new_job_dir(jobs_dir, job_id, config.name)
+            config.save(job_dir)
+            db.execute("UPDATE jobs SET job_dir = ? WHERE id = ?", [str(job_dir), job_id])
+    except OSError as exc:
+        _discard(job_dir)
+        raise StudioError("job_folder_failed", path=str(job_dir or jobs_dir), detail=exc.strerror or str(exc)) from exc
+    except BaseException:
+        _discard(job_dir)
+        raise
     return job_id
+
+
+def _discard(job_dir: Path | None) -> None:
+    if job_dir is not None:
+        shutil.rmtree(job_dir, ignore_errors=True)
+
+
+def new_job_dir(jobs_dir: Path, job_id: int, name: str) -> Path:
+    """Make and return ``<id:05d>-<name>`` under `jobs_dir`, or ``-2``, ``-3``... after it when that folder exists: a
+    job of another database using the same jobs folder (ids start at 1 in each), or one left by a deleted database."""
+    jobs_dir.mkdir(parents=True, exist_ok=True)
+    stem, n = f"{job_id:05d}-{name}", 1
+    while True:
+        folder = (jobs_dir / (stem if n == 1 else f"{stem}-{n}")).resolve()
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            n += 1
 
 
 def command(job_dir: str | Path, gpus: int = 1) -> list[str]:
@@ -190,6 +223,8 @@ def resume(db: Database, job_id: int) -> dict:
         raise StudioError("job_not_resumable", job_id=job_id, status=job["status"])
     job_dir = Path(job["job_dir"])
     config = TrainConfig.load(job_dir)
+    config.validate()  # a job that cannot run (its training file gone, say) is refused, not queued to fail again
+    check_base(config.base)
     config.resume = True
     config.save(job_dir)
     result = job_dir / "result.json"

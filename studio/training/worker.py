@@ -22,10 +22,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from studio.training.config import (ARCHITECTURES, EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, METHODS, PRECISIONS, TASKS,
-                                    TrainConfig, passage_max_len)
+from studio.errors import StudioError
+from studio.training.config import (EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, TrainConfig, check_train_file, check_train_line,
+                                    passage_max_len)
 
-DISTILL = ("auto", "on", "off")
 HEARTBEAT_SECONDS = 2.0
 # config.extra may set any FlagEmbedding / TrainingArguments field, except those the job folder contract fixes.
 FIXED_ARGUMENTS = {"output_dir", "resume_from_checkpoint", "train_data", "model_name_or_path", "report_to",
@@ -114,7 +114,7 @@ def resolve_architecture(config: TrainConfig, base: Path) -> str:
 
 
 def check_jsonl(path: str | Path, what: str = "training") -> dict:
-    """Validate a FlagEmbedding JSONL file the way their datasets will read it.
+    """Validate a whole FlagEmbedding JSONL file, line by line with the app's rules (``check_train_line``).
 
     Returns:
         {"lines": count, "first_has_scores": bool, "all_have_scores": bool}
@@ -123,65 +123,30 @@ def check_jsonl(path: str | Path, what: str = "training") -> dict:
         WorkerError: missing file, wrong suffix, or the first bad line with the reason.
     """
     file = Path(path)
-    bad = f"the {what} file {file} is not valid FlagEmbedding JSONL"
     if not file.is_file():
         raise WorkerError(f"the {what} file {file} does not exist")
-    if file.suffix.lower() not in (".jsonl", ".json"):
-        raise WorkerError(f"{bad}: its name must end with .jsonl")
     lines, first_scores, all_scores = 0, False, True
-    with open(file, encoding="utf-8") as f:
-        for number, raw in enumerate(f, start=1):
-            if not raw.strip():
-                continue
-            try:
-                record = json.loads(raw)
-            except ValueError as exc:
-                raise WorkerError(f"{bad}: line {number}: not JSON ({exc})") from None
-            if not isinstance(record, dict):
-                raise WorkerError(f"{bad}: line {number}: not a JSON object")
-            if not isinstance(record.get("query"), str) or not record["query"].strip():
-                raise WorkerError(f"{bad}: line {number}: \"query\" must be a non-empty string")
-            for key in ("pos", "neg"):
-                value = record.get(key)
-                if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
-                    raise WorkerError(f"{bad}: line {number}: \"{key}\" must be a non-empty list of strings")
-            has_scores = "pos_scores" in record and "neg_scores" in record
-            for key, texts in (("pos_scores", "pos"), ("neg_scores", "neg")):
-                if key in record:
-                    scores = record[key]
-                    if (not isinstance(scores, list) or len(scores) != len(record[texts])
-                            or not all(isinstance(s, (int, float)) and not isinstance(s, bool) for s in scores)):
-                        raise WorkerError(f"{bad}: line {number}: \"{key}\" must be one number per \"{texts}\" text")
-            if lines == 0:
-                first_scores = has_scores
-            all_scores = all_scores and has_scores
-            lines += 1
-    if lines == 0:
-        raise WorkerError(f"the {what} file {file} has no training lines")
+    try:
+        check_train_file(file, distill="off", limit=1)  # the suffix, and the first line
+        with open(file, encoding="utf-8") as f:
+            for number, raw in enumerate(f, start=1):
+                if not raw.strip():
+                    continue
+                has_scores = check_train_line(raw, str(file), number)
+                first_scores = has_scores if lines == 0 else first_scores
+                all_scores = all_scores and has_scores
+                lines += 1
+    except StudioError as exc:
+        raise WorkerError(f"the {what} file is not valid FlagEmbedding JSONL: {exc.message('en')}") from None
     return {"lines": lines, "first_has_scores": first_scores, "all_have_scores": all_scores}
 
 
 def validate_config(config: TrainConfig) -> None:
-    checks = [("task", config.task, TASKS), ("method", config.method, METHODS),
-              ("architecture", config.architecture, ARCHITECTURES), ("precision", config.precision, PRECISIONS),
-              ("distill", config.distill, DISTILL)]
-    for name, value, allowed in checks:
-        if value not in allowed:
-            raise WorkerError(f"{name} must be one of {', '.join(allowed)}, not '{value}'")
-    positive = {"batch_size": config.batch_size, "query_max_len": config.query_max_len,
-                "passage_max_len": 1 if config.passage_max_len is None else config.passage_max_len,
-                "logging_steps": config.logging_steps,
-                "save_steps": config.save_steps, "lora_r": config.lora_r}
-    for name, value in positive.items():
-        if not isinstance(value, int) or value < 1:
-            raise WorkerError(f"{name} must be a whole number of at least 1, not {value!r}")
-    if config.group_size < (2 if config.task == "reranker" else 1):
-        raise WorkerError(f"group_size must be at least {2 if config.task == 'reranker' else 1} "
-                          f"(1 positive + negatives), not {config.group_size}")
-    if config.max_steps <= 0 and config.epochs <= 0:
-        raise WorkerError("set epochs or max_steps above 0")
-    if config.learning_rate() <= 0:
-        raise WorkerError(f"the learning rate must be above 0, not {config.learning_rate()}")
+    """The settings (:meth:`TrainConfig.check_settings`, the same check the app makes before recording a job)."""
+    try:
+        config.check_settings()
+    except StudioError as exc:
+        raise WorkerError(exc.message("en")) from None
 
 
 def precision_flags(precision: str) -> dict:
