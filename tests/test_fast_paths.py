@@ -398,11 +398,14 @@ def texts() -> list[str]:
             + ["", "fever fever fever fever child fever", "糖尿病的常见症状包括多尿、口渴和疲劳。" * 6])
 
 
-def test_m3_encoder_equals_bgem3flagmodel(tiny_m3):
+def test_m3_encoder_equals_bgem3flagmodel(tiny_m3, layout, monkeypatch):
     from FlagEmbedding import BGEM3FlagModel
 
+    from studio.retrieval import fast_encode
     from studio.retrieval.fast_encode import M3Encoder
 
+    monkeypatch.setattr(fast_encode, "FIRST_SLICE", 3)  # tokenized in slices of 3, 5, 5 on the background thread
+    monkeypatch.setattr(fast_encode, "SLICE", 5)
     corpus = texts()
     options = {"max_length": 48, "return_dense": True, "return_sparse": True, "return_colbert_vecs": True}
     expected = BGEM3FlagModel(str(tiny_m3), use_fp16=False, devices="cpu").encode(corpus, batch_size=4, **options)
@@ -423,6 +426,21 @@ def test_m3_encoder_equals_bgem3flagmodel(tiny_m3):
     assert one["dense_vecs"].shape == expected["dense_vecs"][1].shape
     assert np.allclose(one["dense_vecs"], expected["dense_vecs"][1], atol=1e-5)
     assert encoder.encode(corpus, max_length=48)["lexical_weights"] is None
+
+
+def test_tokenized_batches_cover_every_text_once_within_the_budget(tiny_m3, monkeypatch):
+    from studio.retrieval import fast_encode
+
+    monkeypatch.setattr(fast_encode, "FIRST_SLICE", 4)
+    monkeypatch.setattr(fast_encode, "SLICE", 6)
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_m3))
+    corpus = texts() * 2
+    batches = list(fast_encode.tokenized_batches(tokenizer, corpus, 48, budget=60))
+    assert sorted(i for rows, _, _ in batches for i in rows) == list(range(len(corpus)))
+    for rows, ids, length in batches:
+        assert ids == tokenizer([corpus[i] for i in rows], truncation=True, max_length=48)["input_ids"]
+        assert length == max(map(len, ids)) and (len(rows) * length <= 60 or len(rows) == 1)
+    assert len(batches) > 4
 
 
 def test_scorer_equals_flagreranker(tiny_reranker):
