@@ -14,6 +14,7 @@ difference between the two outputs, memory ratio), and a last line with versions
 
     python bench/encode_throughput.py --smoke          # tiny models, CPU, under a minute
     python bench/encode_throughput.py --fp16           # GPU, 4096 documents, as FlagEmbedding's default use_fp16
+    python bench/encode_throughput.py --fp16 --packing on   # GPU: packed batches, varlen flash attention
 
 peak_mem_gb: torch.cuda.max_memory_allocated on GPUs; on CPUs the peak rise of resident memory (sampled).
 """
@@ -24,6 +25,7 @@ import argparse
 import contextlib
 import datetime
 import gc
+import os
 import sys
 import tempfile
 import time
@@ -100,7 +102,12 @@ def main(argv=None) -> None:
     parser.add_argument("--tasks", default="m3_dense,m3_all,rerank")
     parser.add_argument("--threads", type=int, help="CPU threads for torch (smoke: 1, steadier on shared cores)")
     parser.add_argument("--repeats", type=int, default=3, help="timed passes per implementation; the best counts")
+    parser.add_argument("--packing", choices=("auto", "on", "off"), default="auto",
+                        help="studio's M3 encoder: batches packed to their real tokens (on), padded (off), or the "
+                        "default for the device (auto: packed on CPUs, padded on GPUs)")
     args = parser.parse_args(argv)
+    if args.packing != "auto":
+        os.environ["STUDIO_PACKED"] = "1" if args.packing == "on" else "0"
     docs = args.docs or (300 if args.smoke else 4096)
     max_length = args.max_length or (64 if args.smoke else 512)
     vocab = args.vocab or (30522 if args.smoke else 250002)
@@ -121,7 +128,7 @@ def main(argv=None) -> None:
     tasks = args.tasks.split(",")
     meta = {"bench": "encode_throughput", "device": device_name(), "precision": "fp16" if args.fp16 else "fp32",
             "model": ("tiny XLM-R (hidden 32, 2 layers)" if args.smoke else "XLM-R large (random init)")
-            + f", vocab {vocab}", "items": docs, "max_length": max_length}
+            + f", vocab {vocab}", "items": docs, "max_length": max_length, "packing": args.packing}
 
     from FlagEmbedding import BGEM3FlagModel, FlagReranker
     from transformers import AutoTokenizer
