@@ -77,7 +77,8 @@ class ExportOptions:
         window = self.rank_window
         if (not isinstance(window, (tuple, list)) or len(window) != 2 or not all(_is_int(v) for v in window)
                 or not 0 <= window[0] < window[1]):
-            raise StudioError("bad_rank_window", value=window)
+            shown = "-".join(map(str, window)) if isinstance(window, (tuple, list)) else window
+            raise StudioError("bad_rank_window", value=shown)
         if self.scores not in SCORE_MODES:
             raise StudioError("bad_scores", value=self.scores)
 
