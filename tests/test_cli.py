@@ -214,3 +214,25 @@ def test_cancelling_an_ended_job_says_so(db_path, tmp_path):
     store_jobs.mark_ended(db, job_id, "succeeded")
     result = run(db_path, "jobs", "cancel", str(job_id))
     assert result.exit_code == 1 and "already ended (succeeded)" in result.output
+
+
+def test_ratings_by_ids_for_pairs_already_imported(db_path, tmp_path):
+    """Ratings exported by id from another tool (the demo's ratings.jsonl has this shape) attach to imported pairs."""
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in [
+        {"query_id": "q1", "query": "糖尿病的并发症?", "doc_id": "d1", "document": "视网膜病变和肾病"},
+        {"query_id": "q1", "query": "糖尿病的并发症?", "doc_id": "d2", "document": "Statins lower LDL."}]),
+        encoding="utf-8")
+    assert run(db_path, "import", "pairs", str(pairs)).exit_code == 0
+    ratings = tmp_path / "ratings.csv"
+    ratings.write_text("query_id,doc_id,annotator,rating\nq1,d1,alice,2\nq1,d2,alice,0\nq1,d1,bob,2\n",
+                       encoding="utf-8")
+    result = run(db_path, "import", "ratings", str(ratings))
+    assert result.exit_code == 0 and "0 new pairs (2 already there)" in result.output and "3 ratings" in result.output
+    unknown = tmp_path / "unknown.jsonl"
+    unknown.write_text('{"query_id": "q1", "doc_id": "d2", "annotator": "carol", "rating": 1}\n'
+                       '{"query_id": "q1", "doc_id": "d9", "annotator": "carol", "rating": 1}\n', encoding="utf-8")
+    refused = run(db_path, "import", "ratings", str(unknown))
+    assert refused.exit_code == 1 and "line 2, field 'doc_id': id 'd9' is not in the database" in refused.output
+    db = connect(db_path)
+    assert db.execute("SELECT COUNT(*) FROM ratings").fetchone()[0] == 3, "nothing of the refused file was kept"

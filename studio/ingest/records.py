@@ -22,11 +22,13 @@ class Origin:
 class Document:
     """A corpus document. `key` is the external id (``doc_id`` / BEIR ``_id``), or None to key by text.
 
+    `text` None makes it a reference to a document already in the database by `key` (a rating given by ids).
+
     `origin` says where the document was read when a reader knows better than its pair's line and the
     ``doc_id`` field (a BEIR ``corpus.jsonl`` line, a log's ``retrieved_docs[i]``); it takes no part in comparisons.
     """
 
-    text: str
+    text: str | None
     key: str | None = None
     title: str = ""
     origin: Origin | None = field(default=None, compare=False, repr=False)
@@ -36,10 +38,10 @@ class Document:
 class Query:
     """A query. `key` is the external id (``query_id`` / BEIR ``_id``), or None to key by text.
 
-    `origin`: as for :class:`Document` (a BEIR ``queries.jsonl`` line).
+    `text` None: a reference by `key`, as for :class:`Document`. `origin`: as there (a BEIR ``queries.jsonl`` line).
     """
 
-    text: str
+    text: str | None
     key: str | None = None
     origin: Origin | None = field(default=None, compare=False, repr=False)
 

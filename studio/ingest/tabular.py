@@ -20,7 +20,7 @@ DELIMITERS = {".csv": ",", ".tsv": "\t", ".tab": "\t"}
 # Only CSV has quoting; TSV (like BEIR qrels and quote-less exports) takes every character literally.
 QUOTED_DELIMITERS = {","}
 PAIR_FIELDS = ("query", "document")
-RATING_FIELDS = (*PAIR_FIELDS, "annotator", "rating")
+RATING_FIELDS = ("annotator", "rating")  # plus the pair: its texts, or query_id/doc_id of an imported one
 # Documents can be long; the csv module's default cap (128 KiB per field) would reject them.
 CSV_FIELD_LIMIT = 64 * 1024 * 1024
 
@@ -158,8 +158,9 @@ def read_ratings(path: str | Path) -> ImportBatch:
     """Read ratings made elsewhere: the pair fields plus ``annotator``, ``rating`` (0/1/2), optional ``note``.
 
     A rating is an integer or a string of one (``2``, ``"2"``); ``"2.0"`` and ``2.0`` are refused. A pair
-    is identified by ``query_id``/``doc_id`` when given, else by its texts; in one file it may be rated
-    once per annotator and by at most two annotators.
+    is identified by ``query_id``/``doc_id`` when given, else by its texts; with ids the texts may be left out
+    (then the query and document must be in the database already: :func:`_rated_pair`). In one file a pair may be
+    rated once per annotator and by at most two annotators.
 
     Raises:
         InputError: ``bad_rating``, ``duplicate_rating``, ``too_many_raters`` and the errors of
@@ -170,7 +171,7 @@ def read_ratings(path: str | Path) -> ImportBatch:
     raters: dict[tuple, set[str]] = {}
     for line, row in _records(path, RATING_FIELDS):
         at = Where(name, line)
-        query, document = _pair(row, at)
+        query, document = _rated_pair(row, at)
         annotator = get_text(row, "annotator", at)
         rating = _rating(row.get("rating"), at)
         note = get_text(row, "note", at, required=False)
@@ -190,6 +191,24 @@ def _pair(row: dict, at: Where) -> tuple[Query, Document]:
     document = Document(get_text(row, "document", at), key=get_id(row, "doc_id", at),
                         title=get_text(row, "title", at, required=False))
     return query, document
+
+
+def _rated_pair(row: dict, at: Where) -> tuple[Query, Document]:
+    """The pair a rating is about: as :func:`_pair`, except that a side given by id alone (its text absent or blank)
+    is a reference to a query or document already imported (``text`` None; the store resolves it)."""
+    query_key, doc_key = get_id(row, "query_id", at), get_id(row, "doc_id", at)
+    by_id = query_key is not None and _blank(row, "query"), doc_key is not None and _blank(row, "document")
+    if not any(by_id):
+        return _pair(row, at)
+    query = Query(None, key=query_key) if by_id[0] else Query(get_text(row, "query", at), key=query_key)
+    document = Document(None, key=doc_key) if by_id[1] else Document(
+        get_text(row, "document", at), key=doc_key, title=get_text(row, "title", at, required=False))
+    return query, document
+
+
+def _blank(row: dict, name: str) -> bool:
+    value = row.get(name)
+    return value is None or (isinstance(value, str) and not value.strip())
 
 
 def _pair_identity(query: Query, document: Document) -> tuple:

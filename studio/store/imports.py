@@ -48,6 +48,12 @@ class _Keyed:
         self.created = 0
 
     def resolve(self, item: Document | Query, line: int | None) -> int:
+        if item.text is None:  # a reference by id (a rating given by query_id/doc_id): it must exist
+            found = self.by_key.get(item.key)
+            if found is None:
+                raise InputError("unknown_reference", file=self.file, line=line,
+                                 field="doc_id" if self.table == "documents" else "query_id", key=item.key)
+            return found[0]
         digest = text_hash(item.text)
         if item.key is not None:
             found = self.by_key.get(item.key)
