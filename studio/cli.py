@@ -91,24 +91,24 @@ def import_() -> None:
     """Import pairs, ratings, a BEIR folder or RAG logs (all-or-nothing)."""
 
 
-def _run_import(ctx: Context, kind: str, path: Path, queue: bool = True, **options) -> None:
+def _run_import(ctx: Context, kind: str, path: Path, as_json: bool, queue: bool = True, **options) -> None:
     from studio.ingest import read_any
     from studio.store.imports import import_batch
 
     batch = read_any(kind, path, **options)
     summary = import_batch(ctx.open(), batch, queue=queue, actor=f"cli:{kind}")
-    click.echo(
-        f"{path}: {plural(summary.pairs, 'new pair')} ({summary.existing_pairs} already there), "
-        f"{plural(summary.documents, 'new document')}, {plural(summary.queries, 'new query', 'new queries')}"
-        + (f", {plural(summary.ratings, 'rating')}" if kind == "ratings" else "")
-    )
+    emit(summary.as_dict(), as_json,
+         f"{path}: {plural(summary.pairs, 'new pair')} ({summary.existing_pairs} already there), "
+         f"{plural(summary.documents, 'new document')}, {plural(summary.queries, 'new query', 'new queries')}"
+         + (f", {plural(summary.ratings, 'rating')}" if kind == "ratings" else ""))
 
 
 @import_.command(name="pairs")
 @click.argument("file", type=click.Path(path_type=Path))
+@json_option
 @click.pass_obj
 @friendly
-def import_pairs(ctx: Context, file: Path) -> None:
+def import_pairs(ctx: Context, file: Path, as_json: bool) -> None:
     """Query/document pairs to annotate, from CSV, TSV, JSONL or JSON.
 
     \b
@@ -116,21 +116,24 @@ def import_pairs(ctx: Context, file: Path) -> None:
     Example:
         studio import pairs pairs.csv
     """
-    _run_import(ctx, "pairs", file)
+    _run_import(ctx, "pairs", file, as_json)
 
 
 @import_.command(name="ratings")
 @click.argument("file", type=click.Path(path_type=Path))
+@json_option
 @click.pass_obj
 @friendly
-def import_ratings(ctx: Context, file: Path) -> None:
+def import_ratings(ctx: Context, file: Path, as_json: bool) -> None:
     """Ratings made elsewhere: the pair columns plus annotator and rating (0/1/2), optional note.
 
+    \b
+    A pair already imported may be named by query_id and doc_id alone.
     \b
     Example:
         studio import ratings labels.jsonl
     """
-    _run_import(ctx, "ratings", file)
+    _run_import(ctx, "ratings", file, as_json)
 
 
 @import_.command(name="beir")
@@ -138,30 +141,32 @@ def import_ratings(ctx: Context, file: Path) -> None:
 @click.option("--split", default="test", show_default=True, help="qrels/<split>.tsv to read.")
 @click.option("--min-relevant", default=1, show_default=True, help="qrels score at or above which a pair is relevant.")
 @click.option("--annotate", is_flag=True, help="Also queue the labelled pairs for double annotation.")
+@json_option
 @click.pass_obj
 @friendly
-def import_beir(ctx: Context, directory: Path, split: str, min_relevant: int, annotate: bool) -> None:
+def import_beir(ctx: Context, directory: Path, split: str, min_relevant: int, annotate: bool, as_json: bool) -> None:
     """A BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv; qrels become gold labels.
 
     \b
     Example:
         studio import beir ./scifact --split test
     """
-    _run_import(ctx, "beir", directory, queue=annotate, split=split, min_relevant=min_relevant)
+    _run_import(ctx, "beir", directory, as_json, queue=annotate, split=split, min_relevant=min_relevant)
 
 
 @import_.command(name="logs")
 @click.argument("file", type=click.Path(path_type=Path))
+@json_option
 @click.pass_obj
 @friendly
-def import_logs(ctx: Context, file: Path) -> None:
+def import_logs(ctx: Context, file: Path, as_json: bool) -> None:
     """RAG query logs (JSONL: query, retrieved_docs, user_feedback.helpful_docs) as pairs to confirm.
 
     \b
     Example:
         studio import logs rag_queries.jsonl
     """
-    _run_import(ctx, "logs", file)
+    _run_import(ctx, "logs", file, as_json)
 
 
 @cli.command()

@@ -236,3 +236,12 @@ def test_ratings_by_ids_for_pairs_already_imported(db_path, tmp_path):
     assert refused.exit_code == 1 and "line 2, field 'doc_id': id 'd9' is not in the database" in refused.output
     db = connect(db_path)
     assert db.execute("SELECT COUNT(*) FROM ratings").fetchone()[0] == 3, "nothing of the refused file was kept"
+
+
+def test_import_prints_json_on_request(db_path, tmp_path):
+    f = tmp_path / "pairs.tsv"
+    f.write_text('query\tdocument\nwhat is "HbA1c"?\tAverage blood glucose over three months\n', encoding="utf-8")
+    summary = json.loads(run(db_path, "import", "pairs", str(f), "--json").stdout)
+    assert summary["pairs"] == 1 and summary["documents"] == 1 and summary["file"] == str(f)
+    db = connect(db_path)
+    assert db.execute("SELECT text FROM queries").fetchone()[0] == 'what is "HbA1c"?', "TSV keeps its quotes"
