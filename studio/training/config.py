@@ -206,12 +206,18 @@ def check_base(base: str, models_dir: str | Path | None = None) -> str:
         return os.path.abspath(path)
     if found and path.exists():
         raise StudioError("base_is_file", base=text)
-    # What the worker takes for a folder (not a hub id "owner/name") when it is not there.
-    if not text or path.is_absolute() or text.startswith((".", "~")) or text.count("/") > 1 or "\\" in text:
+    if not text or names_a_folder(text):
         raise StudioError("base_not_found", base=text)
     if _offline() and not _hub_cached(text):
         raise StudioError("base_not_available", base=text)
     return text
+
+
+def names_a_folder(base: str) -> bool:
+    """Whether `base` can only mean a folder (absolute, relative with ./ or ~, or deeper than a hub id's
+    "owner/name"): when no such folder exists it is missing, not a model to fetch from the hub."""
+    path = Path(base).expanduser()
+    return path.is_absolute() or base.startswith((".", "~")) or base.count("/") > 1 or "\\" in base
 
 
 def _offline() -> bool:

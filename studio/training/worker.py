@@ -24,7 +24,7 @@ from pathlib import Path
 
 from studio.errors import StudioError
 from studio.training.config import (EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, TrainConfig, check_train_file, check_train_line,
-                                    passage_max_len)
+                                    names_a_folder, passage_max_len)
 
 HEARTBEAT_SECONDS = 2.0
 # config.extra may set any FlagEmbedding / TrainingArguments field, except those the job folder contract fixes.
@@ -93,7 +93,7 @@ def resolve_base(base: str) -> Path:
         return path.resolve()
     if path.exists():
         raise WorkerError(f"base model '{base}' is a file, not a model folder")
-    if path.is_absolute() or base.startswith((".", "~")) or base.count("/") > 1 or "\\" in base:
+    if names_a_folder(base):
         raise WorkerError(f"base model folder {path} does not exist")
     try:
         from huggingface_hub import snapshot_download
