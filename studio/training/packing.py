@@ -73,6 +73,7 @@ def packed_attention(module, query, key, value, attention_mask, dropout: float =
     q, k, v = (x[0].transpose(0, 1) for x in (query, key, value))
     default_scale = _default_scale(scaling, q.shape[-1])
     if dropout == 0.0 and q.is_cuda and varlen_attn is not None and (default_scale or _VARLEN_SCALE):
+        q, k, v = q.contiguous(), k.contiguous(), v.contiguous()  # no-ops for the projections' own layout
         out = varlen_attn(q, k, v, cu_seq_lens_q, cu_seq_lens_q, max_length_q, max_length_q,
                           **({} if default_scale else {"scale": scaling}))
     else:
