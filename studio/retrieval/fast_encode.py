@@ -16,6 +16,8 @@ Both load the same files with the same precision rules as FlagEmbedding (``use_f
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -85,19 +87,21 @@ def _host(tensors: dict, device) -> tuple[dict, object]:
     return host, event
 
 
-def tokenized_batches(tokenizer, texts: Sequence[str], max_length: int, budget: int
-                      ) -> Iterator[tuple[list[int], list[list[int]], int]]:
+def tokenized_batches(tokenizer, texts: Sequence[str], max_length: int, budget: int,
+                      lock: threading.Lock | None = None) -> Iterator[tuple[list[int], list[list[int]], int]]:
     """``(text indices, token ids, padded length)`` batches of at most `budget` padded tokens, longest texts first.
 
     Texts are ordered by characters (a proxy for tokens) and tokenized in slices on a background thread, so the
     caller encodes one slice while the next is tokenized (the tokenizer releases the GIL); each slice is cut into
-    batches by its token lengths (:func:`length_chunks`).
+    batches by its token lengths (:func:`length_chunks`). `lock` serialises calls into `tokenizer` when several
+    threads share it (a Rust tokenizer refuses concurrent calls that change its truncation settings).
     """
     order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
     slices = [order[:FIRST_SLICE]] + [order[s:s + SLICE] for s in range(FIRST_SLICE, len(order), SLICE)]
 
     def tokenize(rows: list[int]) -> list[list[int]]:
-        return tokenizer([texts[i] for i in rows], truncation=True, max_length=max_length)["input_ids"]
+        with lock or contextlib.nullcontext():
+            return tokenizer([texts[i] for i in rows], truncation=True, max_length=max_length)["input_ids"]
 
     with ThreadPoolExecutor(1, thread_name_prefix="tokenize") as pool:
         futures = [pool.submit(tokenize, rows) for rows in slices if rows]
@@ -186,6 +190,7 @@ class M3Encoder:
         self.pooling, self.normalize = pooling, normalize
         self.token_budget = token_budget or (CUDA_ENCODE_BUDGET if self.device.type == "cuda" else CPU_BUDGET)
         self.unused = special_ids(self.tokenizer)
+        self._tokenizer_lock = threading.Lock()  # the app may encode from several request threads at once
 
     def encode(self, sentences: str | Sequence[str], max_length: int = 512, return_dense: bool = True,
                return_sparse: bool = False, return_colbert_vecs: bool = False, batch_size: int | None = None) -> dict:
@@ -228,7 +233,8 @@ class M3Encoder:
                     colbert[i] = vectors[j, :len(ids[j]) - 1]  # no CLS vector, as BGEM3FlagModel
 
         with torch.inference_mode():
-            _pipelined(tokenized_batches(self.tokenizer, texts, max_length, self.token_budget), launch, finish)
+            _pipelined(tokenized_batches(self.tokenizer, texts, max_length, self.token_budget, self._tokenizer_lock),
+                       launch, finish)
         result = {"dense_vecs": np.stack(dense) if return_dense and texts else None,
                   "lexical_weights": lexical if return_sparse else None,
                   "colbert_vecs": colbert if return_colbert_vecs else None}
