@@ -471,3 +471,17 @@ def test_a_one_step_job_still_changes_the_model(tmp_path, data):
     job, config = make_job(tmp_path, data, max_steps=1, warmup_ratio=0.1, lr=1e-3)
     assert worker.main([str(job)]) == EXIT_OK
     assert np.abs(st_encode(Path(result(job)["model_dir"])) - st_encode(default_model_path())).max() > 1e-4
+
+
+def test_metrics_of_a_resumed_job_read_as_one_run(tmp_path):
+    """A worker killed at step 6 resumes from checkpoint 4: steps 5-6 of the dead run are gone from the curve."""
+    from studio.training.config import read_metrics
+
+    lines = [{"step": s, "loss": 1.0 / s} for s in range(1, 7)]
+    lines.insert(4, {"step": 4, "eval_loss": 0.6})  # an evaluation logged at the same step as its loss stays
+    lines += [{"step": s, "loss": 2.0 / s} for s in range(5, 8)]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines) + '{"step": 8, "lo',
+                                            encoding="utf-8")
+    rows = read_metrics(tmp_path)
+    assert [r["step"] for r in rows] == [1, 2, 3, 4, 4, 5, 6, 7]
+    assert rows[5]["loss"] == 2.0 / 5, "the resumed run's step 5, not the dead run's"

@@ -148,7 +148,7 @@ def test_train_tab_starts_a_job_and_shows_its_curves(ctx, tmp_path, monkeypatch)
     form = ["reranker", base, str(data), "full", "tiny-rr", 1, 4, 4, "1e-3", 2, 16, 32, 0.02, 0.1, "auto", False,
             16, 32, 0.05]
     assert "--task reranker" in train.preview(*form) and "--max-steps 4" in train.preview(*form)
-    message, job, card, loss_plot, lr_plot, log, table, timer = train.start(ctx, "en", *form)
+    message, job, card, loss_plot, lr_plot, log, table, timer = train.start(ctx, "en", None, *form)
     assert "Job #1 created" in message and job["value"] == 1
     deadline = _time.time() + 120
     while _time.time() < deadline:
@@ -161,6 +161,13 @@ def test_train_tab_starts_a_job_and_shows_its_curves(ctx, tmp_path, monkeypatch)
     assert list(table.iloc[0])[:4] == [1, "tiny-rr", "重排序模型（交叉编码器）", "已完成"]
     # The job picker names the job only: a status in it went stale ("running" beside a finished job's card).
     assert train.job_choices(ctx) == [("#1 · tiny-rr", 1)]
+    # A refused form (batch size 0) says why and leaves the selected job's card and curves in place.
+    refused = [*form[:4], "tiny-rr-2", 1, 4, 0, *form[8:]]
+    message, job, card, loss_plot, *_ = train.start(ctx, "zh-CN", 1, *refused)
+    assert "rs-error" in message and "已完成" in card and len(loss_plot.data[0].x) == 4
+    assert "每步查询数" in message and "batch_size" not in message, "the field as the form labels it"
+    message, *_ = train.start(ctx, "en", 1, *[*refused[:2], "", *refused[3:7], 4, *refused[8:]])
+    assert "choose a training file" in message
 
 
 def test_train_tab_warns_when_a_reranker_would_start_without_a_reranker_head(tmp_path):

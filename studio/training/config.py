@@ -91,6 +91,8 @@ class TrainConfig:
         """Refuse what the worker would refuse, before a job is recorded: the settings, then the first
         CHECKED_LINES lines of the training (and validation) file. Raises StudioError / InputError."""
         self.check_settings()
+        if not str(self.train or "").strip():
+            raise StudioError("train_file_none")
         if not Path(self.train or "").is_file():
             raise StudioError("train_file_missing", path=self.train)
         check_train_file(self.train, distill=self.distill)
@@ -236,16 +238,29 @@ def _hub_cached(repo_id: str) -> bool:
 
 
 def read_metrics(job_dir: Path) -> list[dict]:
-    """Every complete line of metrics.jsonl (a line being written right now is skipped)."""
+    """Every complete line of metrics.jsonl (a line being written right now is skipped), as one run.
+
+    A job resumed from a checkpoint logs again from the step after it; the steps a dead run logged past that
+    checkpoint were lost with it, so a line whose step goes back drops the earlier lines from that step on
+    (otherwise the loss curve doubles back on itself).
+    """
     path = Path(job_dir) / "metrics.jsonl"
     if not path.exists():
         return []
-    rows = []
+    rows: list[dict] = []
+    latest = float("-inf")
     for line in path.read_text(encoding="utf-8").splitlines():
         try:
-            rows.append(json.loads(line))
+            row = json.loads(line)
         except json.JSONDecodeError:
             continue
+        step = row.get("step") if isinstance(row, dict) else None
+        if not isinstance(step, (int, float)):
+            continue
+        if step < latest:
+            rows = [r for r in rows if r["step"] < step]
+        rows.append(row)
+        latest = step
     return rows
 
 

@@ -25,6 +25,9 @@ from studio.store import jobs as store_jobs
 from studio.store.connection import immediate
 from studio.training.config import EXIT_CANCELLED, EXIT_OK, TrainConfig, check_base
 
+# A job's error when its worker vanished without a result (the UI shows it in the user's language: train.worker_died).
+WORKER_DIED = ("the training process stopped without finishing (killed, out of memory, or the machine restarted); "
+               "resume continues from the last checkpoint")
 _children: dict[int, subprocess.Popen] = {}  # workers this process started (so they can be reaped)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -172,8 +175,7 @@ def refresh(db: Database, job_id: int) -> dict:
         code = code if code is not None else {"succeeded": EXIT_OK, "cancelled": EXIT_CANCELLED}.get(status, 2)
     else:
         status = "failed"
-        error = ("the training process stopped without finishing (killed, out of memory, or the machine restarted); "
-                 "resume continues from the last checkpoint")
+        error = WORKER_DIED
     store_jobs.mark_ended(db, job_id, status, exit_code=code, error=error)
     return store_jobs.get_job(db, job_id)
 

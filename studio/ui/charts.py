@@ -80,7 +80,8 @@ def loss_curves(metrics: list[dict], lang: str) -> go.Figure:
     if evals:
         fig.add_trace(go.Scatter(x=[m["step"] for m in evals], y=[m["eval_loss"] for m in evals],
                                  mode="lines+markers", name=t("train.eval_loss", lang)))
-    fig.update_layout(title=t("train.loss_title", lang), xaxis_title=t("train.step", lang), yaxis_title="loss",
+    fig.update_layout(title=t("train.loss_title", lang), xaxis_title=t("train.step", lang),
+                      yaxis_title=t("train.loss_title", lang),
                       height=320, margin={"l": 40, "r": 20, "t": 50, "b": 40},
                       legend={"orientation": "h", "y": 1.12, "x": 1, "xanchor": "right"})
     return fig
@@ -91,7 +92,8 @@ def lr_curve(metrics: list[dict], lang: str) -> go.Figure:
     fig = go.Figure(go.Scatter(x=[m["step"] for m in rows], y=[m["lr"] for m in rows],
                                mode="lines" if len(rows) > 1 else "markers",  # a lone point has no line to draw
                                line={"color": "#16a34a"}, marker={"color": "#16a34a"}))
-    fig.update_layout(title=t("train.lr_title", lang), xaxis_title=t("train.step", lang), yaxis_title="lr",
+    fig.update_layout(title=t("train.lr_title", lang), xaxis_title=t("train.step", lang),
+                      yaxis_title=t("train.lr_title", lang),
                       yaxis={"exponentformat": "e"}, height=320, margin={"l": 60, "r": 20, "t": 50, "b": 40})
     return fig
 

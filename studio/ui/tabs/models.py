@@ -34,7 +34,7 @@ def details(info, lang: str) -> str:
                   (t("models.origin_loss", lang), info.origin.get("final_loss", ""))]
         origin = "".join(f"<div><b>{html.escape(k)}</b>: {html.escape(str(v))}</div>" for k, v in fields if v != "")
     return f'<div class="rs-card"><div class="rs-query">{html.escape(info.name)}</div>' \
-           f'<div class="rs-label">{html.escape(info.path)}</div>{origin}{items}</div>'
+           f'<div class="rs-path">{html.escape(info.path)}</div>{origin}{items}</div>'
 
 
 def find(name: str | None):

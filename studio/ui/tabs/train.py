@@ -10,7 +10,8 @@ import gradio as gr
 import pandas as pd
 
 from studio.config import EXPORTS_DIR
-from studio.i18n import t
+from studio.errors import StudioError
+from studio.i18n import catalogue, t
 from studio.models.registry import describe, resolve, scan
 from studio.store import jobs as store_jobs
 from studio.training import jobs
@@ -124,7 +125,16 @@ def job_choices(ctx: UIContext) -> list[tuple[str, int]]:
         return [(f"#{r['id']} · {r['name']}", r["id"]) for r in store_jobs.list_jobs(db)]
 
 
-def start(ctx: UIContext, lang: str, *values) -> tuple:
+def labelled(exc: Exception, lang: str) -> Exception:
+    """`exc` naming the form's field as the form labels it ("Queries per step"), not the setting ("batch_size")."""
+    field = exc.params.get("field") if isinstance(exc, StudioError) else None
+    if isinstance(field, str) and f"train.{field}" in catalogue(lang):
+        exc.params = {**exc.params, "field": t(f"train.{field}", lang)}
+    return exc
+
+
+def start(ctx: UIContext, lang: str, current_job: int | None, *values) -> tuple:
+    """Record and start a job from the form; on a refused form, keep watching `current_job` (the selected one)."""
     try:
         config = make_config(*values)
         config.base = resolve(config.base)
@@ -134,7 +144,8 @@ def start(ctx: UIContext, lang: str, *values) -> tuple:
         msg = render.message(t("train.started", lang, job_id=job_id, name=config.name), "ok")
         return (msg, gr.update(choices=job_choices(ctx), value=job_id), *poll(ctx, job_id, lang))
     except Exception as exc:
-        return (render.message(error_text(exc, lang), "error"), gr.update(), *poll(ctx, None, lang))
+        return (render.message(error_text(labelled(exc, lang), lang), "error"), gr.update(),
+                *poll(ctx, current_job, lang))
 
 
 def status_card(job: dict, metrics: list[dict], lang: str) -> str:
@@ -151,7 +162,8 @@ def status_card(job: dict, metrics: list[dict], lang: str) -> str:
     ]
     html = render.stat_tiles(tiles)
     if job["status"] == "failed" and job["error"]:
-        html += render.message(t("train.failed_because", lang, error=job["error"]), "error")
+        error = t("train.worker_died", lang) if job["error"] == jobs.WORKER_DIED else job["error"]
+        html += render.message(t("train.failed_because", lang, error=error), "error")
     elif job["status"] == "succeeded":
         html += render.message(t("train.succeeded", lang, path=job["output_dir"]), "ok")
     elif job["status"] == "cancelled":
@@ -256,7 +268,7 @@ def build(ctx: UIContext) -> dict:
     advice_inputs = [task, base, train_file, batch, epochs, max_steps, ctx.lang]
     for component in advice_inputs[:-1]:
         component.change(form_advice, advice_inputs, advice, show_progress="hidden")
-    start_btn.click(lambda lg, *v: start(ctx, lg, *v), [ctx.lang, *form], [message, job, *watched],
+    start_btn.click(lambda lg, j, *v: start(ctx, lg, j, *v), [ctx.lang, job, *form], [message, job, *watched],
                     concurrency_limit=1)
     job.change(lambda j, lg: poll(ctx, j, lg), [job, ctx.lang], watched, show_progress="hidden")
     job.change(lambda j: gr.update(visible=j is not None), [job], [plots], show_progress="hidden")
