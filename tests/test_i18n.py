@@ -30,6 +30,9 @@ FAMILIES = {
     "train.task_": ["embedder", "reranker"],
     "evaluate.bucket_": ["complete_failure", "partial_failure", "ranking_issue"],
     "train.status_": ["queued", "running", "succeeded", "failed", "cancelled"],
+    # Settings an error names, as the Train form labels them (train.labelled).
+    "train.": ["batch_size", "query_max_len", "passage_max_len", "lora_r", "group_size", "epochs", "max_steps", "lr",
+               "temperature", "task", "method", "precision"],
     "models.kind_": ["embedder", "m3", "reranker", "unknown"],
     "models.problem_": ["missing_config", "missing_weights", "missing_tokenizer", "missing_modules_json",
                         "missing_sentence_bert_config", "missing_pooling", "bad_json", "weights_mismatch",
