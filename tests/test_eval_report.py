@@ -380,3 +380,28 @@ def test_cli_eval_mode_needs_an_m3_model_and_runs_with_one(tmp_path, tiny_m3):
     report = json.loads(result.stdout)
     assert report["mode"] == "weighted" and report["weights"] == [0.4, 0.2, 0.4]
     assert report["models"][0]["model"] == f"{tiny_m3} [weighted]"
+
+
+def test_a_model_evaluated_on_its_own_training_queries_is_flagged(tmp_path):
+    """On the project's gold labels a fine-tune has seen the queries it is scored on: the report says so (red in
+    ⑧, a line in the CLI and the HTML report) and names the file to leave out."""
+    import json
+
+    from studio.evaluation.report import training_overlap, warning_lines
+    from studio.evaluation.runner import EvalSet, RunResult
+
+    train = tmp_path / "train.jsonl"
+    train.write_text('{"query": "warfarin diet", "pos": ["p"], "neg": ["n"]}\n'
+                     '{"query": "not in the evaluation", "pos": ["p"], "neg": ["n"]}\n', encoding="utf-8")
+    model = tmp_path / "medical-v1"
+    model.mkdir()
+    (model / "studio_model.json").write_text(json.dumps({"train": str(train), "valid": None}), encoding="utf-8")
+    evalset = EvalSet("gold", {"q1": "warfarin diet", "q2": "statin pain"}, {"d1": "x"}, {"q1": {"d1": 2}, "q2": {"d1": 0}})
+    runs = [RunResult("default", {}), RunResult(str(model), {}), RunResult(str(model), {}, stage="reranked")]
+    warnings = training_overlap(evalset, runs)
+    assert [(w["model"], w["overlap"], w["queries"]) for w in warnings] == [(str(model), 1, 2)]
+    line = warning_lines({"warnings": warnings}, "en")[0]
+    assert "trained on 1 of these 2 queries (train.jsonl)" in line and "--exclude-train" in line
+    assert "偏高" in warning_lines({"warnings": warnings}, "zh-CN")[0]
+    held_out = EvalSet("gold", {"q2": "statin pain"}, {"d1": "x"}, {"q2": {"d1": 0}})
+    assert training_overlap(held_out, runs) == []

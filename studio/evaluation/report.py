@@ -156,16 +156,48 @@ def build_report(evalset: runner.EvalSet, results: Sequence[runner.RunResult], k
                  "metric": e["headline"]["metric"], "a": e["headline"]["a"], "b": e["headline"]["b"],
                  "delta": e["headline"]["delta"], "p_holm": e["headline"]["p_holm"],
                  "significant": e["headline"]["significant"]} for e in entries if e["worse"]]
+    warnings += training_overlap(evalset, results)
     report = {"evalset": evalset.name, "queries": len(evalset.qrels), "documents": len(evalset.corpus),
               "primary_metric": primary_metric, **(settings or {}), "models": models, "comparisons": entries,
               "warnings": warnings}
     return report, comparisons
 
 
+def training_overlap(evalset: runner.EvalSet, results: Sequence[runner.RunResult]) -> list[dict]:
+    """A warning per studio-trained model that learned from some of the evaluation's queries (its training or
+    validation file, named in its ``studio_model.json``, holds their texts): its scores there flatter it.
+
+    Typical on the project's own gold labels, which the training file was exported from; the fix is to leave that
+    file's queries out (``--exclude-train`` / ⑧'s "leave out" field) or to evaluate on a held-out BEIR split.
+    """
+    import json
+
+    from studio.models.registry import resolve
+
+    texts = {evalset.queries.get(q, "") for q in evalset.qrels}
+    out = []
+    for model in dict.fromkeys(r.model for r in results):
+        try:
+            info = json.loads((Path(resolve(model)) / "studio_model.json").read_text(encoding="utf-8"))
+            files = [f for f in (info.get("train"), info.get("valid")) if f and Path(f).is_file()]
+            seen = set().union(*(runner.training_queries(f) for f in files)) if files else set()
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            continue
+        overlap = len(texts & seen)
+        if overlap:
+            out.append({"kind": "trained_on_eval", "model": model, "overlap": overlap, "queries": len(evalset.qrels),
+                        "file": files[0], "significant": True})
+    return out
+
+
 def warning_lines(report: dict, lang: str) -> list[str]:
     """One sentence per warning in `lang`, e.g. "⚠ Reranker lowers ndcg@10 by 0.030: ... (p = 0.0100, ...)"."""
     lines = []
     for w in report.get("warnings", []):
+        if w["kind"] == "trained_on_eval":
+            lines.append(t("evaluate.warn_trained_on_eval", lang, model=w["model"], overlap=w["overlap"],
+                           queries=w["queries"], file=Path(w["file"]).name))
+            continue
         verdict = t("evaluate.verdict_significant" if w["significant"] else "evaluate.verdict_not_significant", lang)
         key = "evaluate.warn_reranker_worse" if w["kind"] == "reranker_worse" else "evaluate.warn_model_worse"
         lines.append(t(key, lang, model=w["model"], baseline=w["baseline"], metric=w["metric"],

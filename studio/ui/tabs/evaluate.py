@@ -193,7 +193,8 @@ def build(ctx: UIContext) -> dict:
                           value="beir", label=i18n("evaluate.source"))
         folder = gr.Textbox(str(DEMO_DIR), label=i18n("evaluate.folder"))
         split = gr.Textbox("test", label=i18n("import.split"))
-        exclude = gr.Dropdown(choices=[], label=i18n("evaluate.exclude"), info=i18n("evaluate.exclude_info"))
+        exclude = gr.Dropdown(choices=[], label=i18n("evaluate.exclude"), info=i18n("evaluate.exclude_info"),
+                              allow_custom_value=True)  # a training file outside exports/ can be typed
     with gr.Row():
         mode = gr.Radio([(i18n("evaluate.mode_dense"), "dense"), (i18n("evaluate.mode_sparse"), "sparse"),
                          (i18n("evaluate.mode_colbert"), "colbert"), (i18n("evaluate.mode_weighted"), "weighted")],
