@@ -497,8 +497,7 @@ def set_default(name: str, models_dir: str | os.PathLike | None = None) -> None:
         return
     if not _is_plain_name(name) or not (root / name).is_dir():
         raise StudioError("model_not_found", name=name)
-    if _is_cross_encoder(str(root / name / "config.json"), _changed(root / name / "config.json")):
-        raise StudioError("model_is_reranker", model=name)
+    require_embedder(name, root)
     tmp = root / f"{DEFAULT_FILE}.tmp"
     tmp.write_text(name + "\n", encoding="utf-8")
     os.replace(tmp, root / DEFAULT_FILE)
