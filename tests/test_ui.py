@@ -386,3 +386,20 @@ def test_evaluate_offers_the_starred_model_beside_the_baseline():
     assert evaluate.first_models(["default", "medical-v1"], "default") == ["default"]
     assert evaluate.first_models(["default", "medical-v1"], "medical-v1") == ["default", "medical-v1"]
     assert evaluate.first_models(["default"], "gone") == ["default"], "a ★ that no longer loads is not offered"
+
+
+def test_evaluate_on_gold_labels_leaves_out_the_fine_tunes_training_queries(tmp_path, monkeypatch):
+    import json
+
+    from studio import config as cfg
+    from studio.ui.tabs.evaluate import suggested_exclusion
+
+    monkeypatch.setattr(cfg, "MODELS_DIR", tmp_path / "models")
+    train = tmp_path / "train.jsonl"
+    train.write_text('{"query": "q", "pos": ["p"], "neg": ["n"]}\n', encoding="utf-8")
+    (tmp_path / "models" / "medical-v1").mkdir(parents=True)
+    (tmp_path / "models" / "medical-v1" / "studio_model.json").write_text(json.dumps({"train": str(train)}))
+    assert suggested_exclusion(["default", "medical-v1"], "db", None) == str(train)
+    assert suggested_exclusion(["default", "medical-v1"], "db", "mine.jsonl") == "mine.jsonl", "the user's choice"
+    assert suggested_exclusion(["default", "medical-v1"], "beir", None) is None, "a BEIR split is held out already"
+    assert suggested_exclusion(["default"], "db", None) is None

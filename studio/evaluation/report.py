@@ -170,19 +170,16 @@ def training_overlap(evalset: runner.EvalSet, results: Sequence[runner.RunResult
     Typical on the project's own gold labels, which the training file was exported from; the fix is to leave that
     file's queries out (``--exclude-train`` / ⑧'s "leave out" field) or to evaluate on a held-out BEIR split.
     """
-    import json
-
-    from studio.models.registry import resolve
+    from studio.models.registry import trained_on
 
     texts = {evalset.queries.get(q, "") for q in evalset.qrels}
     out = []
     for model in dict.fromkeys(r.model for r in results):
+        files = trained_on(model)
         try:
-            info = json.loads((Path(resolve(model)) / "studio_model.json").read_text(encoding="utf-8"))
-            files = [f for f in (info.get("train"), info.get("valid")) if f and Path(f).is_file()]
-            seen = set().union(*(runner.training_queries(f) for f in files)) if files else set()
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            continue
+            seen = set().union(*(runner.training_queries(f) for f in files))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # a training file that is not FlagEmbedding JSONL any more: nothing to compare
         overlap = len(texts & seen)
         if overlap:
             out.append({"kind": "trained_on_eval", "model": model, "overlap": overlap, "queries": len(evalset.qrels),

@@ -449,6 +449,17 @@ def get_default(models_dir: str | os.PathLike | None = None) -> str:
     return name
 
 
+def trained_on(name_or_path: str | os.PathLike, models_dir: str | os.PathLike | None = None) -> list[str]:
+    """The training and validation files a studio-trained model learned from (its ``studio_model.json``), those
+    still on disk; [] for any other model."""
+    try:
+        info = json.loads((Path(resolve(name_or_path, models_dir)) / ORIGIN_FILE).read_text(encoding="utf-8"))
+        files = [info.get("train"), info.get("valid")]
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [f for f in files if isinstance(f, str) and Path(f).is_file()]
+
+
 def require_embedder(name_or_path: str | os.PathLike, models_dir: str | os.PathLike | None = None) -> str:
     """:func:`resolve`, refusing a reranker: a cross-encoder scores (query, document) pairs and cannot encode a
     corpus, yet sentence-transformers would load one with a default pooling and return embeddings all the same.

@@ -14,7 +14,7 @@ from studio.errors import StudioError
 from studio.evaluation import embedding_map, export, runner
 from studio.evaluation.report import evaluate_models, sample_size_line, significance_line, warning_lines
 from studio.i18n import t
-from studio.models.registry import get_default, scan
+from studio.models.registry import get_default, scan, trained_on
 from studio.store.gold import gold_set
 from studio.ui import charts, render
 from studio.ui.context import UIContext, error_text
@@ -175,6 +175,15 @@ def first_models(names: list[str], starred: str | None = None) -> list[str]:
     return ["default"] + ([starred] if starred != "default" and starred in names else [])
 
 
+def suggested_exclusion(models: list[str] | None, source: str, current: str | None) -> str | None:
+    """What "leave out the queries of" should hold: on the project's gold labels with nothing left out yet, the
+    training file of the last picked studio-trained model (scored on its own training queries it would look better
+    than it is: report.training_overlap); otherwise what the user chose."""
+    if source != "db" or current:
+        return current
+    return next((files[0] for files in map(trained_on, reversed(models or [])) if files), current)
+
+
 def _show_results(report: dict | None) -> tuple:
     """Results once a run has a report; the comparison parts only when it compared models."""
     compared = bool(report and report.get("comparisons"))
@@ -227,6 +236,8 @@ def build(ctx: UIContext) -> dict:
         with gr.Accordion(i18n("evaluate.raw"), open=False):
             raw = gr.JSON()
     form = [models, source, folder, split, exclude]
+    for picker in (models, source):
+        picker.change(suggested_exclusion, [models, source, exclude], exclude, show_progress="hidden")
     run_btn.click(lambda *a, progress=gr.Progress(): run(ctx, *a, progress=progress),
                   [*form, ks, ctx.lang, mode, reranker, rerank_top],
                   [summary, bars, table, delta, errors, raw, html_file, csv_file, queries_file, picked],
