@@ -39,14 +39,13 @@ def plural(count: int, noun: str, nouns: str | None = None) -> str:
 
 
 def parse_cutoffs(ctx, param, value: str) -> tuple[int, ...]:
-    """--k 1,5,10 → (1, 5, 10); anything but positive whole numbers is a usage error."""
+    """--k 1,5,10 → (1, 5, 10) (:func:`studio.evaluation.metrics.parse_cutoffs`); a bad value is a usage error."""
+    from studio.evaluation.metrics import parse_cutoffs as parse
+
     try:
-        cutoffs = tuple(int(k) for k in value.split(","))
-    except ValueError:
-        cutoffs = ()
-    if not cutoffs or min(cutoffs) < 1:
-        raise click.BadParameter(f"{value!r}: give positive whole numbers separated by commas, e.g. 1,5,10,20")
-    return cutoffs
+        return parse(value)
+    except StudioError as exc:
+        raise click.BadParameter(exc.message("en")) from None
 
 
 def friendly(fn):

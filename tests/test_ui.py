@@ -403,3 +403,10 @@ def test_evaluate_on_gold_labels_leaves_out_the_fine_tunes_training_queries(tmp_
     assert suggested_exclusion(["default", "medical-v1"], "db", "mine.jsonl") == "mine.jsonl", "the user's choice"
     assert suggested_exclusion(["default", "medical-v1"], "beir", None) is None, "a BEIR split is held out already"
     assert suggested_exclusion(["default"], "db", None) is None
+
+
+def test_evaluate_tab_refuses_bad_cutoffs_in_the_users_language(ctx):
+    from studio.ui.tabs import evaluate
+
+    summary, *_ = evaluate.run(ctx, ["default"], "beir", "", "test", None, "1,0", "zh-CN")
+    assert "rs-error" in summary and "截断位置须为用逗号分隔的正整数" in summary and "1,0" in summary

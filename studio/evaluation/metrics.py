@@ -23,6 +23,22 @@ import numpy as np
 
 METRICS: tuple[str, ...] = ("p", "recall", "mrr", "ndcg")
 DEFAULT_KS: tuple[int, ...] = (1, 5, 10, 20)
+
+
+def parse_cutoffs(text: str | None) -> tuple[int, ...]:
+    """"1,5,10" → (1, 5, 10); empty → DEFAULT_KS. Raises StudioError ``bad_cutoffs`` for anything but positive whole
+    numbers separated by commas (the CLI's --k and ⑧'s field both read cut-offs here)."""
+    from studio.errors import StudioError
+
+    if not (text or "").strip():
+        return DEFAULT_KS
+    try:
+        cutoffs = tuple(int(k) for k in text.split(","))
+    except ValueError:
+        cutoffs = ()
+    if not cutoffs or min(cutoffs) < 1:
+        raise StudioError("bad_cutoffs", value=text)
+    return cutoffs
 primary_metric = "ndcg@10"
 
 

@@ -12,6 +12,7 @@ import pandas as pd
 from studio.config import DEMO_DIR, EXPORTS_DIR
 from studio.errors import StudioError
 from studio.evaluation import embedding_map, export, runner
+from studio.evaluation.metrics import parse_cutoffs
 from studio.evaluation.report import evaluate_models, sample_size_line, significance_line, warning_lines
 from studio.i18n import t
 from studio.models.registry import get_default, scan, trained_on
@@ -107,7 +108,7 @@ def run(ctx: UIContext, models: list[str], source: str, folder: str, split: str,
     """Evaluate; returns summary, bars, comparison table, delta histogram, error table, report, three
     downloads (HTML, metrics CSV, per-query CSV) and the map's query choices."""
     try:
-        cutoffs = tuple(int(k) for k in (ks or "1,5,10,20").split(","))
+        cutoffs = parse_cutoffs(ks)
         if not models:
             raise StudioError("pick_models")
         evalset = load_evalset(ctx, source, folder, split, exclude, lang)
