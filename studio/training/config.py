@@ -136,7 +136,7 @@ def _whole(value: object) -> bool:
 
 def _positive(value: object) -> bool:
     """A finite number above 0."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+    return _number(value) and math.isfinite(value) and value > 0
 
 
 def check_train_file(path: str | Path, *, distill: str = "auto", limit: int = CHECKED_LINES) -> int:
