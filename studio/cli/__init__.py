@@ -1,0 +1,21 @@
+"""`studio` / `python -m studio`: one verb per stage, each a thin shell over one action (studio.actions).
+
+The verbs live in modules by stage; importing them registers them on the group.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from studio.cli import agree, collect, data, evaluate, models, team, train  # noqa: F401  (registers the verbs)
+from studio.cli.base import cli
+
+__all__ = ["cli", "main"]
+
+
+def main() -> None:
+    cli(prog_name="studio")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

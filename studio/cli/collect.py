@@ -1,0 +1,115 @@
+"""CLI verbs: import (pairs, ratings, beir, logs), pool."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from studio.cli.base import Context, cli, emit, friendly, json_option, plural
+
+@cli.group(name="import")
+def import_() -> None:
+    """Import pairs, ratings, a BEIR folder or RAG logs (all-or-nothing)."""
+
+
+def _run_import(ctx: Context, kind: str, path: Path, as_json: bool, queue: bool = True, **options) -> None:
+    from studio.ingest import read_any
+    from studio.store.imports import import_batch
+
+    batch = read_any(kind, path, **options)
+    summary = import_batch(ctx.open(), batch, queue=queue, actor=f"cli:{kind}")
+    emit(summary.as_dict(), as_json,
+         f"{path}: {plural(summary.pairs, 'new pair')} ({summary.existing_pairs} already there), "
+         f"{plural(summary.documents, 'new document')}, {plural(summary.queries, 'new query', 'new queries')}"
+         + (f", {plural(summary.ratings, 'rating')}" if kind == "ratings" else ""))
+
+
+@import_.command(name="pairs")
+@click.argument("file", type=click.Path(path_type=Path))
+@json_option
+@click.pass_obj
+@friendly
+def import_pairs(ctx: Context, file: Path, as_json: bool) -> None:
+    """Query/document pairs to annotate, from CSV, TSV, JSONL or JSON.
+
+    \b
+    Columns: query, document (required); query_id, doc_id, title (optional).
+    Example:
+        studio import pairs pairs.csv
+    """
+    _run_import(ctx, "pairs", file, as_json)
+
+
+@import_.command(name="ratings")
+@click.argument("file", type=click.Path(path_type=Path))
+@json_option
+@click.pass_obj
+@friendly
+def import_ratings(ctx: Context, file: Path, as_json: bool) -> None:
+    """Ratings made elsewhere: the pair columns plus annotator and rating (0/1/2), optional note.
+
+    \b
+    A pair already imported may be named by query_id and doc_id alone.
+    \b
+    Example:
+        studio import ratings labels.jsonl
+    """
+    _run_import(ctx, "ratings", file, as_json)
+
+
+@import_.command(name="beir")
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--split", default="test", show_default=True, help="qrels/<split>.tsv to read.")
+@click.option("--min-relevant", default=1, show_default=True, help="qrels score at or above which a pair is relevant.")
+@click.option("--annotate", is_flag=True, help="Also queue the labelled pairs for double annotation.")
+@json_option
+@click.pass_obj
+@friendly
+def import_beir(ctx: Context, directory: Path, split: str, min_relevant: int, annotate: bool, as_json: bool) -> None:
+    """A BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv; qrels become gold labels.
+
+    \b
+    Example:
+        studio import beir ./scifact --split test
+    """
+    _run_import(ctx, "beir", directory, as_json, queue=annotate, split=split, min_relevant=min_relevant)
+
+
+@import_.command(name="logs")
+@click.argument("file", type=click.Path(path_type=Path))
+@json_option
+@click.pass_obj
+@friendly
+def import_logs(ctx: Context, file: Path, as_json: bool) -> None:
+    """RAG query logs (JSONL: query, retrieved_docs, user_feedback.helpful_docs) as pairs to confirm.
+
+    \b
+    Example:
+        studio import logs rag_queries.jsonl
+    """
+    _run_import(ctx, "logs", file, as_json)
+
+
+@cli.command()
+@click.option("--k", default=20, show_default=True, type=click.IntRange(min=1),
+              help="Candidates per query (hybrid: the k best of BM25 and dense, merged).")
+@click.option("--retriever", type=click.Choice(["bm25", "dense", "hybrid"]), default="hybrid", show_default=True)
+@click.option("--model", default=None, help="Embedder for dense: a name in models/, a path, a hub id or 'default' (the "
+              "embedded model). Without it: the default model (★ in `studio models`).")
+@json_option
+@click.pass_obj
+@friendly
+def pool(ctx: Context, k: int, retriever: str, model: str | None, as_json: bool) -> None:
+    """Retrieve top-k documents for every query and add them as pairs to annotate.
+
+    \b
+    Example:
+        studio pool --k 20 --retriever hybrid
+    """
+    from studio.retrieval.pooling import pool_candidates
+
+    result = pool_candidates(ctx.open(existing=True), k=k, retriever=retriever, model=model)
+    dense = f", model {result['model']}" if result["model"] else ""
+    emit(result, as_json, f"{plural(result['added'], 'new pair')} from {plural(result['candidates'], 'candidate')} "
+                          f"for {result['queries']} queries ({retriever}, k={k}{dense})")

@@ -1,0 +1,103 @@
+"""CLI verbs: eval."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from studio.cli.base import Context, cli, emit, friendly, json_option, pad, parse_cutoffs
+
+@cli.command(name="eval")
+@click.option("--model", "models_", multiple=True, required=True,
+              help="Model to evaluate (repeat: the first is the baseline the others are compared with).")
+@click.option("--beir", "beir_dir", type=click.Path(file_okay=False), help="Evaluate on a BEIR folder.")
+@click.option("--split", default="test", show_default=True)
+@click.option("--db", "use_db", is_flag=True, help="Evaluate on the database's gold labels.")
+@click.option("--exclude-train", type=click.Path(exists=True, dir_okay=False),
+              help="With --db: leave out the queries of this training file.")
+@click.option("--k", "ks", default="1,5,10,20", show_default=True, callback=parse_cutoffs,
+              help="Cut-offs, comma-separated.")
+@click.option("--mode", type=click.Choice(["dense", "sparse", "colbert", "weighted"]), default="dense",
+              show_default=True, help="Scoring: dense cosine (any embedder) or a BGE-M3 mode (M3 models only).")
+@click.option("--weights", default="0.4,0.2,0.4", show_default=True,
+              help="With --mode weighted: dense, sparse and colbert weights.")
+@click.option("--reranker", help="Cross-encoder that rescores each model's top documents (each model is also "
+                                 "reported without it).")
+@click.option("--rerank-top", default=100, show_default=True)
+@click.option("--rerank-only", is_flag=True, help="With --reranker: leave out the runs without it.")
+@click.option("--run-out", type=click.Path(file_okay=False, path_type=Path), help="Write TREC run files here.")
+@click.option("--html", "html_out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write a self-contained HTML report (opens offline).")
+@click.option("--csv", "csv_out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write one CSV row per model and metric (and FILE's stem + '.queries.csv' per query).")
+@click.option("--lang", type=click.Choice(["en", "zh-CN"]), default="en", show_default=True,
+              envvar="STUDIO_LANG", help="Language of the HTML report.")
+@json_option
+@click.pass_obj
+@friendly
+def eval_(ctx: Context, models_: tuple[str, ...], beir_dir: str | None, split: str, use_db: bool,
+          exclude_train: str | None, ks: tuple[int, ...], mode: str, weights: str, reranker: str | None, rerank_top: int,
+          rerank_only: bool, run_out: Path | None, html_out: Path | None, csv_out: Path | None, lang: str,
+          as_json: bool) -> None:
+    """P@K, Recall@K, MRR@K, NDCG@K per model; with two or more models, the change and its significance.
+
+    \b
+    Significance: paired randomisation test per metric, Holm-corrected across metrics.
+    A reranker (or model) that lowers nDCG@10 is reported as a warning.
+    Example:
+        studio eval --model default --model medical-v1 --beir ./scifact --split test
+        studio eval --model bge-m3 --mode weighted --beir ./scifact --html report.html --csv report.csv
+    """
+    from studio.evaluation import runner
+    from studio.evaluation.report import evaluate_models, warning_lines
+
+    if bool(beir_dir) == use_db:
+        raise click.UsageError("give exactly one of --beir DIR or --db")
+    cutoffs = ks
+    try:
+        mode_weights = tuple(float(w) for w in weights.split(","))
+    except ValueError:
+        mode_weights = ()
+    if len(mode_weights) != 3:
+        raise click.UsageError("--weights takes three numbers: dense,sparse,colbert")
+    if beir_dir:
+        evalset = runner.from_beir(beir_dir, split)
+    else:
+        from studio.store.gold import gold_set
+
+        held_out = runner.training_queries(exclude_train) if exclude_train else None
+        evalset = runner.from_gold(gold_set(ctx.open(existing=True)), held_out)
+    report, comparisons = evaluate_models(evalset, models_, cutoffs, mode=mode, weights=mode_weights,
+                                          reranker=reranker, rerank_top=rerank_top,
+                                          include_first_stage=not rerank_only, run_out=run_out)
+    written = []
+    if html_out:
+        from studio.evaluation.export import write_html
+
+        written.append(write_html(report, html_out, lang))
+    if csv_out:
+        from studio.evaluation.export import write_csv, write_queries_csv
+
+        written.append(write_csv(report, csv_out))
+        written.append(write_queries_csv(report, csv_out.with_name(csv_out.stem + ".queries.csv"), evalset.queries))
+    for path in written:
+        click.echo(f"wrote {path}", err=True)
+    if as_json:
+        emit(report, True, "")
+        return
+    click.echo(f"{report['evalset']}: {report['queries']} queries, {report['documents']} documents")
+    names = [m["model"] for m in report["models"]]
+    metric_names = list(report["models"][0]["metrics"])
+    click.echo(f"{'metric':<12}" + "".join(f"{pad(n[-22:], 24)}" for n in names))
+    for metric in metric_names:
+        click.echo(f"{metric:<12}" + "".join(f"{m['metrics'][metric]:<24.4f}" for m in report["models"]))
+    for comparison, cmp in zip(report["comparisons"], comparisons):
+        click.echo(f"\n{comparison['model']} vs {comparison['baseline']} (paired randomisation, Holm-corrected):")
+        for row in cmp.rows:
+            rel = "" if row.relative is None else f" ({row.relative:+.1%})"
+            mark = " *" if row.significant else ""
+            click.echo(f"  {row.metric:<12} {row.delta:+.4f}{rel:<10} p={row.p_holm:.4f}{mark}  "
+                       f"wins/ties/losses {row.wins}/{row.ties}/{row.losses}")
+    for line in warning_lines(report, "en"):
+        click.echo("\n" + line)

@@ -1,0 +1,155 @@
+"""CLI verbs: train, jobs."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from studio.cli.base import Context, cli, emit, friendly, json_option
+from studio.training.config import TrainConfig
+
+_D = TrainConfig.default  # `studio train` shows the recipe's defaults (one place: TrainConfig)
+
+@cli.command()
+@click.option("--task", type=click.Choice(["embedder", "reranker"]), required=True)
+@click.option("--base", default="default", show_default=True, help="Model name in models/, a folder, a hub id, or 'default'.")
+@click.option("--train", "train_file", type=click.Path(exists=True, dir_okay=False), required=True,
+              help="FlagEmbedding JSONL from `studio export triplets`.")
+@click.option("--valid", "valid_file", type=click.Path(exists=True, dir_okay=False),
+              help="Validation JSONL (default: the .valid.jsonl beside --train, if any).")
+@click.option("--name", required=True, help="Output folder under models/.")
+@click.option("--method", type=click.Choice(["full", "lora"]), default=_D("method"), show_default=True)
+@click.option("--epochs", default=_D("epochs"), show_default=True)
+@click.option("--max-steps", default=_D("max_steps"), show_default=True, help="Stop after N steps (overrides --epochs).")
+@click.option("--batch-size", default=_D("batch_size"), show_default=True, help="Queries per device per step.")
+@click.option("--lr", type=float, help="Learning rate (default 5e-5 full, 1e-4 LoRA).")
+@click.option("--group-size", default=_D("group_size"), show_default=True, help="1 positive + N-1 negatives per query.")
+@click.option("--query-max-len", default=_D("query_max_len"), show_default=True)
+@click.option("--passage-max-len", type=int, default=_D("passage_max_len"),
+              help="Tokens per passage (default: the base model's max_seq_length, at most 512).")
+@click.option("--temperature", default=_D("temperature"), show_default=True,
+              help="Softmax temperature of the contrastive loss (embedder).")
+@click.option("--warmup", default=_D("warmup_ratio"), show_default=True, help="Warm-up, as a share of the steps.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), default=_D("precision"),
+              show_default=True)
+@click.option("--gradient-checkpointing", is_flag=True)
+@click.option("--lora-r", default=_D("lora_r"), show_default=True)
+@click.option("--lora-alpha", default=_D("lora_alpha"), show_default=True)
+@click.option("--lora-dropout", default=_D("lora_dropout"), show_default=True)
+@click.option("--lora-targets", default=",".join(_D("lora_targets")), show_default=True, help="Modules LoRA adapts.")
+@click.option("--freeze-embeddings", is_flag=True, help="Keep the embedding layer fixed.")
+@click.option("--freeze-layers", default=_D("freeze_layers"), show_default=True,
+              help="Keep the lowest N transformer layers fixed.")
+@click.option("--seed", default=_D("seed"), show_default=True, help="Random seed (data order, negatives drawn).")
+@click.option("--gpus", default=1, show_default=True, help="Run under torchrun on this many GPUs.")
+@click.pass_obj
+@friendly
+def train(ctx: Context, task: str, base: str, train_file: str, valid_file: str | None, name: str, method: str,
+          epochs: float, max_steps: int, batch_size: int, lr: float | None, group_size: int, query_max_len: int,
+          passage_max_len: int | None, temperature: float, warmup: float, precision: str,
+          gradient_checkpointing: bool, lora_r: int, lora_alpha: int, lora_dropout: float, lora_targets: str,
+          freeze_embeddings: bool, freeze_layers: int, seed: int, gpus: int) -> None:
+    """Fine-tune an embedder or reranker in the foreground, with a progress bar; the model lands in models/NAME.
+
+    \b
+    The same worker the Train tab starts; Ctrl-C cancels and keeps the last checkpoint.
+    Example:
+        studio train --task embedder --base default --train exports/train.jsonl --name medical-v1
+    """
+    from studio.models.registry import resolve
+    from studio.store import jobs as store_jobs
+    from studio.training import jobs
+    from studio.training.config import TrainConfig, read_metrics, too_few_steps
+
+    if valid_file is None:
+        beside = Path(train_file).with_suffix(".valid.jsonl")
+        valid_file = str(beside) if beside.exists() else None
+    config = TrainConfig(task=task, base=resolve(base), train=train_file, valid=valid_file, name=name, output_dir="",
+                         method=method, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr,
+                         group_size=group_size, query_max_len=query_max_len, passage_max_len=passage_max_len,
+                         temperature=temperature, warmup_ratio=warmup, precision=precision,
+                         gradient_checkpointing=gradient_checkpointing, lora_r=lora_r, lora_alpha=lora_alpha,
+                         lora_dropout=lora_dropout, lora_targets=[x.strip() for x in lora_targets.split(",") if x.strip()],
+                         freeze_embeddings=freeze_embeddings, freeze_layers=freeze_layers, seed=seed)
+    few = too_few_steps(train_file, batch_size, epochs, max_steps)
+    if few is not None:
+        steps, lines = few
+        why = (f"--max-steps {max_steps}" if 0 < max_steps == steps else
+               f"{lines} queries at batch size {batch_size} x {epochs:g} epoch(s)")
+        advice = "" if 0 < max_steps == steps else "; label more pairs or raise --epochs"
+        click.echo(f"warning: only {steps} training step(s) ({why}): too few for the model to change much{advice}",
+                   err=True)
+    db = ctx.open()
+    job_id = jobs.create(db, config, created_by="cli")
+    proc = jobs.launch(db, job_id, gpus=gpus)
+    job_dir = Path(store_jobs.get_job(db, job_id)["job_dir"])
+    click.echo(f"job {job_id}: {job_dir} (log: {job_dir / 'log.txt'})", err=True)
+    shown = 0
+    try:
+        with click.progressbar(length=1, label="training", file=sys.stderr, show_eta=True) as bar:
+            while proc.poll() is None:
+                time.sleep(1)
+                rows = [r for r in read_metrics(job_dir) if r.get("loss") is not None]
+                if rows:
+                    last = rows[-1]
+                    bar.length = max(int(last.get("total_steps") or 1), 1)
+                    bar.label = f"loss {last['loss']:.4f}"
+                    bar.update(int(last["step"]) - shown)
+                    shown = int(last["step"])
+    except KeyboardInterrupt:
+        click.echo("\ncancelling (keeps the last checkpoint)…", err=True)
+        jobs.cancel(db, job_id, actor="cli")
+    job = jobs.refresh(db, job_id)
+    if job["status"] != "succeeded":
+        raise click.ClickException(f"job {job_id} {job['status']}: {job['error'] or 'see ' + str(job_dir / 'log.txt')}")
+    click.echo(f"model saved to {job['output_dir']}")
+
+
+@cli.group(invoke_without_command=True)
+@json_option
+@click.pass_context
+def jobs(click_ctx: click.Context, as_json: bool) -> None:
+    """List training jobs (`jobs cancel ID`, `jobs resume ID`)."""
+    if click_ctx.invoked_subcommand is None:
+        from studio.store import jobs as store_jobs
+        from studio.training import jobs as training_jobs
+
+        db = click_ctx.obj.open(existing=True)
+        training_jobs.refresh_all(db)
+        rows = store_jobs.list_jobs(db)
+        emit(rows, as_json, "\n".join(
+            f"{r['id']:>4}  {r['status']:<10} {r['task']:<9} {r['name']:<30} {r['created_at'][:19]}"
+            + (f"  {r['error']}" if r["error"] else "") for r in rows) or "no jobs yet")
+
+
+@jobs.command(name="cancel")
+@click.argument("job_id", type=int)
+@click.pass_obj
+@friendly
+def jobs_cancel(ctx: Context, job_id: int) -> None:
+    """Stop a job after its current step, keeping the last checkpoint."""
+    from studio.store import jobs as store_jobs
+    from studio.training import jobs as training_jobs
+
+    db = ctx.open(existing=True)
+    status = store_jobs.get_job(db, job_id)["status"]
+    if status not in ("queued", "running"):
+        raise click.ClickException(f"job {job_id} has already ended ({status}): nothing to cancel")
+    click.echo(f"job {job_id}: {training_jobs.cancel(db, job_id, actor='cli')['status']}")
+
+
+@jobs.command(name="resume")
+@click.argument("job_id", type=int)
+@click.pass_obj
+@friendly
+def jobs_resume(ctx: Context, job_id: int) -> None:
+    """Queue a failed or cancelled job again from its last checkpoint, and start it if there is room."""
+    from studio.training import jobs as training_jobs
+
+    db = ctx.open(existing=True)
+    training_jobs.resume(db, job_id)
+    started = training_jobs.start_queued(db)
+    click.echo(f"job {job_id}: {'running' if job_id in started else 'queued'}")
