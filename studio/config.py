@@ -9,6 +9,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DB = Path(os.environ.get("STUDIO_DB", "annotations.db"))
 JOBS_DIR = Path(os.environ.get("STUDIO_JOBS", "jobs"))
 EXPORTS_DIR = Path(os.environ.get("STUDIO_EXPORTS", "exports"))
+# BEIR folders the app may import or evaluate on: the page names a folder in here, never a server path.
+DATASETS_DIR = Path(os.environ.get("STUDIO_DATASETS", "datasets"))
 MODELS_DIR = Path(os.environ.get("STUDIO_MODELS", PROJECT_ROOT / "models"))
 ASSETS_DIR = PROJECT_ROOT / "assets"
 DEMO_DIR = ASSETS_DIR / "demo"

@@ -47,3 +47,16 @@ class NotFoundError(StudioError):
 
 class RuleError(StudioError):
     """An annotation rule would be broken (third rater, self double-rating, wrong role)."""
+
+
+class Forbidden(StudioError):
+    """The actor's role does not allow this action (checked on the server, audited)."""
+
+    def __init__(self, what: str, /, *, actor: str, role: str, needs: str):
+        self.what = what
+        super().__init__("forbidden", actor=actor, role=role, needs=needs, action=what)
+
+    def message(self, lang: str = "en") -> str:
+        p = self.params
+        return t("error.forbidden", lang, actor=p["actor"], role=t(f"role.{p['role']}", lang),
+                 needs=t(f"role.{p['needs']}", lang))

@@ -9,14 +9,19 @@ from pathlib import Path
 
 import click
 
+from studio.actions import Actor, Project
 from studio.config import DEFAULT_DB
 from studio.errors import StudioError
 
 
 
 class Context:
+    """The project a verb works on, and who acts: the CLI on this machine acts as a local admin."""
+
     def __init__(self, db_path: Path):
         self.db_path = db_path
+        self.project = Project(db_path)
+        self.actor = Actor.local("cli")
 
     def open(self, *, existing: bool = False):
         """The database; `existing` for verbs that only read it, so that a mistyped path is an error, not a new,

@@ -57,9 +57,9 @@ def set_role(db: Database, name: str, role: str, *, actor: str = "system") -> di
 
 
 def list_annotators(db: Database) -> list[dict]:
-    """Every annotator with how many ratings they made."""
+    """Everyone on the team (not removed) with how many ratings they made."""
     return list(db.query(
         """SELECT a.id, a.name, a.role, a.created_at, count(r.id) AS ratings
            FROM annotators a LEFT JOIN ratings r ON r.annotator_id = a.id
-           GROUP BY a.id ORDER BY a.name"""
+           WHERE a.removed_at IS NULL GROUP BY a.id ORDER BY a.name"""
     ))

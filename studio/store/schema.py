@@ -154,6 +154,17 @@ def m002_jobs(db: Database) -> None:
     )
 
 
+@migrations()
+def m003_accounts(db: Database) -> None:
+    # Sign-in: a salted scrypt hash per person (NULL: cannot sign in); removed people keep their ratings.
+    db.executescript(
+        """
+        ALTER TABLE annotators ADD COLUMN password_hash TEXT;
+        ALTER TABLE annotators ADD COLUMN removed_at TEXT;
+        """
+    )
+
+
 def migrate(db: Database) -> None:
     """Apply pending migrations; safe to call on every start."""
     migrations.apply(db)

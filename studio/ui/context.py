@@ -1,4 +1,4 @@
-"""What every tab gets: the database path, the i18n catalogue and the per-session language box."""
+"""What every tab gets: the project, whether sign-in is on, the i18n catalogue and the per-session language box."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from pathlib import Path
 
 import gradio as gr
 
+from studio.actions import Actor, Project
+from studio.actions.team import signed_in_actor
 from studio.errors import StudioError
 from studio.i18n import LANGUAGES, catalogue, t
-from studio.store import opened
 
 
 def make_i18n() -> gr.I18n:
@@ -21,13 +22,22 @@ def make_i18n() -> gr.I18n:
 class UIContext:
     db_path: Path
     i18n: gr.I18n
+    auth: bool = False        # sign-in on: the actor is the signed-in user, never a name the page sends
     lang: gr.Textbox | None = None
     # (fn, inputs, outputs) run once the page has loaded and the language is known
     on_load: list[tuple[Callable, list, list]] = field(default_factory=list)
 
-    def db(self):
-        """``with ctx.db() as db:`` — one connection per event (handlers run in a thread pool)."""
-        return opened(self.db_path)
+    @property
+    def project(self) -> Project:
+        return Project(self.db_path)
+
+    def actor(self, request: gr.Request | None, picked: str | None = None) -> Actor:
+        """Who is acting in this request. With sign-in: the signed-in user with their role from the database
+        (`picked` is ignored). Without sign-in (this machine, or a trusted room): the name picked in the page,
+        acting as a local admin."""
+        if self.auth:
+            return signed_in_actor(self.project, getattr(request, "username", None) if request is not None else None)
+        return Actor.local((picked or "").strip() or "local")
 
 
 def error_text(exc: Exception, lang: str) -> str:
