@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from studio.config import KAPPA_GATE
+
 LABELS: tuple[int, ...] = (0, 1, 2)
-KAPPA_GATE = 0.6
 _WEIGHTS = (None, "linear", "quadratic")
 
 

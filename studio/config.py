@@ -20,6 +20,10 @@ RATINGS_PER_PAIR = 2
 # A pair served to an annotator is reserved for them this long; an abandoned tab frees it afterwards.
 ASSIGNMENT_TTL_SECONDS = 30 * 60
 ROLES = ("annotator", "expert", "admin")
+# Pooled Cohen's kappa at or above which the labels are trusted for training (Landis–Koch "substantial").
+KAPPA_GATE = 0.6
+# Per-query metric differences smaller than this are ties (float noise), in significance tests and charts alike.
+TIE_TOLERANCE = 1e-12
 # A worker that has not refreshed its heartbeat for this long is presumed dead (it writes one every 2 s).
 HEARTBEAT_TIMEOUT_SECONDS = 30
 # Jobs that may train at the same time on this machine; more wait in the queue (one GPU, or two CPU cores).

@@ -50,13 +50,13 @@ def demo_batches(directory: Path = DEMO_DIR) -> list[ImportBatch]:
     return [base, rated]
 
 
-def load_demo(db: Database, directory: Path = DEMO_DIR) -> ImportSummary:
-    """Load the demo project into an empty database (refuses a database that has data)."""
+def load_demo(db: Database, directory: Path = DEMO_DIR, *, actor: str = "demo") -> ImportSummary:
+    """Load the demo project into an empty database (refuses a database that has data); audited under `actor`."""
     if not store_pairs.is_empty(db):
         raise StudioError("database_not_empty")
     for name, role in DEMO_PEOPLE:
-        ensure_annotator(db, name, role)
+        ensure_annotator(db, name, role, actor=actor)
     base, rated = demo_batches(directory)
-    summary = import_batch(db, base, actor="demo")
-    summary.ratings = import_batch(db, rated, actor="demo").ratings
+    summary = import_batch(db, base, actor=actor)
+    summary.ratings = import_batch(db, rated, actor=actor).ratings
     return summary

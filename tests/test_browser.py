@@ -36,14 +36,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def server(tmp_path):
+def start_app(tmp_path, *extra: str):
+    """The app over a database in `tmp_path` (with `extra` launcher options): (url, db path, process, log)."""
     db_path = tmp_path / "browser.db"
     port = free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
     log = open(tmp_path / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, str(ROOT / "studio.py"), "--db", str(db_path), "--port", str(port)],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([sys.executable, str(ROOT / "studio.py"), "--db", str(db_path), "--port", str(port),
+                             *extra], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 90
     while time.time() < deadline:
@@ -57,6 +57,30 @@ def server(tmp_path):
     else:
         proc.kill()
         pytest.fail("the app did not start in 90 s")
+    return url, db_path, proc, log
+
+
+@pytest.fixture
+def server(tmp_path):
+    url, db_path, proc, log = start_app(tmp_path)
+    yield url, db_path
+    proc.terminate()
+    proc.wait(timeout=20)
+    log.close()
+
+
+@pytest.fixture
+def signin_server(tmp_path):
+    """The app with sign-in over the demo project; Dr. Smith is an annotator, root an admin."""
+    from studio.demo import load_demo
+    from studio.store.users import set_password
+
+    db = connect(tmp_path / "browser.db")
+    load_demo(db)
+    set_password(db, "Dr. Smith", "password-smith")
+    set_password(db, "root", "password-root", role="admin")
+    db.close()
+    url, db_path, proc, log = start_app(tmp_path, "--auth")
     yield url, db_path
     proc.terminate()
     proc.wait(timeout=20)
@@ -159,4 +183,48 @@ def test_an_expert_adjudicates_with_the_keyboard(server, browser):
 
     rows = list(connect(db_path).query("SELECT label, note FROM adjudications WHERE pair_id = ?", [pair_id]))
     assert rows == [{"label": 0, "note": "讲的是孕期止痛"}]
+    context.close()
+
+
+def sign_in(browser, url: str, name: str, password: str, locale: str = "en-US"):
+    context = browser.new_context(locale=locale, viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    page.goto(url)
+    page.get_by_label(re.compile("username", re.I)).fill(name)
+    page.get_by_label(re.compile("password", re.I)).fill(password)
+    page.get_by_role("button", name=re.compile("login", re.I)).click()
+    return context, page
+
+
+@pytest.mark.parametrize("locale", ["en-US", "zh-CN"])
+def test_a_signed_in_annotator_sees_only_annotate_and_rates_as_herself(signin_server, browser, locale, tmp_path):
+    url, db_path = signin_server
+    context, page = sign_in(browser, url, "Dr. Smith", "password-smith", locale)
+    tab = TEXT[locale]["tab"]
+    page.locator("#rs-signed-in").get_by_text("Dr. Smith").wait_for()
+    page.wait_for_timeout(1500)  # the tabs' visibility follows the role once the page knows who signed in
+    tabs = page.get_by_role("tab").filter(visible=True).all_inner_texts()
+    assert [t.strip() for t in tabs] == [tab], tabs
+    assert not page.locator("#rs-annotator").is_visible(), "no name picker: the server knows who is rating"
+    page.get_by_role("button", name=TEXT[locale]["start"]).click()
+    page.locator("#rs-card .rs-query").wait_for()
+    page.locator("#rs-card .rs-doc").click()
+    page.keyboard.press("1")
+    saved = page.get_by_text(re.compile(TEXT[locale]["saved"]))
+    saved.wait_for()
+    pair_id = int(re.search(TEXT[locale]["saved"], saved.inner_text()).group(1))
+    rows = list(connect(db_path).query("SELECT a.name FROM ratings r JOIN annotators a ON a.id = r.annotator_id "
+                                       "WHERE r.pair_id = ? AND r.rating = 1", [pair_id]))
+    assert {"name": "Dr. Smith"} in rows
+    page.screenshot(path=str(tmp_path / f"signed-in-annotator-{locale}.png"))
+    context.close()
+
+
+def test_a_signed_in_admin_sees_every_tab(signin_server, browser):
+    url, _ = signin_server
+    context, page = sign_in(browser, url, "root", "password-root")
+    page.locator("#rs-signed-in").get_by_text("root").wait_for()
+    page.get_by_role("tab", name="⑨ Compare").wait_for()
+    assert len(page.get_by_role("tab").filter(visible=True).all_inner_texts()) == 9
     context.close()

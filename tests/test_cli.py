@@ -156,14 +156,27 @@ def test_the_starred_model_is_the_one_used_where_none_is_named(db_path, tmp_path
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "mini").symlink_to(default_model_path(), target_is_directory=True)
     run(db_path, "demo")
-    assert json.loads(run(db_path, "pool", "--k", "2", "--retriever", "dense", "--json").stdout)["model"] == "default"
-    assert run(db_path, "models", "default", "mini").exit_code == 0
+    pooled = json.loads(run(db_path, "pool", "--k", "2", "--retriever", "dense", "--json").stdout)
+    assert pooled["model"] == "all-MiniLM-L6-v2", "no ★ set: the embedded model, by its name"
+    starred = run(db_path, "models", "default", "mini")
+    assert starred.exit_code == 0 and "default model: mini" in starred.stdout
     pooled = run(db_path, "pool", "--k", "2", "--retriever", "dense")
     assert pooled.exit_code == 0 and "model mini" in pooled.stdout
     report = json.loads(run(db_path, "quality", "--json").stdout)
     assert report["lengths"]["model"].endswith("/models/mini"), "lengths measured with the ★ model's tokenizer"
     manifest = json.loads(run(db_path, "export", "triplets", str(tmp_path / "e" / "train.jsonl"), "--json").stdout)
     assert manifest["options"]["model"] == "mini"
+    listing = json.loads(run(db_path, "models", "--json").stdout)
+    assert [(m["name"], m["is_default"]) for m in listing] == [("all-MiniLM-L6-v2", False), ("mini", True)]
+    back = run(db_path, "models", "default", "all-MiniLM-L6-v2")
+    assert back.exit_code == 0 and "default model: all-MiniLM-L6-v2" in back.stdout
+    assert not (tmp_path / "models" / ".default").exists()
+    from studio.store import opened
+    from studio.store.audit import history
+
+    with opened(db_path) as db:
+        changes = [r["after"]["default"] for r in reversed(history(db, entity="model")) if r["action"] == "model.default"]
+    assert changes == ["mini", "all-MiniLM-L6-v2"], "each change of the ★ is audited"
 
 
 def test_annotators_add_without_role_keeps_the_role(db_path):
@@ -245,3 +258,46 @@ def test_import_prints_json_on_request(db_path, tmp_path):
     assert summary["pairs"] == 1 and summary["documents"] == 1 and summary["file"] == str(f)
     db = connect(db_path)
     assert db.execute("SELECT text FROM queries").fetchone()[0] == 'what is "HbA1c"?', "TSV keeps its quotes"
+
+
+def test_export_triplets_without_a_file_writes_into_exports(db_path, tmp_path, monkeypatch):
+    from studio import config as cfg
+
+    monkeypatch.setattr(cfg, "EXPORTS_DIR", tmp_path / "exports")
+    run(db_path, "demo")
+    manifest = json.loads(run(db_path, "export", "triplets", "--hard-negatives", "none", "--json").stdout)
+    written = sorted((tmp_path / "exports").glob("*/train.jsonl"))
+    assert len(written) == 1 and manifest["files"]["train"] == "train.jsonl"
+    entry = connect(db_path).execute("SELECT actor, after FROM audit_log WHERE action = 'export'").fetchall()
+    assert [(actor, json.loads(after)["path"]) for actor, after in entry] == [("cli", str(written[0]))]
+
+
+def test_models_check_and_delete_by_name(db_path, tmp_path, monkeypatch):
+    from studio import config as cfg
+    from studio.config import default_model_path
+
+    monkeypatch.setattr(cfg, "MODELS_DIR", tmp_path / "models")
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "mini").symlink_to(default_model_path(), target_is_directory=True)
+    checked = run(db_path, "models", "check", "mini", "--json")
+    assert checked.exit_code == 0 and json.loads(checked.stdout)["loads_with"] == ["sentence-transformers"]
+    assert run(db_path, "models", "check", "ghost").exit_code == 1
+    refused = run(db_path, "models", "delete", "default", "--yes")
+    assert refused.exit_code == 1 and "cannot be deleted" in refused.output
+    deleted = run(db_path, "models", "delete", "mini", "--yes")
+    assert deleted.exit_code == 0 and not (tmp_path / "models" / "mini").exists()
+    assert default_model_path().is_dir(), "a linked-in model: only the link goes"
+
+
+def test_search_shows_the_top_documents_with_gold_labels(db_path):
+    from studio.actions import Actor, Project, search
+
+    run(db_path, "demo")
+    query = search.example_queries(Project(db_path), Actor.local())[0]  # a query with gold labels
+    found = json.loads(run(db_path, "search", query, "--k", "3", "--json").stdout)
+    assert found["model"] == "default" and [r["rank"] for r in found["results"]] == [1, 2, 3]
+    assert any(r["gold"] is not None for r in found["results"]), "the demo query has gold labels"
+    text = run(db_path, "search", "糖尿病", "--k", "2", "--model", "all-MiniLM-L6-v2")
+    assert text.exit_code == 0 and text.stdout.startswith("all-MiniLM-L6-v2: 2 results")
+    empty = run(db_path.with_name("empty.db"), "search", "x")
+    assert empty.exit_code == 1 and "corpus is empty" in empty.output

@@ -168,33 +168,34 @@ def _fake_model(folder: Path, marker: str = "config.json") -> Path:
     return folder
 
 
-def test_scan_lists_default_first_then_sorted_folders(tmp_path):
+def test_scan_lists_the_embedded_model_first_then_sorted_folders(tmp_path):
     models = tmp_path / "models"
     models.mkdir()
     (models / "README.md").write_text("# models")
     _fake_model(models / "zeta")
     _fake_model(models / "alpha", "modules.json")
     _fake_model(models / ".hidden")
+    _fake_model(models / "default")  # reserved names never name a folder: 'default' means the ★ model
     (models / "junk").mkdir()
     (models / "junk" / "notes.txt").write_text("x")
     copy_model(models / "mini")
 
     infos = registry.scan(models)
-    assert [i.name for i in infos] == ["default", "alpha", "mini", "zeta"]
+    assert [i.name for i in infos] == ["all-MiniLM-L6-v2", "alpha", "mini", "zeta"]
     assert infos[0].path == str(DEFAULT) and infos[0].ok
     assert [i.is_default for i in infos] == [True, False, False, False]
     assert infos[2].ok and not infos[3].ok
 
     registry.set_default("mini", models)
     assert [i.name for i in registry.scan(models) if i.is_default] == ["mini"]
-    assert [i.name for i in registry.scan(tmp_path / "absent")] == ["default"]
+    assert [i.name for i in registry.scan(tmp_path / "absent")] == ["all-MiniLM-L6-v2"]
 
 
 def test_default_set_get_and_delete(tmp_path):
     models = tmp_path / "models"
     _fake_model(models / "a")
     _fake_model(models / "b")
-    assert registry.get_default(models) == "default"
+    assert registry.get_default(models) == "all-MiniLM-L6-v2"
 
     registry.set_default("a", models)
     assert registry.get_default(models) == "a"
@@ -203,17 +204,40 @@ def test_default_set_get_and_delete(tmp_path):
         registry.set_default("nope", models)
     assert err.value.code == "model_not_found" and err.value.params == {"name": "nope"}
     assert registry.get_default(models) == "a"
+    registry.set_default("default", models)  # 'default' names the ★ model already: nothing changes
+    assert registry.get_default(models) == "a"
 
     registry.delete("b", models)  # not the default: default unchanged
     assert not (models / "b").exists() and registry.get_default(models) == "a"
     registry.delete("a", models)  # the default: back to the embedded model
-    assert not (models / "a").exists() and registry.get_default(models) == "default"
+    assert not (models / "a").exists() and registry.get_default(models) == "all-MiniLM-L6-v2"
 
-    registry.set_default("default", models)
-    assert registry.get_default(models) == "default"
+    _fake_model(models / "c")
+    registry.set_default("c", models)
+    registry.set_default("all-MiniLM-L6-v2", models)  # the embedded model by its name: the ★ again
+    assert registry.get_default(models) == "all-MiniLM-L6-v2" and not (models / ".default").exists()
+    registry.set_default("c", models)
+    registry.set_default("embedded", models)
+    assert registry.get_default(models) == "all-MiniLM-L6-v2"
 
 
-@pytest.mark.parametrize("name", ["default", "../x", "..", "a/b", "/etc", ".default", ""])
+def test_default_means_the_starred_model(tmp_path):
+    """One meaning of "default": the ★ model's folder; the embedded model while no ★ is set."""
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "mini").symlink_to(DEFAULT, target_is_directory=True)  # a linked-in model
+    assert registry.resolve("default", models) == str(DEFAULT), "no ★: the embedded model"
+    registry.set_default("mini", models)
+    assert registry.resolve("default", models) == str(models / "mini")
+    assert registry.resolve("all-MiniLM-L6-v2", models) == str(DEFAULT), "the embedded model by its own name"
+    assert registry.resolve("embedded", models) == str(DEFAULT)
+    assert registry.describe("default", models_dir=models).name == "mini"
+    (models / ".default").write_text("gone\n")  # a stale ★ falls back to the embedded model
+    assert registry.resolve("default", models) == str(DEFAULT)
+
+
+@pytest.mark.parametrize("name", ["default", "all-MiniLM-L6-v2", "embedded", "../x", "..", "a/b", "/etc", ".default",
+                                  ""])
 def test_delete_refuses_anything_but_a_model_folder_name(tmp_path, name):
     models = tmp_path / "models"
     _fake_model(models / "a")
@@ -232,7 +256,7 @@ def test_delete_unknown_model(tmp_path):
 
 def test_stale_default_file_falls_back(tmp_path):
     (tmp_path / ".default").write_text("gone\n")
-    assert registry.get_default(tmp_path) == "default"
+    assert registry.get_default(tmp_path) == "all-MiniLM-L6-v2"
 
 
 def test_resolve(tmp_path, monkeypatch):

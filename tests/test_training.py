@@ -461,9 +461,9 @@ def test_cli_and_train_tab_start_from_the_recipe():
     for option, name in (("--epochs", "epochs"), ("--batch-size", "batch_size"), ("--group-size", "group_size"),
                          ("--temperature", "temperature"), ("--warmup", "warmup_ratio")):
         line = next(line for line in help_text.splitlines() if line.strip().startswith(option))
-        assert f"[default: {TrainConfig.default(name)}]" in line, line
+        assert f"[default: {TrainConfig.recipe(name)}]" in line, line
     source = (PROJECT_ROOT / "studio" / "ui" / "tabs" / "train.py").read_text(encoding="utf-8")
-    assert "gr.Number(8" not in source and "gr.Number(3," not in source and 'D("group_size")' in source
+    assert "gr.Number(8" not in source and "gr.Number(3," not in source and 'R("group_size")' in source
 
 
 def test_a_one_step_job_still_changes_the_model(tmp_path, data):

@@ -1,11 +1,13 @@
 """UI handlers as plain functions, plus one check that the whole app builds."""
 
+import json
 from pathlib import Path
 
 import plotly.graph_objects as go
 import pytest
 
 from studio.demo import load_demo
+from studio.store import opened
 from studio.ui import render
 from studio.ui.app import build_app
 from studio.ui.context import UIContext, make_i18n
@@ -19,7 +21,7 @@ def ctx(db_path):
 
 @pytest.fixture
 def demo_ctx(ctx):
-    with ctx.db() as db:
+    with opened(ctx.db_path) as db:
         load_demo(db)
     return ctx
 
@@ -49,7 +51,7 @@ def test_annotate_flow_rates_and_moves_on(demo_ctx):
     assert pair is not None and "rs-query" in card and "今天" in progress
     card2, pair2, _, status2, _ = annotate.rate(demo_ctx, "Dr. Smith", pair, "只部分回答", 1, "zh-CN")
     assert f"已保存：数据对 #{pair}" in status2 and pair2 != pair
-    with demo_ctx.db() as db:
+    with opened(demo_ctx.db_path) as db:
         row = next(db.query("SELECT rating, note FROM ratings r JOIN annotators a ON a.id = r.annotator_id "
                             "WHERE a.name = 'Dr. Smith' AND pair_id = ?", [pair]))
     assert row == {"rating": 1, "note": "只部分回答"}
@@ -97,7 +99,8 @@ def test_import_error_is_translated_and_names_the_line(ctx, tmp_path):
     bad.write_text('{"query": "q", "document": "d"}\n{"query": "q2"}\n', encoding="utf-8")
     message, counts = import_.run_import(ctx, "pairs", str(bad), "", "test", 1, False, "zh-CN")
     assert "未导入任何数据" in message and "第 2 行" in message and "document" in message
-    with ctx.db() as db:
+    assert "bad.jsonl" in message and str(tmp_path) not in message, "the file's name, not the upload's server path"
+    with opened(ctx.db_path) as db:
         assert next(db.query("SELECT count(*) AS n FROM pairs"))["n"] == 0
 
 
@@ -114,16 +117,110 @@ def test_team_role_change(ctx):
     assert "管理员" in message and len(team) == 1
 
 
+def _signed_in(ctx, name: str, role: str):
+    """`ctx` with sign-in on and `name` on the team as `role`; returns the request such a person sends."""
+    from types import SimpleNamespace
+
+    from studio.actions import Actor, team
+
+    team.add_person(ctx.project, Actor.local("setup"), name, role)
+    ctx.auth = True
+    return SimpleNamespace(username=name)
+
+
+def test_beir_folders_are_names_in_datasets_or_the_demo(ctx, tmp_path, monkeypatch):
+    from studio import config
+
+    monkeypatch.setattr(config, "DATASETS_DIR", tmp_path / "datasets")
+    welcome, counts, team, folders = import_.refresh(ctx, "en")
+    assert welcome["visible"] is True and folders["choices"] == ["demo"]
+    assert not (tmp_path / "datasets").exists(), "the list creates no folder"
+    message, counts = import_.run_import(ctx, "beir", None, "demo", "test", 1, False, "en")
+    assert "demo: 180 new pairs" in message and "180" in counts
+    with opened(ctx.db_path) as db:
+        assert next(db.query("SELECT count(*) AS n FROM pairs WHERE in_queue = 0"))["n"] == 180
+
+
+@pytest.mark.parametrize("typed", ["/tmp/scifact", "~/scifact", "../scifact"])
+def test_the_beir_folder_refuses_a_path_outside_datasets(ctx, tmp_path, monkeypatch, typed):
+    from studio import config
+
+    monkeypatch.setattr(config, "DATASETS_DIR", tmp_path / "datasets")
+    message, _ = import_.run_import(ctx, "beir", None, typed, "test", 1, False, "en")
+    assert "Nothing was imported" in message and "must be a name inside" in message and "BEIR folder" in message
+    with opened(ctx.db_path) as db:
+        assert next(db.query("SELECT count(*) AS n FROM documents"))["n"] == 0
+
+
+def test_import_tab_refuses_an_annotator_and_its_refresh_is_blank(ctx, tmp_path):
+    request = _signed_in(ctx, "alice", "annotator")
+    bad = tmp_path / "pairs.csv"
+    bad.write_text("query,document\nq,d\n", encoding="utf-8")
+    message, counts = import_.run_import(ctx, "pairs", str(bad), "", "test", 1, False, "en", request)
+    assert "may not do this" in message and counts == ""
+    message, *_ = import_.run_demo(ctx, "en", request)
+    assert "may not do this" in message
+    welcome, counts, team, folders = import_.refresh(ctx, "en", request)
+    assert welcome["visible"] is False and counts == "" and len(team) == 0 and folders["choices"] == []
+    with opened(ctx.db_path) as db:
+        assert next(db.query("SELECT count(*) AS n FROM pairs"))["n"] == 0
+        assert [r["actor"] for r in db.query("SELECT actor FROM audit_log WHERE action = 'refused'")][:2] == [
+            "alice", "alice"]
+
+
 def test_data_tab_reports_quality_and_exports(demo_ctx, tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "EXPORTS_DIR", tmp_path / "exports")
+    from studio import config
+
+    monkeypatch.setattr(config, "EXPORTS_DIR", tmp_path / "exports")
     card, lengths, similarity, report_file = data.run_quality(demo_ctx, "default", "zh-CN", progress=lambda *a, **k: None)
     assert "训练样本" in card and "少于 1000" in card, "the few-examples warning is shown in Chinese"
     assert isinstance(lengths, go.Figure) and Path(report_file).exists()
+    assert Path(report_file).parent == tmp_path / "exports"
     out = tmp_path / "exports" / "run" / "train.jsonl"
-    message, files, preview, _ = data.run_export(demo_ctx, str(out), 0.1, "bm25", 5, "drop", 7, "none", "", "default",
-                                                 "en", progress=lambda *a, **k: None)
+    message, files, preview, _ = data.run_export(demo_ctx, "run/train.jsonl", 0.1, "bm25", 5, "drop", 7, "none", "",
+                                                 "default", "en", progress=lambda *a, **k: None)
     assert "training lines" in message and out.exists() and len(files) == 4
     assert set(preview[0]) == {"query", "pos", "neg"} and len(preview[0]["neg"]) == 5
+
+
+@pytest.mark.parametrize("typed", ["/tmp/x/train.jsonl", "../x.jsonl"])
+def test_data_tab_refuses_an_output_outside_exports(demo_ctx, tmp_path, monkeypatch, typed):
+    from studio import config
+
+    monkeypatch.setattr(config, "EXPORTS_DIR", tmp_path / "exports")
+    before = set(tmp_path.rglob("*"))
+    message, files, preview, _ = data.run_export(demo_ctx, typed, 0.1, "none", 5, "drop", 7, "none", "", "default",
+                                                 "en", progress=lambda *a, **k: None)
+    assert "must be a name inside" in message and files is None and preview is None
+    assert set(tmp_path.rglob("*")) == before and not Path("/tmp/x/train.jsonl").exists(), "nothing written"
+    with opened(demo_ctx.db_path) as db:
+        assert list(db.query("SELECT * FROM audit_log WHERE action = 'export'")) == []
+
+
+def test_data_tab_empty_model_box_means_the_starred_model(demo_ctx, tmp_path, monkeypatch):
+    from studio import config
+    from studio.models.registry import set_default
+
+    monkeypatch.setattr(config, "EXPORTS_DIR", tmp_path / "exports")
+    monkeypatch.setattr(config, "MODELS_DIR", tmp_path / "models")
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "mini").symlink_to(config.default_model_path(), target_is_directory=True)
+    set_default("mini")
+    assert "mini" in data.refresh(demo_ctx, "en")["placeholder"]
+    _, _, _, report_file = data.run_quality(demo_ctx, "", "en", progress=lambda *a, **k: None)
+    assert json.loads(Path(report_file).read_text(encoding="utf-8"))["lengths"]["model"].endswith("/models/mini")
+
+
+def test_data_tab_refuses_an_expert_and_its_refresh_is_blank(demo_ctx, tmp_path, monkeypatch):
+    from studio import config
+
+    monkeypatch.setattr(config, "EXPORTS_DIR", tmp_path / "exports")
+    request = _signed_in(demo_ctx, "Prof. Chen (陈教授)", "expert")
+    card, *_ = data.run_quality(demo_ctx, "", "en", request=request)
+    message, files, *_ = data.run_export(demo_ctx, "", 0.1, "none", 5, "drop", 7, "none", "", "", "en", request=request)
+    assert "may not do this" in card and "may not do this" in message and files is None
+    assert data.refresh(demo_ctx, "en", request)["placeholder"] == ""
+    assert not (tmp_path / "exports").exists()
 
 
 def test_data_tab_explains_an_empty_project(ctx):
@@ -131,28 +228,35 @@ def test_data_tab_explains_an_empty_project(ctx):
     assert "no gold labels yet" in card
 
 
+from types import SimpleNamespace  # noqa: E402
+
+LOCAL = SimpleNamespace(username=None)  # a request without sign-in: the local admin
+
+
 def test_train_tab_starts_a_job_and_shows_its_curves(ctx, tmp_path, monkeypatch):
-    import json
     import time as _time
 
-    from studio.training import jobs as training_jobs
+    from studio import config as cfg
     from studio.ui.tabs import train
     from tests.tiny_models import build_tiny_reranker
 
-    monkeypatch.setattr(training_jobs.cfg, "JOBS_DIR", tmp_path / "jobs")
-    monkeypatch.setattr(training_jobs.cfg, "MODELS_DIR", tmp_path / "models")
-    base = str(build_tiny_reranker(tmp_path / "tiny"))
-    data = tmp_path / "train.jsonl"
+    for name, folder in (("JOBS_DIR", "jobs"), ("MODELS_DIR", "models"), ("EXPORTS_DIR", "exports")):
+        monkeypatch.setattr(cfg, name, tmp_path / folder)
+    build_tiny_reranker(tmp_path / "models" / "tiny")
+    data = tmp_path / "exports" / "run" / "train.jsonl"
+    data.parent.mkdir(parents=True)
     data.write_text("".join(json.dumps({"query": f"q{i}", "pos": [f"answer {i}"], "neg": [f"other {i}", "noise"]}) + "\n"
                             for i in range(4)), encoding="utf-8")
-    form = ["reranker", base, str(data), "full", "tiny-rr", 1, 4, 4, "1e-3", 2, 16, 32, 0.02, 0.1, "auto", False,
-            16, 32, 0.05]
-    assert "--task reranker" in train.preview(*form) and "--max-steps 4" in train.preview(*form)
-    message, job, card, loss_plot, lr_plot, log, table, timer = train.start(ctx, "en", None, *form)
+    form = ["reranker", "tiny", "run/train.jsonl", "full", "tiny-rr", 1, 4, 4, "1e-3", 2, 16, 32, 0.02, 0.1, "auto",
+            False, 16, 32, 0.05]
+    command = train.preview(*form)
+    assert "--task reranker" in command and "--max-steps 4" in command and "--base tiny" in command
+    assert f"--train {tmp_path / 'exports' / 'run' / 'train.jsonl'}" in command
+    message, job, card, loss_plot, lr_plot, log, table, timer = train.start(ctx, LOCAL, "en", None, *form)
     assert "Job #1 created" in message and job["value"] == 1
     deadline = _time.time() + 120
     while _time.time() < deadline:
-        card, loss_plot, lr_plot, log, table, timer = train.poll(ctx, 1, "zh-CN")
+        card, loss_plot, lr_plot, log, table, timer = train.poll(ctx, LOCAL, 1, "zh-CN")
         if "已完成" in card:
             break
         _time.sleep(1)
@@ -160,115 +264,182 @@ def test_train_tab_starts_a_job_and_shows_its_curves(ctx, tmp_path, monkeypatch)
     assert len(loss_plot.data[0].x) == 4, "one point per logged step"
     assert list(table.iloc[0])[:4] == [1, "tiny-rr", "重排序模型（交叉编码器）", "已完成"]
     # The job picker names the job only: a status in it went stale ("running" beside a finished job's card).
-    assert train.job_choices(ctx) == [("#1 · tiny-rr", 1)]
+    bases, files, jobs_picker, _ = train.refresh(ctx, LOCAL, "en", None)
+    assert jobs_picker["choices"] == [("#1 · tiny-rr", 1)] and jobs_picker["value"] == 1
+    assert files["choices"] == ["run/train.jsonl"] and "tiny" in bases["choices"] and "tiny-rr" in bases["choices"]
     # A refused form (batch size 0) says why and leaves the selected job's card and curves in place.
     refused = [*form[:4], "tiny-rr-2", 1, 4, 0, *form[8:]]
-    message, job, card, loss_plot, *_ = train.start(ctx, "zh-CN", 1, *refused)
+    message, job, card, loss_plot, *_ = train.start(ctx, LOCAL, "zh-CN", 1, *refused)
     assert "rs-error" in message and "已完成" in card and len(loss_plot.data[0].x) == 4
     assert "每步查询数" in message and "batch_size" not in message, "the field as the form labels it"
-    message, *_ = train.start(ctx, "en", 1, *[*refused[:2], "", *refused[3:7], 4, *refused[8:]])
+    message, *_ = train.start(ctx, LOCAL, "en", 1, *[*refused[:2], "", *refused[3:7], 4, *refused[8:]])
     assert "choose a training file" in message
 
 
-def test_train_tab_warns_when_a_reranker_would_start_without_a_reranker_head(tmp_path):
+def test_train_tab_takes_names_from_the_page_never_server_paths(ctx, tmp_path, monkeypatch):
+    from studio import config as cfg
+    from studio.ui.tabs import train
+
+    for name, folder in (("JOBS_DIR", "jobs"), ("MODELS_DIR", "models"), ("EXPORTS_DIR", "exports")):
+        monkeypatch.setattr(cfg, name, tmp_path / folder)
+    line = json.dumps({"query": "q", "pos": ["p"], "neg": ["n"]}) + "\n"
+    (tmp_path / "x.jsonl").write_text(line, encoding="utf-8")  # a real file, just outside exports/
+    form = ["embedder", "default", "", "full", "m", 1, 2, 4, "", 2, 16, 32, 0.05, 0.1, "auto", False, 16, 32, 0.05]
+    for typed in ("/etc/passwd", "../x.jsonl", str(tmp_path / "x.jsonl")):
+        message, job, *_ = train.start(ctx, LOCAL, "en", None, *[*form[:2], typed, *form[3:]])
+        assert "rs-error" in message and "Training data" in message and "must be a name inside" in message, typed
+        assert job == {"__type__": "update"}
+    for typed in ("/tmp", "../models/x", "~/model", "./model", "a/b/c"):
+        message, *_ = train.start(ctx, LOCAL, "en", None, *[form[0], typed, "x.jsonl", *form[3:]])
+        assert "rs-error" in message and "Base model" in message and "model name in models/" in message, typed
+    assert train.refresh(ctx, LOCAL, "en", None)[2]["choices"] == [], "no job was recorded"
+    assert not (tmp_path / "jobs").exists()
+
+
+def test_train_tab_shows_nothing_to_someone_who_is_not_an_admin(ctx, tmp_path, monkeypatch):
+    from studio.store import opened
+    from studio.store.annotators import ensure_annotator
+    from studio.ui.tabs import train
+
+    monkeypatch.setattr(ctx, "auth", True)
+    with opened(ctx.db_path) as db:
+        ensure_annotator(db, "eve", "expert")
+    eve = SimpleNamespace(username="eve")
+    card, loss_plot, lr_plot, log, table, timer = train.poll(ctx, eve, 1, "en")
+    assert (card, loss_plot, lr_plot, log) == ("", None, None, "") and table.empty and not timer.active
+    bases, files, jobs_picker, table = train.refresh(ctx, eve, "en", None)
+    assert bases["choices"] == files["choices"] == jobs_picker["choices"] == [] and table.empty
+    message, *_ = train.start(ctx, eve, "en", None, "embedder", "default", "x.jsonl", "full", "m", 1, 2, 4, "", 2,
+                              16, 32, 0.05, 0.1, "auto", False, 16, 32, 0.05)
+    assert "rs-error" in message and "needs the Admin role" in message
+    message, *_ = train.cancel(ctx, eve, 1, "en")
+    assert "needs the Admin role" in message
+    with opened(ctx.db_path) as db:
+        refused = list(db.query("SELECT actor FROM audit_log WHERE action = 'refused'"))
+        assert refused and {r["actor"] for r in refused} == {"eve"}
+        assert list(db.query("SELECT id FROM jobs")) == []
+
+
+def test_train_tab_warns_when_a_reranker_would_start_without_a_reranker_head(tmp_path, monkeypatch):
+    from studio import config as cfg
     from studio.ui.tabs import train
     from tests.tiny_models import build_tiny_reranker
 
+    monkeypatch.setattr(cfg, "MODELS_DIR", tmp_path / "models")
     warning = train.base_advice("reranker", "default", "en")  # all-MiniLM-L6-v2 is an embedder
     assert "rs-warn" in warning and "not a cross-encoder" in warning and "bge-reranker-v2-m3" in warning
     assert "不是交叉编码器" in train.base_advice("reranker", "default", "zh-CN")
     assert train.base_advice("embedder", "default", "en") == ""
-    assert train.base_advice("reranker", str(build_tiny_reranker(tmp_path / "tiny")), "en") == ""  # a cross-encoder
+    build_tiny_reranker(tmp_path / "models" / "tiny")
+    assert train.base_advice("reranker", "tiny", "en") == ""  # a cross-encoder
     assert train.base_advice("reranker", "BAAI/bge-reranker-v2-m3", "en") == ""  # not on this machine: no guess
 
 
-def test_train_tab_warns_when_the_data_gives_too_few_steps(tmp_path):
+def test_train_tab_warns_when_the_data_gives_too_few_steps(tmp_path, monkeypatch):
+    from studio import config as cfg
     from studio.ui.tabs import train
 
+    monkeypatch.setattr(cfg, "EXPORTS_DIR", tmp_path)
     data = tmp_path / "train.jsonl"
     data.write_text("".join('{"query": "q%d", "pos": ["p"], "neg": ["n"]}\n' % i for i in range(18)), encoding="utf-8")
-    warning = train.steps_advice(str(data), 32, 1, -1, "en")
+    warning = train.steps_advice("train.jsonl", 32, 1, -1, "en")
     assert "Only 1 training step(s) (18 training queries at batch size 32 × 1 epoch(s))" in warning
-    assert "约 3 个训练步" in train.steps_advice(str(data), 32, 3, -1, "zh-CN")
-    assert train.steps_advice(str(data), 1, 2, -1, "en") == "", "36 steps are enough"
-    assert train.steps_advice(str(data), 32, 1, 50, "en") == "", "max steps decide when set"
-    assert train.steps_advice(str(tmp_path / "missing.jsonl"), 32, 1, -1, "en") == ""
-    assert train.form_advice("embedder", "default", str(data), 32, 1, -1, "en") == warning
+    assert "约 3 个训练步" in train.steps_advice("train.jsonl", 32, 3, -1, "zh-CN")
+    assert train.steps_advice("train.jsonl", 1, 2, -1, "en") == "", "36 steps are enough"
+    assert train.steps_advice("train.jsonl", 32, 1, 50, "en") == "", "max steps decide when set"
+    assert train.steps_advice("missing.jsonl", 32, 1, -1, "en") == ""
+    assert train.steps_advice(str(data), 32, 1, -1, "en") == "", "a server path from the page is not read"
+    assert train.form_advice("embedder", "default", "train.jsonl", 32, 1, -1, "en") == warning
 
 
-def test_evaluate_tab_compares_models_on_the_demo_beir_folder(ctx, tmp_path, monkeypatch):
-    from studio.config import DEMO_DIR
+def _as(ctx, name: str, role: str):
+    """`ctx` with sign-in on and `name` on the team as `role`; the request such a person sends."""
+    from types import SimpleNamespace
+
+    from studio.actions import Actor, team
+
+    team.add_person(ctx.project, Actor.local("setup"), name, role)
+    ctx.auth = True
+    return SimpleNamespace(username=name)
+
+
+@pytest.fixture
+def exports(tmp_path, monkeypatch):
+    from studio import config
+
+    monkeypatch.setattr(config, "EXPORTS_DIR", tmp_path / "exports")
+    return tmp_path / "exports"
+
+
+def no_progress(*args, **kwargs):
+    return None
+
+
+def test_evaluate_tab_compares_models_on_the_demo_beir_folder(ctx, exports):
     from studio.ui.tabs import evaluate
 
-    monkeypatch.setattr(evaluate, "EXPORTS_DIR", tmp_path / "exports")
     summary, bars, table, delta, errors, raw, html_file, csv_file, queries_file, picked = evaluate.run(
-        ctx, ["default", "default"], "beir", str(DEMO_DIR), "test", None, "1,10", "zh-CN",
-        progress=lambda *a, **k: None)
+        ctx, ["default", "default"], "beir", "demo", "test", None, "1,10", "zh-CN", progress=no_progress)
     assert "30 个查询" in summary and "中有 0 项显著" in summary
     assert isinstance(bars, go.Figure) and isinstance(delta, go.Figure)
     assert set(table["查询 更好/持平/更差"]) == {"0/30/0"}, "a model against itself ties on every query"
     assert list(errors.iloc[0])[0] == "default" and raw["queries"] == 30
     assert html_file["interactive"] and "评估报告" in Path(html_file["value"]).read_text(encoding="utf-8")
+    assert Path(html_file["value"]).parent.parent == exports, "the downloads are written under exports/"
     assert Path(csv_file["value"]).name == "metrics.csv" and Path(queries_file["value"]).exists()
     assert len(picked["choices"]) == 30
 
 
-def test_evaluate_tab_with_one_model_asks_for_a_second_and_hides_the_comparison(ctx, tmp_path, monkeypatch):
-    from studio.config import DEMO_DIR
+def test_evaluate_tab_with_one_model_asks_for_a_second_and_hides_the_comparison(ctx, exports):
     from studio.ui.tabs import evaluate
 
-    monkeypatch.setattr(evaluate, "EXPORTS_DIR", tmp_path / "exports")
     summary, bars, table, delta, errors, raw, *_ = evaluate.run(
-        ctx, ["default"], "beir", str(DEMO_DIR), "test", None, "10", "en", progress=lambda *a, **k: None)
+        ctx, ["default"], "beir", "demo", "test", None, "10", "en", progress=no_progress)
     assert "Only one model: add a second one" in summary and isinstance(bars, go.Figure)
     results, delta_shown, table_shown = evaluate._show_results(raw)
     assert results["visible"] and not delta_shown["visible"] and not table_shown["visible"]
     assert all(part["visible"] is False for part in evaluate._show_results(None))
 
 
-def test_evaluate_tab_leaves_out_training_queries_and_says_when_too_few_are_left(ctx, tmp_path, monkeypatch):
-    import json
-
+def test_evaluate_tab_leaves_out_training_queries_and_says_when_too_few_are_left(ctx, exports):
     from studio.config import DEMO_DIR
     from studio.ui.tabs import evaluate
 
-    monkeypatch.setattr(evaluate, "EXPORTS_DIR", tmp_path / "exports")
     queries = [json.loads(line)["text"] for line in (DEMO_DIR / "queries.jsonl").read_text("utf-8").splitlines()]
-    train = tmp_path / "train.jsonl"
-    train.write_text("".join(json.dumps({"query": q, "pos": ["x"], "neg": ["y"]}, ensure_ascii=False) + "\n"
-                             for q in queries[:27]), encoding="utf-8")
+    exports.mkdir()
+    (exports / "train.jsonl").write_text("".join(json.dumps({"query": q, "pos": ["x"], "neg": ["y"]},
+                                                            ensure_ascii=False) + "\n" for q in queries[:27]),
+                                         encoding="utf-8")
     summary, bars, table, delta, errors, raw, *_ = evaluate.run(
-        ctx, ["default", "default"], "beir", str(DEMO_DIR), "test", str(train), "1,5,10,20", "en",
-        progress=lambda *a, **k: None)
+        ctx, ["default", "default"], "beir", "demo", "test", "train.jsonl", "1,5,10,20", "en", progress=no_progress)
     assert raw["queries"] == 3 and raw["evalset"] == "demo/test without the queries of train.jsonl"
     assert "demo/test without the queries of train.jsonl: 3 queries" in summary
     assert "Only 3 queries: too few for a significance test" in summary
     assert list(table.columns) == ["comparison", "baseline model", "model", "metric", "baseline value", "model value",
                                    "Δ (relative)", "p (Holm)", "verdict", "queries better / equal / worse"]
     assert [trace.name for trace in delta.data] == ["worse (0)", "unchanged (3)", "better (0)"]
-    summary, *_ = evaluate.run(ctx, ["default"], "db", "", "test", None, "10", "zh-CN", progress=lambda *a, **k: None)
+    summary, *_ = evaluate.run(ctx, ["default"], "db", "", "test", None, "10", "zh-CN", progress=no_progress)
     assert "没有剩余的" in summary
 
 
 def test_evaluate_tab_explains_missing_gold_labels(ctx):
     from studio.ui.tabs import evaluate
 
-    summary, *rest = evaluate.run(ctx, ["default"], "db", "", "test", None, "10", "en", progress=lambda *a, **k: None)
+    summary, *rest = evaluate.run(ctx, ["default"], "db", "", "test", None, "10", "en", progress=no_progress)
     assert "no query with a relevant gold label" in summary and rest[:5] == [None] * 5
     assert not any(download["interactive"] for download in rest[5:8])
 
 
-def test_evaluate_tab_reports_a_reranker_step_that_makes_ranking_worse(ctx, tmp_path, monkeypatch):
-    from studio.config import DEMO_DIR
+def test_evaluate_tab_reports_a_reranker_step_that_makes_ranking_worse(ctx, tmp_path, exports, monkeypatch):
+    from studio import config
     from studio.ui.tabs import evaluate
     from tests.tiny_models import build_tiny_reranker
 
-    monkeypatch.setattr(evaluate, "EXPORTS_DIR", tmp_path / "exports")
-    reranker = str(build_tiny_reranker(tmp_path / "rr"))
+    monkeypatch.setattr(config, "MODELS_DIR", tmp_path / "models")
+    build_tiny_reranker(tmp_path / "models" / "rr")
     summary, bars, table, delta, errors, raw, html_file, *_ = evaluate.run(
-        ctx, ["default"], "beir", str(DEMO_DIR), "test", None, "1,10", "en", "dense", reranker, 10,
-        progress=lambda *a, **k: None)
-    assert [m["model"] for m in raw["models"]] == ["default", f"default → {reranker}"], "dense alone is reported too"
+        ctx, ["default"], "beir", "demo", "test", None, "1,10", "en", "dense", "rr", 10, progress=no_progress)
+    assert [m["model"] for m in raw["models"]] == ["default", "default → rr"], "dense alone is reported too"
     assert "The reranker makes ranking worse: ndcg@10 drops by" in summary and "rs-error" in summary
     assert set(table["comparison"]) == {"reranker step"} and table["model"].str.startswith("⚠").all()
     assert "▼ worse" in set(table["verdict"])
@@ -276,21 +447,18 @@ def test_evaluate_tab_reports_a_reranker_step_that_makes_ranking_worse(ctx, tmp_
 
 
 def test_evaluate_tab_mode_needs_an_m3_model(ctx):
-    from studio.config import DEMO_DIR
     from studio.ui.tabs import evaluate
 
-    summary, *_ = evaluate.run(ctx, ["default"], "beir", str(DEMO_DIR), "test", None, "10", "zh-CN", "colbert",
-                               progress=lambda *a, **k: None)
+    summary, *_ = evaluate.run(ctx, ["default"], "beir", "demo", "test", None, "10", "zh-CN", "colbert",
+                               progress=no_progress)
     assert "不是 BGE-M3 模型" in summary
 
 
-def test_evaluate_tab_draws_the_embedding_map_into_the_report(ctx, tmp_path, monkeypatch):
-    from studio.config import DEMO_DIR
+def test_evaluate_tab_draws_the_embedding_map_into_the_report(ctx, exports):
     from studio.ui.tabs import evaluate
 
-    monkeypatch.setattr(evaluate, "EXPORTS_DIR", tmp_path / "exports")
-    form = (["default"], "beir", str(DEMO_DIR), "test", None)
-    *_, raw, _, _, _, picked = evaluate.run(ctx, *form, "10", "en", progress=lambda *a, **k: None)
+    form = (["default"], "beir", "demo", "test", None)
+    *_, raw, _, _, _, picked = evaluate.run(ctx, *form, "10", "en", progress=no_progress)
     query = picked["choices"][0][1]
     figure, status, html_file = evaluate.draw_map(ctx, *form, [query], raw, "zh-CN")
     assert isinstance(figure, go.Figure) and "分布图" in status
@@ -301,10 +469,41 @@ def test_evaluate_tab_draws_the_embedding_map_into_the_report(ctx, tmp_path, mon
     assert "Run an evaluation first" in status
 
 
-def test_compare_shows_two_models_side_by_side_with_moves_badges_and_queueing(demo_ctx, tmp_path):
+def test_evaluate_tab_refuses_server_paths_from_the_page(ctx, exports):
+    from studio.config import DEMO_DIR
+    from studio.ui.tabs import evaluate
+
+    for form in ((["default"], "beir", str(DEMO_DIR), "test", None), (["default"], "beir", "../assets/demo", "test", None),
+                 ([str(DEMO_DIR)], "beir", "demo", "test", None), (["default"], "db", "", "test", "/etc/passwd")):
+        summary, *rest = evaluate.run(ctx, *form, "10", "en", progress=no_progress)
+        assert "must be a name inside" in summary and rest[4] is None, form
+        _, status, _ = evaluate.draw_map(ctx, *form, [], None, "en")
+        assert "must be a name inside" in status, form
+    summary, *_ = evaluate.run(ctx, ["default"], "beir", "demo", "test", None, "10", "en", "dense", "/tmp/rr",
+                               progress=no_progress)
+    assert "Reranker (optional): &#x27;/tmp/rr&#x27; must be a name inside" in summary
+    assert not exports.exists(), "nothing ran, nothing was written"
+
+
+def test_evaluate_tab_refuses_an_annotator_and_its_refresh_is_blank(ctx, exports):
+    from studio.ui.tabs import evaluate
+
+    alice = _as(ctx, "alice", "annotator")
+    summary, *rest = evaluate.run(ctx, ["default"], "beir", "demo", "test", None, "10", "en", request=alice,
+                                  progress=no_progress)
+    assert "needs the Expert role" in summary and rest[4] is None
+    models, exclude, reranker, folder = evaluate.refresh(ctx, None, None, None, "en", alice)
+    assert models["choices"] == [] and exclude["choices"] == [] and folder["choices"] == []
+    eve = _as(ctx, "eve", "expert")
+    models, exclude, reranker, folder = evaluate.refresh(ctx, None, None, None, "en", eve)
+    assert models["value"] == ["all-MiniLM-L6-v2"] and folder["value"] == "demo" and "demo" in folder["choices"]
+
+
+def test_compare_shows_two_models_side_by_side_with_moves_badges_and_queueing(demo_ctx, tmp_path, monkeypatch):
     import torch
     from sentence_transformers import SentenceTransformer
 
+    from studio import config
     from studio.config import default_model_path
     from studio.ui.tabs import compare
 
@@ -313,13 +512,14 @@ def test_compare_shows_two_models_side_by_side_with_moves_badges_and_queueing(de
     with torch.no_grad():
         for p in other[0].auto_model.encoder.layer[-1].parameters():
             p.add_(torch.randn_like(p) * 0.05)  # a different model: what fine-tuning does, in miniature
-    other.save(str(tmp_path / "other"))
+    other.save(str(tmp_path / "models" / "other"))
+    monkeypatch.setattr(config, "MODELS_DIR", tmp_path / "models")
 
     from studio.store.lookup import example_queries
 
-    with demo_ctx.db() as db:
+    with opened(demo_ctx.db_path) as db:
         query = example_queries(db)[0]  # the first example the tab offers
-    left, right, pick, status = compare.run_search(demo_ctx, query, "default", str(tmp_path / "other"), 10, "zh-CN")
+    left, right, pick, status = compare.run_search(demo_ctx, query, "default", "other", 10, "zh-CN")
     assert left.count('class="rs-hit"') == 10 and right.count('class="rs-hit"') == 10
     assert "rs-badge" in left, "gold labels of the demo query show as badges"
     assert left != right and ("▲" in left or "▼" in left or "rs-new" in left), "the two models rank differently"
@@ -329,18 +529,20 @@ def test_compare_shows_two_models_side_by_side_with_moves_badges_and_queueing(de
     assert "already in the project" in compare.send_to_queue(demo_ctx, "糖尿病患者可以吃水果吗？", doc, "en")
 
 
-def test_compare_side_followed_by_a_reranker(demo_ctx, tmp_path):
+def test_compare_side_followed_by_a_reranker(demo_ctx, tmp_path, monkeypatch):
+    from studio import config
     from studio.retrieval import rerank
     from studio.store.lookup import example_queries
     from studio.ui.tabs import compare
     from tests.tiny_models import build_tiny_reranker
 
-    reranker = str(build_tiny_reranker(tmp_path / "rr"))
-    with demo_ctx.db() as db:
+    monkeypatch.setattr(config, "MODELS_DIR", tmp_path / "models")
+    reranker = str(build_tiny_reranker(tmp_path / "models" / "rr"))
+    with opened(demo_ctx.db_path) as db:
         query = example_queries(db)[0]
-    left, right, *_ = compare.run_search(demo_ctx, query, "default", "default", 5, "en", None, reranker, 20)
+    left, right, *_ = compare.run_search(demo_ctx, query, "default", "default", 5, "en", None, "rr", 20)
     assert left.count('class="rs-hit"') == 5 and right.count('class="rs-hit"') == 5
-    assert f"default → {reranker}" in right and "→" not in left.split("rs-latency")[0]
+    assert "default → rr" in right and "→" not in left.split("rs-latency")[0]
     assert left != right, "the reranker reorders the dense candidates"
     assert reranker in rerank._rerankers, "the loaded reranker stays in memory for the next query"
 
@@ -352,13 +554,40 @@ def test_compare_asks_for_a_query(ctx):
     assert "Type a query" in left
 
 
+def test_compare_refuses_server_paths_and_roles_below_its_own(demo_ctx):
+    from studio.config import default_model_path
+    from studio.retrieval.playground import KEYWORD_TRAP
+    from studio.ui.tabs import compare
+
+    left, right, pick, _ = compare.run_search(demo_ctx, "糖尿病", str(default_model_path()), "default", 5, "en")
+    assert "Left: model: &#x27;/" in left and "must be a name inside" in left and pick["choices"] == []
+    left, *_ = compare.run_search(demo_ctx, "糖尿病", "default", "default", 5, "en", None, "../models/rr")
+    assert "must be a name inside" in left
+    table = compare.run_scoring(demo_ctx, KEYWORD_TRAP[0], "\n".join(KEYWORD_TRAP[1]), ["default"], "/tmp/rr", "en")
+    assert "must be a name inside" in table
+    eve = _as(demo_ctx, "eve", "expert")
+    left, right, *_ = compare.run_search(demo_ctx, "糖尿病", "default", "default", 3, "en", request=eve)
+    assert left.count('class="rs-hit"') == 3, "an expert searches"
+    with opened(demo_ctx.db_path) as db:
+        pairs = db["pairs"].count
+    assert "needs the Admin role" in compare.send_to_queue(demo_ctx, "a new query", "d001", "en", eve)
+    with opened(demo_ctx.db_path) as db:
+        assert db["pairs"].count == pairs, "an expert's 'send to queue' adds nothing"
+    alice = _as(demo_ctx, "alice", "annotator")
+    left, *_ = compare.run_search(demo_ctx, "糖尿病", "default", "default", 3, "en", request=alice)
+    assert "needs the Expert role" in left
+    assert "needs the Expert role" in compare.run_similarity(demo_ctx, "a", "b", ["default"], "en", alice)
+    blank = compare.refresh(demo_ctx, None, None, None, "en", alice)
+    assert all(update["choices"] == [] for update in blank), "no models, no example queries"
+
+
 def test_playground_tables(ctx):
     from studio.retrieval.playground import KEYWORD_TRAP
     from studio.ui.tabs import compare
 
-    sims = compare.run_similarity("糖尿病的主要并发症有哪些？", "高血糖长期未控可能导致视网膜病变", ["default"], "zh-CN")
+    sims = compare.run_similarity(ctx, "糖尿病的主要并发症有哪些？", "高血糖长期未控可能导致视网膜病变", ["default"], "zh-CN")
     assert list(sims.columns) == ["模型", "余弦相似度"] and sims.iloc[0, 0] == "default"
-    table = compare.run_scoring(KEYWORD_TRAP[0], "\n".join(KEYWORD_TRAP[1]), ["default"], "", "en")
+    table = compare.run_scoring(ctx, KEYWORD_TRAP[0], "\n".join(KEYWORD_TRAP[1]), ["default"], "", "en")
     assert len(table) == 3 and sorted(v.split(" · ")[0] for v in table["default"]) == ["#1", "#2", "#3"]
 
 
@@ -367,15 +596,15 @@ def test_known_problems_read_as_advice_not_as_unexpected_errors(ctx):
 
     left, *_ = compare.run_search(ctx, "糖尿病", "default", "default", 10, "zh-CN")
     assert "语料库为空" in left and "出现错误" not in left
-    summary, *_ = evaluate.run(ctx, [], "beir", "", "test", None, "10", "en", progress=lambda *a, **k: None)
+    summary, *_ = evaluate.run(ctx, [], "beir", "", "test", None, "10", "en", progress=no_progress)
     assert "Pick at least one model." in summary and "Something went wrong" not in summary
 
 
 def test_compare_puts_the_starred_model_on_the_right():
     from studio.ui.tabs import compare
 
-    names = ["default", "alpha", "zeta"]
-    assert compare.right_model(None, names, "default") == "zeta", "no ★: the last in models/"
+    names = ["all-MiniLM-L6-v2", "alpha", "zeta"]
+    assert compare.right_model(None, names, "all-MiniLM-L6-v2") == "zeta", "no ★: the last in models/"
     assert compare.right_model(None, names, "alpha") == "alpha"
     assert compare.right_model("zeta", names, "alpha") == "zeta", "the presenter's own choice stays"
 
@@ -383,26 +612,28 @@ def test_compare_puts_the_starred_model_on_the_right():
 def test_evaluate_offers_the_starred_model_beside_the_baseline():
     from studio.ui.tabs import evaluate
 
-    assert evaluate.first_models(["default", "medical-v1"], "default") == ["default"]
-    assert evaluate.first_models(["default", "medical-v1"], "medical-v1") == ["default", "medical-v1"]
-    assert evaluate.first_models(["default"], "gone") == ["default"], "a ★ that no longer loads is not offered"
+    assert evaluate.first_models(["all-MiniLM-L6-v2", "medical-v1"], "all-MiniLM-L6-v2") == ["all-MiniLM-L6-v2"]
+    assert evaluate.first_models(["all-MiniLM-L6-v2", "medical-v1"], "medical-v1") == ["all-MiniLM-L6-v2",
+                                                                                       "medical-v1"]
+    assert evaluate.first_models(["all-MiniLM-L6-v2"], "gone") == ["all-MiniLM-L6-v2"], \
+        "a ★ that no longer loads is not offered"
 
 
-def test_evaluate_on_gold_labels_leaves_out_the_fine_tunes_training_queries(tmp_path, monkeypatch):
-    import json
-
-    from studio import config as cfg
+def test_evaluate_on_gold_labels_leaves_out_the_fine_tunes_training_queries(tmp_path, exports, monkeypatch):
+    from studio import config
     from studio.ui.tabs.evaluate import suggested_exclusion
 
-    monkeypatch.setattr(cfg, "MODELS_DIR", tmp_path / "models")
-    train = tmp_path / "train.jsonl"
+    monkeypatch.setattr(config, "MODELS_DIR", tmp_path / "models")
+    train = exports / "run" / "train.jsonl"
+    train.parent.mkdir(parents=True)
     train.write_text('{"query": "q", "pos": ["p"], "neg": ["n"]}\n', encoding="utf-8")
     (tmp_path / "models" / "medical-v1").mkdir(parents=True)
     (tmp_path / "models" / "medical-v1" / "studio_model.json").write_text(json.dumps({"train": str(train)}))
-    assert suggested_exclusion(["default", "medical-v1"], "db", None) == str(train)
+    assert suggested_exclusion(["default", "medical-v1"], "db", None) == "run/train.jsonl", "a name in exports/"
     assert suggested_exclusion(["default", "medical-v1"], "db", "mine.jsonl") == "mine.jsonl", "the user's choice"
     assert suggested_exclusion(["default", "medical-v1"], "beir", None) is None, "a BEIR split is held out already"
     assert suggested_exclusion(["default"], "db", None) is None
+    assert suggested_exclusion([str(tmp_path / "models" / "medical-v1")], "db", None) is None, "no server paths"
 
 
 def test_evaluate_tab_refuses_bad_cutoffs_in_the_users_language(ctx):
@@ -410,3 +641,102 @@ def test_evaluate_tab_refuses_bad_cutoffs_in_the_users_language(ctx):
 
     summary, *_ = evaluate.run(ctx, ["default"], "beir", "", "test", None, "1,0", "zh-CN")
     assert "rs-error" in summary and "截断位置须为用逗号分隔的正整数" in summary and "1,0" in summary
+
+
+def test_models_tab_checks_sets_the_default_and_deletes_by_name(ctx, tmp_path, monkeypatch):
+    from studio import config
+    from studio.config import default_model_path
+    from studio.ui.tabs import models
+
+    monkeypatch.setattr(config, "MODELS_DIR", tmp_path / "models")
+    (tmp_path / "models").mkdir()
+    for name in ("mini", "spare"):
+        (tmp_path / "models" / name).symlink_to(default_model_path(), target_is_directory=True)
+    table, picker = models.refresh(ctx, "en", None)
+    assert list(table["name"]) == ["all-MiniLM-L6-v2", "mini", "spare"] and list(table["default"]) == ["★", "", ""]
+    assert picker["value"] == "all-MiniLM-L6-v2"
+    assert "Loaded and encoded a test sentence" in models.run_check(ctx, "mini", "en")
+    message, table = models.make_default(ctx, "mini", "en")
+    assert "mini is now the default model" in message and list(table["default"]) == ["", "★", ""]
+    message, table, picker = models.remove(ctx, "spare", False, "en")
+    assert "Tick the box" in message and (tmp_path / "models" / "spare").exists()
+    message, table, picker = models.remove(ctx, "spare", True, "en")
+    assert "Deleted spare" in message and picker["choices"] == ["all-MiniLM-L6-v2", "mini"]
+    for bad in (str(tmp_path / "models" / "mini"), "../models/mini"):
+        assert "must be a name inside" in models.run_check(ctx, bad, "en")
+        assert "must be a name inside" in models.make_default(ctx, bad, "en")[0]
+        assert "must be a name inside" in models.remove(ctx, bad, True, "en")[0]
+    assert (tmp_path / "models" / "mini").exists() and (tmp_path / "models" / ".default").read_text().strip() == "mini"
+
+
+def test_models_tab_refuses_an_expert_and_its_refresh_is_blank(ctx, tmp_path, monkeypatch):
+    from studio import config
+    from studio.config import default_model_path
+    from studio.ui.tabs import models
+
+    monkeypatch.setattr(config, "MODELS_DIR", tmp_path / "models")
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "mini").symlink_to(default_model_path(), target_is_directory=True)
+    eve = _as(ctx, "eve", "expert")
+    table, picker = models.refresh(ctx, "en", None, eve)
+    assert table is None and picker["choices"] == []
+    message, _ = models.make_default(ctx, "mini", "en", eve)
+    assert "needs the Admin role" in message and not (tmp_path / "models" / ".default").exists()
+    message, *_ = models.remove(ctx, "mini", True, "en", eve)
+    assert "needs the Admin role" in message and (tmp_path / "models" / "mini").is_dir()
+
+
+def signed_in(ctx: UIContext, name: str):
+    """`ctx` with sign-in on, and a request as Gradio gives it for `name`."""
+    from types import SimpleNamespace
+
+    ctx.auth = True
+    return SimpleNamespace(username=name)
+
+
+def test_signed_in_rating_and_deciding_ignore_the_name_the_page_sends(demo_ctx):
+    with opened(demo_ctx.db_path) as db:
+        from studio.store.users import set_password
+
+        set_password(db, "alice", "password1")
+    alice = signed_in(demo_ctx, "alice")
+    _, pair, *_ = annotate.start(demo_ctx, "Dr. Smith", "en", alice)
+    annotate.rate(demo_ctx, "Dr. Smith", pair, "", 2, "en", alice)
+    with opened(demo_ctx.db_path) as db:
+        raters = [r["name"] for r in db.query("SELECT a.name FROM ratings r JOIN annotators a ON a.id = "
+                                              "r.annotator_id WHERE r.pair_id = ?", [pair])]
+    assert "alice" in raters and "Dr. Smith" not in raters
+    _, case, *_ = adjudicate.current_case(demo_ctx, "en", request=signed_in(demo_ctx, "Prof. Chen (陈教授)"))
+    refused = adjudicate.decide(demo_ctx, "Prof. Chen (陈教授)", case, 2, "", "en", alice)
+    assert "needs the Expert role" in refused[3] and refused[1] is None, "an annotator gets no case to decide"
+    out = adjudicate.decide(demo_ctx, "Dr. Smith", case, 2, "", "en", signed_in(demo_ctx, "Prof. Chen (陈教授)"))
+    assert f"pair #{case}" in out[3]
+    with opened(demo_ctx.db_path) as db:
+        expert = next(db.query("SELECT e.name FROM adjudications a JOIN annotators e ON e.id = a.expert_id "
+                               "WHERE a.pair_id = ?", [case]))["name"]
+    assert expert == "Prof. Chen (陈教授)"
+
+
+def test_an_annotator_sees_no_agreement_disagreements_or_audit_rows(demo_ctx):
+    alice = signed_in(demo_ctx, "Dr. Smith")
+    card, bars, table, _, heat, dis, details = agreement.refresh(demo_ctx, "en", None, alice)
+    assert "needs the Expert role" in card and table is None and dis is None and not details["visible"]
+    card, pair, _, _, audit = adjudicate.current_case(demo_ctx, "en", request=alice)
+    assert pair is None and audit is None and "needs the Expert role" in card
+
+
+# Every public endpoint, by name: an event that does something gets a name users can script; the rest is private.
+PUBLIC_ENDPOINTS = {
+    "import_run", "import_pool", "import_demo", "team_save", "annotate_start", "annotate_rate_2", "annotate_rate_1",
+    "annotate_rate_0", "annotate_skip", "annotate_undo", "agreement_report", "adjudicate_decide_2",
+    "adjudicate_decide_1", "adjudicate_decide_0", "data_quality", "data_export", "train_start", "train_cancel",
+    "train_resume", "models_check", "models_set_default", "models_delete", "evaluate_run", "evaluate_map",
+    "compare_similarity", "compare_score", "compare_search", "compare_send_to_queue"}
+
+
+@pytest.mark.parametrize("auth", [False, True])
+def test_every_public_endpoint_is_named_on_purpose(db_path, auth):
+    demo, _ = build_app(db_path, auth=auth)
+    public = [d["api_name"] for d in demo.get_config_file()["dependencies"]
+              if d.get("api_visibility", "public") == "public"]
+    assert sorted(public) == sorted(PUBLIC_ENDPOINTS), "an event without an explicit api_name, or a new one"

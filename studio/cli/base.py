@@ -23,16 +23,15 @@ class Context:
         self.project = Project(db_path)
         self.actor = Actor.local("cli")
 
-    def open(self, *, existing: bool = False):
-        """The database; `existing` for verbs that only read it, so that a mistyped path is an error, not a new,
-        empty database reporting zeros."""
-        from studio.store import connect
+    def require_db(self) -> None:
+        """Refuse a database that is not there (a mistyped --db), naming the verb, before anything is created."""
+        if not Path(self.db_path).is_file():
+            raise click.ClickException(no_database_message(self.db_path))
 
-        if existing and not Path(self.db_path).is_file():
-            verb = " ".join(click.get_current_context().command_path.split()[1:])
-            raise click.ClickException(f"no database at {self.db_path} (the --db option goes before the verb: "
-                                       f"studio --db FILE {verb})")
-        return connect(self.db_path)
+
+def no_database_message(db_path: Path) -> str:
+    verb = " ".join(click.get_current_context().command_path.split()[1:])
+    return f"no database at {db_path} (the --db option goes before the verb: studio --db FILE {verb})"
 
 
 def plural(count: int, noun: str, nouns: str | None = None) -> str:
@@ -42,7 +41,7 @@ def plural(count: int, noun: str, nouns: str | None = None) -> str:
 
 def parse_cutoffs(ctx, param, value: str) -> tuple[int, ...]:
     """--k 1,5,10 → (1, 5, 10) (:func:`studio.evaluation.metrics.parse_cutoffs`); a bad value is a usage error."""
-    from studio.evaluation.metrics import parse_cutoffs as parse
+    from studio.actions.evaluate import parse_cutoffs as parse
 
     try:
         return parse(value)
@@ -58,6 +57,8 @@ def friendly(fn):
         try:
             return fn(*args, **kwargs)
         except StudioError as exc:
+            if exc.code == "no_database":  # say which verb, as the user typed it
+                raise click.ClickException(no_database_message(exc.params["path"])) from exc
             raise click.ClickException(exc.message("en")) from exc
 
     return wrapper

@@ -6,19 +6,17 @@ from pathlib import Path
 
 import click
 
+from studio.actions import collect
 from studio.cli.base import Context, cli, emit, friendly, json_option, plural
+
 
 @cli.group(name="import")
 def import_() -> None:
     """Import pairs, ratings, a BEIR folder or RAG logs (all-or-nothing)."""
 
 
-def _run_import(ctx: Context, kind: str, path: Path, as_json: bool, queue: bool = True, **options) -> None:
-    from studio.ingest import read_any
-    from studio.store.imports import import_batch
-
-    batch = read_any(kind, path, **options)
-    summary = import_batch(ctx.open(), batch, queue=queue, actor=f"cli:{kind}")
+def _run_import(ctx: Context, kind: str, path: Path, as_json: bool, queue: bool | None = None, **options) -> None:
+    summary = collect.import_file(ctx.project, ctx.actor, kind, path, queue=queue, **options)
     emit(summary.as_dict(), as_json,
          f"{path}: {plural(summary.pairs, 'new pair')} ({summary.existing_pairs} already there), "
          f"{plural(summary.documents, 'new document')}, {plural(summary.queries, 'new query', 'new queries')}"
@@ -95,8 +93,8 @@ def import_logs(ctx: Context, file: Path, as_json: bool) -> None:
 @click.option("--k", default=20, show_default=True, type=click.IntRange(min=1),
               help="Candidates per query (hybrid: the k best of BM25 and dense, merged).")
 @click.option("--retriever", type=click.Choice(["bm25", "dense", "hybrid"]), default="hybrid", show_default=True)
-@click.option("--model", default=None, help="Embedder for dense: a name in models/, a path, a hub id or 'default' (the "
-              "embedded model). Without it: the default model (★ in `studio models`).")
+@click.option("--model", default=None, help="Embedder for dense: a name in models/, a path, a hub id, 'default' (the ★ "
+              "model of `studio models`, also used without --model) or all-MiniLM-L6-v2 (the embedded one).")
 @json_option
 @click.pass_obj
 @friendly
@@ -107,9 +105,8 @@ def pool(ctx: Context, k: int, retriever: str, model: str | None, as_json: bool)
     Example:
         studio pool --k 20 --retriever hybrid
     """
-    from studio.retrieval.pooling import pool_candidates
-
-    result = pool_candidates(ctx.open(existing=True), k=k, retriever=retriever, model=model)
+    ctx.require_db()
+    result = collect.pool(ctx.project, ctx.actor, k, retriever, model, existing=True)
     dense = f", model {result['model']}" if result["model"] else ""
     emit(result, as_json, f"{plural(result['added'], 'new pair')} from {plural(result['candidates'], 'candidate')} "
                           f"for {result['queries']} queries ({retriever}, k={k}{dense})")

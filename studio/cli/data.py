@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
+from studio.actions import data
 from studio.cli.base import Context, _Bar, cli, emit, friendly, json_option
 
 @cli.command()
@@ -22,20 +22,13 @@ def quality(ctx: Context, model: str | None, out_file: Path | None, as_json: boo
     Example:
         studio quality --json > quality.json
     """
-    from studio.dataset.quality import quality_report
     from studio.i18n import t
-    from studio.models.registry import get_default
-    from studio.store.adjudication import pooled_kappa
-    from studio.store.gold import gold_set
 
-    db = ctx.open(existing=True)
+    ctx.require_db()
     with _Bar("quality") as bar:
-        report = quality_report(gold_set(db), kappa=pooled_kappa(db), model=model or get_default(), progress=bar)
-    data = report.as_dict()
-    if out_file:
-        out_file.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
+        report = data.quality(ctx.project, ctx.actor, model, bar, out_path=out_file, existing=True).report
     if as_json:
-        emit(data, True, "")
+        emit(report.as_dict(), True, "")
         return
     c = report.counts
     sim = "n/a" if report.similarity_mean is None else f"{report.similarity_mean:.3f} (max {report.similarity_max:.3f})"
@@ -59,7 +52,7 @@ def export() -> None:
 
 
 @export.command(name="triplets")
-@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path), required=False)
 @click.option("--valid-fraction", default=0.1, show_default=True, help="Share of queries held out for validation.")
 @click.option("--hard-negatives", type=click.Choice(["none", "bm25", "dense", "hybrid"]), default="hybrid",
               show_default=True, help="How to mine negatives beyond the annotated ones.")
@@ -75,25 +68,24 @@ def export() -> None:
 @json_option
 @click.pass_obj
 @friendly
-def export_triplets_cmd(ctx: Context, out: Path, valid_fraction: float, hard_negatives: str, negatives: int,
+def export_triplets_cmd(ctx: Context, out: Path | None, valid_fraction: float, hard_negatives: str, negatives: int,
                         partial: str, seed: int, model: str | None, rank_window: str, scores: str, prompt: str,
                         as_json: bool) -> None:
     """Gold labels → FlagEmbedding JSONL ({"query", "pos", "neg"}), split by query, with hard negatives.
 
     \b
-    Writes OUT (train), OUT's .valid.jsonl, a flat .csv and a .manifest.json beside it.
+    Writes OUT (train; default exports/<timestamp>/train.jsonl), OUT's .valid.jsonl, a flat .csv and a
+    .manifest.json beside it.
     Example:
         studio export triplets exports/train.jsonl --hard-negatives hybrid --negatives 7
     """
-    from studio.dataset.triplets import ExportOptions, export_triplets
-    from studio.models.registry import get_default
-    from studio.store.gold import gold_set
-
-    options = ExportOptions(valid_fraction=valid_fraction, hard_negatives=hard_negatives, negatives=negatives,
-                            partial=partial, seed=seed, model=model or get_default(),
-                            rank_window=parse_window(rank_window), scores=scores, prompt=prompt)
+    ctx.require_db()
+    window = parse_window(rank_window)
     with _Bar("export") as bar:
-        result = export_triplets(gold_set(ctx.open(existing=True)), out, options, progress=bar)
+        result = data.export_triplets(ctx.project, ctx.actor, out, valid_fraction=valid_fraction,
+                                      hard_negatives=hard_negatives, negatives=negatives, partial=partial, seed=seed,
+                                      model=model, rank_window=window, scores=scores, prompt=prompt, progress=bar,
+                                      existing=True)
     c = result.counts
     emit(result.manifest, as_json,
          f"{result.train_path}: {c['train_lines']} lines ({c['train_queries']} queries); "

@@ -1,4 +1,4 @@
-"""CLI verbs: eval."""
+"""CLI verbs: eval, search."""
 
 from __future__ import annotations
 
@@ -10,12 +10,15 @@ from studio.cli.base import Context, cli, emit, friendly, json_option, pad, pars
 
 @cli.command(name="eval")
 @click.option("--model", "models_", multiple=True, required=True,
-              help="Model to evaluate (repeat: the first is the baseline the others are compared with).")
+              help="Model to evaluate: a name in models/, 'default' (the * model of `studio models`), "
+                   "all-MiniLM-L6-v2 (the embedded one), a folder or a hub id. Repeat: the first is the baseline "
+                   "the others are compared with.")
 @click.option("--beir", "beir_dir", type=click.Path(file_okay=False), help="Evaluate on a BEIR folder.")
 @click.option("--split", default="test", show_default=True)
 @click.option("--db", "use_db", is_flag=True, help="Evaluate on the database's gold labels.")
 @click.option("--exclude-train", type=click.Path(exists=True, dir_okay=False),
-              help="With --db: leave out the queries of this training file.")
+              help="Leave out the queries of this training file (the gold labels of --db hold a fine-tune's own "
+                   "training queries).")
 @click.option("--k", "ks", default="1,5,10,20", show_default=True, callback=parse_cutoffs,
               help="Cut-offs, comma-separated.")
 @click.option("--mode", type=click.Choice(["dense", "sparse", "colbert", "weighted"]), default="dense",
@@ -49,38 +52,26 @@ def eval_(ctx: Context, models_: tuple[str, ...], beir_dir: str | None, split: s
         studio eval --model default --model medical-v1 --beir ./scifact --split test
         studio eval --model bge-m3 --mode weighted --beir ./scifact --html report.html --csv report.csv
     """
-    from studio.evaluation import runner
-    from studio.evaluation.report import evaluate_models, warning_lines
+    from studio.actions import evaluate as actions
 
     if bool(beir_dir) == use_db:
         raise click.UsageError("give exactly one of --beir DIR or --db")
-    cutoffs = ks
     try:
         mode_weights = tuple(float(w) for w in weights.split(","))
     except ValueError:
         mode_weights = ()
     if len(mode_weights) != 3:
         raise click.UsageError("--weights takes three numbers: dense,sparse,colbert")
-    if beir_dir:
-        evalset = runner.from_beir(beir_dir, split)
-    else:
-        from studio.store.gold import gold_set
-
-        held_out = runner.training_queries(exclude_train) if exclude_train else None
-        evalset = runner.from_gold(gold_set(ctx.open(existing=True)), held_out)
-    report, comparisons = evaluate_models(evalset, models_, cutoffs, mode=mode, weights=mode_weights,
-                                          reranker=reranker, rerank_top=rerank_top,
-                                          include_first_stage=not rerank_only, run_out=run_out)
+    result = actions.evaluate(ctx.project, ctx.actor, list(models_), "beir" if beir_dir else "db", folder=beir_dir,
+                              split=split, exclude=exclude_train, ks=ks, mode=mode, weights=mode_weights,
+                              reranker=reranker, rerank_top=rerank_top, include_first_stage=not rerank_only,
+                              run_out=run_out, lang=lang, existing=True)
+    report, comparisons = result.report, result.comparisons
     written = []
-    if html_out:
-        from studio.evaluation.export import write_html
-
-        written.append(write_html(report, html_out, lang))
-    if csv_out:
-        from studio.evaluation.export import write_csv, write_queries_csv
-
-        written.append(write_csv(report, csv_out))
-        written.append(write_queries_csv(report, csv_out.with_name(csv_out.stem + ".queries.csv"), evalset.queries))
+    if html_out or csv_out:
+        files = actions.write_reports(ctx.project, ctx.actor, report, lang=lang, queries=result.evalset.queries,
+                                      html=html_out, csv=csv_out)
+        written = [path for path in (files.html, files.csv, files.queries) if path]
     for path in written:
         click.echo(f"wrote {path}", err=True)
     if as_json:
@@ -99,5 +90,39 @@ def eval_(ctx: Context, models_: tuple[str, ...], beir_dir: str | None, split: s
             mark = " *" if row.significant else ""
             click.echo(f"  {row.metric:<12} {row.delta:+.4f}{rel:<10} p={row.p_holm:.4f}{mark}  "
                        f"wins/ties/losses {row.wins}/{row.ties}/{row.losses}")
-    for line in warning_lines(report, "en"):
+    for line in actions.warning_lines(report, "en"):
         click.echo("\n" + line)
+
+
+@cli.command(name="search")
+@click.argument("query")
+@click.option("--model", default="default", show_default=True,
+              help="Embedder: a name in models/, 'default' (the * model), all-MiniLM-L6-v2, a folder or a hub id.")
+@click.option("--reranker", help="Cross-encoder that rescores the embedder's top --depth documents.")
+@click.option("--k", default=10, show_default=True, type=click.IntRange(min=1), help="Results to show.")
+@click.option("--depth", type=click.IntRange(min=1),
+              help="With --reranker: how many dense candidates it rescores (default: as many as ⑨ Compare).")
+@json_option
+@click.pass_obj
+@friendly
+def search(ctx: Context, query: str, model: str, reranker: str | None, k: int, depth: int | None,
+           as_json: bool) -> None:
+    """The project's documents that best match QUERY (what ⑨ Compare shows for one side), with their gold labels.
+
+    \b
+    Example:
+        studio search "糖尿病的主要并发症有哪些？" --model medical-v1 --k 5
+    """
+    from studio.actions import search as actions
+
+    found = actions.search(ctx.project, ctx.actor, query, model, k=k, reranker=reranker, depth=depth)
+    rows = [{"rank": h.rank, "key": h.doc_key, "score": h.score, "gold": found.gold.get(h.doc_key),
+             "title": found.documents[h.doc_key]["title"]} for h in found.side.hits]
+    if as_json:
+        emit({"query": found.query, "model": found.side.name, "ms": round(found.side.ms, 1), "results": rows}, True, "")
+        return
+    click.echo(f"{found.side.name}: {len(rows)} results in {found.side.ms:.0f} ms")
+    for row in rows:
+        gold = "-" if row["gold"] is None else str(row["gold"])
+        title = row["title"] or found.documents[row["key"]]["text"][:60]
+        click.echo(f"{row['rank']:>3}  {row['score']:8.3f}  gold {gold}  {pad(row['key'], 12)}  {title}")

@@ -1,46 +1,115 @@
-"""CLI verbs: annotators, demo, serve."""
+"""CLI verbs: the team (annotators, users), the demo project and the web app (serve)."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
+from pathlib import Path
 
 import click
 
-from studio.cli.base import Context, cli, emit, friendly, json_option, pad
+from studio.actions import team
+from studio.cli.base import Context, cli, emit, friendly, json_option, pad, plural
+from studio.errors import StudioError
+
+ROLE_CHOICE = click.Choice(["annotator", "expert", "admin"])
+
+
+def _team_lines(people: list[team.Person]) -> str:
+    return "\n".join(
+        f"{pad(p.name, 30)} {p.role:<10} {plural(p.ratings, 'rating'):<12} "
+        f"{'removed' if p.removed else 'can sign in' if p.can_sign_in else 'no password'}" for p in people)
+
 
 @cli.group(invoke_without_command=True)
 @json_option
 @click.pass_context
+@friendly
 def annotators(click_ctx: click.Context, as_json: bool) -> None:
-    """List annotators, or add one / change a role (`annotators add NAME --role expert`)."""
+    """List the team, or add a person / change a role (`annotators add NAME --role expert`)."""
     if click_ctx.invoked_subcommand is None:
-        from studio.store.annotators import list_annotators
-
-        rows = list_annotators(click_ctx.obj.open(existing=True))
-        emit(rows, as_json, "\n".join(f"{pad(r['name'], 30)} {r['role']:<10} {r['ratings']} ratings" for r in rows)
-             or "no annotators yet")
+        ctx: Context = click_ctx.obj
+        people = [p for p in team.team(ctx.project, ctx.actor, existing=True) if not p.removed]
+        emit([asdict(p) for p in people], as_json, _team_lines(people) or "no annotators yet")
 
 
 @annotators.command(name="add")
 @click.argument("name")
-@click.option("--role", type=click.Choice(["annotator", "expert", "admin"]),
-              help="Role of a new person (default: annotator), or the new role of an existing one (unchanged "
-                   "without --role).")
+@click.option("--role", type=ROLE_CHOICE, help="Role of a new person (default: annotator), or the new role of an "
+                                               "existing one (unchanged without --role).")
 @click.pass_obj
 @friendly
 def annotators_add(ctx: Context, name: str, role: str | None) -> None:
-    """Add an annotator, or change the role of an existing one."""
-    from studio.store.annotators import ensure_annotator, find_annotator, set_role
-
-    db = ctx.open()
-    existing = find_annotator(db, name)
-    if existing is None:
-        row = ensure_annotator(db, name, role or "annotator")
-    elif role is None or role == existing["role"]:
-        row = existing
+    """Add a person to the team, or change the role of someone already on it."""
+    row, changed = team.add_person(ctx.project, ctx.actor, name, role)
+    if not changed:
         click.echo(f"{row['name']} is already on the team", err=True)
-    else:
-        row = set_role(db, name, role)
     click.echo(f"{row['name']}: {row['role']}")
+
+
+def _password(password_file: Path | None, name: str) -> str:
+    """The password from `password_file` (first line), or typed twice at a hidden prompt."""
+    if password_file is not None:
+        lines = password_file.read_text(encoding="utf-8").splitlines()
+        return lines[0] if lines else ""
+    return click.prompt(f"password for {name}", hide_input=True, confirmation_prompt=True)
+
+
+password_file_option = click.option("--password-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                                    help="Read the password from the first line of this file (no prompt).")
+
+
+@cli.group(invoke_without_command=True)
+@json_option
+@click.pass_context
+@friendly
+def users(click_ctx: click.Context, as_json: bool) -> None:
+    """Accounts for signing in to the app (`python studio.py --auth`): list, add, passwd, remove.
+
+    \b
+    Passwords are stored as salted scrypt hashes, never in plain text.
+    Example:
+        studio users add alice --role annotator
+        studio users add dr-wang --role expert --password-file pw.txt
+        python studio.py --auth
+    """
+    if click_ctx.invoked_subcommand is None:
+        ctx: Context = click_ctx.obj
+        people = team.team(ctx.project, ctx.actor, existing=True)
+        emit([asdict(p) for p in people], as_json, _team_lines(people) or "no accounts yet")
+
+
+@users.command(name="add")
+@click.argument("name")
+@click.option("--role", type=ROLE_CHOICE, help="Role (a new person: default annotator; an existing one keeps "
+                                               "theirs without --role).")
+@password_file_option
+@click.pass_obj
+@friendly
+def users_add(ctx: Context, name: str, role: str | None, password_file: Path | None) -> None:
+    """Give NAME an account (adding them to the team if new); the password is prompted."""
+    row = team.add_account(ctx.project, ctx.actor, name, _password(password_file, name), role)
+    click.echo(f"{row['name']}: {row['role']}, can sign in")
+
+
+@users.command(name="passwd")
+@click.argument("name")
+@password_file_option
+@click.pass_obj
+@friendly
+def users_passwd(ctx: Context, name: str, password_file: Path | None) -> None:
+    """Set a new password for NAME."""
+    row = team.set_password(ctx.project, ctx.actor, name, _password(password_file, name))
+    click.echo(f"{row['name']}: password changed")
+
+
+@users.command(name="remove")
+@click.argument("name")
+@click.pass_obj
+@friendly
+def users_remove(ctx: Context, name: str) -> None:
+    """Take NAME off the team: they can no longer sign in; their ratings and decisions stay."""
+    row = team.remove_account(ctx.project, ctx.actor, name)
+    click.echo(f"{row['name']}: removed (ratings kept)")
 
 
 @cli.command()
@@ -48,21 +117,27 @@ def annotators_add(ctx: Context, name: str, role: str | None) -> None:
 @friendly
 def demo(ctx: Context) -> None:
     """Load the bundled bilingual medical demo project into an empty database."""
-    from studio.demo import load_demo
+    from studio.actions.collect import load_demo
 
-    s = load_demo(ctx.open())
+    s = load_demo(ctx.project, ctx.actor)
     click.echo(f"demo loaded into {ctx.db_path}: {s.pairs} pairs, {s.documents} documents, "
                f"{s.queries} queries, {s.ratings} ratings")
 
 
 @cli.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to serve on; anything but a loopback address needs --auth.")
 @click.option("--port", default=7860, show_default=True)
 @click.option("--share", is_flag=True, help="Gradio share link (requires --auth).")
-@click.option("--auth", help="user:password[,user:password...] for logging in.")
+@click.option("--auth", is_flag=False, flag_value="@accounts", default=None,
+              help="Sign-in. Alone: the team's accounts (`studio users add`). With user:password[,user:password…]: "
+                   "a quick start (new names join as annotators, passwords at least 8 characters).")
 @click.pass_obj
 def serve(ctx: Context, host: str, port: int, share: bool, auth: str | None) -> None:
     """Start the web app (the same as `python studio.py`)."""
     from studio.ui.app import launch
 
-    launch(db_path=ctx.db_path, host=host, port=port, share=share, auth=auth)
+    try:
+        launch(db_path=ctx.db_path, host=host, port=port, share=share, auth=auth)
+    except StudioError as exc:
+        raise click.ClickException(exc.message("en")) from exc

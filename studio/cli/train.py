@@ -8,42 +8,44 @@ from pathlib import Path
 
 import click
 
+from studio.actions import jobs as job_actions
 from studio.cli.base import Context, cli, emit, friendly, json_option
-from studio.training.config import TrainConfig
 
-_D = TrainConfig.default  # `studio train` shows the recipe's defaults (one place: TrainConfig)
+_R = job_actions.recipe  # `studio train` starts from the measured recipe (one place: TrainConfig)
+
 
 @cli.command()
 @click.option("--task", type=click.Choice(["embedder", "reranker"]), required=True)
-@click.option("--base", default="default", show_default=True, help="Model name in models/, a folder, a hub id, or 'default'.")
+@click.option("--base", default="default", show_default=True,
+              help="Model name in models/, a folder, a hub id, or 'default' (the ★ default model).")
 @click.option("--train", "train_file", type=click.Path(exists=True, dir_okay=False), required=True,
               help="FlagEmbedding JSONL from `studio export triplets`.")
 @click.option("--valid", "valid_file", type=click.Path(exists=True, dir_okay=False),
               help="Validation JSONL (default: the .valid.jsonl beside --train, if any).")
 @click.option("--name", required=True, help="Output folder under models/.")
-@click.option("--method", type=click.Choice(["full", "lora"]), default=_D("method"), show_default=True)
-@click.option("--epochs", default=_D("epochs"), show_default=True)
-@click.option("--max-steps", default=_D("max_steps"), show_default=True, help="Stop after N steps (overrides --epochs).")
-@click.option("--batch-size", default=_D("batch_size"), show_default=True, help="Queries per device per step.")
+@click.option("--method", type=click.Choice(["full", "lora"]), default=_R("method"), show_default=True)
+@click.option("--epochs", default=_R("epochs"), show_default=True)
+@click.option("--max-steps", default=_R("max_steps"), show_default=True, help="Stop after N steps (overrides --epochs).")
+@click.option("--batch-size", default=_R("batch_size"), show_default=True, help="Queries per device per step.")
 @click.option("--lr", type=float, help="Learning rate (default 5e-5 full, 1e-4 LoRA).")
-@click.option("--group-size", default=_D("group_size"), show_default=True, help="1 positive + N-1 negatives per query.")
-@click.option("--query-max-len", default=_D("query_max_len"), show_default=True)
-@click.option("--passage-max-len", type=int, default=_D("passage_max_len"),
+@click.option("--group-size", default=_R("group_size"), show_default=True, help="1 positive + N-1 negatives per query.")
+@click.option("--query-max-len", default=_R("query_max_len"), show_default=True)
+@click.option("--passage-max-len", type=int, default=_R("passage_max_len"),
               help="Tokens per passage (default: the base model's max_seq_length, at most 512).")
-@click.option("--temperature", default=_D("temperature"), show_default=True,
+@click.option("--temperature", default=_R("temperature"), show_default=True,
               help="Softmax temperature of the contrastive loss (embedder).")
-@click.option("--warmup", default=_D("warmup_ratio"), show_default=True, help="Warm-up, as a share of the steps.")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), default=_D("precision"),
+@click.option("--warmup", default=_R("warmup_ratio"), show_default=True, help="Warm-up, as a share of the steps.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), default=_R("precision"),
               show_default=True)
 @click.option("--gradient-checkpointing", is_flag=True)
-@click.option("--lora-r", default=_D("lora_r"), show_default=True)
-@click.option("--lora-alpha", default=_D("lora_alpha"), show_default=True)
-@click.option("--lora-dropout", default=_D("lora_dropout"), show_default=True)
-@click.option("--lora-targets", default=",".join(_D("lora_targets")), show_default=True, help="Modules LoRA adapts.")
+@click.option("--lora-r", default=_R("lora_r"), show_default=True)
+@click.option("--lora-alpha", default=_R("lora_alpha"), show_default=True)
+@click.option("--lora-dropout", default=_R("lora_dropout"), show_default=True)
+@click.option("--lora-targets", default=",".join(_R("lora_targets")), show_default=True, help="Modules LoRA adapts.")
 @click.option("--freeze-embeddings", is_flag=True, help="Keep the embedding layer fixed.")
-@click.option("--freeze-layers", default=_D("freeze_layers"), show_default=True,
+@click.option("--freeze-layers", default=_R("freeze_layers"), show_default=True,
               help="Keep the lowest N transformer layers fixed.")
-@click.option("--seed", default=_D("seed"), show_default=True, help="Random seed (data order, negatives drawn).")
+@click.option("--seed", default=_R("seed"), show_default=True, help="Random seed (data order, negatives drawn).")
 @click.option("--gpus", default=1, show_default=True, help="Run under torchrun on this many GPUs.")
 @click.pass_obj
 @friendly
@@ -59,22 +61,14 @@ def train(ctx: Context, task: str, base: str, train_file: str, valid_file: str |
     Example:
         studio train --task embedder --base default --train exports/train.jsonl --name medical-v1
     """
-    from studio.models.registry import resolve
-    from studio.store import jobs as store_jobs
-    from studio.training import jobs
-    from studio.training.config import TrainConfig, read_metrics, too_few_steps
-
-    if valid_file is None:
-        beside = Path(train_file).with_suffix(".valid.jsonl")
-        valid_file = str(beside) if beside.exists() else None
-    config = TrainConfig(task=task, base=resolve(base), train=train_file, valid=valid_file, name=name, output_dir="",
-                         method=method, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr,
-                         group_size=group_size, query_max_len=query_max_len, passage_max_len=passage_max_len,
-                         temperature=temperature, warmup_ratio=warmup, precision=precision,
-                         gradient_checkpointing=gradient_checkpointing, lora_r=lora_r, lora_alpha=lora_alpha,
-                         lora_dropout=lora_dropout, lora_targets=[x.strip() for x in lora_targets.split(",") if x.strip()],
-                         freeze_embeddings=freeze_embeddings, freeze_layers=freeze_layers, seed=seed)
-    few = too_few_steps(train_file, batch_size, epochs, max_steps)
+    options = dict(task=task, base=base, train=train_file, valid=valid_file, name=name, method=method, epochs=epochs,
+                   max_steps=max_steps, batch_size=batch_size, lr=lr, group_size=group_size,
+                   query_max_len=query_max_len, passage_max_len=passage_max_len, temperature=temperature,
+                   warmup_ratio=warmup, precision=precision, gradient_checkpointing=gradient_checkpointing,
+                   lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
+                   lora_targets=[x.strip() for x in lora_targets.split(",") if x.strip()],
+                   freeze_embeddings=freeze_embeddings, freeze_layers=freeze_layers, seed=seed)
+    few = job_actions.too_few_steps(train_file, batch_size, epochs, max_steps)
     if few is not None:
         steps, lines = few
         why = (f"--max-steps {max_steps}" if 0 < max_steps == steps else
@@ -82,44 +76,46 @@ def train(ctx: Context, task: str, base: str, train_file: str, valid_file: str |
         advice = "" if 0 < max_steps == steps else "; label more pairs or raise --epochs"
         click.echo(f"warning: only {steps} training step(s) ({why}): too few for the model to change much{advice}",
                    err=True)
-    db = ctx.open()
-    job_id = jobs.create(db, config, created_by="cli")
-    proc = jobs.launch(db, job_id, gpus=gpus)
-    job_dir = Path(store_jobs.get_job(db, job_id)["job_dir"])
+    job = job_actions.start(ctx.project, ctx.actor, options, now=True, gpus=gpus)
+    job_id, job_dir = job["id"], Path(job["job_dir"])
     click.echo(f"job {job_id}: {job_dir} (log: {job_dir / 'log.txt'})", err=True)
-    shown = 0
     try:
-        with click.progressbar(length=1, label="training", file=sys.stderr, show_eta=True) as bar:
-            while proc.poll() is None:
-                time.sleep(1)
-                rows = [r for r in read_metrics(job_dir) if r.get("loss") is not None]
-                if rows:
-                    last = rows[-1]
-                    bar.length = max(int(last.get("total_steps") or 1), 1)
-                    bar.label = f"loss {last['loss']:.4f}"
-                    bar.update(int(last["step"]) - shown)
-                    shown = int(last["step"])
+        snapshot = _follow(ctx, job_id)
     except KeyboardInterrupt:
         click.echo("\ncancelling (keeps the last checkpoint)…", err=True)
-        jobs.cancel(db, job_id, actor="cli")
-    job = jobs.refresh(db, job_id)
+        job_actions.cancel(ctx.project, ctx.actor, job_id)
+        snapshot = job_actions.watch(ctx.project, ctx.actor, job_id)
+    job = snapshot.job
     if job["status"] != "succeeded":
         raise click.ClickException(f"job {job_id} {job['status']}: {job['error'] or 'see ' + str(job_dir / 'log.txt')}")
     click.echo(f"model saved to {job['output_dir']}")
 
 
+def _follow(ctx: Context, job_id: int):
+    """Watch a job until it ends, with a progress bar of its steps and latest loss on stderr; the last snapshot."""
+    shown = 0
+    with click.progressbar(length=1, label="training", file=sys.stderr, show_eta=True) as bar:
+        while True:
+            snapshot = job_actions.watch(ctx.project, ctx.actor, job_id, log_lines=0)
+            last = snapshot.last_loss
+            if last:
+                bar.length = max(int(last.get("total_steps") or 1), 1)
+                bar.label = f"loss {last['loss']:.4f}"
+                bar.update(int(last["step"]) - shown)
+                shown = int(last["step"])
+            if not snapshot.active:
+                return snapshot
+            time.sleep(1)
+
+
 @cli.group(invoke_without_command=True)
 @json_option
 @click.pass_context
+@friendly
 def jobs(click_ctx: click.Context, as_json: bool) -> None:
     """List training jobs (`jobs cancel ID`, `jobs resume ID`)."""
     if click_ctx.invoked_subcommand is None:
-        from studio.store import jobs as store_jobs
-        from studio.training import jobs as training_jobs
-
-        db = click_ctx.obj.open(existing=True)
-        training_jobs.refresh_all(db)
-        rows = store_jobs.list_jobs(db)
+        rows = job_actions.list_jobs(click_ctx.obj.project, click_ctx.obj.actor, existing=True)
         emit(rows, as_json, "\n".join(
             f"{r['id']:>4}  {r['status']:<10} {r['task']:<9} {r['name']:<30} {r['created_at'][:19]}"
             + (f"  {r['error']}" if r["error"] else "") for r in rows) or "no jobs yet")
@@ -131,14 +127,7 @@ def jobs(click_ctx: click.Context, as_json: bool) -> None:
 @friendly
 def jobs_cancel(ctx: Context, job_id: int) -> None:
     """Stop a job after its current step, keeping the last checkpoint."""
-    from studio.store import jobs as store_jobs
-    from studio.training import jobs as training_jobs
-
-    db = ctx.open(existing=True)
-    status = store_jobs.get_job(db, job_id)["status"]
-    if status not in ("queued", "running"):
-        raise click.ClickException(f"job {job_id} has already ended ({status}): nothing to cancel")
-    click.echo(f"job {job_id}: {training_jobs.cancel(db, job_id, actor='cli')['status']}")
+    click.echo(f"job {job_id}: {job_actions.cancel(ctx.project, ctx.actor, job_id)['status']}")
 
 
 @jobs.command(name="resume")
@@ -147,9 +136,4 @@ def jobs_cancel(ctx: Context, job_id: int) -> None:
 @friendly
 def jobs_resume(ctx: Context, job_id: int) -> None:
     """Queue a failed or cancelled job again from its last checkpoint, and start it if there is room."""
-    from studio.training import jobs as training_jobs
-
-    db = ctx.open(existing=True)
-    training_jobs.resume(db, job_id)
-    started = training_jobs.start_queued(db)
-    click.echo(f"job {job_id}: {'running' if job_id in started else 'queued'}")
+    click.echo(f"job {job_id}: {job_actions.resume(ctx.project, ctx.actor, job_id)['status']}")

@@ -59,7 +59,7 @@ def mine(gold: GoldSet, query_keys: Sequence[str], *, method: str, model: str | 
         gold: The gold set; the whole corpus is searched.
         query_keys: Queries to mine for.
         method: "bm25", "dense" or "hybrid".
-        model: Dense model (None or "default" = the embedded model); unused for bm25.
+        model: Dense model (None or "default" = the ★ default model); unused for bm25.
         rank_window: (start, end), 0-based positions in the ranked list, end excluded.
         max_similarity: False-negative guard threshold.
         partial_as_positive: Whether label-1 documents count as positives for the guard.

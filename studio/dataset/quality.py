@@ -71,7 +71,7 @@ def quality_report(gold: GoldSet, *, kappa: float | None, model: str | None = No
     Args:
         gold: the gold labels and texts.
         kappa: pooled inter-annotator kappa, ``None`` when undefined; the gate is ``kappa >= 0.6``.
-        model: model whose tokenizer counts tokens: ``None``/``"default"`` (the embedded one), a path or hub id.
+        model: model whose tokenizer counts tokens: ``None``/``"default"`` (the ★ default model), a path or hub id.
         query_max_length: query tokens the model keeps.
         document_max_length: document tokens the model keeps; default ``max_seq_length`` from the model's
             ``sentence_bert_config.json``, else ``min(tokenizer.model_max_length, 8192)``.

@@ -12,9 +12,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from studio.config import TIE_TOLERANCE
 from studio.evaluation.metrics import DEFAULT_KS, METRICS, metric_names, per_query, primary_metric
 
-TIE_TOLERANCE = 1e-12
 _CHUNK_CELLS = 1 << 22
 
 

@@ -72,9 +72,15 @@ def from_gold(gold, exclude_queries: set[str] | None = None, name: str = "db") -
 
 
 def training_queries(train_file: str | Path) -> set[str]:
-    """Query texts of a FlagEmbedding training file (to hold them out of an evaluation)."""
+    """Query texts of a FlagEmbedding training file (to hold them out of an evaluation).
+
+    Raises:
+        StudioError: ``train_file_missing`` when there is no such file.
+    """
     import json
 
+    if not Path(train_file).is_file():
+        raise StudioError("train_file_missing", path=str(train_file))
     with open(train_file, encoding="utf-8") as f:
         return {json.loads(line)["query"] for line in f if line.strip()}
 

@@ -1,16 +1,22 @@
 """The model registry: what is in ``models/``, whether each folder can be used, and which one is the default.
 
 A model is a folder. The embedded all-MiniLM-L6-v2 (:func:`studio.config.default_model_path`) is always
-listed first under the name ``default``; every sub-folder of ``models/`` with a ``config.json`` or a
-``modules.json`` follows, sorted by name. The folder name is the model's name.
+listed first under its own name, :data:`EMBEDDED_NAME` (``all-MiniLM-L6-v2``; ``embedded`` names it too);
+every sub-folder of ``models/`` with a ``config.json`` or a ``modules.json`` follows, sorted by name. The
+folder name is the model's name.
+
+**What "default" means.** There is one default model, the ★ of ``studio models`` and ⑦: the name stored in
+``models/.default`` (one line), or the embedded model when that file is absent or names a folder that no
+longer exists. The word ``default`` always means that ★ model, wherever a model is named (``--model default``,
+``--base default``, a model box in the app) and where none is named at all (an omitted ``--model``, an empty
+box): :func:`resolve` turns ``default`` into the ★ model's folder, which is the embedded all-MiniLM-L6-v2 as
+long as no ★ is set. To mean the embedded model whatever the ★ is, name it: ``all-MiniLM-L6-v2``.
+``default`` and the embedded model's names are reserved: a folder in ``models/`` called so is not listed.
 
 :func:`describe` inspects a folder's layout without building a model (it reads JSON files and the
 safetensors header only), :func:`check` additionally loads it the way the studio will use it and runs one
 input through it. Problems are returned as :class:`Problem` objects carrying a catalogue code and its
 parameters, so the UI and the CLI can word them in the user's language.
-
-The current default is the name stored in ``models/.default`` (one line); ``default`` when the file is
-absent or names a folder that no longer exists.
 """
 
 from __future__ import annotations
@@ -26,7 +32,9 @@ from pathlib import Path
 from studio import config
 from studio.errors import StudioError
 
-DEFAULT_NAME = "default"
+DEFAULT_NAME = "default"                   # the ★ default model, whichever it is
+EMBEDDED_NAME = config.DEFAULT_MODEL_NAME  # the embedded all-MiniLM-L6-v2, by its own name
+EMBEDDED_NAMES = (EMBEDDED_NAME, "embedded")
 DEFAULT_FILE = ".default"
 ORIGIN_FILE = "studio_model.json"
 KINDS = ("embedder", "m3", "reranker", "unknown")
@@ -82,7 +90,7 @@ class Problem:
 class ModelInfo:
     """What :func:`describe` / :func:`check` found out about one model folder."""
 
-    name: str                 # folder name ("default" for the embedded model)
+    name: str                 # folder name (EMBEDDED_NAME for the embedded model)
     path: str
     kind: str                 # "embedder" | "m3" | "reranker" | "unknown"
     size_mb: float
@@ -109,6 +117,15 @@ def _models_dir(models_dir: str | os.PathLike | None) -> Path:
 
 def _default_path() -> Path:
     return Path(config.default_model_path())
+
+
+def _is_embedded(name: str) -> bool:
+    return name in EMBEDDED_NAMES
+
+
+def _is_reserved(name: str) -> bool:
+    """``default`` and the embedded model's names: they never name a folder in models/."""
+    return name == DEFAULT_NAME or _is_embedded(name)
 
 
 def _is_plain_name(name: str) -> bool:
@@ -240,7 +257,7 @@ def describe(path: str | os.PathLike, *, name: str | None = None,
 
     Args:
         path: a folder, or a name :func:`resolve` understands (``default``, a folder under `models_dir`).
-        name: the name to report; defaults to the folder name (``default`` for the embedded model).
+        name: the name to report; defaults to the folder name (:data:`EMBEDDED_NAME` for the embedded model).
         models_dir: where named models live; :data:`studio.config.MODELS_DIR` when None.
 
     What is checked:
@@ -265,7 +282,8 @@ def describe(path: str | os.PathLike, *, name: str | None = None,
     """
     folder = Path(resolve(str(path), models_dir)) if not isinstance(path, Path) else path
     if name is None:
-        name = DEFAULT_NAME if _same_path(folder, _default_path()) else folder.name
+        # The path as given, links not followed: models/mini linked to the embedded model is still "mini".
+        name = EMBEDDED_NAME if os.path.abspath(folder) == os.path.abspath(_default_path()) else folder.name
     problems: list[Problem] = []
     if not folder.is_dir():
         return ModelInfo(name=name, path=str(folder), kind="unknown", size_mb=0.0, origin={},
@@ -407,27 +425,21 @@ def _load_and_run(path: str, kind: str) -> bool:
     return bool(np.all(np.isfinite(vectors)))
 
 
-def _same_path(a: Path, b: Path) -> bool:
-    try:
-        return a.resolve() == b.resolve()
-    except OSError:
-        return False
-
-
 # -------------------------------------------------------------------------------------------------- registry
 
 def scan(models_dir: str | os.PathLike | None = None) -> list[ModelInfo]:
-    """The embedded default model (named ``default``) first, then every model folder in `models_dir` by name.
+    """The embedded model (named :data:`EMBEDDED_NAME`) first, then every model folder in `models_dir` by name.
 
     A model folder is a non-hidden sub-folder with a ``config.json`` or a ``modules.json``; anything else
-    (README.md, half-written or unrelated folders) is skipped. Layout only (:func:`describe`), nothing loads.
+    (README.md, half-written or unrelated folders, a folder with a reserved name) is skipped. Layout only
+    (:func:`describe`), nothing loads. ``is_default`` marks the ★ model (:func:`get_default`).
     """
     root = _models_dir(models_dir)
     current = get_default(root)
-    infos = [describe(_default_path(), name=DEFAULT_NAME)]
+    infos = [describe(_default_path(), name=EMBEDDED_NAME)]
     if root.is_dir():
         for entry in sorted(root.iterdir(), key=lambda p: p.name):
-            if entry.name.startswith(".") or not entry.is_dir():
+            if entry.name.startswith(".") or _is_reserved(entry.name) or not entry.is_dir():
                 continue
             if not ((entry / "config.json").is_file() or (entry / "modules.json").is_file()):
                 continue
@@ -438,14 +450,15 @@ def scan(models_dir: str | os.PathLike | None = None) -> list[ModelInfo]:
 
 
 def get_default(models_dir: str | os.PathLike | None = None) -> str:
-    """The name of the default model: ``models_dir/.default``, or ``default`` when absent or stale."""
+    """The name of the ★ default model: ``models_dir/.default``, or :data:`EMBEDDED_NAME` when that file is absent
+    or stale (what ``default`` means, see the module docstring)."""
     root = _models_dir(models_dir)
     try:
         name = (root / DEFAULT_FILE).read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError):
-        return DEFAULT_NAME
-    if name == DEFAULT_NAME or not _is_plain_name(name) or not (root / name).is_dir():
-        return DEFAULT_NAME
+        return EMBEDDED_NAME
+    if _is_reserved(name) or not _is_plain_name(name) or not (root / name).is_dir():
+        return EMBEDDED_NAME
     return name
 
 
@@ -495,7 +508,9 @@ def _is_cross_encoder(config_path: str, changed: int | None) -> bool:
 
 
 def set_default(name: str, models_dir: str | os.PathLike | None = None) -> None:
-    """Make `name` (``default`` or an embedder folder in `models_dir`) the default model.
+    """Make `name` (an embedder folder in `models_dir`, or the embedded model's name) the ★ default model.
+
+    ``default`` names the ★ model already, so it changes nothing.
 
     Raises:
         StudioError: ``model_not_found`` when there is no such model folder, ``model_is_reranker`` for a reranker
@@ -504,6 +519,8 @@ def set_default(name: str, models_dir: str | os.PathLike | None = None) -> None:
     root = _models_dir(models_dir)
     name = name.strip()
     if name == DEFAULT_NAME:
+        return
+    if _is_embedded(name):
         (root / DEFAULT_FILE).unlink(missing_ok=True)
         return
     if not _is_plain_name(name) or not (root / name).is_dir():
@@ -515,14 +532,14 @@ def set_default(name: str, models_dir: str | os.PathLike | None = None) -> None:
 
 
 def delete(name: str, models_dir: str | os.PathLike | None = None) -> None:
-    """Remove the model folder `models_dir/name`; if it was the default, the default becomes ``default``.
+    """Remove the model folder `models_dir/name`; if it was the ★ default, the embedded model becomes the default.
 
     Raises:
-        StudioError: ``model_protected`` for ``default`` or anything but a plain folder name (``../x``,
-            ``a/b``, hidden names); ``model_not_found`` when there is no such folder.
+        StudioError: ``model_protected`` for ``default``, the embedded model or anything but a plain folder name
+            (``../x``, ``a/b``, hidden names); ``model_not_found`` when there is no such folder.
     """
     root = _models_dir(models_dir)
-    if name == DEFAULT_NAME or not _is_plain_name(name) or name in (".", ".."):
+    if _is_reserved(name) or not _is_plain_name(name) or name in (".", ".."):
         raise StudioError("model_protected", name=name)
     target = root / name
     if not target.is_dir():
@@ -539,15 +556,18 @@ def delete(name: str, models_dir: str | os.PathLike | None = None) -> None:
 def resolve(name_or_path: str | os.PathLike, models_dir: str | os.PathLike | None = None) -> str:
     """Turn a model reference into something loaders accept.
 
-    ``default`` → the embedded model's folder; a plain name that is a folder in `models_dir` → that folder;
-    an existing absolute or relative path → that path made absolute (so a worker with another working
-    directory finds it); anything else is returned unchanged (a hub id — offline, loading it fails later
-    with the loader's own error).
+    ``default`` → the ★ default model's folder (:func:`get_default`: the embedded model's when none is set);
+    :data:`EMBEDDED_NAME` or ``embedded`` → the embedded model's folder; a plain name that is a folder in
+    `models_dir` → that folder; an existing absolute or relative path → that path made absolute (so a worker
+    with another working directory finds it); anything else is returned unchanged (a hub id — offline, loading
+    it fails later with the loader's own error).
     """
     text = str(name_or_path).strip()
-    if text == DEFAULT_NAME:
-        return str(_default_path())
     root = _models_dir(models_dir)
+    if text == DEFAULT_NAME:
+        text = get_default(root)
+    if _is_embedded(text):
+        return str(_default_path())
     if _is_plain_name(text) and (root / text).is_dir():
         return str(root / text)
     candidate = Path(os.path.expanduser(text))

@@ -1,4 +1,4 @@
-"""Dense retrieval with a sentence-transformers embedder; the embedded all-MiniLM-L6-v2 by default."""
+"""Dense retrieval with a sentence-transformers embedder; the ★ default model when none is named."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ _lock = threading.Lock()
 
 
 def resolve_model(model: str | Path | None) -> str:
-    """``None`` or ``"default"`` → the embedded model's folder; a name in models/ → its folder; a path or hub id
-    as given (:func:`studio.models.registry.resolve`). A reranker is refused (``model_is_reranker``)."""
+    """``None`` or ``"default"`` → the ★ default model's folder (the embedded all-MiniLM-L6-v2 when none is set);
+    a name in models/ → its folder; a path or hub id as given (:func:`studio.models.registry.resolve`). A reranker
+    is refused (``model_is_reranker``)."""
     from studio.models.registry import DEFAULT_NAME, require_embedder
 
     return require_embedder(model or DEFAULT_NAME)

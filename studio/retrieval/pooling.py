@@ -23,8 +23,8 @@ def reciprocal_rank_fusion(rankings: Sequence[list[tuple[int, float]]], k: int, 
 
 
 def pool_candidates(db: Database, *, k: int = 20, retriever: str = "hybrid", model: str | None = None,
-                    progress: Callable[[float, str], None] | None = None) -> dict:
-    """Retrieve top-`k` documents for every query and add them as pairs to annotate.
+                    progress: Callable[[float, str], None] | None = None, actor: str = "pool") -> dict:
+    """Retrieve top-`k` documents for every query and add them as pairs to annotate (audited under `actor`).
 
     `model` (dense and hybrid): a name in models/, a path or a hub id; None means the default model (★).
 
@@ -60,6 +60,6 @@ def pool_candidates(db: Database, *, k: int = 20, retriever: str = "hybrid", mod
         top = reciprocal_rank_fusion(per_query, k) if len(per_query) > 1 else [d for d, _ in per_query[0]]
         candidates.extend((q["id"], docs[pos]["id"]) for pos in top)
     progress and progress(0.9, "store")
-    added = store_pairs.add_candidate_pairs(db, candidates, source=f"pool:{retriever}")
+    added = store_pairs.add_candidate_pairs(db, candidates, source=f"pool:{retriever}", actor=actor)
     return {"queries": len(qs), "candidates": len(candidates), "added": added, "retriever": retriever, "k": k,
             "model": dense_model}

@@ -22,6 +22,12 @@ def create_job(db: Database, *, name: str, task: str, job_dir: str, output_dir: 
     return job_id
 
 
+def set_job_dir(db: Database, job_id: int, job_dir: str) -> None:
+    """Record the folder made for a job (inside the caller's transaction, when there is one)."""
+    with immediate(db):
+        db.execute("UPDATE jobs SET job_dir = ? WHERE id = ?", [job_dir, job_id])
+
+
 def get_job(db: Database, job_id: int) -> dict:
     rows = list(db.query("SELECT * FROM jobs WHERE id = ?", [job_id]))
     if not rows:
@@ -42,10 +48,20 @@ def mark_running(db: Database, job_id: int, pid: int) -> None:
                    "exit_code = NULL, error = NULL WHERE id = ?", [pid, job_id])
 
 
-def mark_queued(db: Database, job_id: int) -> None:
+def mark_queued(db: Database, job_id: int, *, actor: str = "system") -> None:
+    """Queue an ended job again (resume), audited as ``job.resume`` by `actor`."""
     with immediate(db):
+        before = get_job(db, job_id)["status"]
         db.execute("UPDATE jobs SET status = 'queued', pid = NULL, exit_code = NULL, error = NULL, ended_at = NULL "
                    "WHERE id = ?", [job_id])
+        record(db, actor=actor, action="job.resume", entity="job", entity_id=job_id, before={"status": before},
+               after={"status": "queued"})
+
+
+def request_cancel(db: Database, job_id: int, status: str, *, actor: str) -> None:
+    """Audit that `actor` asked a job in `status` to stop (its end is recorded once it has stopped)."""
+    with immediate(db):
+        record(db, actor=actor, action="job.cancel", entity="job", entity_id=job_id, before={"status": status})
 
 
 def mark_ended(db: Database, job_id: int, status: str, *, exit_code: int | None = None, error: str | None = None,

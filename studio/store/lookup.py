@@ -1,9 +1,11 @@
-"""Read-only lookups for the demo views: the searchable corpus, example queries and gold labels by query text."""
+"""Lookups for the demo views (the searchable corpus, example queries, gold labels by query text) and putting a shown
+result in the annotation queue."""
 
 from __future__ import annotations
 
 from sqlite_utils import Database
 
+from studio.errors import NotFoundError
 from studio.store.gold import document_text
 from studio.store.imports import text_hash
 
@@ -30,11 +32,19 @@ def gold_for_query(db: Database, query: str) -> dict[str, int]:
 
 
 def queue_pair(db: Database, query: str, doc_key: str, actor: str = "compare") -> bool:
-    """Put (query, document) into the annotation queue, creating the query if it is new. True if the pair is new."""
+    """Put (query, document) into the annotation queue, creating the query if it is new. True if the pair is new.
+
+    The import it makes is audited under `actor` (source ``compare``).
+
+    Raises:
+        NotFoundError: ``document_not_found`` when no document has the key `doc_key`.
+    """
     from studio.ingest.records import Document, ImportBatch, PairRecord, Query
     from studio.store.imports import import_batch
 
-    doc = next(db.query("SELECT key, title, text FROM documents WHERE key = ?", [doc_key]))
+    doc = next(db.query("SELECT key, title, text FROM documents WHERE key = ?", [doc_key]), None)
+    if doc is None:
+        raise NotFoundError("document_not_found", key=doc_key)
     summary = import_batch(db, ImportBatch("compare", "compare", [
         PairRecord(Query(query.strip()), Document(doc["text"], doc["key"], doc["title"]), line=1)]), actor=actor)
     return summary.pairs == 1

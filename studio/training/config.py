@@ -34,6 +34,17 @@ COUNTS = ("batch_size", "query_max_len", "passage_max_len", "logging_steps", "sa
 # Lines of a training file checked before a job is recorded (the worker reads them all): big files stay fast.
 CHECKED_LINES = 100
 EXIT_OK, EXIT_FAILED, EXIT_CANCELLED = 0, 2, 3
+# The `studio train` flag of each setting that has one (TrainConfig.to_argv; studio/cli/train.py declares them).
+CLI_FLAGS = {
+    "task": "--task", "base": "--base", "train": "--train", "name": "--name", "valid": "--valid",
+    "method": "--method", "epochs": "--epochs", "max_steps": "--max-steps", "batch_size": "--batch-size",
+    "lr": "--lr", "group_size": "--group-size", "query_max_len": "--query-max-len",
+    "passage_max_len": "--passage-max-len", "temperature": "--temperature", "warmup_ratio": "--warmup",
+    "precision": "--precision", "gradient_checkpointing": "--gradient-checkpointing", "lora_r": "--lora-r",
+    "lora_alpha": "--lora-alpha", "lora_dropout": "--lora-dropout", "lora_targets": "--lora-targets",
+    "freeze_embeddings": "--freeze-embeddings", "freeze_layers": "--freeze-layers", "seed": "--seed",
+}
+REQUIRED_FLAGS = ("task", "base", "train", "name")
 # Keys a metrics.jsonl line may carry; step and time are always present.
 METRIC_FIELDS = ("step", "total_steps", "epoch", "loss", "eval_loss", "lr", "grad_norm", "samples_per_s",
                  "gpu_mem_gb", "eta_s", "time")
@@ -44,7 +55,7 @@ class TrainConfig:
     """One fine-tuning run. The defaults are the recipe measured by bench/quality.py (bench/RESULTS.md)."""
 
     task: str                      # embedder | reranker
-    base: str                      # model folder, hub id, or "default" (the embedded all-MiniLM-L6-v2)
+    base: str                      # model folder or hub id (actions.jobs.start resolves names; "default" = ★)
     train: str                     # FlagEmbedding JSONL from `studio export triplets`
     name: str                      # output folder name under models/
     output_dir: str                # models/<name>, resolved by the app
@@ -79,10 +90,30 @@ class TrainConfig:
     extra: dict = field(default_factory=dict)
 
     @classmethod
-    def default(cls, name: str):
-        """The default of one field: the CLI and the Train tab show these, so the recipe lives in one place."""
+    def recipe(cls, name: str):
+        """The measured recipe's value of one field (bench/quality.py): the CLI and the Train tab start from these,
+        so the recipe lives in one place. Not to be confused with the ★ default *model* (``--base default``)."""
         spec = cls.__dataclass_fields__[name]
         return spec.default_factory() if callable(spec.default_factory) else spec.default
+
+    def to_argv(self) -> list[str]:
+        """The ``studio train`` flags that ask for this job: the required ones (task, base, training file, name),
+        then every setting that differs from the recipe. Settings with no flag (output_dir, resume, the
+        worker's own choices such as distill) are left out."""
+        argv: list[str] = []
+        for name, flag in CLI_FLAGS.items():
+            value = getattr(self, name)
+            if name not in REQUIRED_FLAGS and value == self.recipe(name):
+                continue
+            if isinstance(value, bool):
+                argv += [flag] if value else []
+            elif isinstance(value, list):
+                argv += [flag, ",".join(str(v) for v in value)]
+            elif isinstance(value, float):
+                argv += [flag, repr(value)]  # the shortest text that reads back as the same float
+            else:
+                argv += [flag, str(value)]
+        return argv
 
     def learning_rate(self) -> float:
         return self.lr if self.lr is not None else (1e-4 if self.method == "lora" else 5e-5)
@@ -197,10 +228,10 @@ def _number(value: object) -> bool:
 def check_base(base: str, models_dir: str | Path | None = None) -> str:
     """The base model as the worker should get it: ``default``, a model folder (absolute; a name in models/ is
     looked up there) or a hub id this machine has downloaded. Raises StudioError otherwise; never downloads."""
-    from studio.models.registry import DEFAULT_NAME, resolve
+    from studio.models.registry import DEFAULT_NAME, EMBEDDED_NAME, get_default, resolve
 
     text = str(base or "").strip()
-    if text == DEFAULT_NAME:
+    if text == DEFAULT_NAME and get_default(models_dir) == EMBEDDED_NAME:  # a ★ model resolves to its folder below
         return text
     found = resolve(text, models_dir) if text else ""
     path = Path(found).expanduser()

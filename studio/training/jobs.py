@@ -68,7 +68,7 @@ def _record(db: Database, config: TrainConfig, jobs_dir: Path, created_by: str) 
                                            output_dir=config.output_dir, created_by=created_by)
             job_dir = new_job_dir(jobs_dir, job_id, config.name)
             config.save(job_dir)
-            db.execute("UPDATE jobs SET job_dir = ? WHERE id = ?", [str(job_dir), job_id])
+            store_jobs.set_job_dir(db, job_id, str(job_dir))
     except OSError as exc:
         _discard(job_dir)
         raise StudioError("job_folder_failed", path=str(job_dir or jobs_dir), detail=exc.strerror or str(exc)) from exc
@@ -162,8 +162,9 @@ def read_result(job_dir: str | Path) -> dict | None:
         return None
 
 
-def refresh(db: Database, job_id: int) -> dict:
-    """Bring a running job's row up to date with its worker; returns the row."""
+def refresh(db: Database, job_id: int, *, cancelling: bool = False) -> dict:
+    """Bring a running job's row up to date with its worker; returns the row. `cancelling`: the app stopped the
+    worker, so a worker that died (killed after the grace period) ended by cancellation, not failure."""
     job = store_jobs.get_job(db, job_id)
     if job["status"] != "running" or _alive(job):
         return job
@@ -176,6 +177,8 @@ def refresh(db: Database, job_id: int) -> dict:
     else:
         status = "failed"
         error = WORKER_DIED
+    if cancelling and status == "failed":  # killed by us: that is a cancellation, not a failure
+        status, error = "cancelled", None if error == WORKER_DIED else error
     store_jobs.mark_ended(db, job_id, status, exit_code=code, error=error)
     return store_jobs.get_job(db, job_id)
 
@@ -190,11 +193,12 @@ def cancel(db: Database, job_id: int, *, grace_seconds: float = 20.0, actor: str
     """Ask a job to stop after its current step (keeping its last checkpoint); kill its process group if it does
     not stop within `grace_seconds`. A queued job is cancelled at once."""
     job = store_jobs.get_job(db, job_id)
+    if job["status"] not in ("queued", "running"):
+        return job
+    store_jobs.request_cancel(db, job_id, job["status"], actor=actor)
     if job["status"] == "queued":
         store_jobs.mark_ended(db, job_id, "cancelled", actor=actor)
         return store_jobs.get_job(db, job_id)
-    if job["status"] != "running":
-        return job
     (Path(job["job_dir"]) / "cancel").write_text(str(time.time()), encoding="utf-8")
     deadline = time.time() + grace_seconds
     while time.time() < deadline and _alive(job):
@@ -211,14 +215,10 @@ def cancel(db: Database, job_id: int, *, grace_seconds: float = 20.0, actor: str
             except subprocess.TimeoutExpired:
                 os.killpg(job["pid"], signal.SIGKILL)
                 proc.wait()
-    job = refresh(db, job_id)
-    if job["status"] == "failed":  # killed by us: that is a cancellation, not a failure
-        db.execute("UPDATE jobs SET status = 'cancelled' WHERE id = ?", [job_id])
-        db.conn.commit()
-    return store_jobs.get_job(db, job_id)
+    return refresh(db, job_id, cancelling=True)
 
 
-def resume(db: Database, job_id: int) -> dict:
+def resume(db: Database, job_id: int, *, actor: str = "system") -> dict:
     """Queue a failed or cancelled job again; its worker continues from the newest checkpoint."""
     job = store_jobs.get_job(db, job_id)
     if job["status"] not in ("failed", "cancelled"):
@@ -232,7 +232,7 @@ def resume(db: Database, job_id: int) -> dict:
     result = job_dir / "result.json"
     if result.exists():
         shutil.move(result, job_dir / f"result.{int(time.time())}.json")
-    store_jobs.mark_queued(db, job_id)
+    store_jobs.mark_queued(db, job_id, actor=actor)
     return store_jobs.get_job(db, job_id)
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import gradio as gr
 
 from studio.config import DEFAULT_DB
+from studio.errors import StudioError
 from studio.i18n import LANGUAGE_NAMES, LANGUAGES
 from studio.ui.boot import boot_middleware
 from studio.ui.context import UIContext, make_i18n
@@ -19,48 +20,58 @@ UI_DIR = Path(__file__).parent
 CSS = (UI_DIR / "style.css").read_text(encoding="utf-8")
 
 
-def build_app(db_path: str | Path = DEFAULT_DB) -> tuple[gr.Blocks, gr.I18n]:
-    """Build the Blocks app over the database at `db_path`; returns it with the i18n to launch it with."""
+# The least role that may use each tab; the tab is hidden from anyone below it, and every action behind it checks
+# the role again on the server (studio.actions), so hiding is a courtesy, not the protection.
+TAB_ROLES = {"import": "admin", "annotate": "annotator", "agreement": "expert", "adjudicate": "expert", "data": "admin",
+             "train": "admin", "models": "admin", "evaluate": "expert", "compare": "expert"}
+
+
+def build_app(db_path: str | Path = DEFAULT_DB, *, auth: bool = False) -> tuple[gr.Blocks, gr.I18n]:
+    """Build the Blocks app over the database at `db_path`; returns it with the i18n to launch it with.
+
+    With `auth` (sign-in on) every event acts as the signed-in user, and tabs above their role are hidden.
+    """
     i18n = make_i18n()
-    ctx = UIContext(Path(db_path), i18n)
+    ctx = UIContext(Path(db_path), i18n, auth=auth)
+    builders = {"import": import_, "annotate": annotate, "agreement": agreement, "adjudicate": adjudicate,
+                "data": data, "train": train, "models": models, "evaluate": evaluate, "compare": compare}
     with gr.Blocks(title="Relevance Studio") as demo:
         with gr.Row(elem_id="rs-header"):
             gr.Markdown(i18n("app.header"), elem_id="rs-brand")
             switch = gr.Radio([(LANGUAGE_NAMES[lang], lang) for lang in LANGUAGES], value="en",
                               label=i18n("app.language"), elem_id="rs-lang-switch", scale=0, min_width=240)
         ctx.lang = gr.Textbox(value="en", visible=False, elem_id="rs-lang")
-        with gr.Tabs(elem_id="rs-tabs"):
-            with gr.Tab(i18n("tab.import"), id="import") as t_import:
-                imp = import_.build(ctx)
-            with gr.Tab(i18n("tab.annotate"), id="annotate") as t_annotate:
-                ann = annotate.build(ctx)
-            with gr.Tab(i18n("tab.agreement"), id="agreement") as t_agreement:
-                agr = agreement.build(ctx)
-            with gr.Tab(i18n("tab.adjudicate"), id="adjudicate") as t_adjudicate:
-                adj = adjudicate.build(ctx)
-            with gr.Tab(i18n("tab.data"), id="data"):
-                data.build(ctx)
-            with gr.Tab(i18n("tab.train"), id="train") as t_train:
-                trn = train.build(ctx)
-            with gr.Tab(i18n("tab.models"), id="models") as t_models:
-                mdl = models.build(ctx)
-            with gr.Tab(i18n("tab.evaluate"), id="evaluate") as t_evaluate:
-                evl = evaluate.build(ctx)
-            with gr.Tab(i18n("tab.compare"), id="compare") as t_compare:
-                cmp = compare.build(ctx)
+        tabs, parts = {}, {}
+        # With sign-in, only ② shows until the page knows who is there: nothing flashes that a role may not use.
+        with gr.Tabs(elem_id="rs-tabs", selected="annotate" if auth else None):
+            for key, builder in builders.items():
+                with gr.Tab(i18n(f"tab.{key}"), id=key, visible=not auth or TAB_ROLES[key] == "annotator") as tab:
+                    tabs[key], parts[key] = tab, builder.build(ctx)
 
         # Each tab refreshes when it is opened, so what one person did in another tab shows up.
-        for tab, parts in ((t_import, imp), (t_annotate, ann), (t_agreement, agr), (t_adjudicate, adj),
-                           (t_train, trn), (t_models, mdl), (t_evaluate, evl), (t_compare, cmp)):
-            key = "refresh_names" if parts is ann else "refresh"
-            fn, inputs, outputs = parts[key]
-            tab.select(fn, inputs, outputs, show_progress="hidden", js=_with_browser_language(inputs, ctx.lang))
+        for key, tab in tabs.items():
+            refresh = parts[key].get("refresh_names" if key == "annotate" else "refresh")
+            if refresh is None:
+                continue
+            fn, inputs, outputs = refresh
+            tab.select(fn, inputs, outputs, show_progress="hidden", api_visibility="private",
+                       js=_with_browser_language(inputs, ctx.lang))
+
+        def visible_tabs(request: gr.Request):
+            try:
+                actor = ctx.actor(request)
+            except StudioError:
+                return [gr.Tab(visible=role == "annotator") for role in TAB_ROLES.values()]
+            return [gr.Tab(visible=actor.can(TAB_ROLES[key])) for key in tabs]
 
         switch.input(None, [switch], [switch], js="(lang) => window.studioSetLang(lang)")
         load = demo.load(None, None, [ctx.lang, switch],
                          js="() => { const l = window.studioLang ? window.studioLang() : 'en'; return [l, l]; }")
-        for fn, inputs, outputs in [imp["refresh"], *ctx.on_load]:
-            load = load.then(fn, inputs, outputs, show_progress="hidden")
+        if auth:
+            load = load.then(visible_tabs, None, list(tabs.values()), show_progress="hidden",
+                             api_visibility="private")
+        for fn, inputs, outputs in [parts["import"]["refresh"], *ctx.on_load]:
+            load = load.then(fn, inputs, outputs, show_progress="hidden", api_visibility="private")
     return demo, i18n
 
 
@@ -81,14 +92,14 @@ def start_scheduler(db_path: str | Path, every: float = 5.0) -> threading.Thread
 
     Only supervision happens in the app process; training always runs in the worker's own process.
     """
-    from studio.store import opened
-    from studio.training import jobs
+    from studio.actions import Project, jobs
+
+    project = Project(Path(db_path))
 
     def loop() -> None:
         while True:
             try:
-                with opened(db_path) as db:
-                    jobs.start_queued(db)
+                jobs.supervise(project)
             except Exception as exc:  # keep supervising; the Train tab shows job errors
                 print(f"job scheduler: {exc}", file=sys.stderr)
             time.sleep(every)
@@ -98,19 +109,59 @@ def start_scheduler(db_path: str | Path, every: float = 5.0) -> threading.Thread
     return thread
 
 
+def is_loopback(host: str) -> bool:
+    """Whether `host` only reaches this machine (127.0.0.0/8, ::1, localhost)."""
+    import ipaddress
+
+    if host in ("localhost", ""):
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def sign_in_check(db_path: str | Path, auth: str | None):
+    """The sign-in check for Gradio, or None without sign-in.
+
+    `auth` is None (no sign-in), ``ACCOUNTS`` (``--auth`` alone: the team's accounts in the database) or a quick-start
+    list ``alice:pw,bob:pw`` (added to the accounts first, see :func:`studio.actions.team.quick_start_accounts`).
+    """
+    from studio.actions import Project
+    from studio.actions import team
+
+    if auth is None:
+        return None
+    project = Project(Path(db_path))
+    if auth == ACCOUNTS:
+        if not team.has_accounts(project):
+            raise StudioError("no_accounts")
+    else:
+        team.quick_start_accounts(project, auth)
+    return lambda username, password: team.sign_in(project, username, password)
+
+
+ACCOUNTS = "@accounts"  # `--auth` given without a list
+
+
 def launch(db_path: str | Path = DEFAULT_DB, host: str = "127.0.0.1", port: int = 7860, share: bool = False,
            auth: str | None = None, prevent_thread_lock: bool = False) -> gr.Blocks:
-    """Start the app. Binds to 127.0.0.1 unless told otherwise; sharing requires --auth."""
-    from studio.store import connect
+    """Start the app. Binds to 127.0.0.1 unless told otherwise; another address or a share link requires sign-in.
 
-    connect(db_path).close()  # create and migrate the database before the first request
+    Raises StudioError (before anything starts) when the address or the sign-in settings are unsafe or invalid.
+    """
+    from studio.actions import Project
+
+    if auth is None and (share or not is_loopback(host)):
+        raise StudioError("auth_required", host="a share link" if share else host)
+    with Project(Path(db_path)).db():
+        pass  # create and migrate the database before the first request
+    check = sign_in_check(db_path, auth)
     start_scheduler(db_path)
-    credentials = [tuple(item.split(":", 1)) for item in auth.split(",")] if auth else None
-    if share and not credentials:
-        raise SystemExit("--share needs --auth user:password so strangers cannot edit your labels")
-    demo, i18n = build_app(db_path)
+    demo, i18n = build_app(db_path, auth=check is not None)
     demo.queue(default_concurrency_limit=8)
-    demo.launch(server_name=host, server_port=port, share=share, auth=credentials, i18n=i18n, css=CSS,
+    demo.launch(server_name=host, server_port=port, share=share, auth=check, i18n=i18n, css=CSS,
                 theme=gr.themes.Soft(), prevent_thread_lock=prevent_thread_lock, show_error=True,
-                footer_links=["settings"], app_kwargs={"middleware": boot_middleware()})
+                footer_links=["settings"], app_kwargs={"middleware": boot_middleware()},
+                auth_message="Relevance Studio · 相关性标注工作室")
     return demo

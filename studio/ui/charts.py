@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from studio.agreement import KAPPA_GATE, PairStats
+from studio.config import KAPPA_GATE, TIE_TOLERANCE
 from studio.i18n import t
 
 
-def confusion_heatmap(stats: PairStats, lang: str) -> go.Figure:
+def confusion_heatmap(stats, lang: str) -> go.Figure:
     """Confusion matrix of two raters over the three rating levels."""
     labels = [f"{v} · {t(f'rating.{v}', lang)}" for v in (0, 1, 2)]
     if stats.annotators == ("*", "*"):
@@ -27,7 +27,7 @@ def confusion_heatmap(stats: PairStats, lang: str) -> go.Figure:
     return fig
 
 
-def kappa_bars(by_pair: list[PairStats], lang: str) -> go.Figure:
+def kappa_bars(by_pair: list, lang: str) -> go.Figure:
     """Kappa per annotator pair, coloured by the gate, with the gate as a dashed line."""
     names = [" × ".join(s.annotators) for s in by_pair]
     values = [s.kappa if s.kappa is not None else 0.0 for s in by_pair]
@@ -117,7 +117,6 @@ def delta_histogram(per_query_delta: dict[str, float], lang: str) -> go.Figure:
     unchanged, green better; the legend counts the queries of each."""
     import numpy as np
 
-    from studio.evaluation.compare import TIE_TOLERANCE
 
     values = np.asarray(list(per_query_delta.values()), dtype=float)
     size = 0.05

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 
 from studio.i18n import t
-from studio.retrieval.tokenize import highlight_terms
+from studio.actions.search import highlight_terms
 
 RATING_KEYS = {2: "rating.2", 1: "rating.1", 0: "rating.0"}
 

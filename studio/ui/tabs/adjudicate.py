@@ -7,10 +7,10 @@ import html
 import gradio as gr
 import pandas as pd
 
+from studio.actions import agree
+from studio.actions.team import experts
+from studio.errors import StudioError
 from studio.i18n import t
-from studio.store.adjudication import adjudicate, disagreements
-from studio.store.annotators import list_annotators
-from studio.store.audit import history
 from studio.ui import render
 from studio.ui.context import UIContext, error_text
 
@@ -21,11 +21,19 @@ def _rater_block(name: str, rating: int, note: str, lang: str) -> str:
             f"{render.rating_badge(rating, lang)}{note_html}</div>")
 
 
-def current_case(ctx: UIContext, lang: str, status: str = "") -> tuple:
-    """(card html, pair id, queue count html, status, audit table) for the first undecided disagreement."""
-    with ctx.db() as db:
-        queue = disagreements(db)
-        audit = audit_table(history(db, entity="pair", limit=100), lang)
+def current_case(ctx: UIContext, lang: str, status: str = "", request: gr.Request | None = None) -> tuple:
+    """(card html, pair id, queue count html, status, audit table) for the first undecided disagreement.
+
+    Both ratings and the audit log name who rated what: only an expert (or admin) gets them; anyone else gets
+    the refusal and nothing else.
+    """
+    try:
+        actor = ctx.actor(request)
+        queue = agree.open_cases(ctx.project, actor)
+        audit = audit_table(agree.audit_log(ctx.project, actor, entity="pair", limit=100), lang)
+    except StudioError as exc:
+        return (render.empty_card(error_text(exc, lang)), None, "", status or render.message(error_text(exc, lang),
+                                                                                            "error"), None)
     count = render.stat_tiles([(t("adjudicate.queue", lang), str(len(queue)), "rs-fail" if queue else "rs-pass")])
     if not queue:
         return render.empty_card(t("adjudicate.queue_empty", lang)), None, count, status, audit
@@ -54,27 +62,29 @@ def audit_table(rows: list[dict], lang: str) -> pd.DataFrame:
     } for r in rows])
 
 
-def decide(ctx: UIContext, expert: str | None, pair_id: int | None, label: int, note: str, lang: str) -> tuple:
-    if not expert:
-        return (*current_case(ctx, lang, render.message(t("adjudicate.pick_expert", lang), "error"))[:4],
+def decide(ctx: UIContext, picked: str | None, pair_id: int | None, label: int, note: str, lang: str,
+           request: gr.Request | None = None) -> tuple:
+    """Set the final label as the acting expert: the signed-in user, or (without sign-in) the expert picked."""
+    if not ctx.auth and not picked:
+        return (*current_case(ctx, lang, render.message(t("adjudicate.pick_expert", lang), "error"), request)[:4],
                 gr.update(), note)
     if pair_id is None:
-        return (*current_case(ctx, lang), note)
+        return (*current_case(ctx, lang, request=request), note)
     try:
-        with ctx.db() as db:
-            adjudicate(db, expert, int(pair_id), label, note or "")
+        agree.adjudicate(ctx.project, ctx.actor(request, picked), int(pair_id), label, note or "")
         ok = render.message(t("adjudicate.decided", lang, pair_id=pair_id,
                               label=f"{label} · {t(f'rating.{label}', lang)}"), "ok")
-        return (*current_case(ctx, lang, ok), "")
+        return (*current_case(ctx, lang, ok, request), "")
     except Exception as exc:
-        return (*current_case(ctx, lang, render.message(error_text(exc, lang), "error")), note)
+        return (*current_case(ctx, lang, render.message(error_text(exc, lang), "error"), request), note)
 
 
 def build(ctx: UIContext) -> dict:
     i18n = ctx.i18n
     gr.Markdown(i18n("adjudicate.intro"))
     with gr.Row(equal_height=True):
-        expert = gr.Dropdown(label=i18n("adjudicate.expert"), choices=[], scale=3, elem_id="rs-expert")
+        expert = gr.Dropdown(label=i18n("adjudicate.expert"), choices=[], scale=3, elem_id="rs-expert",
+                             visible=not ctx.auth)  # with sign-in the expert is the signed-in user
         count = gr.HTML()
     card = gr.HTML(render.empty_card(""), elem_id="rs-adj-card", padding=False)
     with gr.Row():
@@ -86,15 +96,28 @@ def build(ctx: UIContext) -> dict:
         audit = gr.Dataframe(interactive=False, wrap=True, max_height=400)
     pair_id = gr.State(None)
     outputs = [card, pair_id, count, status, audit, note]
-    for button, value in buttons:
-        button.click(lambda who, pid, n, lg, v=value: decide(ctx, who, pid, v, n, lg),
-                     [expert, pair_id, note, ctx.lang], outputs)
 
-    def refresh(lg: str, current: str | None):
-        with ctx.db() as db:
-            experts = [r["name"] for r in list_annotators(db) if r["role"] in ("expert", "admin")]
-        value = current if current in experts else (experts[0] if experts else None)
-        return (gr.update(choices=experts, value=value), *current_case(ctx, lg))
+    def on_decide_2(who: str | None, pid, text: str, lg: str, request: gr.Request):
+        return decide(ctx, who, pid, 2, text, lg, request)
+
+    def on_decide_1(who: str | None, pid, text: str, lg: str, request: gr.Request):
+        return decide(ctx, who, pid, 1, text, lg, request)
+
+    def on_decide_0(who: str | None, pid, text: str, lg: str, request: gr.Request):
+        return decide(ctx, who, pid, 0, text, lg, request)
+
+    (b2, _), (b1, _), (b0, _) = buttons
+    b2.click(on_decide_2, [expert, pair_id, note, ctx.lang], outputs, api_name="adjudicate_decide_2")
+    b1.click(on_decide_1, [expert, pair_id, note, ctx.lang], outputs, api_name="adjudicate_decide_1")
+    b0.click(on_decide_0, [expert, pair_id, note, ctx.lang], outputs, api_name="adjudicate_decide_0")
+
+    def refresh(lg: str, current: str | None, request: gr.Request):
+        try:
+            names = experts(ctx.project, ctx.actor(request))
+        except StudioError:
+            names = []
+        value = current if current in names else (names[0] if names else None)
+        return (gr.update(choices=names, value=value), *current_case(ctx, lg, request=request))
 
     return {"expert": expert, "card": card,
             "refresh": (refresh, [ctx.lang, expert], [expert, card, pair_id, count, status, audit])}

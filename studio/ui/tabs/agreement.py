@@ -5,11 +5,12 @@ from __future__ import annotations
 import gradio as gr
 import pandas as pd
 
-from studio.agreement import KAPPA_GATE, AgreementReport, PairStats, agreement_report
+from studio.actions import agree
+from studio.config import KAPPA_GATE
+from studio.errors import StudioError
 from studio.i18n import t
-from studio.store.adjudication import disagreements, rating_rows
 from studio.ui import charts, render
-from studio.ui.context import UIContext
+from studio.ui.context import UIContext, error_text
 
 
 def fmt(value: float | None, lang: str, pct: bool = False) -> str:
@@ -18,7 +19,7 @@ def fmt(value: float | None, lang: str, pct: bool = False) -> str:
     return f"{value:.0%}" if pct else f"{value:.3f}"
 
 
-def scorecard(report: AgreementReport, lang: str) -> str:
+def scorecard(report, lang: str) -> str:
     pooled = report.pooled
     empty = pooled.n == 0  # nothing to judge yet: neutral tiles and a pointer, not a failed gate
     gate = "" if empty else ("rs-pass" if pooled.passes_gate else "rs-fail")
@@ -41,7 +42,7 @@ def scorecard(report: AgreementReport, lang: str) -> str:
     return tiles + render.message(gate_text, "ok" if pooled.passes_gate else "error") + note
 
 
-def pair_table(report: AgreementReport, lang: str) -> pd.DataFrame:
+def pair_table(report, lang: str) -> pd.DataFrame:
     rows = [{
         t("agreement.col_pair", lang): " × ".join(s.annotators),
         "n": s.n,
@@ -66,27 +67,31 @@ def disagreement_table(rows: list[dict], lang: str) -> pd.DataFrame:
     } for r in rows])
 
 
-def pair_choices(report: AgreementReport, lang: str) -> list[tuple[str, str]]:
+def pair_choices(report, lang: str) -> list[tuple[str, str]]:
     return [(t("agreement.pooled", lang), "*")] + [(" × ".join(s.annotators), "|".join(s.annotators))
                                                    for s in report.by_pair]
 
 
-def pick(report: AgreementReport, key: str | None) -> PairStats:
+def pick(report, key: str | None):
     for s in report.by_pair:
         if "|".join(s.annotators) == key:
             return s
     return report.pooled
 
 
-def refresh(ctx: UIContext, lang: str, which: str | None = None) -> tuple:
-    with ctx.db() as db:
-        report = agreement_report(rating_rows(db))
-        disagreeing = disagreements(db, include_decided=True)
+def refresh(ctx: UIContext, lang: str, which: str | None = None, request: gr.Request | None = None) -> tuple:
+    """Everything the tab shows; for someone who may not see it (an annotator), the refusal and nothing else."""
+    try:
+        result = agree.agreement(ctx.project, ctx.actor(request))
+    except StudioError as exc:
+        return (render.message(error_text(exc, lang), "error"), None, None, gr.update(choices=[], value=None), None,
+                None, gr.update(visible=False))
+    report = result.report
     chosen = pick(report, which)
     key = "*" if chosen is report.pooled else "|".join(chosen.annotators)
     return (scorecard(report, lang), charts.kappa_bars(report.by_pair, lang), pair_table(report, lang),
             gr.update(choices=pair_choices(report, lang), value=key), charts.confusion_heatmap(chosen, lang),
-            disagreement_table(disagreeing, lang), gr.update(visible=report.double_rated > 0))
+            disagreement_table(result.disagreements, lang), gr.update(visible=report.double_rated > 0))
 
 
 def build(ctx: UIContext) -> dict:
@@ -106,6 +111,13 @@ def build(ctx: UIContext) -> dict:
         dis = gr.Dataframe(label=i18n("agreement.disagreements_title"), show_label=False, interactive=False,
                            wrap=True, max_height=360, column_widths=["7%", "33%", "28%", "22%", "10%"])
     outputs = [card, bars, table, which, heat, dis, details]
-    refresh_btn.click(lambda lg, w: refresh(ctx, lg, w), [ctx.lang, which], outputs)
-    which.input(lambda lg, w: refresh(ctx, lg, w), [ctx.lang, which], outputs)
-    return {"card": card, "refresh": (lambda lg: refresh(ctx, lg), [ctx.lang], outputs)}
+
+    def on_refresh(lg: str, w: str | None, request: gr.Request):
+        return refresh(ctx, lg, w, request)
+
+    def on_open(lg: str, request: gr.Request):
+        return refresh(ctx, lg, None, request)
+
+    refresh_btn.click(on_refresh, [ctx.lang, which], outputs, api_name="agreement_report")
+    which.input(on_refresh, [ctx.lang, which], outputs, api_visibility="private")
+    return {"card": card, "refresh": (on_open, [ctx.lang], outputs)}

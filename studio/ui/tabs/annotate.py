@@ -1,12 +1,13 @@
-"""Annotate: the next pair for me, rated with one key press."""
+"""Annotate: the next pair for me, rated with one key press. Who "me" is, the server decides (ctx.actor)."""
 
 from __future__ import annotations
 
 import gradio as gr
 
+from studio.actions import annotate as act
+from studio.actions.team import names as team_names
+from studio.errors import Forbidden, StudioError
 from studio.i18n import t
-from studio.store import ratings as store_ratings
-from studio.store.annotators import ensure_annotator, list_annotators
 from studio.ui import render
 from studio.ui.context import UIContext, error_text
 
@@ -16,7 +17,7 @@ from studio.ui.context import UIContext, error_text
 CONCURRENCY_LIMIT = 1
 
 
-def progress_html(p: store_ratings.Progress, lang: str) -> str:
+def progress_html(p, lang: str) -> str:
     return render.stat_tiles([
         (t("annotate.mine_today", lang), str(p.mine_today), ""),
         (t("annotate.queue_left", lang), str(p.queue_left), ""),
@@ -24,14 +25,12 @@ def progress_html(p: store_ratings.Progress, lang: str) -> str:
     ])
 
 
-def show_next(ctx: UIContext, annotator: str, lang: str, status: str = "") -> tuple:
-    """(card html, pair id, progress html, status html, note) for `annotator`'s next pair."""
-    with ctx.db() as db:
-        view = store_ratings.next_pair(db, annotator)
-        counts = store_ratings.progress(db, annotator)
-    prog = progress_html(counts, lang)
+def show(queue: act.Queue, lang: str, status: str = "") -> tuple:
+    """(card html, pair id, progress html, status html, note) for a queue the actions layer returned."""
+    prog = progress_html(queue.progress, lang)
+    view = queue.pair
     if view is None:
-        empty = "annotate.no_pairs" if counts.total_pairs == 0 else "annotate.queue_empty"
+        empty = "annotate.no_pairs" if queue.progress.total_pairs == 0 else "annotate.queue_empty"
         return render.empty_card(t(empty, lang)), None, prog, status, ""
     extra = ""
     if view.my_rating is not None:
@@ -40,59 +39,95 @@ def show_next(ctx: UIContext, annotator: str, lang: str, status: str = "") -> tu
     return card, view.pair_id, prog, status, view.my_note
 
 
-def start(ctx: UIContext, annotator: str | None, lang: str, request: gr.Request | None = None) -> tuple:
-    name = (request.username if request is not None and getattr(request, "username", None) else annotator) or ""
-    if not name.strip():
-        return (render.empty_card(t("annotate.pick_name", lang)), None, "", "", "")
+def _failed(ctx: UIContext, actor, exc: Exception, lang: str) -> tuple:
+    """The actor's queue as it stands, with the error underneath (or only the error when there is no queue)."""
+    message = render.message(error_text(exc, lang), "error")
+    if actor is not None and not isinstance(exc, Forbidden):
+        try:
+            return show(act.queue(ctx.project, actor), lang, message)
+        except StudioError:
+            pass
+    return render.empty_card(error_text(exc, lang)), None, "", message, ""
+
+
+def _actor(ctx: UIContext, picked: str | None, request: gr.Request | None):
+    """The actor, or None when nobody is known yet (no sign-in and no name picked)."""
+    if not ctx.auth and not (picked or "").strip():
+        return None
+    return ctx.actor(request, picked)
+
+
+def start(ctx: UIContext, picked: str | None, lang: str, request: gr.Request | None = None) -> tuple:
+    """Show the actor's next pair (reserving it). Without sign-in, `picked` names the annotator."""
+    actor = None
     try:
-        with ctx.db() as db:
-            ensure_annotator(db, name)
-        return show_next(ctx, name.strip(), lang)
+        actor = _actor(ctx, picked, request)
+        if actor is None:
+            return render.empty_card(t("annotate.pick_name", lang)), None, "", "", ""
+        return show(act.start(ctx.project, actor), lang)
     except Exception as exc:
-        return render.empty_card(error_text(exc, lang)), None, "", render.message(error_text(exc, lang), "error"), ""
+        return _failed(ctx, actor, exc, lang)
 
 
-def rate(ctx: UIContext, annotator: str, pair_id: int | None, note: str, value: int, lang: str) -> tuple:
+def rate(ctx: UIContext, picked: str | None, pair_id: int | None, note: str, value: int, lang: str,
+         request: gr.Request | None = None) -> tuple:
     """Save the rating (committed before we say so), then show the next pair."""
-    if not annotator or pair_id is None:
-        return start(ctx, annotator, lang)
+    if pair_id is None:
+        return start(ctx, picked, lang, request)
+    actor = None
     try:
-        with ctx.db() as db:
-            store_ratings.submit_rating(db, annotator, int(pair_id), value, note or "")
+        actor = _actor(ctx, picked, request)
+        if actor is None:
+            return start(ctx, picked, lang, request)
+        queue = act.rate(ctx.project, actor, int(pair_id), value, note or "")
         saved = render.message(t("annotate.saved", lang, pair_id=pair_id,
                                  label=f"{value} · {t(f'rating.{value}', lang)}"), "ok")
-        return show_next(ctx, annotator, lang, saved)
+        return show(queue, lang, saved)
     except Exception as exc:
-        card, pid, prog, _, note_out = show_next(ctx, annotator, lang)
-        return card, pid, prog, render.message(error_text(exc, lang), "error"), note_out
+        return _failed(ctx, actor, exc, lang)
 
 
-def skip(ctx: UIContext, annotator: str, pair_id: int | None, lang: str) -> tuple:
-    if annotator and pair_id is not None:
-        with ctx.db() as db:
-            store_ratings.skip_pair(db, annotator, int(pair_id))
-    return show_next(ctx, annotator, lang, render.message(t("annotate.skipped", lang, pair_id=pair_id), "warn"))
-
-
-def undo(ctx: UIContext, annotator: str, lang: str) -> tuple:
+def skip(ctx: UIContext, picked: str | None, pair_id: int | None, lang: str, request: gr.Request | None = None) -> tuple:
+    if pair_id is None:
+        return start(ctx, picked, lang, request)
+    actor = None
     try:
-        with ctx.db() as db:
-            pair_id = store_ratings.undo_last(db, annotator)
-        return show_next(ctx, annotator, lang, render.message(t("annotate.undone", lang, pair_id=pair_id), "warn"))
+        actor = _actor(ctx, picked, request)
+        if actor is None:
+            return start(ctx, picked, lang, request)
+        queue = act.skip(ctx.project, actor, int(pair_id))
+        return show(queue, lang, render.message(t("annotate.skipped", lang, pair_id=pair_id), "warn"))
     except Exception as exc:
-        return (*show_next(ctx, annotator, lang)[:3], render.message(error_text(exc, lang), "error"), "")
+        return _failed(ctx, actor, exc, lang)
 
 
-def annotator_names(ctx: UIContext) -> list[str]:
-    with ctx.db() as db:
-        return [row["name"] for row in list_annotators(db)]
+def undo(ctx: UIContext, picked: str | None, lang: str, request: gr.Request | None = None) -> tuple:
+    actor = None
+    try:
+        actor = _actor(ctx, picked, request)
+        if actor is None:
+            return start(ctx, picked, lang, request)
+        pair_id, queue = act.undo(ctx.project, actor)
+        return show(queue, lang, render.message(t("annotate.undone", lang, pair_id=pair_id), "warn"))
+    except Exception as exc:
+        return _failed(ctx, actor, exc, lang)
+
+
+def picker_names(ctx: UIContext, request: gr.Request | None = None) -> list[str]:
+    """Names for the picker of the app without sign-in (with sign-in there is no picker)."""
+    try:
+        return team_names(ctx.project, ctx.actor(request))
+    except StudioError:
+        return []
 
 
 def build(ctx: UIContext) -> dict[str, gr.components.Component]:
     i18n = ctx.i18n
     with gr.Row(equal_height=True):
+        # Without sign-in: pick a name (one person, or a trusted room). With it: the server knows who you are.
         who = gr.Dropdown(label=i18n("annotate.annotator"), info=i18n("annotate.annotator_info"),
-                          allow_custom_value=True, choices=[], scale=3, elem_id="rs-annotator")
+                          allow_custom_value=True, choices=[], scale=3, elem_id="rs-annotator", visible=not ctx.auth)
+        signed_in = gr.HTML(visible=ctx.auth, elem_id="rs-signed-in")
         go_btn = gr.Button(i18n("annotate.start"), variant="primary", scale=1, elem_id="rs-start")
     progress = gr.HTML(elem_id="rs-progress")
     card = gr.HTML(render.empty_card(""), elem_id="rs-card", padding=False)
@@ -117,24 +152,48 @@ def build(ctx: UIContext) -> dict[str, gr.components.Component]:
     def on_start(name: str | None, lg: str, request: gr.Request):
         return start(ctx, name, lg, request)
 
-    go_btn.click(on_start, [who, lang], outputs, api_name="annotate_start", **fast)
-    who.input(on_start, [who, lang], outputs, **fast)
-    for button, value in ((b2, 2), (b1, 1), (b0, 0)):
-        button.click(lambda name, pid, n, lg, v=value: rate(ctx, name, pid, n, v, lg),
-                     [who, pair_id, note, lang], outputs, api_name=f"annotate_rate_{value}", **fast)
-    skip_btn.click(lambda name, pid, lg: skip(ctx, name, pid, lg), [who, pair_id, lang], outputs, **fast)
-    undo_btn.click(lambda name, lg: undo(ctx, name, lg), [who, lang], outputs, **fast)
+    def on_rate_2(name: str | None, pid, text: str, lg: str, request: gr.Request):
+        return rate(ctx, name, pid, text, 2, lg, request)
 
-    def refresh_names():
+    def on_rate_1(name: str | None, pid, text: str, lg: str, request: gr.Request):
+        return rate(ctx, name, pid, text, 1, lg, request)
+
+    def on_rate_0(name: str | None, pid, text: str, lg: str, request: gr.Request):
+        return rate(ctx, name, pid, text, 0, lg, request)
+
+    def on_skip(name: str | None, pid, lg: str, request: gr.Request):
+        return skip(ctx, name, pid, lg, request)
+
+    def on_undo(name: str | None, lg: str, request: gr.Request):
+        return undo(ctx, name, lg, request)
+
+    go_btn.click(on_start, [who, lang], outputs, api_name="annotate_start", **fast)
+    who.input(on_start, [who, lang], outputs, api_visibility="private", **fast)
+    b2.click(on_rate_2, [who, pair_id, note, lang], outputs, api_name="annotate_rate_2", **fast)
+    b1.click(on_rate_1, [who, pair_id, note, lang], outputs, api_name="annotate_rate_1", **fast)
+    b0.click(on_rate_0, [who, pair_id, note, lang], outputs, api_name="annotate_rate_0", **fast)
+    skip_btn.click(on_skip, [who, pair_id, lang], outputs, api_name="annotate_skip", **fast)
+    undo_btn.click(on_undo, [who, lang], outputs, api_name="annotate_undo", **fast)
+
+    def refresh_names(lg: str, request: gr.Request):
         # Only the choices: the value is the user's, and they may have typed while this was on its way.
-        return gr.update(choices=annotator_names(ctx))
+        if ctx.auth:
+            try:
+                actor = ctx.actor(request)
+                text = t("annotate.signed_in_as", lg, name=actor.name, role=t(f"role.{actor.role}", lg))
+            except StudioError as exc:
+                text = error_text(exc, lg)
+            return gr.update(), render.message(text, "info")
+        return gr.update(choices=picker_names(ctx, request)), gr.update()
 
     def welcome(lg: str, current_pair):
         # What to do first, in the page's language (known only once the page has loaded); never over a pair.
-        return render.empty_card(t("annotate.pick_name", lg)) if current_pair is None else gr.update()
+        if current_pair is not None:
+            return gr.update()
+        return render.empty_card(t("annotate.press_start" if ctx.auth else "annotate.pick_name", lg))
 
-    ctx.on_load.append((refresh_names, [], [who]))
+    ctx.on_load.append((refresh_names, [lang], [who, signed_in]))
     ctx.on_load.append((welcome, [lang, pair_id], [card]))
     return {"annotator": who, "start": go_btn, "card": card, "progress": progress, "status": status,
             "note": note, "pair_id": pair_id, "rate_2": b2, "rate_1": b1, "rate_0": b0,
-            "refresh_names": (refresh_names, [], [who])}
+            "refresh_names": (refresh_names, [lang], [who, signed_in])}

@@ -10,13 +10,10 @@ import html
 import gradio as gr
 import pandas as pd
 
+from studio.actions import models as model_actions
+from studio.actions import search as actions
 from studio.errors import StudioError
 from studio.i18n import t
-from studio.models.registry import get_default, resolve, scan
-from studio.retrieval.playground import KEYWORD_TRAP, score_documents, similarity
-from studio.retrieval.rerank import DEFAULT_DEPTH, load_reranker, search_then_rerank
-from studio.retrieval.search import Hit, rank_moves, search
-from studio.store.lookup import example_queries, gold_for_query, queue_pair, searchable_corpus
 from studio.ui import render
 from studio.ui.context import UIContext, error_text
 
@@ -39,7 +36,7 @@ def move_badge(move: int | None, lang: str) -> str:
     return '<span class="rs-move">＝</span>'
 
 
-def results_html(model: str, hits: list[Hit], moves: dict, docs: dict, gold: dict, query: str, ms: float,
+def results_html(model: str, hits: list, moves: dict, docs: dict, gold: dict, query: str, ms: float,
                  lang: str) -> str:
     items = []
     for hit in hits:
@@ -57,77 +54,80 @@ def results_html(model: str, hits: list[Hit], moves: dict, docs: dict, gold: dic
     return f'<div class="rs-side">{head}{"".join(items)}</div>'
 
 
-def side_search(model: str, reranker: str | None, query: str, keys: list[str], texts: list[str], k: int,
-                depth: int) -> tuple[list[Hit], float]:
-    """One side's hits: the embedder alone, or its top `depth` reranked by `reranker`.
-
-    The milliseconds are those of the search: the reranker is loaded first (once per process), as the corpus
-    is encoded before the timing starts, so the first query does not show seconds of model loading.
-    """
-    if reranker:
-        path = resolve(reranker)
-        load_reranker(path)
-        return search_then_rerank(resolve(model), path, query, keys, texts, k, depth)
-    return search(resolve(model), query, keys, texts, k)
+def _model(name: str | None, label: str, lang: str) -> str:
+    return model_actions.model_field(name, field=t(label, lang))
 
 
-def side_name(model: str, reranker: str | None) -> str:
-    """How a side's header names it: "model" or "model → reranker"."""
-    return f"{model} → {reranker}" if reranker else model
+def _reranker(name: str | None, label: str, lang: str) -> str | None:
+    return model_actions.optional_model_field(name, field=t(label, lang))
 
 
 def run_search(ctx: UIContext, query: str, left: str, right: str, k: float, lang: str,
-               left_reranker: str | None = None, right_reranker: str | None = None,
-               depth: float = DEFAULT_DEPTH) -> tuple:
+               left_reranker: str | None = None, right_reranker: str | None = None, depth: float | None = None,
+               request: gr.Request | None = None) -> tuple:
+    """Both sides' results, the shown documents for "send to queue" and an empty status line."""
     query = (query or "").strip()
     if not query:
         empty = render.empty_card(t("compare.type_query", lang))
         return empty, empty, gr.update(choices=[], value=None), ""
     try:
-        with ctx.db() as db:
-            keys, texts, docs = searchable_corpus(db)
-            gold = gold_for_query(db, query)
-        if not keys:
-            raise StudioError("no_corpus")
-        left_reranker, right_reranker = (left_reranker or "").strip() or None, (right_reranker or "").strip() or None
-        hits_l, ms_l = side_search(left, left_reranker, query, keys, texts, int(k), int(depth))
-        hits_r, ms_r = side_search(right, right_reranker, query, keys, texts, int(k), int(depth))
-        html_l = results_html(side_name(left, left_reranker), hits_l, rank_moves(hits_l, hits_r), docs, gold, query,
-                              ms_l, lang)
-        html_r = results_html(side_name(right, right_reranker), hits_r, rank_moves(hits_r, hits_l), docs, gold,
-                              query, ms_r, lang)
-        shown = {h.doc_key for h in hits_l + hits_r}
-        choices = [(f"{docs[d]['title'] or d} (#{d})", d) for d in sorted(shown)]
+        result = actions.compare(ctx.project, ctx.actor(request), query, _model(left, "compare.left", lang),
+                                 _model(right, "compare.right", lang), int(k),
+                                 _reranker(left_reranker, "compare.left_reranker", lang),
+                                 _reranker(right_reranker, "compare.right_reranker", lang),
+                                 int(depth) if depth else None)
+        docs, gold = result.documents, result.gold
+        html_l = results_html(result.left.name, result.left.hits, result.left.moves, docs, gold, query,
+                              result.left.ms, lang)
+        html_r = results_html(result.right.name, result.right.hits, result.right.moves, docs, gold, query,
+                              result.right.ms, lang)
+        choices = [(f"{docs[d]['title'] or d} (#{d})", d) for d in sorted(docs)]
         return html_l, html_r, gr.update(choices=choices, value=None), ""
     except Exception as exc:
         error = render.message(error_text(exc, lang), "error")
         return error, "", gr.update(choices=[], value=None), ""
 
 
-def send_to_queue(ctx: UIContext, query: str, doc_key: str | None, lang: str) -> str:
+def send_to_queue(ctx: UIContext, query: str, doc_key: str | None, lang: str,
+                  request: gr.Request | None = None) -> str:
+    """Put the query and the picked result in the annotation queue (an admin's action)."""
     if not doc_key or not (query or "").strip():
         return render.message(t("compare.pick_result", lang), "warn")
-    with ctx.db() as db:
-        added = queue_pair(db, query, doc_key)
+    try:
+        added = actions.send_to_queue(ctx.project, ctx.actor(request), query, doc_key)
+    except Exception as exc:
+        return render.message(error_text(exc, lang), "error")
     return render.message(t("compare.queued" if added else "compare.already_queued", lang), "ok")
 
 
-def run_similarity(a: str, b: str, models: list[str], lang: str) -> pd.DataFrame | str:
+def run_similarity(ctx: UIContext, a: str, b: str, models: list[str], lang: str,
+                   request: gr.Request | None = None) -> pd.DataFrame | str:
+    """Cosine similarity of the two texts per model; an error as a message."""
     if not (a or "").strip() or not (b or "").strip() or not models:
         return pd.DataFrame()
-    sims = similarity(a, b, [resolve(m) for m in models])
-    return pd.DataFrame([(m, f"{v:.4f}") for m, v in zip(models, sims.values())],
+    try:
+        sims = actions.similarity(ctx.project, ctx.actor(request), a, b,
+                                  [_model(m, "compare.play_models", lang) for m in models])
+    except Exception as exc:
+        return render.message(error_text(exc, lang), "error")
+    return pd.DataFrame([(m, f"{v:.4f}") for m, v in sims.items()],
                         columns=[t("evaluate.col_model", lang), t("compare.cosine", lang)])
 
 
-def run_scoring(query: str, documents: str, models: list[str], reranker: str, lang: str) -> pd.DataFrame:
+def run_scoring(ctx: UIContext, query: str, documents: str, models: list[str], reranker: str | None, lang: str,
+                request: gr.Request | None = None) -> pd.DataFrame | str:
+    """Rank and score of each document per model (and by the reranker); an error as a message."""
     docs = [d.strip() for d in (documents or "").splitlines() if d.strip()]
     if not (query or "").strip() or not docs or not models:
         return pd.DataFrame()
-    scores = score_documents(query, docs, [resolve(m) for m in models], resolve(reranker) if reranker else None)
-    names = list(models) + ([reranker] if reranker else [])
+    try:
+        scores = actions.score_documents(ctx.project, ctx.actor(request), query, docs,
+                                         [_model(m, "compare.play_models", lang) for m in models],
+                                         _reranker(reranker, "compare.reranker", lang))
+    except Exception as exc:
+        return render.message(error_text(exc, lang), "error")
     table = {t("compare.document", lang): [d[:80] for d in docs]}
-    for name, values in zip(names, scores.values()):
+    for name, values in scores.items():
         ranks = {i: r for r, i in enumerate(sorted(range(len(values)), key=lambda i: -values[i]), start=1)}
         table[name] = [f"#{ranks[i]} · {v:.3f}" for i, v in enumerate(values)]
     return pd.DataFrame(table)
@@ -135,14 +135,33 @@ def run_scoring(query: str, documents: str, models: list[str], reranker: str, la
 
 def right_model(current: str | None, names: list[str], starred: str) -> str:
     """The right side's model: the one already chosen, else the default model (★) when one other than the
-    embedded model is set, else the last in models/ (`names` starts with the embedded ``default``)."""
+    embedded model is set, else the last in models/ (`names` starts with the embedded model)."""
     if current in names:
         return current
     return starred if starred in names[1:] else names[-1]
 
 
+def refresh(ctx: UIContext, current_right: str | None, current_left_rr: str | None, current_right_rr: str | None,
+            lang: str, request: gr.Request | None = None) -> tuple:
+    """The pickers and example queries; blank for someone below an expert (the tab is hidden for them)."""
+    try:
+        actor = ctx.actor(request)
+        found = model_actions.choices(ctx.project, actor)
+        examples = actions.example_queries(ctx.project, actor)
+    except StudioError:
+        blank = gr.update(choices=[], value=None)
+        return blank, blank, blank, gr.update(choices=[], value=[]), blank, blank
+    names = found.embedders
+    rerankers = [(t("compare.no_reranker", lang), "")] + [(name, name) for name in found.rerankers]
+    best = right_model(current_right, names, found.starred)
+    return (gr.update(choices=names), gr.update(choices=names, value=best), gr.update(choices=examples),
+            gr.update(choices=names), gr.update(choices=rerankers, value=current_left_rr or ""),
+            gr.update(choices=rerankers, value=current_right_rr or ""))
+
+
 def build(ctx: UIContext) -> dict:
     i18n = ctx.i18n
+    example = actions.playground_example()
     gr.Markdown(i18n("compare.intro"))
     with gr.Row(equal_height=True):
         query = gr.Textbox(label=i18n("compare.query"), placeholder=i18n("compare.placeholder"), scale=4,
@@ -150,9 +169,9 @@ def build(ctx: UIContext) -> dict:
         search_btn = gr.Button(i18n("compare.search"), variant="primary", scale=1, elem_id="rs-compare-search")
     with gr.Row():
         examples = gr.Dropdown(choices=[], label=i18n("compare.examples"), scale=2)
-        left = gr.Dropdown(choices=["default"], value="default", allow_custom_value=True,
+        left = gr.Dropdown(choices=[model_actions.EMBEDDED], value=model_actions.EMBEDDED, allow_custom_value=True,
                            label=i18n("compare.left"), scale=1)
-        right = gr.Dropdown(choices=["default"], value=None, allow_custom_value=True,  # set on open
+        right = gr.Dropdown(choices=[model_actions.EMBEDDED], value=None, allow_custom_value=True,  # set on open
                             label=i18n("compare.right"), scale=1)
         k = gr.Slider(3, 20, value=10, step=1, label=i18n("compare.k"), scale=1)
     with gr.Row():
@@ -160,7 +179,7 @@ def build(ctx: UIContext) -> dict:
                               label=i18n("compare.left_reranker"), scale=1)
         right_rr = gr.Dropdown(choices=[(i18n("compare.no_reranker"), "")], value="", allow_custom_value=True,
                                label=i18n("compare.right_reranker"), scale=1)
-        depth = gr.Slider(10, 50, value=DEFAULT_DEPTH, step=5, label=i18n("compare.rerank_depth"), scale=1)
+        depth = gr.Slider(10, 50, value=actions.default_depth(), step=5, label=i18n("compare.rerank_depth"), scale=1)
     with gr.Row():
         out_left = gr.HTML(elem_id="rs-compare-left")
         out_right = gr.HTML(elem_id="rs-compare-right")
@@ -170,7 +189,7 @@ def build(ctx: UIContext) -> dict:
     status = gr.HTML()
 
     with gr.Accordion(i18n("compare.playground"), open=False):
-        play_models = gr.Dropdown(choices=["default"], value=["default"], multiselect=True,
+        play_models = gr.Dropdown(choices=[model_actions.EMBEDDED], value=[model_actions.EMBEDDED], multiselect=True,
                                   label=i18n("compare.play_models"))
         gr.Markdown(i18n("compare.pair_title"))
         with gr.Row():
@@ -179,38 +198,46 @@ def build(ctx: UIContext) -> dict:
         sim_btn = gr.Button(i18n("compare.similarity"))
         sim_out = gr.Dataframe(interactive=False)
         gr.Markdown(i18n("compare.docs_title"))
-        play_query = gr.Textbox(label=i18n("compare.query"), value=KEYWORD_TRAP[0])
-        play_docs = gr.Textbox(label=i18n("compare.documents"), lines=4, value="\n".join(KEYWORD_TRAP[1]))
+        play_query = gr.Textbox(label=i18n("compare.query"), value=example[0])
+        play_docs = gr.Textbox(label=i18n("compare.documents"), lines=4, value="\n".join(example[1]))
         reranker = gr.Textbox(label=i18n("compare.reranker"), placeholder=i18n("compare.reranker_placeholder"))
         score_btn = gr.Button(i18n("compare.score"))
         score_out = gr.Dataframe(interactive=False, wrap=True)
-    sim_btn.click(lambda a, b, m, lg: run_similarity(a, b, m, lg), [text_a, text_b, play_models, ctx.lang], sim_out)
-    score_btn.click(lambda q, d, m, r, lg: run_scoring(q, d, m, r, lg), [play_query, play_docs, play_models, reranker,
-                                                                         ctx.lang], score_out)
-
     inputs = [query, left, right, k, ctx.lang, left_rr, right_rr, depth]
     outputs = [out_left, out_right, pick, status]
+
+    def on_search(q: str, lt: str, rt: str, n: float, lg: str, lrr: str | None, rrr: str | None, d: float,
+                  request: gr.Request):
+        return run_search(ctx, q, lt, rt, n, lg, lrr, rrr, d, request)
+
+    def on_example(q: str, lt: str, rt: str, n: float, lg: str, lrr: str | None, rrr: str | None, d: float,
+                   request: gr.Request):
+        return (q, *run_search(ctx, q, lt, rt, n, lg, lrr, rrr, d, request))
+
+    def on_queue(q: str, doc: str | None, lg: str, request: gr.Request):
+        return send_to_queue(ctx, q, doc, lg, request)
+
+    def on_similarity(a: str, b: str, m: list[str], lg: str, request: gr.Request):
+        return run_similarity(ctx, a, b, m, lg, request)
+
+    def on_score(q: str, d: str, m: list[str], r: str | None, lg: str, request: gr.Request):
+        return run_scoring(ctx, q, d, m, r, lg, request)
+
     def show_pick(left_html: str | None):
         return gr.update(visible="rs-hit" in (left_html or ""))
 
-    for event in (search_btn.click(lambda *a: run_search(ctx, *a), inputs, outputs),
-                  query.submit(lambda *a: run_search(ctx, *a), inputs, outputs),
-                  examples.input(lambda q, *rest: (q, *run_search(ctx, q, *rest)),
-                                 [examples, left, right, k, ctx.lang, left_rr, right_rr, depth], [query, *outputs])):
-        event.then(show_pick, [out_left], [pick_row], show_progress="hidden")
-    queue_btn.click(lambda q, d, lg: send_to_queue(ctx, q, d, lg), [query, pick, ctx.lang], status)
+    def on_open(current_right: str | None, current_left_rr: str | None, current_right_rr: str | None, lg: str,
+                request: gr.Request):
+        return refresh(ctx, current_right, current_left_rr, current_right_rr, lg, request)
 
-    def refresh(current_right: str | None, current_left_rr: str | None, current_right_rr: str | None, lang: str):
-        infos = scan()
-        names = [i.name for i in infos if i.ok and i.kind != "reranker"]
-        rerankers = [(t("compare.no_reranker", lang), "")] + [(i.name, i.name) for i in infos
-                                                               if i.ok and i.kind == "reranker"]
-        with ctx.db() as db:
-            qs = example_queries(db)
-        best = right_model(current_right, names, get_default())
-        return (gr.update(choices=names), gr.update(choices=names, value=best), gr.update(choices=qs),
-                gr.update(choices=names), gr.update(choices=rerankers, value=current_left_rr or ""),
-                gr.update(choices=rerankers, value=current_right_rr or ""))
-
-    return {"refresh": (refresh, [right, left_rr, right_rr, ctx.lang],
+    sim_btn.click(on_similarity, [text_a, text_b, play_models, ctx.lang], sim_out, api_name="compare_similarity")
+    score_btn.click(on_score, [play_query, play_docs, play_models, reranker, ctx.lang], score_out,
+                    api_name="compare_score")
+    # One endpoint searches (compare_search); pressing Enter and picking an example do the same from the page.
+    for event in (search_btn.click(on_search, inputs, outputs, api_name="compare_search"),
+                  query.submit(on_search, inputs, outputs, api_visibility="private"),
+                  examples.input(on_example, [examples, *inputs[1:]], [query, *outputs], api_visibility="private")):
+        event.then(show_pick, [out_left], [pick_row], show_progress="hidden", api_visibility="private")
+    queue_btn.click(on_queue, [query, pick, ctx.lang], status, api_name="compare_send_to_queue")
+    return {"refresh": (on_open, [right, left_rr, right_rr, ctx.lang],
                         [left, right, examples, play_models, left_rr, right_rr])}

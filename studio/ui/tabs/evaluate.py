@@ -1,27 +1,21 @@
-"""Evaluate: base vs fine-tuned on a BEIR folder or the database's gold labels, with significance; optional BGE-M3
-scoring modes and a reranker step; HTML/CSV downloads and an embedding map."""
+"""Evaluate: base vs fine-tuned on a BEIR folder or the project's gold labels, with significance; optional BGE-M3
+scoring modes and a reranker step; HTML/CSV downloads and an embedding map.
+
+The page names models (names in models/, 'default' or hub ids), a BEIR folder inside datasets/ (or the bundled
+demo) and a training file inside exports/; server paths are refused before any action runs."""
 
 from __future__ import annotations
-
-import tempfile
-from pathlib import Path
 
 import gradio as gr
 import pandas as pd
 
-from studio.config import DEMO_DIR, EXPORTS_DIR
+from studio.actions import evaluate as actions
+from studio.actions import models as model_actions
 from studio.errors import StudioError
-from studio.evaluation import embedding_map, export, runner
-from studio.evaluation.metrics import parse_cutoffs
-from studio.evaluation.report import evaluate_models, sample_size_line, significance_line, warning_lines
 from studio.i18n import t
-from studio.models.registry import get_default, scan, trained_on
-from studio.store.gold import gold_set
 from studio.ui import charts, render
 from studio.ui.context import UIContext, error_text
-from studio.ui.tabs.train import training_files
 
-HEADLINE = list(export.HEADLINE)
 _KIND_KEYS = {"model": "evaluate.kind_model", "reranker": "evaluate.kind_reranker"}
 
 
@@ -36,7 +30,7 @@ def comparison_table(report: dict, lang: str) -> pd.DataFrame:
             rel = "" if row["relative"] is None else f" ({row['relative']:+.1%})"
             rows.append((kind, comparison["baseline"], model, row["metric"], f"{row['a']:.4f}", f"{row['b']:.4f}",
                          f"{row['delta']:+.4f}{rel}", f"{row['p_holm']:.4f}" + (" ★" if row["significant"] else ""),
-                         export.verdict(row, lang), f"{row['wins']}/{row['ties']}/{row['losses']}"))
+                         actions.verdict(row, lang), f"{row['wins']}/{row['ties']}/{row['losses']}"))
     columns = [t("evaluate.col_kind", lang), t("evaluate.col_baseline_model", lang), t("evaluate.col_model", lang),
                t("evaluate.col_metric", lang), t("evaluate.col_base_value", lang), t("evaluate.col_model_value", lang),
                t("evaluate.col_delta", lang), t("evaluate.col_p", lang), t("evaluate.col_verdict", lang),
@@ -52,48 +46,23 @@ def errors_table(report: dict, lang: str) -> pd.DataFrame:
                          for m in report["models"]], columns=columns)
 
 
-def load_evalset(ctx: UIContext, source: str, folder: str, split: str, exclude: str | None,
-                 lang: str = "en") -> runner.EvalSet:
-    """The evaluation set the form describes: a BEIR folder's split or the project's gold labels, without the
-    queries of the training file `exclude`; its name says which, in `lang`."""
-    held_out = runner.training_queries(exclude) if exclude else None
-    folder = Path(folder or DEMO_DIR)
-    name = f"{folder.name}/{split or 'test'}" if source == "beir" else t("evaluate.evalset_gold", lang)
-    if held_out:
-        name = t("evaluate.evalset_held_out", lang, evalset=name, file=Path(exclude).name)
-    if source == "beir":
-        return runner.from_beir(folder, split or "test", held_out, name=name)
-    with ctx.db() as db:
-        gold = gold_set(db)
-    return runner.from_gold(gold, held_out, name=name)
-
-
 def summary_html(report: dict, lang: str) -> str:
     """Done line, significance line (and why nothing can be significant on too few queries), then one red/amber
     line per comparison that makes ranking worse."""
     out = render.message(t("evaluate.done", lang, evalset=report["evalset"], queries=report["queries"],
                            documents=report["documents"]), "ok")
-    significance = significance_line(report, lang)
+    significance = actions.significance_line(report, lang)
     if significance:
         significant = any(r["significant"] for c in report["comparisons"] for r in c["rows"])
         out += render.message(significance, "ok" if significant else "warn")
-    too_few = sample_size_line(report, lang)
+    too_few = actions.sample_size_line(report, lang)
     if too_few:
         out += render.message(too_few, "warn")
-    for warning, line in zip(report["warnings"], warning_lines(report, lang)):
+    for warning, line in zip(report["warnings"], actions.warning_lines(report, lang)):
         out += render.message(line, "error" if warning["significant"] else "warn")
     if not report["comparisons"]:
         out += render.message(t("evaluate.add_model", lang), "info")
     return out
-
-
-def export_files(report: dict, lang: str, queries: dict[str, str] | None = None, figure=None) -> tuple[str, ...]:
-    """HTML report, metrics CSV and per-query CSV in a fresh folder under exports/; their paths."""
-    EXPORTS_DIR.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix="eval-", dir=EXPORTS_DIR))
-    return (str(export.write_html(report, folder / "report.html", lang, embedding_map=figure)),
-            str(export.write_csv(report, folder / "metrics.csv")),
-            str(export.write_queries_csv(report, folder / "queries.csv", queries)))
 
 
 def _downloads(paths: tuple[str, ...] | None) -> list:
@@ -102,52 +71,66 @@ def _downloads(paths: tuple[str, ...] | None) -> list:
     return [gr.update(value=p, interactive=True) for p in paths]
 
 
+def _form(models: list[str] | None, source: str, folder: str | None, split: str, exclude: str | None,
+          lang: str) -> dict:
+    """The form as an action's options: model names, the BEIR folder (inside datasets/, or the bundled demo, which
+    an empty field means too) and the training file (inside exports/); a server path is refused."""
+    names = [model_actions.model_field(m, field=t("evaluate.models", lang)) for m in models or []]
+    where = actions.dataset_folder((folder or "").strip() or actions.DEMO, field=t("evaluate.folder", lang)) \
+        if source == "beir" else None
+    return {"models": names, "source": source, "folder": where, "split": split,
+            "exclude": actions.training_file(exclude, field=t("evaluate.exclude", lang)), "lang": lang}
+
+
+def _reports(ctx: UIContext, request: gr.Request | None, report: dict, lang: str, queries: dict | None = None,
+             figure=None) -> list:
+    files = actions.write_reports(ctx.project, ctx.actor(request), report, lang=lang, queries=queries, figure=figure)
+    return _downloads((str(files.html), str(files.csv), str(files.queries)))
+
+
 def run(ctx: UIContext, models: list[str], source: str, folder: str, split: str, exclude: str | None, ks: str,
         lang: str, mode: str = "dense", reranker: str | None = None, rerank_top: float = 20,
-        progress=gr.Progress()) -> tuple:
+        request: gr.Request | None = None, progress=gr.Progress()) -> tuple:
     """Evaluate; returns summary, bars, comparison table, delta histogram, error table, report, three
     downloads (HTML, metrics CSV, per-query CSV) and the map's query choices."""
     try:
-        cutoffs = parse_cutoffs(ks)
-        if not models:
-            raise StudioError("pick_models")
-        evalset = load_evalset(ctx, source, folder, split, exclude, lang)
+        form = _form(models, source, folder, split, exclude, lang)
+        reranker = model_actions.optional_model_field(reranker, field=t("evaluate.reranker", lang))
         step = {"compare": t("evaluate.progress_compare", lang)}  # the library's step names that are not models
-        report, comparisons = evaluate_models(evalset, models, cutoffs, mode=mode or "dense",
-                                              reranker=(reranker or "").strip() or None,
-                                              rerank_top=int(rerank_top or 20),
-                                              progress=lambda f, what: progress(f, desc=step.get(what, what)))
-        first = next((c for c, e in zip(comparisons, report["comparisons"]) if e["kind"] == "model"),
-                     comparisons[0] if comparisons else None)
+        result = actions.evaluate(ctx.project, ctx.actor(request), form.pop("models"), form.pop("source"), **form,
+                                  ks=ks, mode=mode or "dense", reranker=reranker, rerank_top=int(rerank_top or 20),
+                                  progress=lambda f, what: progress(f, desc=step.get(what, what)))
+        report = result.report
+        first = next((c for c, e in zip(result.comparisons, report["comparisons"]) if e["kind"] == "model"),
+                     result.comparisons[0] if result.comparisons else None)
         delta = charts.delta_histogram(first.per_query_delta, lang) if first else None
-        picked = embedding_map.sample(evalset).query_ids
-        choices = [(f"{q} · {evalset.queries[q][:60]}", q) for q in picked]
-        return (summary_html(report, lang), charts.metric_bars(report, export.headline_metrics(report), lang),
+        choices = [(f"{q} · {text[:60]}", q) for q, text in result.map_queries]
+        return (summary_html(report, lang), charts.metric_bars(report, actions.headline_metrics(report), lang),
                 comparison_table(report, lang), delta, errors_table(report, lang), report,
-                *_downloads(export_files(report, lang, evalset.queries)), gr.update(choices=choices, value=[]))
+                *_reports(ctx, request, report, lang, result.evalset.queries), gr.update(choices=choices, value=[]))
     except Exception as exc:
         return (render.message(error_text(exc, lang), "error"), None, None, None, None, None, *_downloads(None),
                 gr.update(choices=[], value=[]))
 
 
 def draw_map(ctx: UIContext, models: list[str], source: str, folder: str, split: str, exclude: str | None,
-             picked: list[str] | None, report: dict | None, lang: str) -> tuple:
+             picked: list[str] | None, report: dict | None, lang: str, request: gr.Request | None = None) -> tuple:
     """The embedding map of the baseline and the last model; rewrites the HTML report with it when there is one.
 
     Returns the figure, a status line and the HTML download.
     """
     try:
-        if not models:
-            raise StudioError("pick_models")
-        evalset = load_evalset(ctx, source, folder, split, exclude, lang)
-        panels = embedding_map.build_maps(evalset, [models[0], models[-1]], picked or None)
+        form = _form(models, source, folder, split, exclude, lang)
+        result = actions.embedding_map(ctx.project, ctx.actor(request), form.pop("models"), form.pop("source"),
+                                       **form, picked=picked or None)
+        panels = result.panels
         figure = charts.embedding_map(panels, lang)
         n_docs = sum(k == "document" for k in panels[0].kinds)
         status = render.message(t("evaluate.map_done", lang, queries=len(panels[0].kinds) - n_docs,
                                   documents=n_docs), "ok")
         html_file = gr.update()
         if report and report.get("models"):
-            html_file = _downloads(export_files(report, lang, evalset.queries, figure))[0]
+            html_file = _reports(ctx, request, report, lang, result.queries, figure)[0]
         else:
             status += render.message(t("evaluate.run_first", lang), "warn")
         return figure, status, html_file
@@ -155,34 +138,27 @@ def draw_map(ctx: UIContext, models: list[str], source: str, folder: str, split:
         return None, render.message(error_text(exc, lang), "error"), gr.update()
 
 
-def _export_name(path: str) -> str:
-    """A training file as the dropdown shows it: relative to the exports folder, where it normally is."""
-    try:
-        return str(Path(path).relative_to(EXPORTS_DIR))
-    except ValueError:
-        return path
+def reranker_choices(lang: str, rerankers: list[str]) -> list[tuple[str, str]]:
+    """"none" plus every usable reranker in models/."""
+    return [(t("evaluate.no_reranker", lang), "")] + [(name, name) for name in rerankers]
 
 
-def reranker_choices(lang: str, infos: list | None = None) -> list[tuple[str, str]]:
-    """"none" plus every usable reranker in models/ (`infos`: a registry scan, made here when None)."""
-    infos = scan() if infos is None else infos
-    return [(t("evaluate.no_reranker", lang), "")] + [(i.name, i.name) for i in infos if i.ok and i.kind == "reranker"]
-
-
-def first_models(names: list[str], starred: str | None = None) -> list[str]:
+def first_models(names: list[str], starred: str) -> list[str]:
     """What ⑧ offers to compare before the user picks: the embedded model as the baseline, and the default model (★)
     beside it when another one is set — usually the fine-tune the analyst wants to judge."""
-    starred = get_default() if starred is None else starred
-    return ["default"] + ([starred] if starred != "default" and starred in names else [])
+    return [model_actions.EMBEDDED] + ([starred] if starred != model_actions.EMBEDDED and starred in names else [])
 
 
 def suggested_exclusion(models: list[str] | None, source: str, current: str | None) -> str | None:
-    """What "leave out the queries of" should hold: on the project's gold labels with nothing left out yet, the
-    training file of the last picked studio-trained model (scored on its own training queries it would look better
-    than it is: report.training_overlap); otherwise what the user chose."""
-    if source != "db" or current:
-        return current
-    return next((files[0] for files in map(trained_on, reversed(models or [])) if files), current)
+    """What "leave out the queries of" should hold (:func:`studio.actions.evaluate.suggested_exclusion`); model
+    names that are server paths are ignored."""
+    names = []
+    for name in models or []:
+        try:
+            names.append(model_actions.model_field(name, field=""))
+        except StudioError:
+            continue
+    return actions.suggested_exclusion(names, source, current)
 
 
 def _show_results(report: dict | None) -> tuple:
@@ -191,20 +167,38 @@ def _show_results(report: dict | None) -> tuple:
     return gr.update(visible=bool(report)), gr.update(visible=compared), gr.update(visible=compared)
 
 
+def refresh(ctx: UIContext, current: list[str] | None, current_reranker: str | None, current_folder: str | None,
+            lang: str, request: gr.Request | None = None) -> tuple:
+    """The pickers: models, training files, rerankers, BEIR folders; blank for someone below an expert (the tab is
+    hidden for them)."""
+    try:
+        found = model_actions.choices(ctx.project, ctx.actor(request))
+    except StudioError:
+        return (gr.update(choices=[], value=[]), gr.update(choices=[], value=None), gr.update(choices=[], value=""),
+                gr.update(choices=[], value=None))
+    names = found.embedders
+    folders = actions.dataset_names()
+    return (gr.update(choices=names, value=[n for n in (current or []) if n in names] or first_models(names,
+                                                                                                 found.starred)),
+            gr.update(choices=actions.training_file_names()),
+            gr.update(choices=reranker_choices(lang, found.rerankers), value=current_reranker or ""),
+            gr.update(choices=folders, value=current_folder if current_folder in folders else actions.DEMO))
+
+
 def build(ctx: UIContext) -> dict:
     i18n = ctx.i18n
     gr.Markdown(i18n("evaluate.intro"))
     with gr.Row():
-        models = gr.Dropdown(choices=["default"], value=[], multiselect=True, label=i18n("evaluate.models"),
+        models = gr.Dropdown(choices=[], value=[], multiselect=True, label=i18n("evaluate.models"),
                              info=i18n("evaluate.models_info"), scale=3)
         ks = gr.Textbox("1,5,10,20", label=i18n("evaluate.ks"), scale=1)
     with gr.Row():
         source = gr.Radio([(i18n("evaluate.source_beir"), "beir"), (i18n("evaluate.source_db"), "db")],
                           value="beir", label=i18n("evaluate.source"))
-        folder = gr.Textbox(str(DEMO_DIR), label=i18n("evaluate.folder"))
-        split = gr.Textbox("test", label=i18n("import.split"))
-        exclude = gr.Dropdown(choices=[], label=i18n("evaluate.exclude"), info=i18n("evaluate.exclude_info"),
-                              allow_custom_value=True)  # a training file outside exports/ can be typed
+        folder = gr.Dropdown(choices=[actions.DEMO], value=actions.DEMO, label=i18n("evaluate.folder"),
+                             info=i18n("evaluate.folder_info"))
+        split = gr.Textbox(actions.DEFAULT_SPLIT, label=i18n("import.split"))
+        exclude = gr.Dropdown(choices=[], label=i18n("evaluate.exclude"), info=i18n("evaluate.exclude_info"))
     with gr.Row():
         mode = gr.Radio([(i18n("evaluate.mode_dense"), "dense"), (i18n("evaluate.mode_sparse"), "sparse"),
                          (i18n("evaluate.mode_colbert"), "colbert"), (i18n("evaluate.mode_weighted"), "weighted")],
@@ -237,20 +231,28 @@ def build(ctx: UIContext) -> dict:
         with gr.Accordion(i18n("evaluate.raw"), open=False):
             raw = gr.JSON()
     form = [models, source, folder, split, exclude]
+
+    def on_form(m: list[str] | None, src: str, current: str | None):
+        return suggested_exclusion(m, src, current)
+
+    def on_run(m: list[str] | None, src: str, fld: str | None, spl: str, exc: str | None, k: str, lg: str, md: str,
+               rr: str | None, top: float, request: gr.Request, progress=gr.Progress()):
+        return run(ctx, m, src, fld, spl, exc, k, lg, md, rr, top, request, progress)
+
+    def on_map(m: list[str] | None, src: str, fld: str | None, spl: str, exc: str | None, pick: list[str] | None,
+               report: dict | None, lg: str, request: gr.Request):
+        return draw_map(ctx, m, src, fld, spl, exc, pick, report, lg, request)
+
+    def on_open(current: list[str] | None, current_reranker: str | None, current_folder: str | None, lg: str,
+                request: gr.Request):
+        return refresh(ctx, current, current_reranker, current_folder, lg, request)
+
     for picker in (models, source):
-        picker.change(suggested_exclusion, [models, source, exclude], exclude, show_progress="hidden")
-    run_btn.click(lambda *a, progress=gr.Progress(): run(ctx, *a, progress=progress),
-                  [*form, ks, ctx.lang, mode, reranker, rerank_top],
+        picker.change(on_form, [models, source, exclude], exclude, show_progress="hidden", api_visibility="private")
+    run_btn.click(on_run, [*form, ks, ctx.lang, mode, reranker, rerank_top],
                   [summary, bars, table, delta, errors, raw, html_file, csv_file, queries_file, picked],
-                  concurrency_limit=1).then(_show_results, raw, [results, delta, table], show_progress="hidden")
-    map_btn.click(lambda *a: draw_map(ctx, *a), [*form, picked, raw, ctx.lang], [map_plot, map_status, html_file],
-                  concurrency_limit=1)
-
-    def refresh(current: list[str] | None, current_reranker: str | None, lang: str):
-        infos = scan()
-        names = [i.name for i in infos if i.ok and i.kind != "reranker"]
-        return gr.update(choices=names, value=[n for n in (current or []) if n in names] or first_models(names)), \
-            gr.update(choices=[(_export_name(f), f) for f in training_files()]), \
-            gr.update(choices=reranker_choices(lang, infos), value=current_reranker or "")
-
-    return {"refresh": (refresh, [models, reranker, ctx.lang], [models, exclude, reranker])}
+                  concurrency_limit=1, api_name="evaluate_run").then(
+        _show_results, raw, [results, delta, table], show_progress="hidden", api_visibility="private")
+    map_btn.click(on_map, [*form, picked, raw, ctx.lang], [map_plot, map_status, html_file], concurrency_limit=1,
+                  api_name="evaluate_map")
+    return {"refresh": (on_open, [models, reranker, folder, ctx.lang], [models, exclude, reranker, folder])}

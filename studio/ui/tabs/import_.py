@@ -1,4 +1,4 @@
-"""Import: load the demo, import files, pool candidates from the corpus, manage the team."""
+"""Import: load the demo, import files, pool candidates from the corpus, manage the team (admins)."""
 
 from __future__ import annotations
 
@@ -7,30 +7,49 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from studio.demo import load_demo
+from studio import config
+from studio.actions import collect
+from studio.actions import team as team_actions
+from studio.actions.base import inside
+from studio.errors import Forbidden, StudioError
 from studio.i18n import t
-from studio.ingest import read_any
-from studio.retrieval.pooling import pool_candidates
-from studio.store import pairs as store_pairs
-from studio.store.annotators import ensure_annotator, find_annotator, list_annotators, set_role
-from studio.store.imports import import_batch
 from studio.ui import render
 from studio.ui.context import UIContext, error_text
 
-KINDS = ("pairs", "ratings", "beir", "logs")
+
+def tiles(counts, lang: str) -> str:
+    return render.stat_tiles([(t(f"import.count_{k}", lang), str(v), "") for k, v in counts.tables.items()])
 
 
-def counts_html(ctx: UIContext, lang: str) -> str:
-    with ctx.db() as db:
-        c = store_pairs.counts(db)
-    return render.stat_tiles([(t(f"import.count_{k}", lang), str(v), "") for k, v in c.items()])
+def counts_html(ctx: UIContext, actor, lang: str) -> str:
+    return tiles(collect.counts(ctx.project, actor), lang)
 
 
-def team_table(ctx: UIContext, lang: str) -> pd.DataFrame:
-    with ctx.db() as db:
-        rows = list_annotators(db)
+def team_table(ctx: UIContext, actor, lang: str) -> pd.DataFrame:
+    people = [p for p in team_actions.team(ctx.project, actor) if not p.removed]
     columns = [t("import.col_name", lang), t("import.col_role", lang), t("import.col_ratings", lang)]
-    return pd.DataFrame([(r["name"], t(f"role.{r['role']}", lang), r["ratings"]) for r in rows], columns=columns)
+    return pd.DataFrame([(p.name, t(f"role.{p.role}", lang), p.ratings) for p in people], columns=columns)
+
+
+def _counts_or_blank(ctx: UIContext, actor, lang: str, exc: Exception | None = None) -> str:
+    """The tiles beside a message, or nothing for someone who may not see them (a refused actor is not asked
+    again: each refusal is an audit entry)."""
+    if actor is None or isinstance(exc, Forbidden):
+        return ""
+    try:
+        return counts_html(ctx, actor, lang)
+    except StudioError:
+        return ""
+
+
+def _team_or_keep(ctx: UIContext, actor, lang: str, exc: Exception):
+    """The team table after a failed action, or the table as it is for someone who may not see it."""
+    if actor is None or isinstance(exc, Forbidden):
+        return gr.update()
+    try:
+        return team_table(ctx, actor, lang)
+    except StudioError:
+        return gr.update()
 
 
 def summary_text(summary, lang: str) -> str:
@@ -38,58 +57,88 @@ def summary_text(summary, lang: str) -> str:
              documents=summary.documents, queries=summary.queries, ratings=summary.ratings)
 
 
+def beir_folder(name: str | None, lang: str) -> Path:
+    """The BEIR folder picked or typed in the page: ``demo`` (the bundled one) or a folder name inside datasets/."""
+    if (name or "").strip() == collect.DEMO_FOLDER:
+        return config.DEMO_DIR
+    return inside(config.DATASETS_DIR, name, field=t("import.folder", lang))
+
+
 def run_import(ctx: UIContext, kind: str, upload, folder: str, split: str, min_relevant: float, annotate: bool,
-               lang: str) -> tuple[str, str]:
-    """Import an uploaded file (or, for BEIR, a folder path on this machine); all or nothing."""
+               lang: str, request: gr.Request | None = None) -> tuple[str, str]:
+    """Import an uploaded file (or, for BEIR, a folder in datasets/ or the demo); all or nothing."""
+    actor = None
     try:
+        actor = ctx.actor(request)
         if kind == "beir":
             if not (folder or "").strip():
-                return render.message(t("import.need_folder", lang), "error"), counts_html(ctx, lang)
-            batch = read_any("beir", Path(folder.strip()).expanduser(), split=split or "test",
-                             min_relevant=int(min_relevant))
+                return render.message(t("import.need_folder", lang), "error"), _counts_or_blank(ctx, actor, lang)
+            summary = collect.import_file(ctx.project, actor, "beir", beir_folder(folder, lang),
+                                          display_name=folder.strip(), split=split or "test",
+                                          min_relevant=int(min_relevant), queue=bool(annotate))
         else:
             if upload is None:
-                return render.message(t("import.need_file", lang), "error"), counts_html(ctx, lang)
-            batch = read_any(kind, Path(upload if isinstance(upload, str) else upload.name))
-        with ctx.db() as db:
-            summary = import_batch(db, batch, queue=(kind != "beir" or annotate), actor=f"ui:{kind}")
-        return render.message(summary_text(summary, lang), "ok"), counts_html(ctx, lang)
+                return render.message(t("import.need_file", lang), "error"), _counts_or_blank(ctx, actor, lang)
+            path = Path(upload if isinstance(upload, str) else upload.name)
+            summary = collect.import_file(ctx.project, actor, kind, path, display_name=path.name)
+        return render.message(summary_text(summary, lang), "ok"), counts_html(ctx, actor, lang)
     except Exception as exc:
         return (render.message(t("import.failed", lang) + " " + error_text(exc, lang), "error"),
-                counts_html(ctx, lang))
+                _counts_or_blank(ctx, actor, lang, exc))
 
 
-def run_pool(ctx: UIContext, k: float, retriever: str, lang: str, progress=gr.Progress()) -> tuple[str, str]:
+def run_pool(ctx: UIContext, k: float, retriever: str, lang: str, progress=None,
+             request: gr.Request | None = None) -> tuple[str, str]:
+    actor = None
     try:
-        with ctx.db() as db:
-            result = pool_candidates(db, k=int(k), retriever=retriever,
-                                     progress=lambda f, what: progress(f, desc=t(f"import.pool_stage_{what}", lang)))
+        actor = ctx.actor(request)
+
+        def report(fraction: float, stage: str) -> None:
+            if progress is not None:
+                progress(fraction, desc=t(f"import.pool_stage_{stage}", lang))
+
+        result = collect.pool(ctx.project, actor, int(k), retriever, progress=report)
         return (render.message(t("import.pool_done", lang, added=result["added"], candidates=result["candidates"],
-                                 queries=result["queries"]), "ok"), counts_html(ctx, lang))
+                                 queries=result["queries"]), "ok"), counts_html(ctx, actor, lang))
     except Exception as exc:
-        return render.message(error_text(exc, lang), "error"), counts_html(ctx, lang)
+        return render.message(error_text(exc, lang), "error"), _counts_or_blank(ctx, actor, lang, exc)
 
 
-def run_demo(ctx: UIContext, lang: str) -> tuple:
+def run_demo(ctx: UIContext, lang: str, request: gr.Request | None = None) -> tuple:
+    actor = None
     try:
-        with ctx.db() as db:
-            s = load_demo(db)
+        actor = ctx.actor(request)
+        s = collect.load_demo(ctx.project, actor)
         msg = render.message(t("import.demo_loaded", lang, pairs=s.pairs, documents=s.documents, queries=s.queries,
                                ratings=s.ratings), "ok")
-        return msg, counts_html(ctx, lang), gr.update(visible=False), team_table(ctx, lang)
+        return msg, counts_html(ctx, actor, lang), gr.update(visible=False), team_table(ctx, actor, lang)
     except Exception as exc:
-        return render.message(error_text(exc, lang), "error"), counts_html(ctx, lang), gr.update(), team_table(ctx, lang)
+        return (render.message(error_text(exc, lang), "error"), _counts_or_blank(ctx, actor, lang, exc), gr.update(),
+                _team_or_keep(ctx, actor, lang, exc))
 
 
-def add_person(ctx: UIContext, name: str, role: str, lang: str) -> tuple[str, pd.DataFrame]:
+def add_person(ctx: UIContext, name: str, role: str, lang: str,
+               request: gr.Request | None = None) -> tuple[str, pd.DataFrame]:
+    actor = None
     try:
-        with ctx.db() as db:
-            row = set_role(db, name, role, actor="ui") if find_annotator(db, name or "") else ensure_annotator(
-                db, name, role, actor="ui")
+        actor = ctx.actor(request)
+        row, _ = team_actions.add_person(ctx.project, actor, name, role)
         return render.message(t("import.person_saved", lang, name=row["name"], role=t(f"role.{row['role']}", lang)),
-                              "ok"), team_table(ctx, lang)
+                              "ok"), team_table(ctx, actor, lang)
     except Exception as exc:
-        return render.message(error_text(exc, lang), "error"), team_table(ctx, lang)
+        return render.message(error_text(exc, lang), "error"), _team_or_keep(ctx, actor, lang, exc)
+
+
+def refresh(ctx: UIContext, lang: str, request: gr.Request | None = None) -> tuple:
+    """(welcome, tiles, team table, BEIR folder choices) for whoever opens the tab; blank for anyone below admin
+    (the tab is hidden from them, and the actions would refuse them)."""
+    try:
+        actor = ctx.actor(request)
+        c = collect.counts(ctx.project, actor)
+        return (gr.update(visible=c.empty), tiles(c, lang), team_table(ctx, actor, lang),
+                gr.update(choices=collect.beir_folders(ctx.project, actor)))
+    except StudioError:
+        return gr.update(visible=False), "", pd.DataFrame(), gr.update(choices=[])
 
 
 def build(ctx: UIContext) -> dict:
@@ -102,13 +151,15 @@ def build(ctx: UIContext) -> dict:
     with gr.Row():
         with gr.Column(scale=3):
             gr.Markdown(i18n("import.files_title"))
-            kind = gr.Radio([(i18n(f"import.kind_{k}"), k) for k in KINDS], value="pairs",
+            kind = gr.Radio([(i18n(f"import.kind_{k}"), k) for k in collect.KINDS], value="pairs",
                             label=i18n("import.kind"), elem_id="rs-kind")
             upload = gr.File(label=i18n("import.file"), file_types=[".csv", ".tsv", ".jsonl", ".json"],
                              elem_id="rs-upload")
             with gr.Row(visible=False) as beir_row:
-                folder = gr.Textbox(label=i18n("import.folder"), placeholder=i18n("import.folder_placeholder"),
-                                    scale=3)
+                # Names of folders in datasets/ (and the bundled demo), never a path on the server.
+                folder = gr.Dropdown(choices=[collect.DEMO_FOLDER], value=None, allow_custom_value=True,
+                                     label=i18n("import.folder"), info=i18n("import.folder_info"), scale=3,
+                                     elem_id="rs-beir-folder")
                 split = gr.Textbox(label=i18n("import.split"), value="test", scale=1)
                 min_rel = gr.Number(label=i18n("import.min_relevant"), value=1, precision=0, scale=1)
             annotate = gr.Checkbox(label=i18n("import.annotate_beir"), value=False, visible=False)
@@ -129,19 +180,33 @@ def build(ctx: UIContext) -> dict:
             person_btn = gr.Button(i18n("import.person_save"), size="sm")
             team = gr.Dataframe(interactive=False, max_height=260)
 
-    kind.change(lambda k_: (gr.update(visible=k_ != "beir"), gr.update(visible=k_ == "beir"),
-                            gr.update(visible=k_ == "beir")), [kind], [upload, beir_row, annotate])
-    import_btn.click(lambda *a: run_import(ctx, *a), [kind, upload, folder, split, min_rel, annotate, ctx.lang],
-                     [message, counts], concurrency_limit=1)
-    pool_btn.click(lambda k_, r, lg, progress=gr.Progress(): run_pool(ctx, k_, r, lg, progress),
-                   [k, retriever, ctx.lang], [message, counts], concurrency_limit=1)
-    demo_btn.click(lambda lg: run_demo(ctx, lg), [ctx.lang], [message, counts, welcome, team], concurrency_limit=1)
-    person_btn.click(lambda n, r, lg: add_person(ctx, n, r, lg), [person, role, ctx.lang], [message, team])
+    def on_kind(kind_: str):
+        beir = kind_ == "beir"
+        return gr.update(visible=not beir), gr.update(visible=beir), gr.update(visible=beir)
 
-    def refresh(lg: str):
-        with ctx.db() as db:
-            empty = store_pairs.is_empty(db)
-        return gr.update(visible=empty), counts_html(ctx, lg), team_table(ctx, lg)
+    def on_import(kind_: str, upload_, folder_: str, split_: str, min_rel_: float, annotate_: bool, lang: str,
+                  request: gr.Request):
+        return run_import(ctx, kind_, upload_, folder_, split_, min_rel_, annotate_, lang, request)
+
+    def on_pool(k_: float, retriever_: str, lang: str, request: gr.Request, progress=gr.Progress()):
+        return run_pool(ctx, k_, retriever_, lang, progress, request)
+
+    def on_demo(lang: str, request: gr.Request):
+        return run_demo(ctx, lang, request)
+
+    def on_person(name: str, role_: str, lang: str, request: gr.Request):
+        return add_person(ctx, name, role_, lang, request)
+
+    def on_refresh(lang: str, request: gr.Request):
+        return refresh(ctx, lang, request)
+
+    kind.change(on_kind, [kind], [upload, beir_row, annotate], api_visibility="private")
+    import_btn.click(on_import, [kind, upload, folder, split, min_rel, annotate, ctx.lang], [message, counts],
+                     api_name="import_run", concurrency_limit=1)
+    pool_btn.click(on_pool, [k, retriever, ctx.lang], [message, counts], api_name="import_pool", concurrency_limit=1)
+    demo_btn.click(on_demo, [ctx.lang], [message, counts, welcome, team], api_name="import_demo",
+                   concurrency_limit=1)
+    person_btn.click(on_person, [person, role, ctx.lang], [message, team], api_name="team_save")
 
     return {"welcome": welcome, "demo": demo_btn, "counts": counts, "message": message,
-            "refresh": (refresh, [ctx.lang], [welcome, counts, team])}
+            "refresh": (on_refresh, [ctx.lang], [welcome, counts, team, folder])}

@@ -7,17 +7,18 @@ import html
 import gradio as gr
 import pandas as pd
 
+from studio.actions import models as actions
+from studio.errors import StudioError
 from studio.i18n import t
-from studio.models.registry import check, delete, scan, set_default
 from studio.ui import render
 from studio.ui.context import UIContext, error_text
 
 
-def models_table(lang: str) -> pd.DataFrame:
+def models_table(infos: list, lang: str) -> pd.DataFrame:
     columns = [t("models.col_default", lang), t("models.col_name", lang), t("models.col_kind", lang),
                t("models.col_size", lang), t("models.col_loads", lang), t("models.col_status", lang)]
     rows = [("★" if i.is_default else "", i.name, t(f"models.kind_{i.kind}", lang), f"{i.size_mb:.0f} MB",
-             ", ".join(i.loads_with), t("models.ok", lang) if i.ok else t("models.broken", lang)) for i in scan()]
+             ", ".join(i.loads_with), t("models.ok", lang) if i.ok else t("models.broken", lang)) for i in infos]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -37,49 +38,79 @@ def details(info, lang: str) -> str:
            f'<div class="rs-path">{html.escape(info.path)}</div>{origin}{items}</div>'
 
 
-def find(name: str | None):
-    for info in scan():
-        if info.name == name:
-            return info
-    return None
+def _error(exc: Exception, lang: str) -> str:
+    return render.message(error_text(exc, lang), "error")
 
 
-def show(name: str | None, lang: str) -> str:
-    info = find(name)
+def _picked(name: str | None, lang: str) -> str:
+    """The model picked in the page, as a name (a server path is refused)."""
+    return actions.model_field(name, field=t("models.pick_label", lang))
+
+
+def _table(ctx: UIContext, request: gr.Request | None, lang: str):
+    """The models table as the actor may see it now, or no change (a refusal is shown beside it)."""
+    try:
+        return models_table(actions.list_models(ctx.project, ctx.actor(request)), lang)
+    except StudioError:
+        return gr.update()
+
+
+def show(ctx: UIContext, name: str | None, lang: str, request: gr.Request | None = None) -> str:
+    """The picked model's details: layout problems, where it came from."""
+    if not name:
+        return render.empty_card(t("models.pick", lang))
+    try:
+        info = next((i for i in actions.list_models(ctx.project, ctx.actor(request)) if i.name == name), None)
+    except StudioError as exc:
+        return _error(exc, lang)
     return details(info, lang) if info else render.empty_card(t("models.pick", lang))
 
 
-def run_check(name: str | None, lang: str) -> str:
-    info = find(name)
-    if info is None:
+def run_check(ctx: UIContext, name: str | None, lang: str, request: gr.Request | None = None) -> str:
+    """Load the picked model the way the studio will and run one input through it."""
+    if not name:
         return render.empty_card(t("models.pick", lang))
     try:
-        checked = check(info.path)
-        checked_note = render.message(t("models.check_ok" if checked.ok else "models.check_failed", lang),
-                                      "ok" if checked.ok else "error")
-        return checked_note + details(checked, lang)
+        checked = actions.check(ctx.project, ctx.actor(request), _picked(name, lang))
     except Exception as exc:
-        return render.message(error_text(exc, lang), "error")
+        return _error(exc, lang)
+    note = render.message(t("models.check_ok" if checked.ok else "models.check_failed", lang),
+                          "ok" if checked.ok else "error")
+    return note + details(checked, lang)
 
 
-def make_default(name: str | None, lang: str) -> tuple:
+def make_default(ctx: UIContext, name: str | None, lang: str, request: gr.Request | None = None) -> tuple:
+    """Make the picked model the ★ default; the message and the table."""
     try:
-        set_default(name or "")
-        return render.message(t("models.default_set", lang, name=name), "ok"), models_table(lang)
+        now = actions.set_default(ctx.project, ctx.actor(request), _picked(name, lang))
+        message = render.message(t("models.default_set", lang, name=now), "ok")
     except Exception as exc:
-        return render.message(error_text(exc, lang), "error"), models_table(lang)
+        message = _error(exc, lang)
+    return message, _table(ctx, request, lang)
 
 
-def remove(name: str | None, confirmed: bool, lang: str) -> tuple:
+def remove(ctx: UIContext, name: str | None, confirmed: bool, lang: str, request: gr.Request | None = None) -> tuple:
+    """Delete the picked model once the box is ticked; the message, the table and the picker."""
     if not confirmed:
-        return render.message(t("models.confirm_first", lang), "warn"), models_table(lang), gr.update()
+        return render.message(t("models.confirm_first", lang), "warn"), gr.update(), gr.update()
     try:
-        delete(name or "")
-        names = [i.name for i in scan()]
-        return (render.message(t("models.deleted", lang, name=name), "ok"), models_table(lang),
-                gr.update(choices=names, value=names[0] if names else None))
+        actor = ctx.actor(request)
+        actions.delete(ctx.project, actor, _picked(name, lang))
+        names = [i.name for i in actions.list_models(ctx.project, actor)]
     except Exception as exc:
-        return render.message(error_text(exc, lang), "error"), models_table(lang), gr.update()
+        return _error(exc, lang), _table(ctx, request, lang), gr.update()
+    return (render.message(t("models.deleted", lang, name=name), "ok"), _table(ctx, request, lang),
+            gr.update(choices=names, value=names[0] if names else None))
+
+
+def refresh(ctx: UIContext, lang: str, current: str | None, request: gr.Request | None = None) -> tuple:
+    """The table and the picker; blank for someone below an admin (the tab is hidden for them)."""
+    try:
+        infos = actions.list_models(ctx.project, ctx.actor(request))
+    except StudioError:
+        return None, gr.update(choices=[], value=None)
+    names = [i.name for i in infos]
+    return models_table(infos, lang), gr.update(choices=names, value=current if current in names else names[0])
 
 
 def build(ctx: UIContext) -> dict:
@@ -95,13 +126,24 @@ def build(ctx: UIContext) -> dict:
         delete_btn = gr.Button(i18n("models.delete"), variant="stop", scale=1)
     message = gr.HTML()
     info = gr.HTML()
-    name.change(lambda n, lg: show(n, lg), [name, ctx.lang], info)
-    check_btn.click(lambda n, lg: run_check(n, lg), [name, ctx.lang], info, concurrency_limit=1)
-    default_btn.click(lambda n, lg: make_default(n, lg), [name, ctx.lang], [message, table])
-    delete_btn.click(lambda n, c, lg: remove(n, c, lg), [name, confirm, ctx.lang], [message, table, name])
 
-    def refresh(lg: str, current: str | None):
-        names = [i.name for i in scan()]
-        return models_table(lg), gr.update(choices=names, value=current if current in names else names[0])
+    def on_pick(n: str | None, lg: str, request: gr.Request):
+        return show(ctx, n, lg, request)
 
-    return {"refresh": (refresh, [ctx.lang, name], [table, name])}
+    def on_check(n: str | None, lg: str, request: gr.Request):
+        return run_check(ctx, n, lg, request)
+
+    def on_default(n: str | None, lg: str, request: gr.Request):
+        return make_default(ctx, n, lg, request)
+
+    def on_delete(n: str | None, c: bool, lg: str, request: gr.Request):
+        return remove(ctx, n, c, lg, request)
+
+    def on_open(lg: str, current: str | None, request: gr.Request):
+        return refresh(ctx, lg, current, request)
+
+    name.change(on_pick, [name, ctx.lang], info, api_visibility="private")
+    check_btn.click(on_check, [name, ctx.lang], info, concurrency_limit=1, api_name="models_check")
+    default_btn.click(on_default, [name, ctx.lang], [message, table], api_name="models_set_default")
+    delete_btn.click(on_delete, [name, confirm, ctx.lang], [message, table, name], api_name="models_delete")
+    return {"refresh": (on_open, [ctx.lang, name], [table, name])}

@@ -1,4 +1,8 @@
-"""Train: launch a fine-tuning job, watch its loss live, cancel or resume it. Training runs in another process."""
+"""Train: launch a fine-tuning job, watch its loss live, cancel or resume it. Training runs in another process.
+
+Everything here is an admin's (studio.actions.jobs checks it). The page sends names, never server paths: the
+training file is a name inside exports/, the base model a name in models/ or a hub id.
+"""
 
 from __future__ import annotations
 
@@ -9,93 +13,99 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from studio.config import EXPORTS_DIR
+from studio import config
+from studio.actions import jobs
+from studio.actions.base import inside
 from studio.errors import StudioError
 from studio.i18n import catalogue, t
-from studio.models.registry import describe, resolve, scan
-from studio.store import jobs as store_jobs
-from studio.training import jobs
-from studio.training.config import TrainConfig, read_metrics, too_few_steps
 from studio.ui import charts, render
 from studio.ui.context import UIContext, error_text
 
-D = TrainConfig.default  # the form starts from the measured recipe (bench/quality.py), as `studio train` does
+R = jobs.recipe  # the form starts from the measured recipe (bench/quality.py), as `studio train` does
 
-ACTIVE = ("queued", "running")
-
-
-def training_files() -> list[str]:
-    """Exports a job can train on (newest first): every *.jsonl under exports/ that is not a validation file."""
-    if not EXPORTS_DIR.exists():
-        return []
-    files = [p for p in EXPORTS_DIR.rglob("*.jsonl") if not p.name.endswith(".valid.jsonl")]
-    return [str(p) for p in sorted(files, key=lambda p: p.stat().st_mtime, reverse=True)]
+# The form's fields, in the order of its components (TrainConfig's names).
+FORM = ("task", "base", "train", "method", "name", "epochs", "max_steps", "batch_size", "lr", "group_size",
+        "query_max_len", "passage_max_len", "temperature", "warmup_ratio", "precision", "gradient_checkpointing",
+        "lora_r", "lora_alpha", "lora_dropout", "lora_targets", "freeze_embeddings", "freeze_layers")
+TRAIN_PLACEHOLDER = "<exports/…/train.jsonl>"
 
 
-def model_choices() -> list[str]:
-    return [info.name for info in scan() if info.ok]
+def options(*values) -> dict:
+    """The form's values as TrainConfig options, the training file and base model as typed in the page."""
+    v = dict(zip(FORM, values))
+    lr = str(v.get("lr") or "").strip()
+    try:
+        rate = float(lr) if lr else None
+    except ValueError:
+        raise StudioError("train_not_positive", field="lr", value=lr) from None
+    return dict(
+        task=v["task"], base=(v["base"] or "").strip() or "default", train=(v["train"] or "").strip(),
+        name=(v["name"] or "").strip(), method=v["method"], epochs=float(v["epochs"]), max_steps=int(v["max_steps"]),
+        batch_size=int(v["batch_size"]), lr=rate, group_size=int(v["group_size"]),
+        query_max_len=int(v["query_max_len"]),
+        passage_max_len=int(v["passage_max_len"]) if v.get("passage_max_len") else None,
+        temperature=float(v["temperature"]), warmup_ratio=float(v["warmup_ratio"]), precision=v["precision"],
+        gradient_checkpointing=bool(v["gradient_checkpointing"]), lora_r=int(v["lora_r"]),
+        lora_alpha=int(v["lora_alpha"]), lora_dropout=float(v["lora_dropout"]),
+        lora_targets=[x.strip() for x in (v.get("lora_targets") or ",".join(R("lora_targets"))).split(",")
+                      if x.strip()],
+        freeze_embeddings=bool(v.get("freeze_embeddings")), freeze_layers=int(v.get("freeze_layers") or 0))
 
 
-def make_config(task, base, train_file, method, name, epochs, max_steps, batch_size, lr, group_size, query_max_len,
-                passage_max_len, temperature, warmup, precision, checkpointing, lora_r, lora_alpha,
-                lora_dropout, lora_targets="query,key,value", freeze_embeddings=False, freeze_layers=0) -> TrainConfig:
-    valid = Path(train_file or "").with_suffix(".valid.jsonl") if train_file else None
-    return TrainConfig(
-        task=task, base=base or "default", train=train_file or "", name=(name or "").strip(), output_dir="",
-        valid=str(valid) if valid and valid.exists() else None, method=method, epochs=float(epochs),
-        max_steps=int(max_steps), batch_size=int(batch_size), lr=float(lr) if str(lr or "").strip() else None,
-        group_size=int(group_size), query_max_len=int(query_max_len),
-        passage_max_len=int(passage_max_len) if passage_max_len else None,
-        temperature=float(temperature), warmup_ratio=float(warmup), precision=precision,
-        gradient_checkpointing=bool(checkpointing), lora_r=int(lora_r), lora_alpha=int(lora_alpha),
-        lora_dropout=float(lora_dropout),
-        lora_targets=[x.strip() for x in (lora_targets or "query,key,value").split(",") if x.strip()],
-        freeze_embeddings=bool(freeze_embeddings), freeze_layers=int(freeze_layers or 0))
+def base_name(base: str | None, lang: str) -> str:
+    """The base model typed or picked in the page: a name in models/ (``default`` = the ★ model) or a hub id
+    (``owner/name``). A path (absolute, '~', '.', '..', deeper than a hub id) is refused."""
+    text = (base or "").strip() or "default"
+    path = Path(text)
+    if path.is_absolute() or text.startswith(("~", ".")) or ".." in path.parts or "\\" in text or text.count("/") > 1:
+        raise StudioError("base_from_page", field=t("train.base", lang), name=text)
+    return text
+
+
+def training_path(name: str | None, lang: str) -> str:
+    """The training file picked in the page (a name inside exports/) as its path; empty stays empty (the job then
+    says to choose one)."""
+    if not (name or "").strip():
+        return ""
+    return str(inside(config.EXPORTS_DIR, name, field=t("train.data", lang)))
+
+
+def page_options(lang: str, *values) -> dict:
+    """The form's options with the page's names checked and turned into what a job needs."""
+    opts = options(*values)
+    return {**opts, "base": base_name(opts["base"], lang), "train": training_path(opts["train"], lang)}
 
 
 def preview(*values) -> str:
     """The `studio train` command that does the same as the form (for a GPU server, or a script)."""
-    c = make_config(*values)
-    args = ["studio", "train", "--task", c.task, "--base", c.base, "--train", c.train or "<exports/…/train.jsonl>",
-            "--name", c.name or "<name>", "--method", c.method, "--batch-size", str(c.batch_size),
-            "--group-size", str(c.group_size), "--query-max-len", str(c.query_max_len)]
-    if c.passage_max_len is not None:
-        args += ["--passage-max-len", str(c.passage_max_len)]
-    args += ["--max-steps", str(c.max_steps)] if c.max_steps > 0 else ["--epochs", f"{c.epochs:g}"]
-    if c.task == "embedder" and c.temperature != D("temperature"):
-        args += ["--temperature", f"{c.temperature:g}"]
-    if c.warmup_ratio != D("warmup_ratio"):
-        args += ["--warmup", f"{c.warmup_ratio:g}"]
-    if c.lr is not None:
-        args += ["--lr", f"{c.lr:g}"]
-    if c.precision != "auto":
-        args += ["--precision", c.precision]
-    if c.gradient_checkpointing:
-        args.append("--gradient-checkpointing")
-    if c.method == "lora":
-        args += ["--lora-r", str(c.lora_r), "--lora-alpha", str(c.lora_alpha), "--lora-dropout", f"{c.lora_dropout:g}",
-                 "--lora-targets", ",".join(c.lora_targets)]
-    if c.freeze_embeddings:
-        args.append("--freeze-embeddings")
-    if c.freeze_layers:
-        args += ["--freeze-layers", str(c.freeze_layers)]
-    return " ".join(shlex.quote(a) for a in args)
+    try:
+        opts = options(*values)
+    except (StudioError, TypeError, ValueError):
+        return ""  # a half-typed number: the command shows again once the form reads
+    opts["train"] = str(Path(config.EXPORTS_DIR) / opts["train"]) if opts["train"] else TRAIN_PLACEHOLDER
+    opts["name"] = opts["name"] or "<name>"
+    return " ".join(shlex.quote(a) for a in jobs.command_line(opts))
 
 
 def base_advice(task: str, base: str | None, lang: str) -> str:
     """A warning when a reranker would start from a model that is not a cross-encoder (a new, untrained head)."""
-    if task != "reranker":
+    try:
+        name = base_name(base, lang)
+    except StudioError:
         return ""
-    path = Path(resolve(base or "default"))
-    if not path.is_dir() or describe(path).kind == "reranker":
-        return ""  # a cross-encoder, or a hub id this machine cannot inspect
+    if not jobs.starts_without_reranker_head(task, name):
+        return ""  # a cross-encoder, an embedder job, or a hub id this machine cannot inspect
     return render.message(t("train.reranker_new_head", lang), "warn")
 
 
 def steps_advice(train_file: str | None, batch_size: float | None, epochs: float | None, max_steps: float | None,
                  lang: str) -> str:
     """A warning when the chosen file, batch size and epochs give so few optimizer steps that little will change."""
-    few = too_few_steps(train_file, int(batch_size or 0), float(epochs or 0), int(max_steps or -1))
+    try:
+        path = training_path(train_file, lang)
+    except StudioError:
+        return ""
+    few = jobs.too_few_steps(path or None, int(batch_size or 0), float(epochs or 0), int(max_steps or -1))
     if few is None:
         return ""
     steps, lines = few
@@ -109,20 +119,17 @@ def form_advice(task: str, base: str | None, train_file: str | None, batch_size:
     return base_advice(task, base, lang) + steps_advice(train_file, batch_size, epochs, max_steps, lang)
 
 
-def jobs_table(ctx: UIContext, lang: str) -> pd.DataFrame:
-    with ctx.db() as db:
-        rows = store_jobs.list_jobs(db)
+def jobs_table(rows: list[dict], lang: str) -> pd.DataFrame:
     columns = ["#", t("train.col_name", lang), t("train.col_task", lang), t("train.col_status", lang),
                t("train.col_created", lang)]
     return pd.DataFrame([(r["id"], r["name"], t(f"train.task_{r['task']}", lang), t(f"train.status_{r['status']}", lang),
                           r["created_at"].replace("T", " ")[:16]) for r in rows], columns=columns)
 
 
-def job_choices(ctx: UIContext) -> list[tuple[str, int]]:
+def job_choices(rows: list[dict]) -> list[tuple[str, int]]:
     """Jobs as (label, id), newest first. The label leaves out the status: it would go stale while the job
     runs (the card and the table beside it show the live status, in the user's language)."""
-    with ctx.db() as db:
-        return [(f"#{r['id']} · {r['name']}", r["id"]) for r in store_jobs.list_jobs(db)]
+    return [(f"#{r['id']} · {r['name']}", r["id"]) for r in rows]
 
 
 def labelled(exc: Exception, lang: str) -> Exception:
@@ -133,24 +140,9 @@ def labelled(exc: Exception, lang: str) -> Exception:
     return exc
 
 
-def start(ctx: UIContext, lang: str, current_job: int | None, *values) -> tuple:
-    """Record and start a job from the form; on a refused form, keep watching `current_job` (the selected one)."""
-    try:
-        config = make_config(*values)
-        config.base = resolve(config.base)
-        with ctx.db() as db:
-            job_id = jobs.create(db, config, created_by="ui")
-            jobs.start_queued(db)
-        msg = render.message(t("train.started", lang, job_id=job_id, name=config.name), "ok")
-        return (msg, gr.update(choices=job_choices(ctx), value=job_id), *poll(ctx, job_id, lang))
-    except Exception as exc:
-        return (render.message(error_text(labelled(exc, lang), lang), "error"), gr.update(),
-                *poll(ctx, current_job, lang))
-
-
-def status_card(job: dict, metrics: list[dict], lang: str) -> str:
-    losses = [m for m in metrics if m.get("loss") is not None]
-    last = losses[-1] if losses else {}
+def status_card(snapshot: jobs.JobSnapshot, lang: str) -> str:
+    """Status, step, loss and time left of a job (a JobSnapshot), with what its end means."""
+    job, last = snapshot.job, snapshot.last_loss
     step = f"{last.get('step', 0)} / {last.get('total_steps') or '?'}"
     eta = last.get("eta_s")
     tiles = [
@@ -162,7 +154,7 @@ def status_card(job: dict, metrics: list[dict], lang: str) -> str:
     ]
     html = render.stat_tiles(tiles)
     if job["status"] == "failed" and job["error"]:
-        error = t("train.worker_died", lang) if job["error"] == jobs.WORKER_DIED else job["error"]
+        error = t("train.worker_died", lang) if snapshot.worker_died else job["error"]
         html += render.message(t("train.failed_because", lang, error=error), "error")
     elif job["status"] == "succeeded":
         html += render.message(t("train.succeeded", lang, path=job["output_dir"]), "ok")
@@ -173,35 +165,77 @@ def status_card(job: dict, metrics: list[dict], lang: str) -> str:
     return html
 
 
-def poll(ctx: UIContext, job_id: int | None, lang: str) -> tuple:
-    """(card, loss plot, lr plot, log tail, jobs table, timer) for the selected job; the timer stops when it ends."""
-    if job_id is None:
-        return (render.empty_card(t("train.no_job", lang)), None, None, "", jobs_table(ctx, lang),
-                gr.Timer(active=False))
-    with ctx.db() as db:
-        jobs.start_queued(db)
-        job = jobs.refresh(db, int(job_id))
-    metrics = read_metrics(job["job_dir"])
-    return (status_card(job, metrics, lang), charts.loss_curves(metrics, lang), charts.lr_curve(metrics, lang),
-            jobs.log_tail(job["job_dir"]), jobs_table(ctx, lang), gr.Timer(active=job["status"] in ACTIVE))
+def blank_watch() -> tuple:
+    """What the job view shows someone who may not watch jobs (or is signed out): nothing, timer stopped."""
+    return "", None, None, "", pd.DataFrame(), gr.Timer(active=False)
 
 
-def cancel(ctx: UIContext, job_id: int | None, lang: str) -> tuple:
-    if job_id is not None:
-        with ctx.db() as db:
-            jobs.cancel(db, int(job_id), grace_seconds=5, actor="ui")
-    return poll(ctx, job_id, lang)
+def poll(ctx: UIContext, request: gr.Request | None, job_id: int | None, lang: str) -> tuple:
+    """(card, loss plot, lr plot, log tail, jobs table, timer) for the selected job; the timer stops when it ends.
+    Blank for anyone but an admin."""
+    try:
+        actor = ctx.actor(request)
+        rows = jobs.list_jobs(ctx.project, actor)
+        if job_id is None:
+            return (render.empty_card(t("train.no_job", lang)), None, None, "", jobs_table(rows, lang),
+                    gr.Timer(active=False))
+        snapshot = jobs.watch(ctx.project, actor, int(job_id))
+    except StudioError:  # Forbidden, signed out, or a job this database does not have
+        return blank_watch()
+    table = jobs_table([snapshot.job if r["id"] == snapshot.job["id"] else r for r in rows], lang)
+    return (status_card(snapshot, lang), charts.loss_curves(snapshot.metrics, lang),
+            charts.lr_curve(snapshot.metrics, lang), snapshot.log, table, gr.Timer(active=snapshot.active))
 
 
-def resume(ctx: UIContext, job_id: int | None, lang: str) -> tuple:
+def start(ctx: UIContext, request: gr.Request | None, lang: str, current_job: int | None, *values) -> tuple:
+    """Record and start a job from the form; on a refused form, keep watching `current_job` (the selected one)."""
+    try:
+        actor = ctx.actor(request)
+        job = jobs.start(ctx.project, actor, page_options(lang, *values))
+        msg = render.message(t("train.started", lang, job_id=job["id"], name=job["name"]), "ok")
+        choices = job_choices(jobs.list_jobs(ctx.project, actor))
+        return (msg, gr.update(choices=choices, value=job["id"]), *poll(ctx, request, job["id"], lang))
+    except Exception as exc:
+        return (render.message(error_text(labelled(exc, lang), lang), "error"), gr.update(),
+                *poll(ctx, request, current_job, lang))
+
+
+def cancel(ctx: UIContext, request: gr.Request | None, job_id: int | None, lang: str) -> tuple:
+    """Stop the selected job (a running one after its current step); (message, *job view)."""
+    msg = ""
     try:
         if job_id is not None:
-            with ctx.db() as db:
-                jobs.resume(db, int(job_id))
-                jobs.start_queued(db)
-        return (render.message(t("train.resumed", lang, job_id=job_id), "ok"), *poll(ctx, job_id, lang))
+            jobs.cancel(ctx.project, ctx.actor(request), int(job_id), grace_seconds=5)
     except Exception as exc:
-        return (render.message(error_text(exc, lang), "error"), *poll(ctx, job_id, lang))
+        msg = render.message(error_text(exc, lang), "error")
+    return (msg, *poll(ctx, request, job_id, lang))
+
+
+def resume(ctx: UIContext, request: gr.Request | None, job_id: int | None, lang: str) -> tuple:
+    """Queue the selected failed or cancelled job again from its last checkpoint; (message, *job view)."""
+    try:
+        if job_id is None:
+            return ("", *poll(ctx, request, job_id, lang))
+        jobs.resume(ctx.project, ctx.actor(request), int(job_id))
+        return (render.message(t("train.resumed", lang, job_id=job_id), "ok"), *poll(ctx, request, job_id, lang))
+    except Exception as exc:
+        return (render.message(error_text(exc, lang), "error"), *poll(ctx, request, job_id, lang))
+
+
+def refresh(ctx: UIContext, request: gr.Request | None, lang: str, current_job: int | None) -> tuple:
+    """(base models, training files, job picker, jobs table) when the tab opens; blank for anyone but an admin."""
+    try:
+        actor = ctx.actor(request)
+        models = jobs.base_models(ctx.project, actor)
+        files = jobs.training_files(ctx.project, actor)
+        rows = jobs.list_jobs(ctx.project, actor)
+    except StudioError:
+        empty = gr.update(choices=[], value=None)
+        return gr.update(choices=[]), empty, empty, pd.DataFrame()
+    choices = job_choices(rows)
+    selected = current_job if current_job in [c[1] for c in choices] else (choices[0][1] if choices else None)
+    return (gr.update(choices=models), gr.update(choices=files, value=files[0] if files else None),
+            gr.update(choices=choices, value=selected), jobs_table(rows, lang))
 
 
 def build(ctx: UIContext) -> dict:
@@ -217,32 +251,31 @@ def build(ctx: UIContext) -> dict:
                            info=i18n("train.base_info"))
         train_file = gr.Dropdown(choices=[], allow_custom_value=True, label=i18n("train.data"),
                                  info=i18n("train.data_info"))
-        name = gr.Textbox(label=i18n("train.name"), value=lambda: time.strftime("model-%Y%m%d-%H%M"),
-                          info=i18n("train.name_info"))
+        name = gr.Textbox(label=i18n("train.name"), info=i18n("train.name_info"))
     advice = gr.HTML()
     with gr.Accordion(i18n("train.hyper"), open=False):
         with gr.Row():
-            epochs = gr.Number(D("epochs"), label=i18n("train.epochs"))
-            max_steps = gr.Number(D("max_steps"), precision=0, label=i18n("train.max_steps"))
-            batch = gr.Number(D("batch_size"), precision=0, label=i18n("train.batch_size"))
+            epochs = gr.Number(R("epochs"), label=i18n("train.epochs"))
+            max_steps = gr.Number(R("max_steps"), precision=0, label=i18n("train.max_steps"))
+            batch = gr.Number(R("batch_size"), precision=0, label=i18n("train.batch_size"))
             lr = gr.Textbox("", label=i18n("train.lr"), placeholder=i18n("train.lr_auto"))
-            group = gr.Number(D("group_size"), precision=0, label=i18n("train.group_size"))
+            group = gr.Number(R("group_size"), precision=0, label=i18n("train.group_size"))
         with gr.Row():
-            qlen = gr.Number(D("query_max_len"), precision=0, label=i18n("train.query_max_len"))
-            plen = gr.Number(D("passage_max_len"), precision=0, label=i18n("train.passage_max_len"),
+            qlen = gr.Number(R("query_max_len"), precision=0, label=i18n("train.query_max_len"))
+            plen = gr.Number(R("passage_max_len"), precision=0, label=i18n("train.passage_max_len"),
                              info=i18n("train.passage_max_len_info"))
-            temperature = gr.Number(D("temperature"), label=i18n("train.temperature"))
-            warmup = gr.Number(D("warmup_ratio"), label=i18n("train.warmup"))
-            precision = gr.Dropdown(["auto", "fp32", "fp16", "bf16"], value=D("precision"), label=i18n("train.precision"))
+            temperature = gr.Number(R("temperature"), label=i18n("train.temperature"))
+            warmup = gr.Number(R("warmup_ratio"), label=i18n("train.warmup"))
+            precision = gr.Dropdown(["auto", "fp32", "fp16", "bf16"], value=R("precision"), label=i18n("train.precision"))
         with gr.Row():
-            checkpointing = gr.Checkbox(False, label=i18n("train.gradient_checkpointing"))
-            lora_r = gr.Number(D("lora_r"), precision=0, label=i18n("train.lora_r"))
-            lora_alpha = gr.Number(D("lora_alpha"), precision=0, label=i18n("train.lora_alpha"))
-            lora_dropout = gr.Number(D("lora_dropout"), label=i18n("train.lora_dropout"))
-            lora_targets = gr.Textbox(",".join(D("lora_targets")), label=i18n("train.lora_targets"))
+            checkpointing = gr.Checkbox(R("gradient_checkpointing"), label=i18n("train.gradient_checkpointing"))
+            lora_r = gr.Number(R("lora_r"), precision=0, label=i18n("train.lora_r"))
+            lora_alpha = gr.Number(R("lora_alpha"), precision=0, label=i18n("train.lora_alpha"))
+            lora_dropout = gr.Number(R("lora_dropout"), label=i18n("train.lora_dropout"))
+            lora_targets = gr.Textbox(",".join(R("lora_targets")), label=i18n("train.lora_targets"))
         with gr.Row():
-            freeze_embeddings = gr.Checkbox(False, label=i18n("train.freeze_embeddings"))
-            freeze_layers = gr.Number(D("freeze_layers"), precision=0, label=i18n("train.freeze_layers"))
+            freeze_embeddings = gr.Checkbox(R("freeze_embeddings"), label=i18n("train.freeze_embeddings"))
+            freeze_layers = gr.Number(R("freeze_layers"), precision=0, label=i18n("train.freeze_layers"))
     form = [task, base, train_file, method, name, epochs, max_steps, batch, lr, group, qlen, plen, temperature, warmup,
             precision, checkpointing, lora_r, lora_alpha, lora_dropout, lora_targets, freeze_embeddings, freeze_layers]
     command = gr.Code(label=i18n("train.command"), language="shell", interactive=False)
@@ -261,26 +294,50 @@ def build(ctx: UIContext) -> dict:
         log = gr.Code(language=None, interactive=False, max_lines=30)
     table = gr.Dataframe(interactive=False, max_height=300)
     timer = gr.Timer(2, active=False)
-
     watched = [card, loss_plot, lr_plot, log, table, timer]
+    private = {"show_progress": "hidden", "api_visibility": "private"}
+
+    # Gradio fills a gr.Request parameter only among the leading positional ones: it comes first here.
+    def on_preview(request: gr.Request, *values):
+        return preview(*values)
+
+    def on_advice(request: gr.Request, task_: str, base_: str | None, file_: str | None, batch_: float | None,
+                  epochs_: float | None, steps_: float | None, lg: str):
+        return form_advice(task_, base_, file_, batch_, epochs_, steps_, lg)
+
+    def on_start(request: gr.Request, lg: str, current: int | None, *values):
+        return start(ctx, request, lg, current, *values)
+
+    def on_poll(request: gr.Request, job_id: int | None, lg: str):
+        return poll(ctx, request, job_id, lg)
+
+    def on_pick(request: gr.Request, job_id: int | None):
+        return gr.update(visible=job_id is not None)
+
+    def on_cancel(request: gr.Request, job_id: int | None, lg: str):
+        return cancel(ctx, request, job_id, lg)
+
+    def on_resume(request: gr.Request, job_id: int | None, lg: str):
+        return resume(ctx, request, job_id, lg)
+
+    def on_refresh(request: gr.Request, lg: str, current: int | None):
+        return refresh(ctx, request, lg, current)
+
     for component in form:
-        component.change(lambda *v: preview(*v), form, command, show_progress="hidden")
+        component.change(on_preview, form, command, **private)
     advice_inputs = [task, base, train_file, batch, epochs, max_steps, ctx.lang]
     for component in advice_inputs[:-1]:
-        component.change(form_advice, advice_inputs, advice, show_progress="hidden")
-    start_btn.click(lambda lg, j, *v: start(ctx, lg, j, *v), [ctx.lang, job, *form], [message, job, *watched],
+        component.change(on_advice, advice_inputs, advice, **private)
+    start_btn.click(on_start, [ctx.lang, job, *form], [message, job, *watched], api_name="train_start",
                     concurrency_limit=1)
-    job.change(lambda j, lg: poll(ctx, j, lg), [job, ctx.lang], watched, show_progress="hidden")
-    job.change(lambda j: gr.update(visible=j is not None), [job], [plots], show_progress="hidden")
-    timer.tick(lambda j, lg: poll(ctx, j, lg), [job, ctx.lang], watched, show_progress="hidden")
-    cancel_btn.click(lambda j, lg: cancel(ctx, j, lg), [job, ctx.lang], watched)
-    resume_btn.click(lambda j, lg: resume(ctx, j, lg), [job, ctx.lang], [message, *watched])
+    job.change(on_poll, [job, ctx.lang], watched, **private)
+    job.change(on_pick, [job], [plots], **private)
+    timer.tick(on_poll, [job, ctx.lang], watched, **private)
+    cancel_btn.click(on_cancel, [job, ctx.lang], [message, *watched], api_name="train_cancel")
+    resume_btn.click(on_resume, [job, ctx.lang], [message, *watched], api_name="train_resume")
+    def fresh_name():
+        # Filled at page load (a private step): value=callable would be a public endpoint of its own.
+        return time.strftime("model-%Y%m%d-%H%M")
 
-    def refresh(lg: str, current_job):
-        files = training_files()
-        choices = job_choices(ctx)
-        selected = current_job if current_job in [c[1] for c in choices] else (choices[0][1] if choices else None)
-        return (gr.update(choices=model_choices()), gr.update(choices=files, value=files[0] if files else None),
-                gr.update(choices=choices, value=selected), jobs_table(ctx, lg))
-
-    return {"refresh": (refresh, [ctx.lang, job], [base, train_file, job, table])}
+    ctx.on_load.append((fresh_name, [], [name]))
+    return {"refresh": (on_refresh, [ctx.lang, job], [base, train_file, job, table])}

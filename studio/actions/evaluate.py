@@ -1,0 +1,247 @@
+"""Evaluate (⑧): retrieval quality of models on an evaluation set, compared with significance tests; the embedding
+map; the HTML/CSV reports.
+
+The evaluation set is loaded in one place, :func:`load_evalset`: a BEIR folder's split or the project's gold
+labels, without the queries of a training file. Everything here shows gold labels, so it needs an expert.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from studio import config
+from studio.actions.base import Actor, Project, action, inside
+from studio.errors import StudioError
+from studio.i18n import t
+
+SOURCES = ("beir", "db")  # a BEIR folder, or this project's gold labels
+DEMO = "demo"             # the bundled demo BEIR folder (config.DEMO_DIR), as the page names it
+DEFAULT_SPLIT = "test"
+
+
+@dataclass
+class Evaluation:
+    """An evaluation's report (JSON-ready), its comparisons, the evaluation set it ran on and the queries the
+    embedding map can show (id, text)."""
+
+    report: dict
+    comparisons: list
+    evalset: Any
+    map_queries: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class EmbeddingMap:
+    """One map panel per distinct model (:class:`studio.evaluation.embedding_map.MapPanel`) and the evaluation
+    set's query texts (for the per-query CSV written beside the map)."""
+
+    panels: list
+    queries: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Reports:
+    """The report files written (None for one not asked for)."""
+
+    html: Path | None
+    csv: Path | None
+    queries: Path | None
+
+
+# ------------------------------------------------------------------------------------------- the evaluation set
+
+def load_evalset(project: Project, source: str, *, folder: str | Path | None = None, split: str | None = None,
+                 exclude: str | Path | None = None, lang: str = "en", existing: bool = False):
+    """The evaluation set: a BEIR folder's `split` (``source="beir"``; the bundled demo when `folder` is None) or
+    the project's gold labels (``"db"``), without the queries of the training file `exclude`; its name says which,
+    in `lang` (e.g. "demo/test without the queries of train.jsonl").
+
+    Raises:
+        StudioError: ``bad_source``; ``train_file_missing``; ``no_eval_queries`` when no labelled query is left;
+            the BEIR reader's errors; ``no_database`` for gold labels with `existing` and no database.
+    """
+    from studio.evaluation import runner
+
+    if source not in SOURCES:
+        raise StudioError("bad_source", source=source, sources=", ".join(SOURCES))
+    split = (split or "").strip() or DEFAULT_SPLIT
+    held_out = runner.training_queries(exclude) if exclude else None
+    folder = Path(folder) if folder else config.DEMO_DIR
+    name = f"{folder.name}/{split}" if source == "beir" else t("evaluate.evalset_gold", lang)
+    if held_out is not None:
+        name = t("evaluate.evalset_held_out", lang, evalset=name, file=Path(exclude).name)
+    if source == "beir":
+        return runner.from_beir(folder, split, held_out, name=name)
+    from studio.store.gold import gold_set
+
+    with project.db(existing=existing) as db:
+        gold = gold_set(db)
+    return runner.from_gold(gold, held_out, name=name)
+
+
+def dataset_names() -> list[str]:
+    """The BEIR folders a page may evaluate on: the bundled ``demo``, then every folder in datasets/ with a
+    corpus.jsonl, by name."""
+    root = Path(config.DATASETS_DIR)
+    found = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
+                   and p.name != DEMO and (p / "corpus.jsonl").is_file()) if root.is_dir() else []
+    return [DEMO, *found]
+
+
+def dataset_folder(name: str | None, *, field: str) -> Path:
+    """The folder a page's dataset name stands for: ``demo`` → the bundled demo, anything else a folder inside
+    datasets/ (:func:`studio.actions.base.inside`: a server path is refused)."""
+    if (name or "").strip() == DEMO:
+        return config.DEMO_DIR
+    return inside(config.DATASETS_DIR, name, field=field)
+
+
+def training_file_names() -> list[str]:
+    """Training files a page may leave out of an evaluation: every ``*.jsonl`` under exports/ that is not a
+    validation file, newest first, as names inside exports/."""
+    root = Path(config.EXPORTS_DIR)
+    if not root.is_dir():
+        return []
+    files = [p for p in root.rglob("*.jsonl") if not p.name.endswith(".valid.jsonl")]
+    return [p.relative_to(root).as_posix() for p in sorted(files, key=lambda p: p.stat().st_mtime, reverse=True)]
+
+
+def training_file(name: str | None, *, field: str) -> Path | None:
+    """The training file a page names (inside exports/), or None when the field is empty."""
+    return inside(config.EXPORTS_DIR, name, field=field) if (name or "").strip() else None
+
+
+def suggested_exclusion(models: Sequence[str] | None, source: str, current: str | None) -> str | None:
+    """What "leave out the queries of" should hold: on the project's gold labels with nothing left out yet, the
+    training file (as a name inside exports/) of the last picked studio-trained model — scored on its own training
+    queries it would look better than it is (report.training_overlap); otherwise what the user chose."""
+    from studio.models.registry import trained_on
+
+    if source != "db" or current:
+        return current
+    root = Path(config.EXPORTS_DIR).resolve()
+    for files in map(trained_on, reversed(list(models or []))):
+        for path in (Path(f).resolve() for f in files[:1]):
+            if root in path.parents:
+                return path.relative_to(root).as_posix()
+    return current
+
+
+# ------------------------------------------------------------------------------------------------------- actions
+
+@action("expert", cli="eval")
+def evaluate(project: Project, actor: Actor, /, models: Sequence[str], source: str, *,
+             folder: str | Path | None = None, split: str | None = None, exclude: str | Path | None = None,
+             ks: str | Sequence[int] | None = None, mode: str = "dense", weights: Sequence[float] | None = None,
+             reranker: str | None = None, rerank_top: int = 100, include_first_stage: bool = True,
+             run_out: Path | None = None, lang: str = "en", existing: bool = False,
+             progress: Callable[[float, str], None] | None = None) -> Evaluation:
+    """Evaluate `models` (the first is the baseline) on :func:`load_evalset`'s set; P@K, Recall@K, MRR@K, nDCG@K
+    per model and, with two or more, each change and its significance (:func:`studio.evaluation.report.
+    evaluate_models`). `ks`: cut-offs, "1,5,10" or a sequence (empty: 1, 5, 10, 20).
+
+    Raises:
+        StudioError: ``bad_cutoffs``, ``pick_models``, the evaluation set's errors, ``not_m3``, ``model_missing``.
+    """
+    from studio.evaluation import embedding_map as maps
+    from studio.evaluation.report import evaluate_models
+
+    cutoffs = parse_cutoffs(ks if ks is None or isinstance(ks, str) else ",".join(map(str, ks)))
+    names = [str(m).strip() for m in models or [] if str(m).strip()]
+    if not names:
+        raise StudioError("pick_models")
+    evalset = load_evalset(project, source, folder=folder, split=split, exclude=exclude, lang=lang,
+                           existing=existing)
+    report, comparisons = evaluate_models(evalset, names, cutoffs, mode=mode or "dense", weights=weights,
+                                          reranker=(reranker or "").strip() or None, rerank_top=int(rerank_top),
+                                          include_first_stage=include_first_stage, run_out=run_out,
+                                          progress=progress)
+    picked = maps.sample(evalset).query_ids
+    return Evaluation(report, comparisons, evalset, [(q, evalset.queries[q]) for q in picked])
+
+
+@action("expert", why_no_cli="⑧'s interactive embedding map (t-SNE), drawn in the page")
+def embedding_map(project: Project, actor: Actor, /, models: Sequence[str], source: str, *,
+                  folder: str | Path | None = None, split: str | None = None, exclude: str | Path | None = None,
+                  picked: Sequence[str] | None = None, lang: str = "en") -> EmbeddingMap:
+    """The embedding maps of the baseline and the last model over :func:`load_evalset`'s set; `picked` query ids
+    colour the documents by their labels (all sampled queries when empty)."""
+    from studio.evaluation.embedding_map import build_maps
+
+    names = [str(m).strip() for m in models or [] if str(m).strip()]
+    if not names:
+        raise StudioError("pick_models")
+    evalset = load_evalset(project, source, folder=folder, split=split, exclude=exclude, lang=lang)
+    return EmbeddingMap(build_maps(evalset, [names[0], names[-1]], list(picked or []) or None), evalset.queries)
+
+
+@action("expert", why_no_cli="part of `studio eval` (its --html and --csv options)")
+def write_reports(project: Project, actor: Actor, /, report: dict, *, lang: str = "en",
+                  queries: Mapping[str, str] | None = None, figure=None, html: Path | None = None,
+                  csv: Path | None = None) -> Reports:
+    """Write an evaluation report as files: the self-contained HTML page (with the embedding map `figure` when
+    given) at `html`, the metrics CSV at `csv` with its per-query CSV beside it (``<stem>.queries.csv``).
+
+    Without `html` and `csv`: all three (report.html, metrics.csv, queries.csv) into a fresh folder under exports/
+    — the app's downloads.
+    """
+    from studio.evaluation import export
+
+    per_query = None
+    if html is None and csv is None:
+        config.EXPORTS_DIR.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(prefix="eval-", dir=config.EXPORTS_DIR))
+        html, csv, per_query = folder / "report.html", folder / "metrics.csv", folder / "queries.csv"
+    elif csv is not None:
+        per_query = Path(csv).with_name(Path(csv).stem + ".queries.csv")
+    return Reports(export.write_html(report, html, lang, embedding_map=figure) if html else None,
+                   export.write_csv(report, csv) if csv else None,
+                   export.write_queries_csv(report, per_query, queries) if per_query else None)
+
+
+# ------------------------------------------------------------------------------- wording of a report (UI and CLI)
+
+def parse_cutoffs(text: str | None) -> tuple[int, ...]:
+    """"1,5,10" → (1, 5, 10); empty → 1, 5, 10, 20 (StudioError ``bad_cutoffs`` otherwise), for `studio eval --k`."""
+    from studio.evaluation.metrics import parse_cutoffs as parse
+
+    return parse(text)
+
+
+def warning_lines(report: dict, lang: str) -> list[str]:
+    """One sentence per warning of the report (a model or reranker that makes ranking worse, training overlap)."""
+    from studio.evaluation.report import warning_lines as lines
+
+    return lines(report, lang)
+
+
+def significance_line(report: dict, lang: str) -> str | None:
+    """"n of total metric changes are significant", or None without comparisons."""
+    from studio.evaluation.report import significance_line as line
+
+    return line(report, lang)
+
+
+def sample_size_line(report: dict, lang: str) -> str | None:
+    """Why nothing can be significant on too few queries, or None."""
+    from studio.evaluation.report import sample_size_line as line
+
+    return line(report, lang)
+
+
+def verdict(row: dict, lang: str) -> str:
+    """A comparison row's verdict ("▲ better", "▼ worse", ...)."""
+    from studio.evaluation.export import verdict as word
+
+    return word(row, lang)
+
+
+def headline_metrics(report: dict) -> list[str]:
+    """The metrics worth a chart (nDCG@10, MRR@10, Recall@10, P@5 where computed)."""
+    from studio.evaluation.export import headline_metrics as metrics
+
+    return metrics(report)

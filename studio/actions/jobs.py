@@ -1,0 +1,191 @@
+"""Training jobs (⑥): start, watch, cancel and resume fine-tuning runs, and what they start from.
+
+All of it is an admin's: a job holds the machine's GPU for hours and writes a model into models/. Training runs in
+the worker's own process (studio.training.worker); these actions record, start and supervise it. The defaults a
+job leaves open are resolved here, in one place: the validation file beside the training file, and the base
+model's name ("default" = the ★ default model of ⑦ Models).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from studio import config as cfg
+from studio.actions.base import Actor, Project, action
+from studio.errors import StudioError
+from studio.store import jobs as store_jobs
+from studio.training.config import TrainConfig, too_few_steps  # noqa: F401  (light: no torch; the CLI's warning)
+
+ACTIVE = ("queued", "running")
+VALID_SUFFIX = ".valid.jsonl"
+recipe = TrainConfig.recipe  # the measured recipe's value of a setting: the CLI's and the Train form's defaults
+
+
+@dataclass(frozen=True)
+class JobSnapshot:
+    """A job as its watchers show it (the Train tab's timer, the CLI's progress bar): its row, its logged steps
+    (metrics.jsonl) and the end of its log."""
+
+    job: dict
+    metrics: list[dict]
+    log: str
+
+    @property
+    def status(self) -> str:
+        return self.job["status"]
+
+    @property
+    def active(self) -> bool:
+        """Queued or running: worth watching again."""
+        return self.job["status"] in ACTIVE
+
+    @property
+    def worker_died(self) -> bool:
+        """Failed because its worker vanished (killed, out of memory) rather than with an explained error."""
+        from studio.training.jobs import WORKER_DIED
+
+        return self.job["status"] == "failed" and self.job["error"] == WORKER_DIED
+
+    @property
+    def last_loss(self) -> dict:
+        """The newest logged step with a training loss ({} before the first)."""
+        losses = [m for m in self.metrics if m.get("loss") is not None]
+        return losses[-1] if losses else {}
+
+
+def valid_beside(train: str | Path | None) -> str | None:
+    """The validation file beside a training file (``X.valid.jsonl`` next to ``X.jsonl``), when there is one."""
+    text = str(train or "").strip()
+    if not text or text.endswith(VALID_SUFFIX):
+        return None
+    beside = Path(text).with_suffix(VALID_SUFFIX)
+    return str(beside) if beside.is_file() else None
+
+
+def make_config(config_or_options: TrainConfig | Mapping) -> TrainConfig:
+    """A TrainConfig from a config (copied: recording a job fills in its paths) or from options named as its
+    fields (task, base, train, name required; output_dir is set when the job is recorded)."""
+    if isinstance(config_or_options, TrainConfig):
+        return dataclasses.replace(config_or_options)
+    return TrainConfig(**{"output_dir": "", "base": "default", **dict(config_or_options)})
+
+
+def command_line(config_or_options: TrainConfig | Mapping) -> list[str]:
+    """The ``studio train …`` command that asks for the same job (TrainConfig.to_argv)."""
+    return ["studio", "train", *make_config(config_or_options).to_argv()]
+
+
+def starts_without_reranker_head(task: str, base: str | None) -> bool:
+    """Whether a reranker would start from a base that is not a cross-encoder (a new, untrained scoring head).
+    False when the base is a hub id this machine cannot inspect: no guess."""
+    if task != "reranker":
+        return False
+    from studio.models.registry import describe, resolve
+
+    path = Path(resolve((base or "").strip() or "default"))
+    return path.is_dir() and describe(path).kind != "reranker"
+
+
+@action("admin", cli="train")
+def start(project: Project, actor: Actor, config_or_options: TrainConfig | Mapping, /, *, now: bool = False,
+          gpus: int = 1) -> dict:
+    """Record a job (audited as the actor) and start it when there is room; returns its row.
+
+    `now` starts it at once on `gpus` GPUs whatever else runs (``studio train`` in the foreground, where the person
+    at the keyboard decides). A training file's ``.valid.jsonl`` twin becomes the validation file unless one is
+    named, and the base model's name is resolved (``default`` = the ★ default model). What the worker would refuse
+    raises StudioError before anything is written.
+    """
+    from studio.models.registry import resolve
+    from studio.training import jobs as training_jobs
+
+    config = make_config(config_or_options)
+    if config.valid is None:
+        config.valid = valid_beside(config.train)
+    config.base = resolve(str(config.base or "").strip() or "default")
+    with project.db() as db:
+        job_id = training_jobs.create(db, config, created_by=actor.name)
+        if now:
+            training_jobs.launch(db, job_id, gpus=gpus)
+        else:
+            training_jobs.start_queued(db)
+        return store_jobs.get_job(db, job_id)
+
+
+@action("admin", cli="jobs cancel")
+def cancel(project: Project, actor: Actor, job_id: int, /, *, grace_seconds: float = 20.0) -> dict:
+    """Stop a queued or running job (audited as the actor): a running one after its current step, keeping its last
+    checkpoint, killed if it has not stopped within `grace_seconds`. Returns its row; an ended job is refused."""
+    from studio.training import jobs as training_jobs
+
+    with project.db() as db:
+        job = store_jobs.get_job(db, int(job_id))
+        if job["status"] not in ACTIVE:
+            raise StudioError("job_ended", job_id=job["id"], status=job["status"])
+        return training_jobs.cancel(db, job["id"], grace_seconds=grace_seconds, actor=actor.name)
+
+
+@action("admin", cli="jobs resume")
+def resume(project: Project, actor: Actor, job_id: int, /) -> dict:
+    """Queue a failed or cancelled job again (audited as the actor) and start it when there is room; its worker
+    continues from the newest checkpoint. Returns its row (running, or queued behind another job)."""
+    from studio.training import jobs as training_jobs
+
+    with project.db() as db:
+        training_jobs.resume(db, int(job_id), actor=actor.name)
+        training_jobs.start_queued(db)
+        return store_jobs.get_job(db, int(job_id))
+
+
+@action("admin", cli="jobs")
+def list_jobs(project: Project, actor: Actor, /, *, existing: bool = False) -> list[dict]:
+    """Every job, newest first, brought up to date with its worker (a dead one is marked failed)."""
+    from studio.training import jobs as training_jobs
+
+    with project.db(existing=existing) as db:
+        training_jobs.refresh_all(db)
+        return store_jobs.list_jobs(db)
+
+
+@action("admin", why_no_cli="the Train tab's live view (the CLI's `studio train` shows a progress bar)")
+def watch(project: Project, actor: Actor, job_id: int, /, *, log_lines: int = 40) -> JobSnapshot:
+    """One job brought up to date with its worker: its row, logged steps and the last `log_lines` of its log."""
+    from studio.training import jobs as training_jobs
+    from studio.training.config import read_metrics
+
+    with project.db() as db:
+        job = training_jobs.refresh(db, int(job_id))
+    log = training_jobs.log_tail(job["job_dir"], log_lines) if log_lines > 0 else ""
+    return JobSnapshot(job, read_metrics(job["job_dir"]), log)
+
+
+@action("admin", why_no_cli="the Train form's file picker (the CLI takes any path with --train)")
+def training_files(project: Project, actor: Actor, /) -> list[str]:
+    """Training files a job can use: names inside exports/ (``run/train.jsonl``), newest first, validation twins
+    left out (a job finds those itself)."""
+    root = Path(cfg.EXPORTS_DIR)
+    if not root.is_dir():
+        return []
+    files = [p for p in root.rglob("*.jsonl") if p.is_file() and not p.name.endswith(VALID_SUFFIX)]
+    return [p.relative_to(root).as_posix() for p in sorted(files, key=lambda p: p.stat().st_mtime, reverse=True)]
+
+
+@action("admin", why_no_cli="the Train form's base model picker (the CLI lists models with `studio models`)")
+def base_models(project: Project, actor: Actor, /) -> list[str]:
+    """Models a job can start from: ``default`` (the ★ model) and every usable model in models/."""
+    from studio.models.registry import DEFAULT_NAME, scan
+
+    names = [info.name for info in scan() if info.ok]
+    return [DEFAULT_NAME, *(name for name in names if name != DEFAULT_NAME)]
+
+
+def supervise(project: Project, max_running: int | None = None) -> list[int]:
+    """The app's scheduler, not a person's action: re-attach to live workers (a dead one is marked failed) and start
+    queued jobs while fewer than `max_running` run. Returns the ids started."""
+    from studio.training import jobs as training_jobs
+
+    with project.db() as db:
+        return training_jobs.start_queued(db, max_running)

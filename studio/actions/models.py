@@ -1,0 +1,107 @@
+"""Models (⑦): what is in models/, what is wrong with each folder, check one, set the ★ default, delete one.
+
+Listing, checking, choosing the default and deleting are an admin's (the ★ decides what pooling, mining and the
+demo views use for everyone); the names of the usable models, for the pickers of ⑧ and ⑨, are an expert's.
+What "default" means (the ★ model, everywhere) is explained once, in :mod:`studio.models.registry`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from studio import config
+from studio.actions.base import Actor, Project, action, audit
+from studio.errors import StudioError
+
+EMBEDDED = config.DEFAULT_MODEL_NAME  # the embedded all-MiniLM-L6-v2 by its own name (what 'default' is without a ★)
+
+
+@dataclass(frozen=True)
+class Choices:
+    """The models the pickers of ⑧ and ⑨ offer: usable embedders (the embedded one first) and rerankers, and the
+    name of the ★ default model."""
+
+    embedders: list[str]
+    rerankers: list[str]
+    starred: str
+
+
+def model_field(text: str | None, *, field: str) -> str:
+    """A model named in a page field: a name in models/, ``default``, the embedded model's name or a hub id
+    (``BAAI/bge-m3``), stripped. A server path (absolute, ``~``, ``..``, a backslash, deeper than ``owner/name``)
+    is refused, as :func:`studio.actions.base.inside` refuses one for a file (the CLI may name any folder).
+
+    Raises:
+        StudioError: ``empty_field``, ``path_outside``.
+    """
+    name = (text or "").strip()
+    if not name:
+        raise StudioError("empty_field", field=field)
+    parts = PurePosixPath(name).parts
+    if (name.startswith(("/", "~", ".")) or "\\" in name or ":" in name or len(parts) > 2
+            or any(part in (".", "..") for part in parts)):
+        raise StudioError("path_outside", field=field, name=name, folder=str(config.MODELS_DIR))
+    return name
+
+
+def optional_model_field(text: str | None, *, field: str) -> str | None:
+    """:func:`model_field` for a field that may stay empty (a reranker): None when it is."""
+    return model_field(text, field=field) if (text or "").strip() else None
+
+
+@action("admin", cli="models")
+def list_models(project: Project, actor: Actor) -> list:
+    """Every model (:class:`studio.models.registry.ModelInfo`): the embedded one first, then models/ by name,
+    with their layout problems and the ★ default marked. Nothing is loaded."""
+    from studio.models.registry import scan
+
+    return scan()
+
+
+@action("admin", cli="models check")
+def check(project: Project, actor: Actor, name_or_path: str):
+    """Load a model (a name in models/, ``default``, a folder) the way the studio will and run one input through it;
+    the :class:`~studio.models.registry.ModelInfo` with every problem found."""
+    from studio.models.registry import check as check_model
+    from studio.models.registry import resolve
+
+    return check_model(resolve(name_or_path))
+
+
+@action("admin", cli="models default")
+def set_default(project: Project, actor: Actor, name: str) -> str:
+    """Make `name` (an embedder in models/, or the embedded model's name) the ★ default model; returns the name of
+    the default now. Audited (``model.default``) with the default before and after."""
+    from studio.models import registry
+
+    before = registry.get_default()
+    registry.set_default((name or "").strip())
+    after = registry.get_default()
+    if after != before:
+        audit(project, actor, "model.default", entity="model", before={"default": before}, after={"default": after})
+    return after
+
+
+@action("admin", cli="models delete")
+def delete(project: Project, actor: Actor, name: str) -> None:
+    """Delete the model folder models/`name` (a linked-in model: the link only); the ★ falls back to the embedded
+    model when it was this one. Audited (``model.delete``) with the folder and whether it was the default."""
+    from studio.models import registry
+
+    name = (name or "").strip()
+    was_default = registry.get_default() == name
+    path = registry.resolve(name)
+    registry.delete(name)
+    audit(project, actor, "model.delete", entity="model", before={"name": name, "path": path, "default": was_default})
+
+
+@action("expert", why_no_cli="the model pickers of ⑧ Evaluate and ⑨ Compare (the CLI lists models with "
+                             "`studio models`)")
+def choices(project: Project, actor: Actor) -> Choices:
+    """The names of the usable embedders and rerankers, and the ★ default's (layout checks only, nothing loads)."""
+    from studio.models.registry import get_default, scan
+
+    infos = [info for info in scan() if info.ok]
+    return Choices([i.name for i in infos if i.kind != "reranker"], [i.name for i in infos if i.kind == "reranker"],
+                   get_default())

@@ -1,0 +1,150 @@
+"""Evaluate (⑧) through the actions layer: the evaluation set is loaded in one place (a BEIR folder's split or the
+project's gold labels, minus a training file's queries); evaluating, the map and the report files are an expert's."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from actors import ADMIN, ANNOTATOR, EXPERT, assert_refused
+from studio import config
+from studio.actions import Project, evaluate
+from studio.config import DEMO_DIR
+from studio.errors import StudioError
+from studio.store import opened
+
+
+@pytest.fixture
+def p(db_path) -> Project:
+    return Project(db_path)
+
+
+@pytest.fixture
+def demo(db_path) -> Project:
+    """The demo project: 80 gold labels over 20 queries agreed by its raters."""
+    from studio.demo import load_demo
+
+    with opened(db_path) as db:
+        load_demo(db)
+    return Project(db_path)
+
+
+@pytest.fixture
+def exports(tmp_path, monkeypatch):
+    folder = tmp_path / "exports"
+    monkeypatch.setattr(config, "EXPORTS_DIR", folder)
+    return folder
+
+
+def gold_queries(project: Project) -> dict[str, str]:
+    from studio.store.gold import gold_set
+
+    with opened(project.db_path) as db:
+        gold = gold_set(db)
+    return {q: text for q, text in gold.queries.items() if any(v > 0 for v in gold.labels[q].values())}
+
+
+def training_file(path, queries) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps({"query": q, "pos": ["p"], "neg": ["n"]}, ensure_ascii=False) + "\n"
+                            for q in queries), encoding="utf-8")
+    return str(path)
+
+
+def test_an_expert_evaluates_on_the_gold_labels_without_a_training_files_queries(demo, tmp_path):
+    labelled = gold_queries(demo)
+    trained = sorted(labelled.values())[:5]
+    train = training_file(tmp_path / "train.jsonl", [*trained, "a query the project does not have"])
+    result = evaluate.evaluate(demo, EXPERT, ["default"], "db", exclude=train, ks="1,10")
+    assert result.report["queries"] == len(labelled) - 5
+    assert set(result.evalset.queries.values()) == set(labelled.values()) - set(trained)
+    assert result.report["evalset"] == "gold labels without the queries of train.jsonl"
+    assert set(result.report["models"][0]["metrics"]) >= {"ndcg@10", "p@1"}
+    assert {q for q, _ in result.map_queries} == set(result.evalset.queries)
+    whole = evaluate.evaluate(demo, EXPERT, ["default"], "db", ks=(10,), lang="zh-CN")
+    assert whole.report["queries"] == len(labelled) and whole.report["evalset"] == "金标准标签"
+
+
+def test_a_beir_folders_split_and_the_first_model_as_the_baseline(p, tmp_path):
+    queries = [json.loads(line)["text"] for line in (DEMO_DIR / "queries.jsonl").read_text("utf-8").splitlines()]
+    train = training_file(tmp_path / "t.jsonl", queries[:27])
+    result = evaluate.evaluate(p, EXPERT, ["default", "all-MiniLM-L6-v2"], "beir", folder=DEMO_DIR, exclude=train,
+                               ks="10")
+    assert result.report["queries"] == 3 and result.report["evalset"] == "demo/test without the queries of t.jsonl"
+    [comparison] = result.report["comparisons"]
+    assert (comparison["baseline"], comparison["model"]) == ("default", "all-MiniLM-L6-v2")
+    assert all(row["delta"] == 0 for row in comparison["rows"]), "no ★ set: 'default' is the embedded model"
+    assert evaluate.evaluate(p, ADMIN, ["default"], "beir").report["evalset"] == "demo/test", "the demo by default"
+
+
+def test_what_the_evaluation_refuses(p, tmp_path):
+    for kwargs, code in (({"ks": "1,0"}, "bad_cutoffs"), ({"exclude": str(tmp_path / "gone.jsonl")}, "train_file_missing")):
+        with pytest.raises(StudioError) as err:
+            evaluate.evaluate(p, EXPERT, ["default"], "beir", **kwargs)
+        assert err.value.code == code
+    with pytest.raises(StudioError) as err:
+        evaluate.evaluate(p, EXPERT, [" "], "beir")
+    assert err.value.code == "pick_models"
+    with pytest.raises(StudioError) as err:
+        evaluate.evaluate(p, EXPERT, ["default"], "db")
+    assert err.value.code == "no_eval_queries", "an empty project has no gold labels"
+    with pytest.raises(StudioError) as err:
+        evaluate.evaluate(p, EXPERT, ["default"], "web")
+    assert err.value.code == "bad_source"
+
+
+def test_an_expert_draws_the_map_and_writes_the_reports(p, exports):
+    result = evaluate.evaluate(p, EXPERT, ["default"], "beir", ks="10")
+    drawn = evaluate.embedding_map(p, EXPERT, ["default", "default"], "beir", picked=[result.map_queries[0][0]])
+    assert len(drawn.panels) == 1 and drawn.queries == result.evalset.queries
+    assert sum(drawn.panels[0].selected) == 1
+    files = evaluate.write_reports(p, EXPERT, result.report, lang="zh-CN", queries=drawn.queries)
+    assert files.html.parent.parent == exports and "评估报告" in files.html.read_text(encoding="utf-8")
+    assert (files.csv.name, files.queries.name) == ("metrics.csv", "queries.csv")
+    assert len(files.queries.read_text(encoding="utf-8-sig").splitlines()) == 1 + 30
+    named = evaluate.write_reports(p, EXPERT, result.report, csv=exports / "out" / "m.csv")
+    assert named.html is None and named.queries == exports / "out" / "m.queries.csv" and named.queries.exists()
+
+
+def test_an_annotator_may_not_evaluate_and_nothing_is_written(p, exports, tmp_path):
+    report = {"models": [], "comparisons": [], "warnings": [], "evalset": "x", "queries": 0, "documents": 0}
+    assert_refused(p, ANNOTATOR, evaluate.evaluate, ["default"], "beir")
+    assert_refused(p, ANNOTATOR, evaluate.embedding_map, ["default"], "beir")
+    assert_refused(p, ANNOTATOR, evaluate.write_reports, report)
+    assert_refused(p, ANNOTATOR, evaluate.write_reports, report, html=tmp_path / "r.html")
+    assert not exports.exists() and not (tmp_path / "r.html").exists()
+
+
+def test_the_page_names_folders_inside_the_project(tmp_path, monkeypatch):
+    datasets = tmp_path / "datasets"
+    (datasets / "scifact").mkdir(parents=True)
+    (datasets / "scifact" / "corpus.jsonl").write_text("{}\n")
+    (datasets / "notes").mkdir()
+    monkeypatch.setattr(config, "DATASETS_DIR", datasets)
+    assert evaluate.dataset_names() == ["demo", "scifact"]
+    assert evaluate.dataset_folder("demo", field="BEIR folder") == DEMO_DIR
+    assert evaluate.dataset_folder("scifact", field="BEIR folder") == (datasets / "scifact").resolve()
+    for name in (str(DEMO_DIR), "../datasets", "~/x"):
+        with pytest.raises(StudioError) as err:
+            evaluate.dataset_folder(name, field="BEIR folder")
+        assert err.value.code == "path_outside"
+    monkeypatch.setattr(config, "EXPORTS_DIR", tmp_path / "exports")
+    training_file(tmp_path / "exports" / "run" / "train.jsonl", ["q"])
+    training_file(tmp_path / "exports" / "run" / "train.valid.jsonl", ["q"])
+    assert evaluate.training_file_names() == ["run/train.jsonl"]
+    assert evaluate.training_file("", field="x") is None
+    with pytest.raises(StudioError):
+        evaluate.training_file("/etc/passwd", field="x")
+
+
+def test_on_gold_labels_the_fine_tunes_training_file_is_suggested(tmp_path, monkeypatch):
+    monkeypatch.setattr(config, "MODELS_DIR", tmp_path / "models")
+    monkeypatch.setattr(config, "EXPORTS_DIR", tmp_path / "exports")
+    train = training_file(tmp_path / "exports" / "run" / "train.jsonl", ["q"])
+    (tmp_path / "models" / "medical-v1").mkdir(parents=True)
+    (tmp_path / "models" / "medical-v1" / "studio_model.json").write_text(json.dumps({"train": train}))
+    assert evaluate.suggested_exclusion(["default", "medical-v1"], "db", None) == "run/train.jsonl"
+    assert evaluate.suggested_exclusion(["medical-v1"], "db", "mine.jsonl") == "mine.jsonl", "the user's choice"
+    assert evaluate.suggested_exclusion(["medical-v1"], "beir", None) is None, "a BEIR split is held out already"
+    assert evaluate.suggested_exclusion(["default"], "db", None) is None
