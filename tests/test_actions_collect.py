@@ -157,8 +157,10 @@ def test_beir_folders_are_the_demo_and_the_folders_in_datasets(db_path, tmp_path
     monkeypatch.setattr(config, "DATASETS_DIR", datasets)
     assert collect.beir_folders(Project(db_path), ADMIN) == ["demo"]
     assert not datasets.exists(), "listing creates nothing"
-    for name in ("scifact", "nfcorpus", ".hidden"):
+    for name in ("scifact", "nfcorpus", ".hidden", "not-beir"):
         (datasets / name).mkdir(parents=True)
+        if name != "not-beir":
+            (datasets / name / "corpus.jsonl").write_text("", encoding="utf-8")
     (datasets / "notes.txt").write_text("x", encoding="utf-8")
     assert collect.beir_folders(Project(db_path), ADMIN) == ["demo", "nfcorpus", "scifact"]
 

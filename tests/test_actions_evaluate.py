@@ -9,6 +9,7 @@ import pytest
 
 from actors import ADMIN, ANNOTATOR, EXPERT, assert_refused
 from studio import config
+from studio.actions import files
 from studio.actions import Project, evaluate
 from studio.config import DEMO_DIR
 from studio.errors import StudioError
@@ -122,20 +123,20 @@ def test_the_page_names_folders_inside_the_project(tmp_path, monkeypatch):
     (datasets / "scifact" / "corpus.jsonl").write_text("{}\n")
     (datasets / "notes").mkdir()
     monkeypatch.setattr(config, "DATASETS_DIR", datasets)
-    assert evaluate.dataset_names() == ["demo", "scifact"]
-    assert evaluate.dataset_folder("demo", field="BEIR folder") == DEMO_DIR
-    assert evaluate.dataset_folder("scifact", field="BEIR folder") == (datasets / "scifact").resolve()
+    assert files.dataset_names() == ["demo", "scifact"]
+    assert files.dataset_folder("demo", field="BEIR folder") == DEMO_DIR
+    assert files.dataset_folder("scifact", field="BEIR folder") == (datasets / "scifact").resolve()
     for name in (str(DEMO_DIR), "../datasets", "~/x"):
         with pytest.raises(StudioError) as err:
-            evaluate.dataset_folder(name, field="BEIR folder")
+            files.dataset_folder(name, field="BEIR folder")
         assert err.value.code == "path_outside"
     monkeypatch.setattr(config, "EXPORTS_DIR", tmp_path / "exports")
     training_file(tmp_path / "exports" / "run" / "train.jsonl", ["q"])
     training_file(tmp_path / "exports" / "run" / "train.valid.jsonl", ["q"])
-    assert evaluate.training_file_names() == ["run/train.jsonl"]
-    assert evaluate.training_file("", field="x") is None
+    assert files.training_file_names() == ["run/train.jsonl"]
+    assert files.export_path("", field="x") is None
     with pytest.raises(StudioError):
-        evaluate.training_file("/etc/passwd", field="x")
+        files.export_path("/etc/passwd", field="x")
 
 
 def test_on_gold_labels_the_fine_tunes_training_file_is_suggested(tmp_path, monkeypatch):

@@ -9,13 +9,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from studio.actions import files
 from studio.actions.base import Actor, Project, action
-from studio import config
 from studio.errors import InputError, StudioError
 
 KINDS = ("pairs", "ratings", "beir", "logs")
-# The bundled demo folder (config.DEMO_DIR) as the BEIR folder picker of ① offers it.
-DEMO_FOLDER = "demo"
 
 Progress = Callable[[float, str], None]
 
@@ -109,8 +107,5 @@ def counts(project: Project, actor: Actor) -> Counts:
 
 @action("admin", why_no_cli="the BEIR folder picker of ① (the CLI takes any folder: `studio import beir DIR`)")
 def beir_folders(project: Project, actor: Actor) -> list[str]:
-    """The BEIR folders the page may import from: the bundled demo (as ``demo``), then the folders in datasets/."""
-    root = Path(config.DATASETS_DIR)
-    found = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) \
-        if root.is_dir() else []
-    return [DEMO_FOLDER, *(name for name in found if name != DEMO_FOLDER)]
+    """The BEIR folders the page may import from: ``demo`` (the bundled one), then the folders in datasets/."""
+    return files.dataset_names()

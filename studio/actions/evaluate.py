@@ -14,12 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from studio import config
-from studio.actions.base import Actor, Project, action, inside
+from studio.actions.base import Actor, Project, action
 from studio.errors import StudioError
 from studio.i18n import t
 
 SOURCES = ("beir", "db")  # a BEIR folder, or this project's gold labels
-DEMO = "demo"             # the bundled demo BEIR folder (config.DEMO_DIR), as the page names it
 DEFAULT_SPLIT = "test"
 
 
@@ -81,38 +80,6 @@ def load_evalset(project: Project, source: str, *, folder: str | Path | None = N
     with project.db(existing=existing) as db:
         gold = gold_set(db)
     return runner.from_gold(gold, held_out, name=name)
-
-
-def dataset_names() -> list[str]:
-    """The BEIR folders a page may evaluate on: the bundled ``demo``, then every folder in datasets/ with a
-    corpus.jsonl, by name."""
-    root = Path(config.DATASETS_DIR)
-    found = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
-                   and p.name != DEMO and (p / "corpus.jsonl").is_file()) if root.is_dir() else []
-    return [DEMO, *found]
-
-
-def dataset_folder(name: str | None, *, field: str) -> Path:
-    """The folder a page's dataset name stands for: ``demo`` → the bundled demo, anything else a folder inside
-    datasets/ (:func:`studio.actions.base.inside`: a server path is refused)."""
-    if (name or "").strip() == DEMO:
-        return config.DEMO_DIR
-    return inside(config.DATASETS_DIR, name, field=field)
-
-
-def training_file_names() -> list[str]:
-    """Training files a page may leave out of an evaluation: every ``*.jsonl`` under exports/ that is not a
-    validation file, newest first, as names inside exports/."""
-    root = Path(config.EXPORTS_DIR)
-    if not root.is_dir():
-        return []
-    files = [p for p in root.rglob("*.jsonl") if not p.name.endswith(".valid.jsonl")]
-    return [p.relative_to(root).as_posix() for p in sorted(files, key=lambda p: p.stat().st_mtime, reverse=True)]
-
-
-def training_file(name: str | None, *, field: str) -> Path | None:
-    """The training file a page names (inside exports/), or None when the field is empty."""
-    return inside(config.EXPORTS_DIR, name, field=field) if (name or "").strip() else None
 
 
 def suggested_exclusion(models: Sequence[str] | None, source: str, current: str | None) -> str | None:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from studio import config as cfg
+from studio.actions import files
 from studio.actions.base import Actor, Project, action
 from studio.errors import StudioError
 from studio.store import jobs as store_jobs
@@ -166,11 +166,7 @@ def watch(project: Project, actor: Actor, job_id: int, /, *, log_lines: int = 40
 def training_files(project: Project, actor: Actor, /) -> list[str]:
     """Training files a job can use: names inside exports/ (``run/train.jsonl``), newest first, validation twins
     left out (a job finds those itself)."""
-    root = Path(cfg.EXPORTS_DIR)
-    if not root.is_dir():
-        return []
-    files = [p for p in root.rglob("*.jsonl") if p.is_file() and not p.name.endswith(VALID_SUFFIX)]
-    return [p.relative_to(root).as_posix() for p in sorted(files, key=lambda p: p.stat().st_mtime, reverse=True)]
+    return files.training_file_names()
 
 
 @action("admin", why_no_cli="the Train form's base model picker (the CLI lists models with `studio models`)")

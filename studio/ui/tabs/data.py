@@ -6,9 +6,8 @@ import json
 
 import gradio as gr
 
-from studio import config
 from studio.actions import data as act
-from studio.actions.base import inside
+from studio.actions import files as page_files
 from studio.errors import StudioError
 from studio.i18n import t
 from studio.ui import charts, render
@@ -71,7 +70,7 @@ def run_export(ctx: UIContext, out: str, valid_fraction: float, hard_negatives: 
     """Export triplets to `out`, a name inside exports/ (empty: the default ``<timestamp>/train.jsonl``)."""
     try:
         actor = ctx.actor(request)
-        path = inside(config.EXPORTS_DIR, out, field=t("data.out", lang)) if (out or "").strip() else None
+        path = page_files.export_path(out, field=t("data.out", lang))
         result = act.export_triplets(ctx.project, actor, path, valid_fraction=float(valid_fraction),
                                      hard_negatives=hard_negatives, negatives=int(negatives), partial=partial,
                                      seed=int(seed), scores=scores, prompt=prompt or "", model=model,

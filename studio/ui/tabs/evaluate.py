@@ -10,6 +10,7 @@ import gradio as gr
 import pandas as pd
 
 from studio.actions import evaluate as actions
+from studio.actions import files
 from studio.actions import models as model_actions
 from studio.errors import StudioError
 from studio.i18n import t
@@ -76,10 +77,10 @@ def _form(models: list[str] | None, source: str, folder: str | None, split: str,
     """The form as an action's options: model names, the BEIR folder (inside datasets/, or the bundled demo, which
     an empty field means too) and the training file (inside exports/); a server path is refused."""
     names = [model_actions.model_field(m, field=t("evaluate.models", lang)) for m in models or []]
-    where = actions.dataset_folder((folder or "").strip() or actions.DEMO, field=t("evaluate.folder", lang)) \
+    where = files.dataset_folder((folder or "").strip() or files.DEMO, field=t("evaluate.folder", lang)) \
         if source == "beir" else None
     return {"models": names, "source": source, "folder": where, "split": split,
-            "exclude": actions.training_file(exclude, field=t("evaluate.exclude", lang)), "lang": lang}
+            "exclude": files.export_path(exclude, field=t("evaluate.exclude", lang)), "lang": lang}
 
 
 def _reports(ctx: UIContext, request: gr.Request | None, report: dict, lang: str, queries: dict | None = None,
@@ -177,12 +178,12 @@ def refresh(ctx: UIContext, current: list[str] | None, current_reranker: str | N
         return (gr.update(choices=[], value=[]), gr.update(choices=[], value=None), gr.update(choices=[], value=""),
                 gr.update(choices=[], value=None))
     names = found.embedders
-    folders = actions.dataset_names()
+    folders = files.dataset_names()
     return (gr.update(choices=names, value=[n for n in (current or []) if n in names] or first_models(names,
                                                                                                  found.starred)),
-            gr.update(choices=actions.training_file_names()),
+            gr.update(choices=files.training_file_names()),
             gr.update(choices=reranker_choices(lang, found.rerankers), value=current_reranker or ""),
-            gr.update(choices=folders, value=current_folder if current_folder in folders else actions.DEMO))
+            gr.update(choices=folders, value=current_folder if current_folder in folders else files.DEMO))
 
 
 def build(ctx: UIContext) -> dict:
@@ -195,7 +196,7 @@ def build(ctx: UIContext) -> dict:
     with gr.Row():
         source = gr.Radio([(i18n("evaluate.source_beir"), "beir"), (i18n("evaluate.source_db"), "db")],
                           value="beir", label=i18n("evaluate.source"))
-        folder = gr.Dropdown(choices=[actions.DEMO], value=actions.DEMO, label=i18n("evaluate.folder"),
+        folder = gr.Dropdown(choices=[files.DEMO], value=files.DEMO, label=i18n("evaluate.folder"),
                              info=i18n("evaluate.folder_info"))
         split = gr.Textbox(actions.DEFAULT_SPLIT, label=i18n("import.split"))
         exclude = gr.Dropdown(choices=[], label=i18n("evaluate.exclude"), info=i18n("evaluate.exclude_info"))

@@ -7,10 +7,8 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from studio import config
-from studio.actions import collect
+from studio.actions import collect, files
 from studio.actions import team as team_actions
-from studio.actions.base import inside
 from studio.errors import Forbidden, StudioError
 from studio.i18n import t
 from studio.ui import render
@@ -57,13 +55,6 @@ def summary_text(summary, lang: str) -> str:
              documents=summary.documents, queries=summary.queries, ratings=summary.ratings)
 
 
-def beir_folder(name: str | None, lang: str) -> Path:
-    """The BEIR folder picked or typed in the page: ``demo`` (the bundled one) or a folder name inside datasets/."""
-    if (name or "").strip() == collect.DEMO_FOLDER:
-        return config.DEMO_DIR
-    return inside(config.DATASETS_DIR, name, field=t("import.folder", lang))
-
-
 def run_import(ctx: UIContext, kind: str, upload, folder: str, split: str, min_relevant: float, annotate: bool,
                lang: str, request: gr.Request | None = None) -> tuple[str, str]:
     """Import an uploaded file (or, for BEIR, a folder in datasets/ or the demo); all or nothing."""
@@ -73,7 +64,7 @@ def run_import(ctx: UIContext, kind: str, upload, folder: str, split: str, min_r
         if kind == "beir":
             if not (folder or "").strip():
                 return render.message(t("import.need_folder", lang), "error"), _counts_or_blank(ctx, actor, lang)
-            summary = collect.import_file(ctx.project, actor, "beir", beir_folder(folder, lang),
+            summary = collect.import_file(ctx.project, actor, "beir", files.dataset_folder(folder, field=t("import.folder", lang)),
                                           display_name=folder.strip(), split=split or "test",
                                           min_relevant=int(min_relevant), queue=bool(annotate))
         else:
@@ -157,7 +148,7 @@ def build(ctx: UIContext) -> dict:
                              elem_id="rs-upload")
             with gr.Row(visible=False) as beir_row:
                 # Names of folders in datasets/ (and the bundled demo), never a path on the server.
-                folder = gr.Dropdown(choices=[collect.DEMO_FOLDER], value=None, allow_custom_value=True,
+                folder = gr.Dropdown(choices=[files.DEMO], value=None, allow_custom_value=True,
                                      label=i18n("import.folder"), info=i18n("import.folder_info"), scale=3,
                                      elem_id="rs-beir-folder")
                 split = gr.Textbox(label=i18n("import.split"), value="test", scale=1)

@@ -15,7 +15,7 @@ import pandas as pd
 
 from studio import config
 from studio.actions import jobs
-from studio.actions.base import inside
+from studio.actions import files
 from studio.errors import StudioError
 from studio.i18n import catalogue, t
 from studio.ui import charts, render
@@ -65,9 +65,8 @@ def base_name(base: str | None, lang: str) -> str:
 def training_path(name: str | None, lang: str) -> str:
     """The training file picked in the page (a name inside exports/) as its path; empty stays empty (the job then
     says to choose one)."""
-    if not (name or "").strip():
-        return ""
-    return str(inside(config.EXPORTS_DIR, name, field=t("train.data", lang)))
+    path = files.export_path(name, field=t("train.data", lang))
+    return "" if path is None else str(path)
 
 
 def page_options(lang: str, *values) -> dict:
