@@ -22,7 +22,8 @@ from studio.i18n import t
 
 ROOT = Path(__file__).resolve().parent.parent
 FINE_TUNED = "demo-ft"
-SHOTS = [  # (locale, tab label, file)
+ANNOTATOR, ADMIN, PASSWORD = "Nurse Wang (王护士)", "admin", "screenshots-only"  # the app runs with sign-in
+SHOTS = [  # (locale, tab label, file); the annotate shot is an annotator's view after signing in, the rest an admin's
     ("zh-CN", "② 标注", "screenshot-annotate-zh.png"),
     ("en-US", "③ Agreement", "screenshot-agreement-en.png"),
     ("en-US", "④ Adjudicate", "screenshot-adjudicate-en.png"),
@@ -41,6 +42,9 @@ def prepare(tmp: Path, env: dict, train: bool = True) -> None:
                        stdout=subprocess.DEVNULL)
 
     studio("demo")
+    (tmp / "pw").write_text(PASSWORD, encoding="utf-8")
+    studio("users", "add", ANNOTATOR, "--password-file", str(tmp / "pw"))
+    studio("users", "add", ADMIN, "--role", "admin", "--password-file", str(tmp / "pw"))
     if not train:
         return
     studio("export", "triplets", str(train_file))
@@ -48,6 +52,17 @@ def prepare(tmp: Path, env: dict, train: bool = True) -> None:
     studio("train", "--task", "embedder", "--base", "default", "--train", str(train_file), "--name", FINE_TUNED,
            "--epochs", "3")
     print(f"trained {FINE_TUNED} in {time.time() - started:.0f} s")
+
+
+def sign_in(page: Page, name: str) -> None:
+    """Through Gradio's sign-in page (English or Chinese)."""
+    import re
+
+    page.get_by_label(re.compile("username|用户名", re.I)).fill(name)
+    page.get_by_label(re.compile("password|密码", re.I)).fill(PASSWORD)
+    page.get_by_role("button", name=re.compile("login|登录", re.I)).click()
+    page.locator("#rs-tabs").wait_for()
+    page.wait_for_timeout(1500)  # the tabs follow the role
 
 
 def pick(page: Page, label: str, option: str) -> None:
@@ -88,7 +103,8 @@ def main(names: list[str] | None = None, port: int = 7869) -> None:
                "STUDIO_MODELS": str(tmp / "models"), "STUDIO_JOBS": str(tmp / "jobs"),
                "STUDIO_EXPORTS": str(tmp / "exports")}
         prepare(tmp, env, train=any("evaluate" in s[2] or "compare" in s[2] for s in shots))
-        server = subprocess.Popen([sys.executable, "studio.py", "--db", str(tmp / "shots.db"), "--port", str(port)],
+        server = subprocess.Popen([sys.executable, "studio.py", "--db", str(tmp / "shots.db"), "--port", str(port),
+                                   "--auth"],
                                   cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         url = f"http://127.0.0.1:{port}"
         try:
@@ -105,12 +121,12 @@ def main(names: list[str] | None = None, port: int = 7869) -> None:
                     page = browser.new_context(locale=locale, viewport={"width": 1280, "height": 940}).new_page()
                     page.set_default_timeout(60_000)
                     page.goto(url)
+                    sign_in(page, ANNOTATOR if "annotate" in name else ADMIN)
                     page.get_by_role("tab", name=tab).click()
                     clip = None
                     if "annotate" in name:
-                        field = page.locator("#rs-annotator input")
-                        field.fill("Nurse Wang (王护士)")
-                        field.press("Enter")
+                        page.locator("#rs-start").click()
+                        page.locator("#rs-card .rs-query").wait_for()
                     page.wait_for_timeout(2500)
                     if "evaluate" in name:
                         clip = evaluate(page)

@@ -191,9 +191,9 @@ def sign_in(browser, url: str, name: str, password: str, locale: str = "en-US"):
     page = context.new_page()
     page.set_default_timeout(30_000)
     page.goto(url)
-    page.get_by_label(re.compile("username", re.I)).fill(name)
-    page.get_by_label(re.compile("password", re.I)).fill(password)
-    page.get_by_role("button", name=re.compile("login", re.I)).click()
+    page.get_by_label(re.compile("username|用户名", re.I)).fill(name)  # Gradio's own sign-in page, translated
+    page.get_by_label(re.compile("password|密码", re.I)).fill(password)
+    page.get_by_role("button", name=re.compile("login|登录", re.I)).click()
     return context, page
 
 

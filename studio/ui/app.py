@@ -40,6 +40,9 @@ def build_app(db_path: str | Path = DEFAULT_DB, *, auth: bool = False) -> tuple[
             gr.Markdown(i18n("app.header"), elem_id="rs-brand")
             switch = gr.Radio([(LANGUAGE_NAMES[lang], lang) for lang in LANGUAGES], value="en",
                               label=i18n("app.language"), elem_id="rs-lang-switch", scale=0, min_width=240)
+            if auth:  # Gradio's own route ends the session and shows the sign-in page again
+                gr.Button(i18n("app.sign_out"), link="/logout", size="sm", scale=0, min_width=100,
+                          elem_id="rs-sign-out")
         ctx.lang = gr.Textbox(value="en", visible=False, elem_id="rs-lang")
         tabs, parts = {}, {}
         # With sign-in, only ② shows until the page knows who is there: nothing flashes that a role may not use.
