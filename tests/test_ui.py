@@ -291,7 +291,7 @@ def test_train_tab_takes_names_from_the_page_never_server_paths(ctx, tmp_path, m
         assert job == {"__type__": "update"}
     for typed in ("/tmp", "../models/x", "~/model", "./model", "a/b/c"):
         message, *_ = train.start(ctx, LOCAL, "en", None, *[form[0], typed, "x.jsonl", *form[3:]])
-        assert "rs-error" in message and "Base model" in message and "model name in models/" in message, typed
+        assert "rs-error" in message and "Base model" in message and "must be a name inside" in message, typed
     assert train.refresh(ctx, LOCAL, "en", None)[2]["choices"] == [], "no job was recorded"
     assert not (tmp_path / "jobs").exists()
 

@@ -8,6 +8,7 @@ import gradio as gr
 
 from studio.actions import data as act
 from studio.actions import files as page_files
+from studio.actions.models import optional_model_field
 from studio.errors import StudioError
 from studio.i18n import t
 from studio.ui import charts, render
@@ -53,6 +54,7 @@ def _stage(progress, lang: str):
 def run_quality(ctx: UIContext, model: str, lang: str, progress=None, request: gr.Request | None = None) -> tuple:
     """The score card, the two charts and the saved JSON report; an empty model box means the default model (★)."""
     try:
+        model = optional_model_field(model, field=t("data.model", lang))
         result = act.quality(ctx.project, ctx.actor(request), model, _stage(progress, lang),
                              out_path=act.default_quality_path())
         report = result.report
@@ -73,7 +75,8 @@ def run_export(ctx: UIContext, out: str, valid_fraction: float, hard_negatives: 
         path = page_files.export_path(out, field=t("data.out", lang))
         result = act.export_triplets(ctx.project, actor, path, valid_fraction=float(valid_fraction),
                                      hard_negatives=hard_negatives, negatives=int(negatives), partial=partial,
-                                     seed=int(seed), scores=scores, prompt=prompt or "", model=model,
+                                     seed=int(seed), scores=scores, prompt=prompt or "",
+                                     model=optional_model_field(model, field=t("data.model", lang)),
                                      progress=_stage(progress, lang))
         c = result.counts
         message = render.message(t("data.exported", lang, path=str(result.train_path), train=c["train_lines"],

@@ -16,6 +16,7 @@ import pandas as pd
 from studio import config
 from studio.actions import jobs
 from studio.actions import files
+from studio.actions.models import model_field
 from studio.errors import StudioError
 from studio.i18n import catalogue, t
 from studio.ui import charts, render
@@ -55,11 +56,7 @@ def options(*values) -> dict:
 def base_name(base: str | None, lang: str) -> str:
     """The base model typed or picked in the page: a name in models/ (``default`` = the ★ model) or a hub id
     (``owner/name``). A path (absolute, '~', '.', '..', deeper than a hub id) is refused."""
-    text = (base or "").strip() or "default"
-    path = Path(text)
-    if path.is_absolute() or text.startswith(("~", ".")) or ".." in path.parts or "\\" in text or text.count("/") > 1:
-        raise StudioError("base_from_page", field=t("train.base", lang), name=text)
-    return text
+    return model_field((base or "").strip() or "default", field=t("train.base", lang))
 
 
 def training_path(name: str | None, lang: str) -> str:
