@@ -43,6 +43,7 @@ bench-smoke: $(STAMP) bench-deps
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/train_throughput.py --smoke
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/encode_throughput.py --smoke
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/quality.py --smoke
+	HF_HUB_OFFLINE=1 $(BIN)/python bench/annotate_store.py --smoke
 
 run: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python studio.py

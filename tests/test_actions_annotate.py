@@ -31,7 +31,9 @@ def test_rate_skip_undo_act_as_the_actor_only(p):
     second = queue.pair.pair_id
     assert annotate.skip(p, ALICE, second).pair.pair_id not in (first, second)
     undone, queue = annotate.undo(p, ALICE)
-    assert undone == first and queue.pair.pair_id == first and ratings(p) == []
+    assert (undone.kind, undone.pair_id) == ("skip", second) and queue.pair.pair_id == second
+    undone, queue = annotate.undo(p, ALICE)
+    assert (undone.pair_id, undone.note) == (first, "answers it") and queue.pair.pair_id == first and ratings(p) == []
 
 
 def test_the_other_raters_rating_is_never_in_what_an_annotator_gets(p):

@@ -65,6 +65,7 @@ def test_a_display_name_replaces_the_upload_path_in_errors_and_the_record(db_pat
         collect.import_file(Project(db_path), ADMIN, "pairs", upload, display_name="labels.jsonl")
     message = refused.value.message("en")
     assert message.startswith("labels.jsonl, line 2") and "gradio-cache" not in message
+    assert str(refused.value) == message, "str() of the error (a log line, a traceback) names the file as shown too"
     assert table_size(db_path, "pairs") == 0, "all or nothing"
     upload.write_text('{"query": "q", "document": "d"}\n', encoding="utf-8")
     summary = collect.import_file(Project(db_path), ADMIN, "pairs", upload, display_name="labels.jsonl")

@@ -67,6 +67,28 @@ def test_an_expert_evaluates_on_the_gold_labels_without_a_training_files_queries
     assert whole.report["queries"] == len(labelled) and whole.report["evalset"] == "金标准标签"
 
 
+def test_a_fine_tunes_validation_queries_are_left_out_with_its_training_queries(demo, tmp_path, monkeypatch):
+    """⑧ fills "leave out" with train.jsonl; the queries of train.valid.jsonl beside it were learned from too (the
+    job validates on them), so both are left out, and no trained-on warning is left to flag them."""
+    monkeypatch.setattr(config, "MODELS_DIR", tmp_path / "models")
+    labelled = sorted(gold_queries(demo).values())
+    train = training_file(tmp_path / "run" / "train.jsonl", labelled[:4])
+    valid = training_file(tmp_path / "run" / "train.valid.jsonl", labelled[4:6])
+    model = tmp_path / "models" / "medical-v1"
+    model.mkdir(parents=True)
+    for part in config.default_model_path().iterdir():  # the embedded model, as if fine-tuned
+        (model / part.name).symlink_to(part)
+    (model / "studio_model.json").write_text(json.dumps({"train": train, "valid": valid}))
+    result = evaluate.evaluate(demo, EXPERT, ["default", "medical-v1"], "db", exclude=train, ks="10")
+    assert set(result.evalset.queries.values()) == set(labelled[6:])
+    assert result.report["evalset"] == "gold labels without the queries of train.jsonl and train.valid.jsonl"
+    assert not [w for w in result.report["warnings"] if w["kind"] == "trained_on_eval"]
+    whole = evaluate.evaluate(demo, EXPERT, ["medical-v1"], "db", ks="10", lang="zh-CN")
+    [warning] = [w for w in whole.report["warnings"] if w["kind"] == "trained_on_eval"]
+    assert warning["overlap"] == 6, "training and validation queries both counted"
+    assert "train.jsonl 和 train.valid.jsonl" in evaluate.warning_lines(whole.report, "zh-CN")[-1]
+
+
 def test_a_beir_folders_split_and_the_first_model_as_the_baseline(p, tmp_path):
     queries = [json.loads(line)["text"] for line in (DEMO_DIR / "queries.jsonl").read_text("utf-8").splitlines()]
     train = training_file(tmp_path / "t.jsonl", queries[:27])

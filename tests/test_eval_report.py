@@ -405,3 +405,9 @@ def test_a_model_evaluated_on_its_own_training_queries_is_flagged(tmp_path):
     assert "偏高" in warning_lines({"warnings": warnings}, "zh-CN")[0]
     held_out = EvalSet("gold", {"q2": "statin pain"}, {"d1": "x"}, {"q2": {"d1": 0}})
     assert training_overlap(held_out, runs) == []
+    (tmp_path / "train.valid.jsonl").write_text('{"query": "statin pain", "pos": ["p"], "neg": ["n"]}\n',
+                                                encoding="utf-8")
+    [warning] = training_overlap(evalset, runs)
+    assert (warning["overlap"], warning["queries"]) == (2, 2), "the validation twin's queries count too"
+    assert "2 of these 2 queries (train.jsonl and train.valid.jsonl)" in warning_lines({"warnings": [warning]}, "en")[0]
+    assert training_overlap(held_out, runs)[0]["overlap"] == 1

@@ -78,12 +78,27 @@ def test_undo_takes_back_the_last_rating_and_serves_that_pair_again(project):
     first = rate_next(project, "alice", 2)
     second = rate_next(project, "alice", 0)
     next_pair(project, "alice")  # a third pair is on screen
-    assert undo_last(project, "alice") == second
+    assert undo_last(project, "alice").pair_id == second
     assert next_pair(project, "alice").pair_id == second
     assert progress(project, "alice").mine_total == 1
     entry = history(project, entity="pair", entity_id=second)[0]
     assert entry["action"] == "rating.undo" and entry["before"]["rating"] == 0 and entry["actor"] == "alice"
     assert first != second
+
+
+def test_undo_after_a_skip_takes_back_the_skip_and_brings_a_ratings_note_back(project):
+    rated = next_pair(project, "alice").pair_id
+    submit_rating(project, "alice", rated, 1, "mentions the drug but not the dose")
+    skipped = next_pair(project, "alice").pair_id
+    skip_pair(project, "alice", skipped)
+    undone = undo_last(project, "alice")
+    assert (undone.pair_id, undone.kind) == (skipped, "skip"), "the skip was the last action, not the rating"
+    assert next_pair(project, "alice").pair_id == skipped, "the skipped pair is back"
+    assert progress(project, "alice").mine_total == 1, "the rating before it stays"
+    undone = undo_last(project, "alice")
+    assert (undone.pair_id, undone.kind, undone.rating, undone.note) == (
+        rated, "rating", 1, "mentions the drug but not the dose")
+    assert history(project, entity="pair", entity_id=skipped)[-1]["action"] == "skip.undo"
 
 
 def test_undo_with_nothing_to_undo(project):

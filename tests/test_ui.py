@@ -55,8 +55,9 @@ def test_annotate_flow_rates_and_moves_on(demo_ctx):
         row = next(db.query("SELECT rating, note FROM ratings r JOIN annotators a ON a.id = r.annotator_id "
                             "WHERE a.name = 'Dr. Smith' AND pair_id = ?", [pair]))
     assert row == {"rating": 1, "note": "只部分回答"}
-    _, pair3, _, status3, _ = annotate.undo(demo_ctx, "Dr. Smith", "en")
-    assert pair3 == pair and f"pair #{pair}" in status3
+    _, pair3, _, status3, note3 = annotate.undo(demo_ctx, "Dr. Smith", "en")
+    assert pair3 == pair and f"pair #{pair}" in status3 and "it was 1 · Partially relevant" in status3
+    assert note3 == "只部分回答", "the undone rating's note comes back into the note box"
 
 
 def test_annotate_asks_for_a_name(ctx):
@@ -102,6 +103,65 @@ def test_import_error_is_translated_and_names_the_line(ctx, tmp_path):
     assert "bad.jsonl" in message and str(tmp_path) not in message, "the file's name, not the upload's server path"
     with opened(ctx.db_path) as db:
         assert next(db.query("SELECT count(*) AS n FROM pairs"))["n"] == 0
+
+
+def _upload(tmp_path, name: str, content: str) -> str:
+    """A file where Gradio puts an upload: a temporary folder per file, holding it under the name the user chose."""
+    path = tmp_path / "gradio" / "cb39d5f1e0a7c2" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content.encode("utf-8"))
+    return str(path)
+
+
+def _pair_count(ctx) -> int:
+    with opened(ctx.db_path) as db:
+        return next(db.query("SELECT count(*) AS n FROM pairs"))["n"]
+
+
+@pytest.mark.parametrize("lang, line", [("en", "line {}"), ("zh-CN", "第 {} 行")])
+def test_import_errors_name_the_chosen_file_never_the_upload_path(ctx, tmp_path, monkeypatch, lang, line):
+    from types import SimpleNamespace
+
+    from studio import config
+    from studio.ingest import tabular
+
+    def refused(kind, upload, folder="", split="test"):
+        message, _ = import_.run_import(ctx, kind, upload, folder, split, 1, False, lang)
+        failed = "Nothing was imported." if lang == "en" else "未导入任何数据。"
+        assert message.count(failed) == 1 and str(tmp_path) not in message and "gradio" not in message, message
+        return message
+
+    # the reader's errors, the upload as a path and as Gradio's file object
+    malformed = _upload(tmp_path, "malformed.csv", 'query,document\nq,"never closed\n')
+    assert f"malformed.csv, {line.format(2)}" in refused("pairs", malformed)
+    assert f"malformed.csv, {line.format(2)}" in refused("pairs", SimpleNamespace(name=malformed))
+    doubled = _upload(tmp_path, "doubled.csv", "query,document,query\nq,d,q2\n")
+    assert f"doubled.csv, {line.format(1)}" in refused("pairs", doubled)
+    # the store's errors: a log document whose id already stands for another text, found at import time
+    log = '{"query": "q", "retrieved_docs": [{"doc_id": "r1", "content": "%s", "rank": 1}]}\n'
+    first, _ = import_.run_import(ctx, "logs", _upload(tmp_path, "monday.jsonl", log % "one"), "", "test", 1, False,
+                                  lang)
+    assert "monday.jsonl" in first and _pair_count(ctx) == 1
+    message = refused("logs", _upload(tmp_path, "tuesday.jsonl", log % "two"))
+    assert f"tuesday.jsonl, {line.format(1)}" in message and "retrieved_docs[0].doc_id" in message
+    # a file the server cannot open (its error text names the path)
+    def locked(file, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(file))
+
+    monkeypatch.setattr(tabular, "open", locked, raising=False)
+    assert "locked.csv" in refused("pairs", _upload(tmp_path, "locked.csv", "query,document\nq,d\n"))
+    monkeypatch.undo()
+    # a BEIR folder's errors name the folder as picked, and the files in it
+    monkeypatch.setattr(config, "DATASETS_DIR", tmp_path / "datasets")
+    mini = tmp_path / "datasets" / "mini"
+    (mini / "qrels").mkdir(parents=True)
+    (mini / "corpus.jsonl").write_text('{"_id": "d1", "text": "a"}\n{"_id": "d2", "text": "b\\u0000"}\n')
+    (mini / "queries.jsonl").write_text('{"_id": "q1", "text": "q"}\n')
+    (mini / "qrels" / "test.tsv").write_text("q1\td1\t1\n")
+    assert f"mini/corpus.jsonl, {line.format(2)}" in refused("beir", None, "mini")
+    assert "mini/qrels/dev.tsv" in refused("beir", None, "mini", split="dev")
+    assert "scifact" in refused("beir", None, "scifact")
+    assert _pair_count(ctx) == 1, "nothing was written"
 
 
 def test_demo_button_hides_the_welcome_and_fills_the_project(ctx):
@@ -563,8 +623,9 @@ def test_compare_refuses_server_paths_and_roles_below_its_own(demo_ctx):
     assert "Left: model: &#x27;/" in left and "must be a name inside" in left and pick["choices"] == []
     left, *_ = compare.run_search(demo_ctx, "糖尿病", "default", "default", 5, "en", None, "../models/rr")
     assert "must be a name inside" in left
-    table = compare.run_scoring(demo_ctx, KEYWORD_TRAP[0], "\n".join(KEYWORD_TRAP[1]), ["default"], "/tmp/rr", "en")
-    assert "must be a name inside" in table
+    table, note = compare.run_scoring(demo_ctx, KEYWORD_TRAP[0], "\n".join(KEYWORD_TRAP[1]), ["default"], "/tmp/rr",
+                                      "en")
+    assert "must be a name inside" in note and table["visible"] is False
     eve = _as(demo_ctx, "eve", "expert")
     left, right, *_ = compare.run_search(demo_ctx, "糖尿病", "default", "default", 3, "en", request=eve)
     assert left.count('class="rs-hit"') == 3, "an expert searches"
@@ -576,7 +637,7 @@ def test_compare_refuses_server_paths_and_roles_below_its_own(demo_ctx):
     alice = _as(demo_ctx, "alice", "annotator")
     left, *_ = compare.run_search(demo_ctx, "糖尿病", "default", "default", 3, "en", request=alice)
     assert "needs the Expert role" in left
-    assert "needs the Expert role" in compare.run_similarity(demo_ctx, "a", "b", ["default"], "en", alice)
+    assert "needs the Expert role" in compare.run_similarity(demo_ctx, "a", "b", ["default"], "en", alice)[1]
     blank = compare.refresh(demo_ctx, None, None, None, "en", alice)
     assert all(update["choices"] == [] for update in blank), "no models, no example queries"
 
@@ -585,10 +646,29 @@ def test_playground_tables(ctx):
     from studio.retrieval.playground import KEYWORD_TRAP
     from studio.ui.tabs import compare
 
-    sims = compare.run_similarity(ctx, "糖尿病的主要并发症有哪些？", "高血糖长期未控可能导致视网膜病变", ["default"], "zh-CN")
+    shown, note = compare.run_similarity(ctx, "糖尿病的主要并发症有哪些？", "高血糖长期未控可能导致视网膜病变", ["default"],
+                                         "zh-CN")
+    sims = shown["value"]
     assert list(sims.columns) == ["模型", "余弦相似度"] and sims.iloc[0, 0] == "default"
-    table = compare.run_scoring(ctx, KEYWORD_TRAP[0], "\n".join(KEYWORD_TRAP[1]), ["default"], "", "en")
+    assert shown["visible"] is True and note == ""
+    shown, note = compare.run_scoring(ctx, KEYWORD_TRAP[0], "\n".join(KEYWORD_TRAP[1]), ["default"], "", "en")
+    table = shown["value"]
     assert len(table) == 3 and sorted(v.split(" · ")[0] for v in table["default"]) == ["#1", "#2", "#3"]
+
+
+def test_playground_says_what_is_missing_instead_of_an_empty_table(ctx):
+    """An empty text showed a bare table headed "1 2 3": the table stays hidden and a note names what is missing."""
+    from studio.ui.tabs import compare
+
+    shown, note = compare.run_similarity(ctx, "糖尿病", "  ", ["default"], "en")
+    assert shown == {"__type__": "update", "value": None, "visible": False}
+    assert "Text B" in note and "Text A" not in note and "rs-warn" in note
+    shown, note = compare.run_similarity(ctx, "", "", [], "zh-CN")
+    assert shown["visible"] is False and "文本 A" in note and "文本 B" in note and "向量模型" in note
+    shown, note = compare.run_scoring(ctx, "糖尿病", "\n \n", ["default"], "", "en")
+    assert shown["visible"] is False and "Documents" in note and "Query" not in note
+    shown, note = compare.run_scoring(ctx, " ", "a document", ["default"], "", "zh-CN")
+    assert shown["visible"] is False and "查询" in note
 
 
 def test_known_problems_read_as_advice_not_as_unexpected_errors(ctx):

@@ -5,6 +5,7 @@ All of it changes (or reveals) the whole project, so it needs an admin.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,12 +61,17 @@ def import_file(project: Project, actor: Actor, kind: str, path: str | Path, *, 
 
 
 def _rename(exc: InputError, path: str, shown: str) -> None:
-    """Make `exc` name `shown` where it names `path` (or a file inside that folder)."""
+    """Make `exc` name `shown` where it names `path` (or a file inside that folder), in its message too."""
     def swap(text):
-        return shown + text[len(path):] if isinstance(text, str) and text.startswith(path) else text
+        if not isinstance(text, str):
+            return text
+        if text == path:
+            return shown
+        return shown + text[len(path):] if text.startswith(path.rstrip(os.sep) + os.sep) else text
 
     exc.file = swap(exc.file)
     exc.params = {key: swap(value) for key, value in exc.params.items()}
+    exc.args = (exc.message("en"),)  # str(exc), set when it was raised, named `path`
 
 
 @action("admin", cli="pool")

@@ -56,8 +56,9 @@ class Reports:
 def load_evalset(project: Project, source: str, *, folder: str | Path | None = None, split: str | None = None,
                  exclude: str | Path | None = None, lang: str = "en", existing: bool = False):
     """The evaluation set: a BEIR folder's `split` (``source="beir"``; the bundled demo when `folder` is None) or
-    the project's gold labels (``"db"``), without the queries of the training file `exclude`; its name says which,
-    in `lang` (e.g. "demo/test without the queries of train.jsonl").
+    the project's gold labels (``"db"``), without the queries of the training file `exclude` and of its validation
+    twin ``X.valid.jsonl`` (a fine-tune learned from both); its name says which, in `lang` (e.g. "demo/test without
+    the queries of train.jsonl and train.valid.jsonl").
 
     Raises:
         StudioError: ``bad_source``; ``train_file_missing``; ``no_eval_queries`` when no labelled query is left;
@@ -72,7 +73,10 @@ def load_evalset(project: Project, source: str, *, folder: str | Path | None = N
     folder = Path(folder) if folder else config.DEMO_DIR
     name = f"{folder.name}/{split}" if source == "beir" else t("evaluate.evalset_gold", lang)
     if held_out is not None:
-        name = t("evaluate.evalset_held_out", lang, evalset=name, file=Path(exclude).name)
+        from studio.evaluation.report import file_names
+
+        files = file_names(runner.held_out_files(exclude), lang)
+        name = t("evaluate.evalset_held_out", lang, evalset=name, file=files)
     if source == "beir":
         return runner.from_beir(folder, split, held_out, name=name)
     from studio.store.gold import gold_set

@@ -83,6 +83,7 @@ def import_logs(ctx: Context, file: Path, as_json: bool) -> None:
     """RAG query logs (JSONL: query, retrieved_docs, user_feedback.helpful_docs) as pairs to confirm.
 
     \b
+    Any other key is refused; keep extra fields (time, session, scores) under "metadata".
     Example:
         studio import logs rag_queries.jsonl
     """

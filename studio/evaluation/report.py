@@ -165,7 +165,8 @@ def build_report(evalset: runner.EvalSet, results: Sequence[runner.RunResult], k
 
 def training_overlap(evalset: runner.EvalSet, results: Sequence[runner.RunResult]) -> list[dict]:
     """A warning per studio-trained model that learned from some of the evaluation's queries (its training or
-    validation file, named in its ``studio_model.json``, holds their texts): its scores there flatter it.
+    validation file, named in its ``studio_model.json``, or the training file's ``.valid.jsonl`` twin holds their
+    texts; the warning counts and names both): its scores there flatter it.
 
     Typical on the project's own gold labels, which the training file was exported from; the fix is to leave that
     file's queries out (``--exclude-train`` / ⑧'s "leave out" field) or to evaluate on a held-out BEIR split.
@@ -175,7 +176,7 @@ def training_overlap(evalset: runner.EvalSet, results: Sequence[runner.RunResult
     texts = {evalset.queries.get(q, "") for q in evalset.qrels}
     out = []
     for model in dict.fromkeys(r.model for r in results):
-        files = trained_on(model)
+        files = list(dict.fromkeys(str(p) for f in trained_on(model) for p in runner.held_out_files(f)))
         try:
             seen = set().union(*(runner.training_queries(f) for f in files))
         except (OSError, ValueError, KeyError, TypeError):
@@ -183,8 +184,14 @@ def training_overlap(evalset: runner.EvalSet, results: Sequence[runner.RunResult
         overlap = len(texts & seen)
         if overlap:
             out.append({"kind": "trained_on_eval", "model": model, "overlap": overlap, "queries": len(evalset.qrels),
-                        "file": files[0], "significant": True})
+                        "file": files[0], "files": files, "significant": True})
     return out
+
+
+def file_names(paths: Sequence[str | Path], lang: str) -> str:
+    """"train.jsonl", or "train.jsonl and train.valid.jsonl" for a training file and its validation twin."""
+    names = [Path(p).name for p in paths]
+    return names[0] if len(names) == 1 else t("evaluate.file_pair", lang, first=names[0], second=names[1])
 
 
 def warning_lines(report: dict, lang: str) -> list[str]:
@@ -193,7 +200,7 @@ def warning_lines(report: dict, lang: str) -> list[str]:
     for w in report.get("warnings", []):
         if w["kind"] == "trained_on_eval":
             lines.append(t("evaluate.warn_trained_on_eval", lang, model=w["model"], overlap=w["overlap"],
-                           queries=w["queries"], file=Path(w["file"]).name))
+                           queries=w["queries"], file=file_names(w.get("files") or [w["file"]], lang)))
             continue
         verdict = t("evaluate.verdict_significant" if w["significant"] else "evaluate.verdict_not_significant", lang)
         key = "evaluate.warn_reranker_worse" if w["kind"] == "reranker_worse" else "evaluate.warn_model_worse"

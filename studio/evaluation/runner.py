@@ -71,8 +71,22 @@ def from_gold(gold, exclude_queries: set[str] | None = None, name: str = "db") -
     return EvalSet(name, {q: keep[q] for q in qrels}, dict(gold.corpus), qrels)
 
 
+VALID_SUFFIX = ".valid.jsonl"  # the validation twin an export writes beside X.jsonl (studio.dataset.triplets)
+
+
+def held_out_files(train_file: str | Path) -> list[Path]:
+    """A training file and, when there is one, its validation twin (``X.valid.jsonl`` beside ``X.jsonl``): a
+    fine-tune learned from both (its job picks the twin up), so an evaluation leaves both out."""
+    path = Path(train_file)
+    twin = path.with_name(path.name[: -len(".jsonl")] + VALID_SUFFIX) if path.name.endswith(".jsonl") else None
+    if path.name.endswith(VALID_SUFFIX) or twin is None or not twin.is_file():
+        return [path]
+    return [path, twin]
+
+
 def training_queries(train_file: str | Path) -> set[str]:
-    """Query texts of a FlagEmbedding training file (to hold them out of an evaluation).
+    """Query texts of a FlagEmbedding training file and of its validation twin (:func:`held_out_files`), to hold
+    them out of an evaluation.
 
     Raises:
         StudioError: ``train_file_missing`` when there is no such file.
@@ -81,8 +95,11 @@ def training_queries(train_file: str | Path) -> set[str]:
 
     if not Path(train_file).is_file():
         raise StudioError("train_file_missing", path=str(train_file))
-    with open(train_file, encoding="utf-8") as f:
-        return {json.loads(line)["query"] for line in f if line.strip()}
+    texts: set[str] = set()
+    for path in held_out_files(train_file):
+        with open(path, encoding="utf-8") as f:
+            texts |= {json.loads(line)["query"] for line in f if line.strip()}
+    return texts
 
 
 def retrieve(evalset: EvalSet, model: str, k: int = 100) -> RunResult:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from studio.errors import InputError
 from studio.ingest.records import Document, ImportBatch, Origin, PairRecord, Query
-from studio.ingest.tabular import Where, check_file, get_id, get_text, iter_jsonl, iter_lines
+from studio.ingest.tabular import Where, check_file, check_header, get_id, get_text, iter_jsonl, iter_lines
 
 QRELS_COLUMNS = ("query-id", "corpus-id", "score")
 _INTEGER = re.compile(r"[+-]?[0-9]+")
@@ -28,7 +28,8 @@ def read_beir(directory: str | Path, split: str = "test", min_relevant: int = 1)
 
     Raises:
         InputError: ``dir_not_found``, ``not_directory``, ``file_not_found``, ``no_qrels``, ``duplicate_id``,
-            ``unknown_query``, ``unknown_document``, ``bad_score`` and the line errors of JSON Lines.
+            ``unknown_query``, ``unknown_document``, ``bad_score``, ``duplicate_column`` (a qrels header naming
+            a column twice), ``nul_byte`` and the line errors of JSON Lines.
     """
     root = Path(directory)
     if root.is_file():
@@ -101,9 +102,13 @@ def _read_qrels(path: Path, queries: dict[str, Query],
         if len(cells) < 3:  # tolerate space-separated qrels
             cells = text.split()
         cells = [cell.strip() for cell in cells]
+        for index, cell in enumerate(cells):
+            if "\x00" in cell:
+                raise at.error("nul_byte", QRELS_COLUMNS[index] if index < len(QRELS_COLUMNS) else None)
         is_header = first and len(cells) >= 3 and not _INTEGER.fullmatch(cells[2])
         first = False
         if is_header:
+            check_header(str(path), line, cells)
             continue
         if len(cells) < 3:
             raise at.error("missing_field", QRELS_COLUMNS[len(cells)])

@@ -11,19 +11,30 @@ from studio.ingest.tabular import Where, get_id, get_text, iter_jsonl, json_type
 # Unclicked documents ranked this high may simply not have been read, so they get no hint.
 AMBIGUOUS_TOP_RANKS = 3
 
+# The keys read at each level of a log line; ``metadata`` (anything) is the place for whatever else a log keeps.
+# Any other key is refused: feedback the reader skipped would turn a helpful document into a candidate negative.
+LINE_KEYS = ("query", "query_id", "retrieved_docs", "user_feedback", "metadata")
+DOCUMENT_KEYS = ("doc_id", "content", "rank", "title", "metadata")
+FEEDBACK_KEYS = ("helpful_docs",)
+# Where a key written at the wrong level belongs.
+HOMES = {"helpful_docs": "user_feedback.helpful_docs",
+         **{key: f"retrieved_docs[].{key}" for key in ("doc_id", "content", "rank", "title")}}
+
 
 def read_logs(path: str | Path) -> ImportBatch:
     """Read RAG logs into pairs, each with a weak ``hint`` label.
 
-    Each line: ``{"query", "query_id"?, "retrieved_docs": [{"doc_id", "content", "rank", "title"?}],
-    "user_feedback"?: {"helpful_docs": [doc_id, ...]}}``. ``rank`` is 1-based. The hint is 2 for a helpful
-    document, 0 for an unhelpful one ranked below the top 3, and None for an unhelpful one in the top 3.
-    A line with no retrieved documents contributes its query to ``extra_queries``. Error fields are
-    paths such as ``retrieved_docs[2].content`` (0-based index).
+    Each line: ``{"query", "query_id"?, "retrieved_docs": [{"doc_id", "content", "rank", "title"?, "metadata"?}],
+    "user_feedback"?: {"helpful_docs": [doc_id, ...]}, "metadata"?}``. ``rank`` is 1-based. The hint is 2 for a
+    helpful document, 0 for an unhelpful one ranked below the top 3, and None for an unhelpful one in the top 3.
+    A line with no retrieved documents contributes its query to ``extra_queries``. ``metadata`` is not read.
+    Error fields are paths such as ``retrieved_docs[2].content`` (0-based index).
 
     Raises:
         InputError: for the first problem found, e.g. ``helpful_not_retrieved`` for a helpful doc id that is
-            not among the line's retrieved documents, ``bad_type`` for a rank that is not a positive integer.
+            not among the line's retrieved documents, ``bad_type`` for a rank that is not a positive integer,
+            ``misplaced_key`` for a known key at the wrong level (``helpful_docs`` outside ``user_feedback``),
+            ``unknown_key`` for any other key not listed above.
     """
     name = str(path)
     batch = ImportBatch("logs", name)
@@ -31,6 +42,7 @@ def read_logs(path: str | Path) -> ImportBatch:
     for line, obj in iter_jsonl(path):
         lines += 1
         at = Where(name, line)
+        _check_keys(obj, LINE_KEYS, at)
         query = Query(get_text(obj, "query", at), key=get_id(obj, "query_id", at))
         retrieved = _retrieved(obj, at)
         helpful = _helpful(obj, at)
@@ -59,6 +71,7 @@ def _retrieved(obj: dict, at: Where) -> list[tuple[Document, int]]:
         prefix = f"retrieved_docs[{index}]"
         if not isinstance(item, dict):
             raise at.error("bad_type", prefix, expected="object", got=json_type(item))
+        _check_keys(item, DOCUMENT_KEYS, at, prefix)
         key = get_id(item, "doc_id", at, field=f"{prefix}.doc_id", required=True)
         text = get_text(item, "content", at, field=f"{prefix}.content")
         title = get_text(item, "title", at, field=f"{prefix}.title", required=False)
@@ -80,6 +93,7 @@ def _helpful(obj: dict, at: Where) -> set[str]:
         return set()
     if not isinstance(feedback, dict):
         raise at.error("bad_type", "user_feedback", expected="object", got=json_type(feedback))
+    _check_keys(feedback, FEEDBACK_KEYS, at, "user_feedback")
     ids = feedback.get("helpful_docs")
     if ids is None:
         return set()
@@ -88,3 +102,14 @@ def _helpful(obj: dict, at: Where) -> set[str]:
     # get_id validates one id; wrap each list element so it can.
     return {get_id({"id": value}, "id", at, field=f"user_feedback.helpful_docs[{i}]", required=True)
             for i, value in enumerate(ids)}
+
+
+def _check_keys(obj: dict, known: tuple[str, ...], at: Where, prefix: str = "") -> None:
+    """Refuse a key of `obj` that is not in `known`, saying where it belongs when it is a key read elsewhere."""
+    for key in obj:
+        if key in known:
+            continue
+        field = f"{prefix}.{key}" if prefix else key
+        if key in HOMES:
+            raise at.error("misplaced_key", field, key=key, belongs=HOMES[key])
+        raise at.error("unknown_key", field, key=key, known=", ".join(known))

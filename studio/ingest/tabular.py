@@ -2,6 +2,10 @@
 
 Also holds the small line/field helpers that the BEIR and log readers share: every problem becomes an
 :class:`InputError` naming the file, the 1-based physical line and the field.
+
+Nothing that would change data silently gets through: a header naming a column twice (``duplicate_column``), a
+JSON object giving a key twice (``duplicate_key``; JSON itself keeps the last value) and a NUL character in any
+field (``nul_byte``; it would be stored inside the text) are refused like any other bad row.
 """
 
 from __future__ import annotations
@@ -64,11 +68,15 @@ def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:
     A UTF-8 BOM at the start is dropped. Decoding line by line lets ``invalid_utf8`` name the line.
 
     Raises:
-        InputError: ``file_not_found``, ``is_directory`` or ``invalid_utf8``.
+        InputError: ``file_not_found``, ``is_directory``, ``unreadable`` or ``invalid_utf8``.
     """
     name = str(path)
     check_file(path)
-    with open(path, "rb") as f:
+    try:
+        f = open(path, "rb")
+    except OSError as e:  # not str(e): it names the path, which may be a temporary upload's
+        raise InputError("unreadable", file=name, detail=e.strerror or type(e).__name__) from None
+    with f:
         for number, raw in enumerate(f, start=1):
             try:
                 text = raw.decode("utf-8")
@@ -81,19 +89,95 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
     """Yield ``(line number, object)`` for each non-blank line of a JSON Lines file.
 
     Raises:
-        InputError: ``file_not_found``, ``invalid_utf8``, ``bad_json`` or ``not_object``.
+        InputError: ``file_not_found``, ``invalid_utf8``, ``bad_json``, ``not_object``, and ``duplicate_key`` or
+            ``nul_byte`` (see :func:`check_json`).
     """
     for number, text in iter_lines(path):
         if not text.strip():
             continue
         at = Where(str(path), number)
         try:
-            value = json.loads(text)
+            value = loads(text)
         except json.JSONDecodeError as e:
+            if "\x00" in text:  # outside any string, so no field to name
+                raise at.error("nul_byte") from None
             raise at.error("bad_json", detail=e.msg) from None
+        check_json(value, at)
         if not isinstance(value, dict):
             raise at.error("not_object")
         yield number, value
+
+
+class _Repeated(dict):
+    """A JSON object that gave `key` twice (``json`` keeps the last value without a word)."""
+
+    key: str
+
+
+def _object(pairs: list[tuple[str, object]]) -> dict:
+    obj: dict = {}
+    for key, value in pairs:
+        if key in obj:
+            repeated = _Repeated(obj)
+            repeated.key = key
+            return repeated
+        obj[key] = value
+    return obj
+
+
+def loads(text: str) -> object:
+    """``json.loads`` that keeps what :func:`check_json` looks for: an object with a repeated key stays
+    recognisable, and a NUL inside a string is read (not refused as a control character) so that the field
+    holding it can be named.
+
+    Raises:
+        json.JSONDecodeError: as ``json.loads``.
+    """
+    return json.loads(text, object_pairs_hook=_object, strict="\x00" not in text)
+
+
+def check_json(value: object, at: Where) -> None:
+    """Refuse a value read by :func:`loads` that would change data silently.
+
+    Raises:
+        InputError: ``duplicate_key`` for an object with a key given twice, ``nul_byte`` for a NUL character
+            in a string or key, each naming the field as a path (``retrieved_docs[1].content``).
+    """
+    found = _suspect(value, "")
+    if found:
+        code, field, params = found
+        raise at.error(code, field or None, **params)
+
+
+def _suspect(value: object, path: str) -> tuple[str, str, dict] | None:
+    """The first repeated key or NUL character in `value`, as ``(code, field path, params)``."""
+    if isinstance(value, str):
+        return ("nul_byte", path, {}) if "\x00" in value else None
+    if isinstance(value, _Repeated):
+        return "duplicate_key", _path(path, value.key), {"key": _printable(value.key)}
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if "\x00" in key:
+                return "nul_byte", _path(path, key), {}
+            found = _suspect(item, _path(path, key))
+            if found:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _suspect(item, f"{path}[{index}]")
+            if found:
+                return found
+    return None
+
+
+def _path(path: str, key: str) -> str:
+    key = _printable(key)
+    return f"{path}.{key}" if path else key
+
+
+def _printable(text: str) -> str:
+    """`text` with NUL shown as ``\\0``, so a message never carries the character itself."""
+    return text.replace("\x00", "\\0")
 
 
 def get_text(obj: dict, name: str, at: Where, *, field: str | None = None, required: bool = True) -> str:
@@ -266,10 +350,12 @@ def _csv_rows(path: str | Path, delimiter: str, required: Sequence[str]) -> Iter
         if cells is None:
             return
         start = taken[0][0]
+        _check_nul(name, taken, header, cells)
         if not any(cell.strip() for cell in cells):
             continue
         if header is None:
             header = [cell.strip() for cell in cells]
+            check_header(name, start, header)
             for column in required:
                 if column not in header:
                     raise InputError("missing_column", file=name, line=start, field=column, column=column)
@@ -280,6 +366,30 @@ def _csv_rows(path: str | Path, delimiter: str, required: Sequence[str]) -> Iter
             raise InputError("bad_type", file=name, line=start, expected=f"{len(header)} columns",
                              got=f"{len(cells)} columns")
         yield start, dict(zip(header, cells))
+
+
+def check_header(name: str, line: int, header: Sequence[str]) -> None:
+    """Refuse a header that names a column twice (a row would keep only one of the two cells).
+
+    Blank names are left alone: they are columns nobody reads (trailing delimiters of a spreadsheet export).
+
+    Raises:
+        InputError: ``duplicate_column`` naming the column.
+    """
+    seen: set[str] = set()
+    for column in header:
+        if column in seen:
+            raise InputError("duplicate_column", file=name, line=line, field=column, column=column)
+        if column:
+            seen.add(column)
+
+
+def _check_nul(name: str, taken: list[tuple[int, str]], header: list[str] | None, cells: list[str]) -> None:
+    """Refuse a record with a NUL character, naming the physical line it is on and its column (none in the header)."""
+    for index, cell in enumerate(cells):
+        if "\x00" in cell:
+            line = next((number for number, text in taken if "\x00" in text), taken[0][0])
+            raise InputError("nul_byte", file=name, line=line, field=_column(header, index))
 
 
 def _taking(lines: Iterator[tuple[int, str]], taken: list[tuple[int, str]]) -> Iterator[str]:
@@ -379,13 +489,17 @@ def _json_rows(path: str | Path) -> list[tuple[int, dict]]:
     name = str(path)
     text = "".join(chunk for _, chunk in iter_lines(path))
     try:
-        data = json.loads(text)
+        data = loads(text)
     except json.JSONDecodeError as e:
+        if "\x00" in text:  # a NUL outside any string broke the JSON: name the line it is on
+            raise InputError("nul_byte", file=name, line=text.count("\n", 0, text.index("\x00")) + 1) from None
         raise InputError("bad_json", file=name, line=e.lineno, detail=e.msg) from None
     if not isinstance(data, list):
+        check_json(data, Where(name, 1))
         raise InputError("bad_type", file=name, line=1, expected="list of objects", got=json_type(data))
     rows = []
     for line, item in zip(_element_lines(text), data):
+        check_json(item, Where(name, line))
         if not isinstance(item, dict):
             raise InputError("not_object", file=name, line=line)
         rows.append((line, item))
@@ -394,7 +508,7 @@ def _json_rows(path: str | Path) -> list[tuple[int, dict]]:
 
 def _element_lines(text: str) -> Iterator[int]:
     """The line on which each element of a (valid) top-level JSON list starts."""
-    decoder = json.JSONDecoder()
+    decoder = json.JSONDecoder(strict=False)  # only finds where elements start; `text` was read by loads()
     pos = _JSON_SPACE.match(text).end() + 1  # just past "["
     line, counted = 1, 0
     while True:

@@ -43,51 +43,55 @@ class Progress:
     total_pairs: int
 
 
-_AVAILABLE = """
-    p.in_queue = 1
-    AND NOT EXISTS (SELECT 1 FROM ratings r WHERE r.pair_id = p.id AND r.annotator_id = :me)
-    AND NOT EXISTS (SELECT 1 FROM skips s WHERE s.pair_id = p.id AND s.annotator_id = :me)
-"""
-_TAKEN = """(
-    (SELECT count(*) FROM ratings r WHERE r.pair_id = p.id)
-    + (SELECT count(*) FROM assignments a WHERE a.pair_id = p.id AND a.annotator_id != :me
-       AND NOT EXISTS (SELECT 1 FROM ratings r2 WHERE r2.pair_id = a.pair_id AND r2.annotator_id = a.annotator_id))
-)"""
+# Serving order: pairs with one slot taken first (so pairs get completed), then untouched pairs; within each, the
+# pair's priority (NULL: imported order, the pairs of one query together) and id. Both lanes are partial indexes
+# (schema m004), kept up to date by triggers; the WHERE terms below match their definitions so SQLite uses them.
+_ORDER = "coalesce(p.priority, p.query_id), p.id"
+_NOT_SKIPPED = "NOT EXISTS (SELECT 1 FROM skips s WHERE s.pair_id = p.id AND s.annotator_id = :me)"
+# One index seek per person on the team: the first pair each of the others holds or rated alone.
+_LANE_ONE = f"""
+    SELECT p.id FROM annotators o JOIN pairs p ON p.id = (
+        SELECT p.id FROM pairs p
+        WHERE p.in_queue = 1 AND p.ratings_n + p.holds_n = 1 AND p.occupant_id = o.id AND {_NOT_SKIPPED}
+        ORDER BY {_ORDER} LIMIT 1)
+    WHERE o.id != :me ORDER BY {_ORDER} LIMIT 1"""
+_LANE_ZERO = f"""
+    SELECT p.id FROM pairs p WHERE p.in_queue = 1 AND p.ratings_n + p.holds_n = 0 AND {_NOT_SKIPPED}
+    ORDER BY {_ORDER} LIMIT 1"""
 
 
-def next_pair(db: Database, annotator: str) -> PairView | None:
+def next_pair(db: Database, annotator: str, *, session: str | None = None) -> PairView | None:
     """The pair this annotator should rate next, reserved for them; None when their queue is empty.
 
-    Returns the pair they already hold if there is one (a reload or a second tab shows the same pair).
-    Pairs with one rating already come first, so pairs get completed, then pairs of the query being worked on.
+    Returns the pair they already hold if there is one (a reload or a second tab shows the same pair). Pairs with one
+    slot taken come first, so pairs get completed, then pairs of the query being worked on. The choice reads a few
+    index entries per person on the team, not the project: the write lock is held for microseconds. `session` names
+    the browser session the reservation belongs to, so that closing it frees the pair (:func:`release_session`).
     """
     me = get_annotator(db, annotator)["id"]
     now = time.time()
-    with immediate(db):
+    with immediate(db, durable=False):  # a reservation lost in a power cut is only a pair served again
         db.execute("DELETE FROM assignments WHERE assigned_at < ?", [now - ASSIGNMENT_TTL_SECONDS])
         held = list(db.query(
-            f"""SELECT p.id FROM assignments a JOIN pairs p ON p.id = a.pair_id
-                WHERE a.annotator_id = :me AND {_AVAILABLE} ORDER BY a.assigned_at LIMIT 1""",
-            {"me": me},
-        ))
-        if held:
-            pair_id = held[0]["id"]
-        else:
-            candidates = list(db.query(
-                f"""SELECT p.id, {_TAKEN} AS taken FROM pairs p
-                    WHERE {_AVAILABLE} AND {_TAKEN} < 2
-                    ORDER BY taken DESC, p.query_id, p.id LIMIT 1""",
-                {"me": me},
-            ))
-            if not candidates:
-                return None
-            pair_id = candidates[0]["id"]
+            "SELECT a.pair_id AS id FROM assignments a JOIN pairs p ON p.id = a.pair_id "
+            "WHERE a.annotator_id = :me AND p.in_queue = 1 ORDER BY a.assigned_at LIMIT 1", {"me": me}))
+        chosen = held or list(db.query(_LANE_ONE, {"me": me})) or list(db.query(_LANE_ZERO, {"me": me}))
+        if not chosen:
+            return None
+        pair_id = chosen[0]["id"]
         db.execute(
-            """INSERT INTO assignments (pair_id, annotator_id, assigned_at) VALUES (?, ?, ?)
-               ON CONFLICT (pair_id, annotator_id) DO UPDATE SET assigned_at = excluded.assigned_at""",
-            [pair_id, me, now],
+            """INSERT INTO assignments (pair_id, annotator_id, assigned_at, session) VALUES (?, ?, ?, ?)
+               ON CONFLICT (pair_id, annotator_id) DO UPDATE SET assigned_at = excluded.assigned_at,
+               session = coalesce(excluded.session, assignments.session)""",
+            [pair_id, me, now, session],
         )
     return get_pair_view(db, pair_id, annotator)
+
+
+def release_session(db: Database, session: str) -> int:
+    """Free the pairs reserved by a browser session that ended (tab closed); returns how many."""
+    with immediate(db):
+        return db.execute("DELETE FROM assignments WHERE session = ?", [session]).rowcount
 
 
 def get_pair_view(db: Database, pair_id: int, annotator: str | None = None) -> PairView:
@@ -151,46 +155,68 @@ def skip_pair(db: Database, annotator: str, pair_id: int) -> None:
         db.execute("INSERT INTO skips (pair_id, annotator_id) VALUES (?, ?) ON CONFLICT DO NOTHING", [pair_id, me])
 
 
-def undo_last(db: Database, annotator: str) -> int:
-    """Take back this annotator's most recent rating (audited) and hand that pair back to them.
+@dataclass(frozen=True)
+class Undone:
+    """What an undo took back: a rating (with its value and note, to show them again) or a skip."""
 
-    Returns the pair id, which :func:`next_pair` serves next. Raises StudioError when there is nothing to undo.
+    pair_id: int
+    kind: str                 # "rating" | "skip"
+    rating: int | None = None
+    note: str = ""
+
+
+def undo_last(db: Database, annotator: str) -> Undone:
+    """Take back this annotator's last action — a rating or a skip (audited) — and hand that pair back to them.
+
+    The pair is what :func:`next_pair` serves next; an undone rating's value and note come back in the result, so
+    the view can offer them again. Raises StudioError when there is nothing to undo.
     """
     me = get_annotator(db, annotator)["id"]
     with immediate(db):
-        rows = list(db.query(
-            "SELECT id, pair_id, rating, note FROM ratings WHERE annotator_id = ? "
-            "ORDER BY coalesce(updated_at, created_at) DESC, id DESC LIMIT 1", [me]))
-        if not rows:
+        rating = list(db.query(
+            "SELECT id, pair_id, rating, note, coalesce(updated_at, created_at) AS at FROM ratings "
+            "WHERE annotator_id = ? ORDER BY coalesce(updated_at, created_at) DESC, id DESC LIMIT 1", [me]))
+        skip = list(db.query("SELECT pair_id, created_at AS at FROM skips WHERE annotator_id = ? "
+                             "ORDER BY created_at DESC LIMIT 1", [me]))
+        if not rating and not skip:
             raise StudioError("nothing_to_undo")
-        last = rows[0]
-        if list(db.query("SELECT 1 FROM adjudications WHERE pair_id = ?", [last["pair_id"]])):
-            raise RuleError("undo_adjudicated", pair_id=last["pair_id"])
-        db.execute("DELETE FROM ratings WHERE id = ?", [last["id"]])
+        if skip and (not rating or skip[0]["at"] > rating[0]["at"]):
+            undone = Undone(skip[0]["pair_id"], "skip")
+            db.execute("DELETE FROM skips WHERE pair_id = ? AND annotator_id = ?", [undone.pair_id, me])
+            record(db, actor=annotator, action="skip.undo", entity="pair", entity_id=undone.pair_id)
+        else:
+            last = rating[0]
+            if list(db.query("SELECT 1 FROM adjudications WHERE pair_id = ?", [last["pair_id"]])):
+                raise RuleError("undo_adjudicated", pair_id=last["pair_id"])
+            undone = Undone(last["pair_id"], "rating", last["rating"], last["note"])
+            db.execute("DELETE FROM ratings WHERE id = ?", [last["id"]])
+            record(db, actor=annotator, action="rating.undo", entity="pair", entity_id=last["pair_id"],
+                   before={"rating": last["rating"], "note": last["note"]})
         # The pair on screen goes back to the pool; the undone one is what this annotator holds now.
         db.execute("DELETE FROM assignments WHERE annotator_id = ?", [me])
         db.execute("INSERT INTO assignments (pair_id, annotator_id, assigned_at) VALUES (?, ?, ?)",
-                   [last["pair_id"], me, time.time()])
-        record(db, actor=annotator, action="rating.undo", entity="pair", entity_id=last["pair_id"],
-               before={"rating": last["rating"], "note": last["note"]})
-    return last["pair_id"]
+                   [undone.pair_id, me, time.time()])
+    return undone
 
 
 def progress(db: Database, annotator: str | None = None) -> Progress:
-    """Ratings by `annotator` today and in total, what is left in their queue, and project-wide completion."""
-    totals = next(db.query(
-        """SELECT count(*) AS total,
-                  sum(CASE WHEN (SELECT count(*) FROM ratings r WHERE r.pair_id = p.id) >= 2 THEN 1 ELSE 0 END)
-                      AS done
-           FROM pairs p WHERE p.in_queue = 1"""))
+    """Ratings by `annotator` today and in total, what is left in their queue, and project-wide completion.
+
+    Reads counters the schema's triggers keep (schema m004), so it costs the same at a million pairs as at a
+    thousand; "today" counts the annotator's own ratings since midnight (UTC) through an index range.
+    """
+    totals = next(db.query("SELECT queued, double_rated FROM queue_counts WHERE id = 1"))
     mine_today = mine_total = queue_left = 0
     if annotator:
-        me = get_annotator(db, annotator)["id"]
-        mine = next(db.query(
-            """SELECT count(*) AS total,
-                      sum(CASE WHEN date(created_at) = date('now') THEN 1 ELSE 0 END) AS today
-               FROM ratings WHERE annotator_id = ?""", [me]))
-        mine_total, mine_today = mine["total"], mine["today"] or 0
-        queue_left = next(db.query(
-            f"SELECT count(*) AS n FROM pairs p WHERE {_AVAILABLE} AND {_TAKEN} < 2", {"me": me}))["n"]
-    return Progress(mine_today, mine_total, queue_left, totals["done"] or 0, totals["total"])
+        person = next(db.query("SELECT id, ratings_n, waiting_n FROM annotators WHERE name = ?", [annotator.strip()]),
+                      None)
+        if person is None:
+            raise NotFoundError("annotator_not_found", name=annotator)
+        me = person["id"]
+        mine_total = person["ratings_n"]
+        mine_today = next(db.query("SELECT count(*) AS n FROM ratings WHERE annotator_id = ? AND created_at >= "
+                                   "strftime('%Y-%m-%d', 'now')", [me]))["n"]
+        skipped = next(db.query("SELECT count(*) AS n FROM skips s JOIN pairs p ON p.id = s.pair_id "
+                                "WHERE s.annotator_id = ? AND p.in_queue = 1 AND p.ratings_n < 2", [me]))["n"]
+        queue_left = max(0, totals["queued"] - totals["double_rated"] - person["waiting_n"] - skipped)
+    return Progress(mine_today, mine_total, queue_left, totals["double_rated"], totals["queued"])

@@ -165,6 +165,104 @@ def m003_accounts(db: Database) -> None:
     )
 
 
+_OCCUPANT = """(SELECT annotator_id FROM ratings WHERE pair_id = {p}
+                 UNION ALL SELECT annotator_id FROM assignments WHERE pair_id = {p} LIMIT 1)"""
+
+
+@migrations()
+def m004_queue_counters(db: Database) -> None:
+    """The annotation queue is kept, not recomputed: per-pair counters (ratings, live reservations, the one person
+    in a half-taken pair) and project/person totals, maintained by triggers in the transactions that change them,
+    with partial indexes in serving order. Choosing the next pair then reads a handful of index entries, however
+    many pairs the project has (bench/annotate_store.py)."""
+    occupant = _OCCUPANT.format(p="pairs.id")
+    db.executescript(
+        f"""
+        ALTER TABLE pairs ADD COLUMN ratings_n INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE pairs ADD COLUMN holds_n INTEGER NOT NULL DEFAULT 0;   -- live reservations (assignments)
+        ALTER TABLE pairs ADD COLUMN occupant_id INTEGER;                 -- who took the slot when one is taken
+        ALTER TABLE pairs ADD COLUMN priority REAL;                       -- serving order; NULL: imported order
+        ALTER TABLE annotators ADD COLUMN ratings_n INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE annotators ADD COLUMN waiting_n INTEGER NOT NULL DEFAULT 0;  -- own ratings on queued pairs
+                                                                                 -- still waiting for a 2nd rater
+        ALTER TABLE assignments ADD COLUMN session TEXT;                  -- the browser session holding it
+
+        UPDATE pairs SET ratings_n = (SELECT count(*) FROM ratings r WHERE r.pair_id = pairs.id),
+                         holds_n = (SELECT count(*) FROM assignments a WHERE a.pair_id = pairs.id);
+        UPDATE pairs SET occupant_id = {occupant} WHERE ratings_n + holds_n = 1;
+        UPDATE annotators SET
+            ratings_n = (SELECT count(*) FROM ratings r WHERE r.annotator_id = annotators.id),
+            waiting_n = (SELECT count(*) FROM ratings r JOIN pairs p ON p.id = r.pair_id
+                         WHERE r.annotator_id = annotators.id AND p.ratings_n = 1 AND p.in_queue = 1);
+
+        CREATE TABLE queue_counts (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            queued INTEGER NOT NULL,        -- pairs in the annotation queue
+            double_rated INTEGER NOT NULL   -- of those, pairs with two ratings
+        );
+        INSERT INTO queue_counts (id, queued, double_rated)
+            SELECT 1, count(*), coalesce(sum(ratings_n >= 2), 0) FROM pairs WHERE in_queue = 1;
+
+        CREATE INDEX pairs_lane0 ON pairs (coalesce(priority, query_id), id)
+            WHERE in_queue = 1 AND ratings_n + holds_n = 0;
+        CREATE INDEX pairs_lane1 ON pairs (occupant_id, coalesce(priority, query_id), id)
+            WHERE in_queue = 1 AND ratings_n + holds_n = 1;
+        CREATE INDEX assignments_time ON assignments (assigned_at);
+        CREATE INDEX assignments_session ON assignments (session) WHERE session IS NOT NULL;
+        -- undo finds one's last rating or skip without sorting one's history
+        CREATE INDEX ratings_latest ON ratings (annotator_id, coalesce(updated_at, created_at), id);
+        CREATE INDEX skips_latest ON skips (annotator_id, created_at);
+
+        CREATE TRIGGER pairs_queued AFTER INSERT ON pairs WHEN NEW.in_queue = 1
+        BEGIN
+            UPDATE queue_counts SET queued = queued + 1 WHERE id = 1;
+        END;
+
+        CREATE TRIGGER ratings_counted AFTER INSERT ON ratings
+        BEGIN
+            UPDATE pairs SET ratings_n = ratings_n + 1 WHERE id = NEW.pair_id;
+            UPDATE pairs SET occupant_id = {_OCCUPANT.format(p="NEW.pair_id")} WHERE id = NEW.pair_id;
+            UPDATE annotators SET ratings_n = ratings_n + 1,
+                   waiting_n = waiting_n + (SELECT ratings_n = 1 AND in_queue = 1 FROM pairs WHERE id = NEW.pair_id)
+             WHERE id = NEW.annotator_id;
+            -- a second rating: the first rater stops waiting, and the pair is double-rated
+            UPDATE annotators SET waiting_n = waiting_n - 1
+             WHERE (SELECT ratings_n = 2 AND in_queue = 1 FROM pairs WHERE id = NEW.pair_id)
+               AND id = (SELECT annotator_id FROM ratings WHERE pair_id = NEW.pair_id AND annotator_id != NEW.annotator_id);
+            UPDATE queue_counts SET double_rated = double_rated + 1
+             WHERE id = 1 AND (SELECT ratings_n = 2 AND in_queue = 1 FROM pairs WHERE id = NEW.pair_id);
+        END;
+
+        CREATE TRIGGER ratings_uncounted AFTER DELETE ON ratings
+        BEGIN
+            UPDATE pairs SET ratings_n = ratings_n - 1 WHERE id = OLD.pair_id;
+            UPDATE pairs SET occupant_id = {_OCCUPANT.format(p="OLD.pair_id")} WHERE id = OLD.pair_id;
+            UPDATE annotators SET ratings_n = ratings_n - 1,
+                   waiting_n = waiting_n - (SELECT ratings_n = 0 AND in_queue = 1 FROM pairs WHERE id = OLD.pair_id)
+             WHERE id = OLD.annotator_id;
+            -- back to one rating: its rater waits again, and the pair is no longer double-rated
+            UPDATE annotators SET waiting_n = waiting_n + 1
+             WHERE (SELECT ratings_n = 1 AND in_queue = 1 FROM pairs WHERE id = OLD.pair_id)
+               AND id = (SELECT annotator_id FROM ratings WHERE pair_id = OLD.pair_id);
+            UPDATE queue_counts SET double_rated = double_rated - 1
+             WHERE id = 1 AND (SELECT ratings_n = 1 AND in_queue = 1 FROM pairs WHERE id = OLD.pair_id);
+        END;
+
+        CREATE TRIGGER assignments_counted AFTER INSERT ON assignments
+        BEGIN
+            UPDATE pairs SET holds_n = holds_n + 1 WHERE id = NEW.pair_id;
+            UPDATE pairs SET occupant_id = {_OCCUPANT.format(p="NEW.pair_id")} WHERE id = NEW.pair_id;
+        END;
+
+        CREATE TRIGGER assignments_uncounted AFTER DELETE ON assignments
+        BEGIN
+            UPDATE pairs SET holds_n = holds_n - 1 WHERE id = OLD.pair_id;
+            UPDATE pairs SET occupant_id = {_OCCUPANT.format(p="OLD.pair_id")} WHERE id = OLD.pair_id;
+        END;
+        """
+    )
+
+
 def migrate(db: Database) -> None:
     """Apply pending migrations; safe to call on every start."""
     migrations.apply(db)

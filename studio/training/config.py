@@ -7,8 +7,12 @@ The job folder is the contract between the app and the worker process. It is ``j
     <job folder>/metrics.jsonl   one JSON object per logged step (see METRIC_FIELDS), appended by the worker
     <job folder>/log.txt         the worker's stdout and stderr
     <job folder>/heartbeat       rewritten every few seconds while the worker lives: "<pid> <unix time>"
-    <job folder>/cancel          created by the app to ask the worker to stop after the current step
-    <job folder>/checkpoints/    Hugging Face Trainer checkpoints (checkpoint-<step>/), used to resume
+    <job folder>/phase           what the worker is doing now, one word of PHASES (the page shows it before step 1)
+    <job folder>/cancel          created by the app to ask the worker to stop: it finishes the current optimizer
+                                 step, saves a checkpoint and exits (SIGTERM to the worker does the same)
+    <job folder>/checkpoints/    Hugging Face Trainer checkpoints (checkpoint-<step>/: weights, optimizer,
+                                 scheduler, RNG states, trainer state), every save_steps steps and every save_every
+                                 minutes, the newest two kept; resume continues from the newest complete one
     <job folder>/result.json     written once at the end: {"status", "model_dir", "error", "final"}
 
 Exit codes: 0 succeeded, 2 failed with an explained error in result.json, 3 cancelled; anything else is a crash.
@@ -19,6 +23,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -31,6 +36,15 @@ PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 DISTILL = ("auto", "on", "off")
 # Whole-number settings of at least 1 (passage_max_len may also be None: the base's own length).
 COUNTS = ("batch_size", "query_max_len", "passage_max_len", "logging_steps", "save_steps", "lora_r")
+# Number settings with the range they must fall in: (field, lowest, highest, highest allowed itself).
+RANGES = (("warmup_ratio", 0.0, 1.0, False), ("lora_dropout", 0.0, 1.0, False), ("weight_decay", 0.0, 1.0, True),
+          ("save_every", 0.0, 10_000.0, True))
+# Whole-number settings of at least 0.
+NATURALS = ("freeze_layers", "seed")
+# What the worker is doing, written to <job folder>/phase in this order (the Train tab words each one).
+PHASES = ("checking", "loading_model", "reading_data", "starting", "training", "stopping", "exporting")
+# Checkpoints kept in a job folder unless config.extra sets the Trainer's save_total_limit.
+CHECKPOINTS_KEPT = 2
 # Lines of a training file checked before a job is recorded (the worker reads them all): big files stay fast.
 CHECKED_LINES = 100
 EXIT_OK, EXIT_FAILED, EXIT_CANCELLED = 0, 2, 3
@@ -43,6 +57,7 @@ CLI_FLAGS = {
     "precision": "--precision", "gradient_checkpointing": "--gradient-checkpointing", "lora_r": "--lora-r",
     "lora_alpha": "--lora-alpha", "lora_dropout": "--lora-dropout", "lora_targets": "--lora-targets",
     "freeze_embeddings": "--freeze-embeddings", "freeze_layers": "--freeze-layers", "seed": "--seed",
+    "save_every": "--save-every",
 }
 REQUIRED_FLAGS = ("task", "base", "train", "name")
 # Keys a metrics.jsonl line may carry; step and time are always present.
@@ -86,6 +101,7 @@ class TrainConfig:
     seed: int = 42
     logging_steps: int = 1
     save_steps: int = 50
+    save_every: float = 10.0       # minutes of training between checkpoints besides save_steps (0: steps only)
     resume: bool = False           # continue from the newest checkpoint in the job folder
     extra: dict = field(default_factory=dict)
 
@@ -140,9 +156,23 @@ class TrainConfig:
             value = getattr(self, name)
             if not (value is None and name == "passage_max_len") and not (_whole(value) and value >= 1):
                 raise StudioError("train_bad_count", field=name, value=value)
+        for name, low, high, high_ok in RANGES:
+            value = getattr(self, name)
+            if not _in_range(value, low, high, high_ok):
+                raise StudioError("train_bad_range", field=name, value=value, low=f"{low:g}", high=f"{high:g}")
+        for name in NATURALS:
+            if not (_whole(getattr(self, name)) and getattr(self, name) >= 0):
+                raise StudioError("train_bad_natural", field=name, value=getattr(self, name))
+        if not _whole(self.max_steps):
+            raise StudioError("train_bad_max_steps", field="max_steps", value=self.max_steps)
+        if not _positive(self.lora_alpha):
+            raise StudioError("train_not_positive", field="lora_alpha", value=self.lora_alpha)
+        if self.method == "lora" and not (isinstance(self.lora_targets, list) and self.lora_targets
+                                          and all(isinstance(x, str) and x.strip() for x in self.lora_targets)):
+            raise StudioError("train_no_lora_targets", field="lora_targets")
         minimum = 2 if self.task == "reranker" else 1  # a reranker scores its positive against negatives
         if not (_whole(self.group_size) and self.group_size >= minimum):
-            raise StudioError("train_bad_group_size", value=self.group_size, minimum=minimum)
+            raise StudioError("train_bad_group_size", field="group_size", value=self.group_size, minimum=minimum)
         if not (_whole(self.max_steps) and self.max_steps > 0) and not _positive(self.epochs):
             raise StudioError("train_no_steps", epochs=self.epochs, max_steps=self.max_steps)
         for name, value in (("lr", self.learning_rate()), ("temperature", self.temperature)):
@@ -165,6 +195,11 @@ def _whole(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _in_range(value: object, low: float, high: float, high_ok: bool) -> bool:
+    """A finite number from `low` up to `high` (`high` itself only when `high_ok`)."""
+    return _number(value) and math.isfinite(value) and low <= value and (value < high or (high_ok and value == high))
+
+
 def _positive(value: object) -> bool:
     """A finite number above 0."""
     return _number(value) and math.isfinite(value) and value > 0
@@ -179,23 +214,33 @@ def check_train_file(path: str | Path, *, distill: str = "auto", limit: int = CH
     if file.suffix.lower() not in (".jsonl", ".json"):
         raise InputError("train_file_suffix", file=str(path), suffix=file.suffix or "(none)")
     checked, first_scores = 0, None
-    try:
-        with open(file, encoding="utf-8") as f:
-            for number, raw in enumerate(f, start=1):
-                if not raw.strip():
-                    continue
-                scores = check_train_line(raw, str(path), number)
-                first_scores = scores if first_scores is None else first_scores
-                if not scores and (distill == "on" or (distill == "auto" and first_scores)):
-                    raise InputError("train_no_scores", file=str(path), line=number)
-                checked += 1
-                if checked >= limit:
-                    break
-    except UnicodeDecodeError:
-        raise InputError("invalid_utf8", file=str(path)) from None
+    for number, raw in read_lines(file, str(path)):
+        if not raw.strip():
+            continue
+        scores = check_train_line(raw, str(path), number)
+        first_scores = scores if first_scores is None else first_scores
+        if not scores and (distill == "on" or (distill == "auto" and first_scores)):
+            raise InputError("train_no_scores", file=str(path), line=number)
+        checked += 1
+        if checked >= limit:
+            break
     if not checked:
         raise InputError("no_rows", file=str(path))
     return checked
+
+
+def read_lines(path: str | Path, name: str | None = None) -> Iterator[tuple[int, str]]:
+    """(line number, text) of a UTF-8 file, decoded line by line so that bad bytes are found where they are.
+
+    Raises:
+        InputError: ``invalid_utf8`` naming the file (as `name`, default the path) and the line.
+    """
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            try:
+                yield number, raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise InputError("invalid_utf8", file=name or str(path), line=number) from None
 
 
 def check_train_line(raw: str, file: str, line: int) -> bool:
@@ -339,3 +384,77 @@ def count_lines(path: str | Path) -> int | None:
             return sum(1 for line in f if line.strip())
     except (OSError, UnicodeDecodeError):
         return None
+
+
+def steps_fix(train_file: str | Path | None, batch_size: int, epochs: float,
+              max_steps: int = -1) -> tuple[str, int | float, int] | None:
+    """What to change so that a job that would take fewer than FEW_STEPS optimizer steps takes at least that many:
+    (setting, new value, steps it then takes), or None when it already takes enough or the file cannot tell.
+
+    With max_steps set, max_steps is raised to FEW_STEPS; otherwise epochs are raised to the fewest whole epochs
+    that reach it (a file of 3 batches at 1 epoch: 7 epochs, 21 steps).
+    """
+    few = too_few_steps(train_file, batch_size, epochs, max_steps)
+    if few is None:
+        return None
+    if max_steps and max_steps > 0:
+        return "max_steps", FEW_STEPS, FEW_STEPS
+    _, lines = few
+    batches = math.ceil(lines / max(int(batch_size), 1))
+    new_epochs = math.ceil(FEW_STEPS / batches)
+    return "epochs", new_epochs, optimizer_steps(lines, batch_size, new_epochs)
+
+
+# --- checkpoints -------------------------------------------------------------------------------------------------
+def checkpoint_step(path: Path) -> int | None:
+    """The step of a ``checkpoint-<step>`` folder name, or None for any other name."""
+    prefix, _, number = path.name.rpartition("-")
+    return int(number) if prefix == "checkpoint" and number.isdigit() else None
+
+
+def latest_checkpoint(folder: str | Path) -> Path | None:
+    """The complete ``checkpoint-<step>`` folder (its trainer_state.json, written last, is there) with the highest
+    step, or None. A folder the worker was killed while writing is not complete."""
+    best: tuple[int, Path] | None = None
+    folder = Path(folder)
+    if folder.is_dir():
+        for path in folder.iterdir():
+            step = checkpoint_step(path)
+            if step is not None and path.is_dir() and (path / "trainer_state.json").is_file() and (
+                    best is None or step > best[0]):
+                best = (step, path)
+    return best[1] if best else None
+
+
+def resume_step(job_dir: str | Path) -> int | None:
+    """The step a job's resume continues from: that of its newest complete checkpoint, None when it has none
+    (it then starts again from step 1)."""
+    found = latest_checkpoint(Path(job_dir) / "checkpoints")
+    return checkpoint_step(found) if found else None
+
+
+def base_label(base: str | Path, models_dir: str | Path | None = None) -> str:
+    """The base model as people name it, not where it lies: ``all-MiniLM-L6-v2`` for the embedded model (a folder
+    inside the virtual environment), ``NAME`` for ``models/NAME``, ``owner/name`` for a Hugging Face cache folder.
+    Names, hub ids and other folders are returned as they are."""
+    from studio import config as cfg
+
+    text = str(base or "").strip()
+    path = Path(text)
+    if not text or not path.is_absolute():
+        return text
+
+    def same(a: Path, b: Path) -> bool:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+    try:
+        if same(path, cfg.default_model_path()):
+            return cfg.DEFAULT_MODEL_NAME
+    except ImportError:  # the embedded model's package is missing: nothing to compare with
+        pass
+    if same(path.parent, Path(models_dir or cfg.MODELS_DIR)):
+        return path.name
+    for part in path.parts:  # <hub cache>/models--owner--name/snapshots/<revision>
+        if part.startswith("models--") and part.count("--") >= 2:
+            return "/".join(part.split("--")[1:])
+    return text

@@ -75,6 +75,8 @@ def build_app(db_path: str | Path = DEFAULT_DB, *, auth: bool = False) -> tuple[
                              api_visibility="private")
         for fn, inputs, outputs in [parts["import"]["refresh"], *ctx.on_load]:
             load = load.then(fn, inputs, outputs, show_progress="hidden", api_visibility="private")
+        for fn in ctx.on_unload:
+            demo.unload(fn)
     return demo, i18n
 
 

@@ -26,6 +26,8 @@ class UIContext:
     lang: gr.Textbox | None = None
     # (fn, inputs, outputs) run once the page has loaded and the language is known
     on_load: list[tuple[Callable, list, list]] = field(default_factory=list)
+    # fn(request) run when a browser session ends (the tab closed or reloaded)
+    on_unload: list[Callable] = field(default_factory=list)
 
     @property
     def project(self) -> Project:

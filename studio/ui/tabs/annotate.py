@@ -50,6 +50,11 @@ def _failed(ctx: UIContext, actor, exc: Exception, lang: str) -> tuple:
     return render.empty_card(error_text(exc, lang)), None, "", message, ""
 
 
+def _session(request: gr.Request | None) -> str | None:
+    """The browser session a reservation belongs to (freed when the session ends)."""
+    return getattr(request, "session_hash", None) if request is not None else None
+
+
 def _actor(ctx: UIContext, picked: str | None, request: gr.Request | None):
     """The actor, or None when nobody is known yet (no sign-in and no name picked)."""
     if not ctx.auth and not (picked or "").strip():
@@ -64,7 +69,7 @@ def start(ctx: UIContext, picked: str | None, lang: str, request: gr.Request | N
         actor = _actor(ctx, picked, request)
         if actor is None:
             return render.empty_card(t("annotate.pick_name", lang)), None, "", "", ""
-        return show(act.start(ctx.project, actor), lang)
+        return show(act.start(ctx.project, actor, session=_session(request)), lang)
     except Exception as exc:
         return _failed(ctx, actor, exc, lang)
 
@@ -79,7 +84,7 @@ def rate(ctx: UIContext, picked: str | None, pair_id: int | None, note: str, val
         actor = _actor(ctx, picked, request)
         if actor is None:
             return start(ctx, picked, lang, request)
-        queue = act.rate(ctx.project, actor, int(pair_id), value, note or "")
+        queue = act.rate(ctx.project, actor, int(pair_id), value, note or "", session=_session(request))
         saved = render.message(t("annotate.saved", lang, pair_id=pair_id,
                                  label=f"{value} · {t(f'rating.{value}', lang)}"), "ok")
         return show(queue, lang, saved)
@@ -95,7 +100,7 @@ def skip(ctx: UIContext, picked: str | None, pair_id: int | None, lang: str, req
         actor = _actor(ctx, picked, request)
         if actor is None:
             return start(ctx, picked, lang, request)
-        queue = act.skip(ctx.project, actor, int(pair_id))
+        queue = act.skip(ctx.project, actor, int(pair_id), session=_session(request))
         return show(queue, lang, render.message(t("annotate.skipped", lang, pair_id=pair_id), "warn"))
     except Exception as exc:
         return _failed(ctx, actor, exc, lang)
@@ -107,8 +112,13 @@ def undo(ctx: UIContext, picked: str | None, lang: str, request: gr.Request | No
         actor = _actor(ctx, picked, request)
         if actor is None:
             return start(ctx, picked, lang, request)
-        pair_id, queue = act.undo(ctx.project, actor)
-        return show(queue, lang, render.message(t("annotate.undone", lang, pair_id=pair_id), "warn"))
+        undone, queue = act.undo(ctx.project, actor, session=_session(request))
+        if undone.kind == "skip":
+            return show(queue, lang, render.message(t("annotate.skip_undone", lang, pair_id=undone.pair_id), "warn"))
+        was = f"{undone.rating} · {t(f'rating.{undone.rating}', lang)}"
+        card, pid, prog, status, _ = show(queue, lang, render.message(
+            t("annotate.undone", lang, pair_id=undone.pair_id, label=was), "warn"))
+        return card, pid, prog, status, undone.note  # the note comes back: nobody retypes it
     except Exception as exc:
         return _failed(ctx, actor, exc, lang)
 
@@ -192,6 +202,13 @@ def build(ctx: UIContext) -> dict[str, gr.components.Component]:
             return gr.update()
         return render.empty_card(t("annotate.press_start" if ctx.auth else "annotate.pick_name", lg))
 
+    def leave(request: gr.Request):
+        # The tab closed or reloaded: its reserved pair goes back to the pool now, not after 30 minutes.
+        session = _session(request)
+        if session:
+            act.leave(ctx.project, session)
+
+    ctx.on_unload.append(leave)
     ctx.on_load.append((refresh_names, [lang], [who, signed_in]))
     ctx.on_load.append((welcome, [lang, pair_id], [card]))
     return {"annotator": who, "start": go_btn, "card": card, "progress": progress, "status": status,

@@ -100,37 +100,57 @@ def send_to_queue(ctx: UIContext, query: str, doc_key: str | None, lang: str,
     return render.message(t("compare.queued" if added else "compare.already_queued", lang), "ok")
 
 
+def _missing(fields: list[tuple[str, bool]], models: list[str] | None, lang: str) -> str:
+    """What a playground check still needs, one sentence per empty field (label key, filled), as a warning line;
+    "" when nothing is missing."""
+    needs = [t("compare.field_empty", lang, field=t(key, lang)) for key, filled in fields if not filled]
+    if not models:
+        needs.append(t("compare.need_models", lang))
+    return render.message(" ".join(needs), "warn") if needs else ""
+
+
+def _hidden() -> dict:
+    return gr.update(value=None, visible=False)
+
+
 def run_similarity(ctx: UIContext, a: str, b: str, models: list[str], lang: str,
-                   request: gr.Request | None = None) -> pd.DataFrame | str:
-    """Cosine similarity of the two texts per model; an error as a message."""
-    if not (a or "").strip() or not (b or "").strip() or not models:
-        return pd.DataFrame()
+                   request: gr.Request | None = None) -> tuple:
+    """The cosine-similarity table (one row per model) and a note: what is missing or the error, the table
+    hidden then (an empty Dataframe would show a bare "1 2 3" header)."""
+    missing = _missing([("compare.text_a", bool((a or "").strip())), ("compare.text_b", bool((b or "").strip()))],
+                       models, lang)
+    if missing:
+        return _hidden(), missing
     try:
         sims = actions.similarity(ctx.project, ctx.actor(request), a, b,
                                   [_model(m, "compare.play_models", lang) for m in models])
     except Exception as exc:
-        return render.message(error_text(exc, lang), "error")
-    return pd.DataFrame([(m, f"{v:.4f}") for m, v in sims.items()],
-                        columns=[t("evaluate.col_model", lang), t("compare.cosine", lang)])
+        return _hidden(), render.message(error_text(exc, lang), "error")
+    table = pd.DataFrame([(m, f"{v:.4f}") for m, v in sims.items()],
+                         columns=[t("evaluate.col_model", lang), t("compare.cosine", lang)])
+    return gr.update(value=table, visible=True), ""
 
 
 def run_scoring(ctx: UIContext, query: str, documents: str, models: list[str], reranker: str | None, lang: str,
-                request: gr.Request | None = None) -> pd.DataFrame | str:
-    """Rank and score of each document per model (and by the reranker); an error as a message."""
+                request: gr.Request | None = None) -> tuple:
+    """The table of each document's rank and score per model (and by the reranker) and a note: what is missing or
+    the error, the table hidden then."""
     docs = [d.strip() for d in (documents or "").splitlines() if d.strip()]
-    if not (query or "").strip() or not docs or not models:
-        return pd.DataFrame()
+    missing = _missing([("compare.query", bool((query or "").strip())), ("compare.documents", bool(docs))],
+                       models, lang)
+    if missing:
+        return _hidden(), missing
     try:
         scores = actions.score_documents(ctx.project, ctx.actor(request), query, docs,
                                          [_model(m, "compare.play_models", lang) for m in models],
                                          _reranker(reranker, "compare.reranker", lang))
     except Exception as exc:
-        return render.message(error_text(exc, lang), "error")
+        return _hidden(), render.message(error_text(exc, lang), "error")
     table = {t("compare.document", lang): [d[:80] for d in docs]}
     for name, values in scores.items():
         ranks = {i: r for r, i in enumerate(sorted(range(len(values)), key=lambda i: -values[i]), start=1)}
         table[name] = [f"#{ranks[i]} · {v:.3f}" for i, v in enumerate(values)]
-    return pd.DataFrame(table)
+    return gr.update(value=pd.DataFrame(table), visible=True), ""
 
 
 def right_model(current: str | None, names: list[str], starred: str) -> str:
@@ -196,13 +216,15 @@ def build(ctx: UIContext) -> dict:
             text_a = gr.Textbox(label=i18n("compare.text_a"), value="糖尿病的主要并发症有哪些？")
             text_b = gr.Textbox(label=i18n("compare.text_b"), value="高血糖长期未控可能导致视网膜病变、肾衰竭等")
         sim_btn = gr.Button(i18n("compare.similarity"))
-        sim_out = gr.Dataframe(interactive=False)
+        sim_out = gr.Dataframe(interactive=False, visible=False)  # shown with a result
+        sim_note = gr.HTML()
         gr.Markdown(i18n("compare.docs_title"))
         play_query = gr.Textbox(label=i18n("compare.query"), value=example[0])
         play_docs = gr.Textbox(label=i18n("compare.documents"), lines=4, value="\n".join(example[1]))
         reranker = gr.Textbox(label=i18n("compare.reranker"), placeholder=i18n("compare.reranker_placeholder"))
         score_btn = gr.Button(i18n("compare.score"))
-        score_out = gr.Dataframe(interactive=False, wrap=True)
+        score_out = gr.Dataframe(interactive=False, wrap=True, visible=False)
+        score_note = gr.HTML()
     inputs = [query, left, right, k, ctx.lang, left_rr, right_rr, depth]
     outputs = [out_left, out_right, pick, status]
 
@@ -230,8 +252,9 @@ def build(ctx: UIContext) -> dict:
                 request: gr.Request):
         return refresh(ctx, current_right, current_left_rr, current_right_rr, lg, request)
 
-    sim_btn.click(on_similarity, [text_a, text_b, play_models, ctx.lang], sim_out, api_name="compare_similarity")
-    score_btn.click(on_score, [play_query, play_docs, play_models, reranker, ctx.lang], score_out,
+    sim_btn.click(on_similarity, [text_a, text_b, play_models, ctx.lang], [sim_out, sim_note],
+                  api_name="compare_similarity")
+    score_btn.click(on_score, [play_query, play_docs, play_models, reranker, ctx.lang], [score_out, score_note],
                     api_name="compare_score")
     # One endpoint searches (compare_search); pressing Enter and picking an example do the same from the page.
     for event in (search_btn.click(on_search, inputs, outputs, api_name="compare_search"),
