@@ -251,7 +251,8 @@ def test_data_tab_refuses_an_output_outside_exports(demo_ctx, tmp_path, monkeypa
     before = set(tmp_path.rglob("*"))
     message, files, preview, _ = data.run_export(demo_ctx, typed, 0.1, "none", 5, "drop", 7, "none", "", "default",
                                                  "en", progress=lambda *a, **k: None)
-    assert "must be a name inside" in message and files is None and preview is None
+    assert "must be a name inside exports/" in message and files is None and preview is None
+    assert str(tmp_path) not in message, "the page never sees a server path"
     assert set(tmp_path.rglob("*")) == before and not Path("/tmp/x/train.jsonl").exists(), "nothing written"
     with opened(demo_ctx.db_path) as db:
         assert list(db.query("SELECT * FROM audit_log WHERE action = 'export'")) == []

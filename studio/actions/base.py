@@ -146,11 +146,12 @@ def inside(folder: Path, name: str | None, *, field: str) -> Path:
     text = (name or "").strip()
     if not text:
         raise StudioError("empty_field", field=field)
+    shown = f"{Path(folder).name}/"  # the project folder by name: the page never sees the server's paths
     path = Path(text)
     if path.is_absolute() or text.startswith("~") or ".." in path.parts or "\\" in text:
-        raise StudioError("path_outside", field=field, name=text, folder=str(folder))
+        raise StudioError("path_outside", field=field, name=text, folder=shown)
     root = Path(folder).resolve()
     full = (root / path).resolve()
     if full != root and root not in full.parents:  # a symlink that leads out
-        raise StudioError("path_outside", field=field, name=text, folder=str(folder))
+        raise StudioError("path_outside", field=field, name=text, folder=shown)
     return full

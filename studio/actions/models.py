@@ -8,7 +8,7 @@ What "default" means (the ★ model, everywhere) is explained once, in :mod:`stu
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 from studio import config
 from studio.actions.base import Actor, Project, action, audit
@@ -41,7 +41,7 @@ def model_field(text: str | None, *, field: str) -> str:
     parts = PurePosixPath(name).parts
     if (name.startswith(("/", "~", ".")) or "\\" in name or ":" in name or len(parts) > 2
             or any(part in (".", "..") for part in parts)):
-        raise StudioError("path_outside", field=field, name=name, folder=str(config.MODELS_DIR))
+        raise StudioError("path_outside", field=field, name=name, folder=f"{Path(config.MODELS_DIR).name}/")
     return name
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from studio.cli import agree, collect, data, evaluate, models, team, train  # noqa: F401  (registers the verbs)
+from studio.cli import agree, collect, data, evaluate, models, queue, team, train  # noqa: F401  (registers the verbs)
 from studio.cli.base import cli
 
 __all__ = ["cli", "main"]

@@ -263,6 +263,19 @@ def m004_queue_counters(db: Database) -> None:
     )
 
 
+@migrations()
+def m005_settings(db: Database) -> None:
+    db.executescript(
+        """
+        -- Project settings an admin chooses (the annotation queue's strategy, …); every change is audited.
+        CREATE TABLE settings (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        );
+        """
+    )
+
+
 def migrate(db: Database) -> None:
     """Apply pending migrations; safe to call on every start."""
     migrations.apply(db)

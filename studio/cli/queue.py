@@ -1,0 +1,57 @@
+"""CLI verbs: queue (its make-up), queue strategy."""
+
+from __future__ import annotations
+
+import click
+
+from studio.actions import queue
+from studio.cli.base import Context, _Bar, cli, emit, friendly, json_option
+
+STRATEGIES = ("imported", "random", "systems", "uncertain")
+
+
+def _makeup_text(m: dict) -> str:
+    lines = [f"strategy: {m['strategy']}",
+             f"{m['queued']} pairs queued: {m['double_rated']} double-rated, {m['half_taken']} with one slot taken "
+             f"(served first), {m['untouched']} untouched, {m['reserved']} reserved now"]
+    if m["untouched_unordered"]:
+        lines.append(f"{m['untouched_unordered']} untouched pairs came after the strategy was applied and wait in "
+                     f"imported order: run `studio queue strategy {m['strategy']}` again")
+    lines.append("by source: " + ", ".join(f"{k} {v}" for k, v in m["by_source"].items()))
+    return "\n".join(lines)
+
+
+@cli.group(name="queue", invoke_without_command=True)
+@json_option
+@click.pass_context
+@friendly
+def queue_group(click_ctx: click.Context, as_json: bool) -> None:
+    """The annotation queue: its strategy and make-up (`queue strategy NAME` changes the order).
+
+    \b
+    Pairs with one rating are always served first, so pairs get completed; the strategy orders the rest.
+    """
+    if click_ctx.invoked_subcommand is None:
+        ctx: Context = click_ctx.obj
+        m = queue.makeup(ctx.project, ctx.actor, existing=True)
+        emit(m, as_json, _makeup_text(m))
+
+
+@queue_group.command(name="strategy")
+@click.argument("name", type=click.Choice(STRATEGIES))
+@click.option("--model", default=None, help="Dense model for systems/uncertain (default: the ★ model).")
+@click.option("--seed", default=42, show_default=True, help="Seed of the random order.")
+@json_option
+@click.pass_obj
+@friendly
+def queue_strategy(ctx: Context, name: str, model: str | None, seed: int, as_json: bool) -> None:
+    """Order the untouched pairs: imported, random, systems (BM25 and the dense models disagree first) or
+    uncertain (scores nearest the calibrated relevance threshold first).
+
+    \b
+    Example:
+        studio queue strategy systems
+    """
+    with _Bar("ordering") as bar:
+        m = queue.set_strategy(ctx.project, ctx.actor, name, model=model, seed=seed, progress=bar, existing=True)
+    emit(m, as_json, _makeup_text(m))

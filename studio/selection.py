@@ -1,0 +1,128 @@
+"""Which unrated pairs to rate first: the annotation queue's strategies.
+
+- ``imported``: the order the pairs came in (the pairs of one query together).
+- ``random``: a seeded shuffle — the baseline any smarter order must beat (Althammer et al. 2023 found that smart
+  selection often does not beat random for training rankers).
+- ``systems``: TREC-style multi-system pooling: pairs that BM25 and the dense model(s) rank very differently come
+  first, then those some system ranks highest.
+- ``uncertain``: pairs whose dense score sits nearest the score threshold that best separates the project's gold
+  "relevant" from "irrelevant" (max F1, :mod:`studio.evaluation.calibration`); the median score without gold labels.
+
+Every strategy returns the untouched pairs' ids in serving order; pairs with one rating are always served first
+whatever the strategy (store/ratings.py), so pairs get completed.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from studio.errors import StudioError
+
+STRATEGIES = ("imported", "random", "systems", "uncertain")
+DEPTH = 100  # ranks beyond this count as "not retrieved" (DEPTH + 1)
+
+
+@dataclass
+class Order:
+    """Untouched pair ids in serving order, and what the strategy used (models, threshold) for the audit log."""
+
+    ids: list[int]
+    details: dict = field(default_factory=dict)
+
+
+def document_text(doc: dict) -> str:
+    return f"{doc['title']}\n{doc['text']}".strip()
+
+
+def order_pairs(strategy: str, pairs: Sequence[dict], documents: Sequence[dict], queries: Sequence[dict], *,
+                models: Sequence[str] = (), gold: Sequence[tuple[int, int, int]] = (), seed: int = 42,
+                progress: Callable[[float, str], None] | None = None) -> Order:
+    """The serving order of `pairs` (rows with id, query_id, document_id) under `strategy`.
+
+    Args:
+        documents, queries: the project's rows (id, title, text / id, text).
+        models: dense models: every one is a system for ``systems`` (besides BM25); the first scores ``uncertain``.
+        gold: (query_id, document_id, label) of the gold labels, to calibrate ``uncertain``'s threshold.
+    """
+    if strategy not in STRATEGIES:
+        raise StudioError("bad_strategy", name=strategy, choices=", ".join(STRATEGIES))
+    if strategy == "imported":
+        return Order([])
+    ids = [p["id"] for p in pairs]
+    if strategy == "random":
+        random.Random(seed).shuffle(ids)
+        return Order(ids, {"seed": seed})
+    if not pairs:
+        return Order([])
+    if strategy == "systems":
+        return _by_disagreement(pairs, documents, queries, models, progress)
+    return _by_uncertainty(pairs, documents, queries, models[0] if models else None, gold, progress)
+
+
+def _ranks(pairs: Sequence[dict], documents: Sequence[dict], queries: Sequence[dict], models: Sequence[str],
+           progress) -> dict[str, np.ndarray]:
+    """Per system (bm25 and each model), the rank of each pair's document for its query (DEPTH + 1: not in the top
+    DEPTH)."""
+    from studio.retrieval.bm25 import BM25Index
+    from studio.retrieval.dense import DenseIndex
+
+    position = {d["id"]: i for i, d in enumerate(documents)}
+    texts = [document_text(d) for d in documents]
+    query_ids = sorted({p["query_id"] for p in pairs})
+    query_text = {q["id"]: q["text"] for q in queries}
+    asked = [query_text[q] for q in query_ids]
+    progress and progress(0.1, "bm25")
+    rankings = {"bm25": BM25Index(texts).search_many(asked, DEPTH)}
+    for i, model in enumerate(models):
+        progress and progress(0.3 + 0.5 * i / max(len(models), 1), "dense")
+        rankings[model] = DenseIndex(texts, model).search_many(asked, DEPTH)
+    row_of = {q: i for i, q in enumerate(query_ids)}
+    out = {}
+    for system, ranking in rankings.items():
+        rank_of = [{doc: r for r, (doc, _) in enumerate(hits, start=1)} for hits in ranking]
+        out[system] = np.array([rank_of[row_of[p["query_id"]]].get(position[p["document_id"]], DEPTH + 1)
+                                for p in pairs])
+    return out
+
+
+def _by_disagreement(pairs, documents, queries, models, progress) -> Order:
+    if not models:
+        raise StudioError("strategy_needs_model", name="systems")
+    ranks = _ranks(pairs, documents, queries, models, progress)
+    stacked = np.vstack(list(ranks.values()))
+    spread, best = stacked.max(axis=0) - stacked.min(axis=0), stacked.min(axis=0)
+    order = sorted(range(len(pairs)), key=lambda i: (-spread[i], best[i], pairs[i]["id"]))
+    return Order([pairs[i]["id"] for i in order], {"systems": list(ranks), "depth": DEPTH})
+
+
+def _by_uncertainty(pairs, documents, queries, model, gold, progress) -> Order:
+    from studio.evaluation.calibration import max_f1
+    from studio.retrieval.cache import cached_encode
+
+    if model is None:
+        raise StudioError("strategy_needs_model", name="uncertain")
+    doc_at = {d["id"]: i for i, d in enumerate(documents)}
+    query_at = {q["id"]: i for i, q in enumerate(queries)}
+    progress and progress(0.2, "dense")
+    doc_vectors = cached_encode([document_text(d) for d in documents], model)
+    query_vectors = cached_encode([q["text"] for q in queries], model)
+
+    def scores(items: Sequence[tuple[int, int]]) -> np.ndarray:
+        q = query_vectors[[query_at[a] for a, _ in items]]
+        d = doc_vectors[[doc_at[b] for _, b in items]]
+        return np.einsum("ij,ij->i", q, d)
+
+    open_scores = scores([(p["query_id"], p["document_id"]) for p in pairs])
+    labelled = [(q, d, label) for q, d, label in gold if label in (0, 2)]
+    threshold, how = float(np.median(open_scores)), "median"
+    if labelled and len({label for *_, label in labelled}) == 2:
+        calibrated = max_f1(scores([(q, d) for q, d, _ in labelled]), [label == 2 for *_, label in labelled])
+        threshold, how = calibrated.threshold, "max_f1"
+    distance = np.abs(open_scores - threshold)
+    order = sorted(range(len(pairs)), key=lambda i: (distance[i], pairs[i]["id"]))
+    return Order([pairs[i]["id"] for i in order], {"model": model, "threshold": round(threshold, 4),
+                                                   "threshold_from": how})
