@@ -192,7 +192,7 @@ def test_beir_folders_are_names_in_datasets_or_the_demo(ctx, tmp_path, monkeypat
     from studio import config
 
     monkeypatch.setattr(config, "DATASETS_DIR", tmp_path / "datasets")
-    welcome, counts, team, folders = import_.refresh(ctx, "en")
+    welcome, counts, team, folders, *_ = import_.refresh(ctx, "en")
     assert welcome["visible"] is True and folders["choices"] == ["demo"]
     assert not (tmp_path / "datasets").exists(), "the list creates no folder"
     message, counts = import_.run_import(ctx, "beir", None, "demo", "test", 1, False, "en")
@@ -220,7 +220,7 @@ def test_import_tab_refuses_an_annotator_and_its_refresh_is_blank(ctx, tmp_path)
     assert "may not do this" in message and counts == ""
     message, *_ = import_.run_demo(ctx, "en", request)
     assert "may not do this" in message
-    welcome, counts, team, folders = import_.refresh(ctx, "en", request)
+    welcome, counts, team, folders, *_ = import_.refresh(ctx, "en", request)
     assert welcome["visible"] is False and counts == "" and len(team) == 0 and folders["choices"] == []
     with opened(ctx.db_path) as db:
         assert next(db.query("SELECT count(*) AS n FROM pairs"))["n"] == 0
@@ -812,7 +812,7 @@ PUBLIC_ENDPOINTS = {
     "annotate_rate_0", "annotate_skip", "annotate_undo", "agreement_report", "adjudicate_decide_2",
     "adjudicate_decide_1", "adjudicate_decide_0", "data_quality", "data_export", "train_start", "train_cancel",
     "train_resume", "models_check", "models_set_default", "models_delete", "evaluate_run", "evaluate_map",
-    "compare_similarity", "compare_score", "compare_search", "compare_send_to_queue"}
+    "compare_similarity", "compare_score", "compare_search", "compare_send_to_queue", "queue_strategy"}
 
 
 @pytest.mark.parametrize("auth", [False, True])
@@ -821,3 +821,12 @@ def test_every_public_endpoint_is_named_on_purpose(db_path, auth):
     public = [d["api_name"] for d in demo.get_config_file()["dependencies"]
               if d.get("api_visibility", "public") == "public"]
     assert sorted(public) == sorted(PUBLIC_ENDPOINTS), "an event without an explicit api_name, or a new one"
+
+
+def test_collect_tab_orders_the_queue_and_shows_its_makeup(demo_ctx):
+    message, makeup = import_.run_strategy(demo_ctx, "random", "zh-CN")
+    assert "随机" in message and "已完成双人标注" in makeup and "100 / 180" in makeup
+    *_, strategy, shown = import_.refresh(demo_ctx, "en")
+    assert strategy["value"] == "random" and "untouched pairs" in shown
+    refused, _ = import_.run_strategy(demo_ctx, "random", "en", request=signed_in(demo_ctx, "Dr. Smith"))
+    assert "needs the Admin role" in refused

@@ -8,6 +8,7 @@ import gradio as gr
 import pandas as pd
 
 from studio.actions import collect, files
+from studio.actions import queue as queue_actions
 from studio.actions import team as team_actions
 from studio.errors import Forbidden, StudioError
 from studio.i18n import t
@@ -120,16 +121,46 @@ def add_person(ctx: UIContext, name: str, role: str, lang: str,
         return render.message(error_text(exc, lang), "error"), _team_or_keep(ctx, actor, lang, exc)
 
 
+STRATEGIES = ("imported", "random", "systems", "uncertain")
+
+
+def makeup_html(m: dict, lang: str) -> str:
+    """The queue's make-up as tiles, and a note when pairs came after the strategy was applied."""
+    html = render.stat_tiles([
+        (t("import.queue_half", lang), str(m["half_taken"]), ""),
+        (t("import.queue_untouched", lang), str(m["untouched"]), ""),
+        (t("import.queue_double", lang), f"{m['double_rated']} / {m['queued']}", ""),
+        (t("import.queue_reserved", lang), str(m["reserved"]), ""),
+    ])
+    if m["untouched_unordered"]:
+        html += render.message(t("import.queue_unordered", lang, count=m["untouched_unordered"],
+                                 strategy=t(f"import.strategy_{m['strategy']}", lang)), "warn")
+    return html
+
+
+def run_strategy(ctx: UIContext, name: str, lang: str, progress=None, request: gr.Request | None = None) -> tuple:
+    """Order the queue by strategy `name`; (message, make-up)."""
+    try:
+        stage = (lambda f, what: progress(f, desc=t(f"import.pool_stage_{what}", lang))) if progress else None
+        m = queue_actions.set_strategy(ctx.project, ctx.actor(request), name, progress=stage)
+        return (render.message(t("import.queue_applied", lang, strategy=t(f"import.strategy_{name}", lang)), "ok"),
+                makeup_html(m, lang))
+    except Exception as exc:
+        return render.message(error_text(exc, lang), "error"), gr.update()
+
+
 def refresh(ctx: UIContext, lang: str, request: gr.Request | None = None) -> tuple:
     """(welcome, tiles, team table, BEIR folder choices) for whoever opens the tab; blank for anyone below admin
     (the tab is hidden from them, and the actions would refuse them)."""
     try:
         actor = ctx.actor(request)
         c = collect.counts(ctx.project, actor)
+        m = queue_actions.makeup(ctx.project, actor)
         return (gr.update(visible=c.empty), tiles(c, lang), team_table(ctx, actor, lang),
-                gr.update(choices=collect.beir_folders(ctx.project, actor)))
+                gr.update(choices=collect.beir_folders(ctx.project, actor)), gr.update(value=m["strategy"]),
+                makeup_html(m, lang))
     except StudioError:
-        return gr.update(visible=False), "", pd.DataFrame(), gr.update(choices=[])
+        return gr.update(visible=False), "", pd.DataFrame(), gr.update(choices=[]), gr.update(), ""
 
 
 def build(ctx: UIContext) -> dict:
@@ -163,6 +194,12 @@ def build(ctx: UIContext) -> dict:
             retriever = gr.Radio([(i18n(f"import.retriever_{r}"), r) for r in ("bm25", "dense", "hybrid")],
                                  value="hybrid", label=i18n("import.retriever"))
             pool_btn = gr.Button(i18n("import.pool_run"), elem_id="rs-pool-run")
+            gr.Markdown(i18n("import.queue_title"))
+            strategy = gr.Radio([(i18n(f"import.strategy_{s_}"), s_) for s_ in STRATEGIES], value="imported",
+                                label=i18n("import.strategy"), info=i18n("import.strategy_info"),
+                                elem_id="rs-strategy")
+            strategy_btn = gr.Button(i18n("import.strategy_apply"), size="sm", elem_id="rs-strategy-apply")
+            makeup = gr.HTML(elem_id="rs-queue-makeup")
             gr.Markdown(i18n("import.team_title"))
             with gr.Row():
                 person = gr.Textbox(label=i18n("import.col_name"), scale=2)
@@ -191,6 +228,12 @@ def build(ctx: UIContext) -> dict:
     def on_refresh(lang: str, request: gr.Request):
         return refresh(ctx, lang, request)
 
+    def on_strategy(name: str, lang: str, request: gr.Request, progress=gr.Progress()):
+        return run_strategy(ctx, name, lang, progress, request)
+
+    strategy_btn.click(on_strategy, [strategy, ctx.lang], [message, makeup], api_name="queue_strategy",
+                       concurrency_limit=1)
+
     kind.change(on_kind, [kind], [upload, beir_row, annotate], api_visibility="private")
     import_btn.click(on_import, [kind, upload, folder, split, min_rel, annotate, ctx.lang], [message, counts],
                      api_name="import_run", concurrency_limit=1)
@@ -200,4 +243,4 @@ def build(ctx: UIContext) -> dict:
     person_btn.click(on_person, [person, role, ctx.lang], [message, team], api_name="team_save")
 
     return {"welcome": welcome, "demo": demo_btn, "counts": counts, "message": message,
-            "refresh": (on_refresh, [ctx.lang], [welcome, counts, team, folder])}
+            "refresh": (on_refresh, [ctx.lang], [welcome, counts, team, folder, strategy, makeup])}
