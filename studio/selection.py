@@ -3,8 +3,8 @@
 - ``imported``: the order the pairs came in (the pairs of one query together).
 - ``random``: a seeded shuffle — the baseline any smarter order must beat (Althammer et al. 2023 found that smart
   selection often does not beat random for training rankers).
-- ``systems``: TREC-style multi-system pooling: pairs that BM25 and the dense model(s) rank very differently come
-  first, then those some system ranks highest.
+- ``systems``: TREC-style multi-system pooling: the documents some system ranks highest come first (every system's
+  top 1, then top 2, …), and at the same depth those the systems disagree on most (BM25 vs the dense models).
 - ``uncertain``: pairs whose dense score sits nearest the score threshold that best separates the project's gold
   "relevant" from "irrelevant" (max F1, :mod:`studio.evaluation.calibration`); the median score without gold labels.
 
@@ -95,7 +95,10 @@ def _by_disagreement(pairs, documents, queries, models, progress) -> Order:
     ranks = _ranks(pairs, documents, queries, models, progress)
     stacked = np.vstack(list(ranks.values()))
     spread, best = stacked.max(axis=0) - stacked.min(axis=0), stacked.min(axis=0)
-    order = sorted(range(len(pairs)), key=lambda i: (-spread[i], best[i], pairs[i]["id"]))
+    # Depth first, as TREC pools are judged; disagreement breaks ties. Disagreement alone served pairs one system
+    # ranks first and another never retrieves, which on the man-page benchmark were almost never relevant
+    # (bench/queue_strategies.py, RESULTS.md).
+    order = sorted(range(len(pairs)), key=lambda i: (best[i], -spread[i], pairs[i]["id"]))
     return Order([pairs[i]["id"] for i in order], {"systems": list(ranks), "depth": DEPTH})
 
 
