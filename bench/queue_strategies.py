@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-STRATEGIES = ("imported", "random", "systems", "uncertain")
+STRATEGIES = ("imported", "random", "systems", "disagree", "uncertain")
 BUDGETS = (100, 200, 500)
 
 

@@ -57,13 +57,30 @@ def test_systems_serves_what_some_system_ranks_highest_first_and_disagreements_b
     with opened(p.db_path) as db:
         pairs, docs, qs = untouched_pairs(db), store_pairs.corpus(db), store_pairs.queries(db)
     ranks = selection._ranks(pairs, docs, qs, ["default"], None)
-    key = {pair["id"]: (min(int(ranks["bm25"][i]), int(ranks["default"][i])),
-                        -abs(int(ranks["bm25"][i]) - int(ranks["default"][i]))) for i, pair in enumerate(pairs)}
+    best = {pair["id"]: min(int(ranks["bm25"][i]), int(ranks["default"][i])) for i, pair in enumerate(pairs)}
+    spread = {pair["id"]: abs(int(ranks["bm25"][i]) - int(ranks["default"][i])) for i, pair in enumerate(pairs)}
     order = untouched_order(p)
-    keys = [key[i] for i in order]
-    assert keys == sorted(keys), "the best rank any system gives first, then the widest disagreement"
+    keys = [(best[i], spread[i]) for i in order]
+    assert keys == sorted(keys), "the best rank any system gives first, agreement first at the same depth"
     first = annotate.start(p, Actor("newcomer", "annotator", signed_in=True)).pair.pair_id
     assert first == order[0], "what the strategy put first is what an annotator gets"
+
+
+def test_disagree_serves_top_ranked_pairs_the_systems_contradict_first(p):
+    from studio import selection
+    from studio.store import pairs as store_pairs
+    from studio.store.queue import untouched_pairs
+
+    with opened(p.db_path) as db:
+        pairs, docs, qs = untouched_pairs(db), store_pairs.corpus(db), store_pairs.queries(db)
+    ranks = selection._ranks(pairs, docs, qs, ["default"], None)
+    queue.set_strategy(p, ADMIN, "disagree")
+    info = {pair["id"]: (min(int(ranks["bm25"][i]), int(ranks["default"][i])),
+                         abs(int(ranks["bm25"][i]) - int(ranks["default"][i]))) for i, pair in enumerate(pairs)}
+    order = untouched_order(p)
+    top = [info[i] for i in order if info[i][0] <= selection.TOP]
+    assert [info[i] for i in order[:len(top)]] == top, "some system's top 10 first"
+    assert [s for _, s in top] == sorted((s for _, s in top), reverse=True), "widest disagreement first"
 
 
 def test_uncertain_calibrates_its_threshold_on_the_gold_labels(p):

@@ -7,7 +7,7 @@ import click
 from studio.actions import queue
 from studio.cli.base import Context, _Bar, cli, emit, friendly, json_option
 
-STRATEGIES = ("imported", "random", "systems", "uncertain")
+STRATEGIES = ("imported", "random", "systems", "disagree", "uncertain")
 
 
 def _makeup_text(m: dict) -> str:
@@ -45,8 +45,9 @@ def queue_group(click_ctx: click.Context, as_json: bool) -> None:
 @click.pass_obj
 @friendly
 def queue_strategy(ctx: Context, name: str, model: str | None, seed: int, as_json: bool) -> None:
-    """Order the untouched pairs: imported, random, systems (BM25 and the dense models disagree first) or
-    uncertain (scores nearest the calibrated relevance threshold first).
+    """Order the untouched pairs: imported, random, systems (what BM25 and the dense models rank highest first),
+    disagree (what one system ranks high and another low first) or uncertain (scores nearest the calibrated
+    relevance threshold first).
 
     \b
     Example:

@@ -121,7 +121,7 @@ def add_person(ctx: UIContext, name: str, role: str, lang: str,
         return render.message(error_text(exc, lang), "error"), _team_or_keep(ctx, actor, lang, exc)
 
 
-STRATEGIES = ("imported", "random", "systems", "uncertain")
+STRATEGIES = ("imported", "random", "systems", "disagree", "uncertain")
 
 
 def makeup_html(m: dict, lang: str) -> str:
