@@ -228,3 +228,94 @@ def test_a_signed_in_admin_sees_every_tab(signin_server, browser):
     page.get_by_role("tab", name="⑨ Compare").wait_for()
     assert len(page.get_by_role("tab").filter(visible=True).all_inner_texts()) == 9
     context.close()
+
+
+def test_the_chinese_page_translates_gradios_texts_and_lays_out_tables_and_buttons(server, browser):
+    """What only a browser shows (#18): Gradio's screen-reader "done" line and Plotly's toolbar in the page's language
+    (no bare `common.complete` key); the welcome box's padding; ④'s audit "after" column readable in full; ⑦'s
+    Delete drawn as dangerous; ③'s one-word headers ("gate") on one line."""
+    url, db_path = server
+    context = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 1000})
+    # Gradio announces each finished event in a screen-reader-only live region for a second: record every line.
+    context.add_init_script("""window.__announced = [];
+        new MutationObserver(() => document.querySelectorAll('[role=status].sr-only').forEach(e => {
+            const text = e.textContent.trim(); if (text) window.__announced.push(text); }))
+          .observe(document, {subtree: true, childList: true, characterData: true});""")
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    page.goto(url)
+
+    welcome = page.locator("#rs-welcome").first  # Gradio 6 gives a group's id to an inner element too
+    welcome.get_by_role("button", name="加载演示项目").wait_for()
+    inset = welcome.evaluate("""box => { const outer = box.getBoundingClientRect();
+        const text = box.querySelector('.prose').getBoundingClientRect();
+        return Math.min(text.left - outer.left, text.top - outer.top); }""")
+    assert inset >= 10, f"the welcome text touches its box ({inset}px)"
+    welcome.get_by_role("button", name="加载演示项目").click()
+    page.get_by_text("演示项目已加载").wait_for()
+
+    page.get_by_role("tab", name="③ 一致性").click()
+    zoom = page.locator(".modebar-btn[data-val='zoom']").first
+    zoom.wait_for(state="attached")
+    assert zoom.get_attribute("aria-label") == "缩放"
+    assert page.locator(".modebar-btn[data-val='pan']").first.get_attribute("aria-label") == "平移"
+    assert page.locator(".modebar-btn[data-title]").evaluate_all("bs => bs.map(b => b.dataset.title)").count("重置坐标轴")
+    assert page.locator("a.plotlyjs-logo, .modebar-btn--logo").count() == 0, "no English Plotly logo link"
+
+    page.get_by_role("tab", name="④ 专家裁决").click()
+    page.locator("#rs-adj-card .rs-query").wait_for()
+    pair_id = int(re.search(r"#(\d+)", page.locator("#rs-adj-card").inner_text()).group(1))
+    reason = "文档讲的是孕期止痛药的选择，与查询的华法林拔牙问题无关，" * 3 + "END"
+    page.locator("#rs-adj-card .rs-doc").click()
+    page.keyboard.press("n")
+    page.keyboard.type(reason)
+    page.keyboard.press("Escape")
+    page.keyboard.press("0")
+    page.locator("#rs-adj-card").get_by_text(f"#{pair_id}", exact=True).wait_for(state="detached")
+    page.get_by_text("审计日志", exact=True).click()
+    after = page.locator("#rs-audit [role=row] [role=gridcell]").last  # the newest entry's "after"
+    after.get_by_text("END", exact=False).wait_for()
+    box = after.evaluate("""cell => { const rect = cell.getBoundingClientRect();
+        const view = cell.closest('[role=grid]').getBoundingClientRect(); const text = cell.querySelector('.text');
+        return {right: rect.right, view_right: view.right,
+                clipped: text.scrollWidth > text.clientWidth + 1 || text.scrollHeight > text.clientHeight + 1}; }""")
+    assert box["right"] <= box["view_right"] + 1 and not box["clipped"], f"the reason is cut off: {box}"
+
+    page.get_by_role("tab", name="⑦ 模型").click()
+    delete = page.get_by_role("button", name="删除", exact=True)
+    delete.wait_for()
+    assert delete.evaluate("b => getComputedStyle(b).backgroundColor") == "rgb(220, 38, 38)"
+
+    # Gradio's own screen-reader labels (hard-coded English in its components) come from the catalogue too.
+    page.get_by_role("tab", name="① 收集数据").click()
+    page.locator("#rs-upload [aria-label='点击上传或拖放文件']").wait_for(state="attached")
+    assert page.locator("[aria-label='Copy table data'], [aria-label='Click to upload or drop files']").count() == 0
+    assert page.locator("[aria-label='复制表格数据']").count() > 0
+
+    # ① A file of the wrong type: the page's own message in Chinese, not Gradio's English pop-up.
+    page.get_by_role("tab", name="① 收集数据").click()
+    page.locator("#rs-upload input[type=file]").set_input_files(
+        files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"not a table"}])
+    page.get_by_role("button", name="导入", exact=True).click()
+    page.locator("#rs-import-message").get_by_text("无法识别的文件类型").wait_for()
+    assert page.get_by_text("Invalid file type").count() == 0
+
+    # An event's "done" line comes at most every 5 s per component, after the "loading" ones.
+    page.wait_for_function("window.__announced.some(t => !t.startsWith('加载'))", timeout=15_000)
+    announced = page.evaluate("window.__announced")
+    assert "common.complete" not in announced and "完成" in announced, sorted(set(announced))
+    context.close()
+
+    # ③ in English, where the column sized to its ✓ broke "gate" as "gat/e".
+    context = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    page.goto(url)
+    page.get_by_role("tab", name="③ Agreement").click()
+    headers = page.locator("#rs-agreement-pairs th .header")
+    headers.last.wait_for()
+    lines = headers.evaluate_all("""spans => spans.map(span => { const range = document.createRange();
+        range.selectNodeContents(span); return [span.textContent.trim(),
+            new Set([...range.getClientRects()].map(r => Math.round(r.top))).size]; })""")
+    assert all(n == 1 for text, n in lines if " " not in text and "-" not in text), lines
+    context.close()

@@ -361,7 +361,7 @@ def test_query_without_any_negative_is_skipped_with_a_warning(tmp_path):
     gold = tiny_gold({"q1": {"dia0": 2, "hyp0": 0}, "q2": everything})
     result = export_triplets(gold, tmp_path / "t.jsonl", ExportOptions(valid_fraction=0.0))
     assert result.counts["train_lines"] == 1 and result.counts["skipped_no_negatives"] == 1
-    assert result.warnings == [("data.warn_no_negatives", {"count": 1})]
+    assert result.warnings == [("data.warn_no_negatives_one", {"count": 1})]
     assert "skipped_no_negatives" in result.warning_texts("en")[0]
     assert "跳过" in result.warning_texts("zh-CN")[0]
 

@@ -413,6 +413,165 @@ def test_train_tab_warns_when_the_data_gives_too_few_steps(tmp_path, monkeypatch
     assert train.form_advice("embedder", "default", "train.jsonl", 32, 1, -1, "en") == warning
 
 
+def _train_form(**changes) -> list:
+    """The Train form's 23 values (FORM order) for a 4-step tiny reranker job, with `changes` by field name."""
+    from studio.ui.tabs import train
+
+    values = {"task": "reranker", "base": "tiny", "train": "run/train.jsonl", "method": "full", "name": "tiny-rr",
+              "epochs": 1, "max_steps": 4, "batch_size": 4, "lr": "1e-3", "group_size": 2, "query_max_len": 16,
+              "passage_max_len": 32, "temperature": 0.02, "warmup_ratio": 0.1, "precision": "auto",
+              "gradient_checkpointing": False, "lora_r": 16, "lora_alpha": 32, "lora_dropout": 0.05,
+              "lora_targets": "query,key,value", "freeze_embeddings": False, "freeze_layers": 0, "save_every": 10.0}
+    values.update(changes)
+    return [values[name] for name in train.FORM]
+
+
+@pytest.fixture
+def train_project(ctx, tmp_path, monkeypatch):
+    """ctx with jobs/, models/ (a tiny reranker called 'tiny') and exports/run/train.jsonl in tmp_path."""
+    from studio import config as cfg
+    from tests.tiny_models import build_tiny_reranker
+
+    for name, folder in (("JOBS_DIR", "jobs"), ("MODELS_DIR", "models"), ("EXPORTS_DIR", "exports")):
+        monkeypatch.setattr(cfg, name, tmp_path / folder)
+    build_tiny_reranker(tmp_path / "models" / "tiny")
+    data = tmp_path / "exports" / "run" / "train.jsonl"
+    data.parent.mkdir(parents=True)
+    data.write_text("".join(json.dumps({"query": f"q{i}", "pos": [f"answer {i}"], "neg": [f"other {i}", "noise"]})
+                            + "\n" for i in range(4)), encoding="utf-8")
+    return ctx
+
+
+@pytest.mark.parametrize("lang, field, value, expected", [
+    ("en", "lr", "fast", "Learning rate is not a number: 'fast'"),
+    ("zh-CN", "lr", "fast", "学习率 不是数字：“fast”"),
+    ("en", "epochs", None, "Epochs is empty"),
+    ("en", "batch_size", 2.5, "Queries per step must be a whole number, got '2.5'"),
+    ("en", "max_steps", "many", "Max steps (-1 = by epochs) is not a number: 'many'"),
+    ("en", "warmup_ratio", 1.5, "Warm-up ratio must be a number from 0 up to 1, got 1.5"),
+    ("en", "lora_dropout", "0,1", "LoRA dropout is not a number: '0,1'"),
+    ("en", "lora_alpha", 0, "LoRA alpha must be a number above 0, got 0"),
+    ("en", "freeze_layers", -2, "Freeze the lowest N layers must be a whole number of 0 or more, got -2"),
+    ("en", "save_every", "soon", "Checkpoint every N minutes is not a number: 'soon'"),
+    ("en", "temperature", "nan", "Temperature is not a number: 'nan'"),
+    ("en", "name", "  ", "New model name is empty"),
+])
+def test_train_tab_names_the_form_field_it_cannot_use(train_project, lang, field, value, expected):
+    """A learning rate of "fast" used to read "Something went wrong: could not convert string to float"."""
+    from studio.ui.tabs import train
+
+    import html
+
+    message, job, *_ = train.start(train_project, LOCAL, lang, None, *_train_form(**{field: value}))
+    text = html.unescape(message)
+    assert "rs-error" in message and expected in text and "Something went wrong" not in text, message
+    assert job == {"__type__": "update"} and train.refresh(train_project, LOCAL, lang, None)[2]["choices"] == []
+
+
+def test_train_tab_refuses_an_unwritable_models_folder_before_recording_a_job(train_project, tmp_path,
+                                                                              monkeypatch):
+    from studio import config as cfg
+    from studio.ui.tabs import train
+
+    (tmp_path / "blocked").write_text("a file where the models folder would be")
+    monkeypatch.setattr(cfg, "MODELS_DIR", tmp_path / "blocked" / "models")
+    message, job, *_ = train.start(train_project, LOCAL, "en", None,
+                                   *_train_form(task="embedder", base="default"))
+    assert f"cannot write the model into {tmp_path / 'blocked' / 'models'}" in message, message
+    assert train.refresh(train_project, LOCAL, "en", None)[2]["choices"] == []
+    assert not (tmp_path / "jobs").exists()
+
+
+def test_train_tab_offers_the_few_steps_fix_in_one_click(tmp_path, monkeypatch):
+    from studio import config as cfg
+    from studio.ui.tabs import train
+
+    monkeypatch.setattr(cfg, "EXPORTS_DIR", tmp_path)
+    (tmp_path / "train.jsonl").write_text("".join('{"query": "q%d", "pos": ["p"], "neg": ["n"]}\n' % i
+                                                  for i in range(40)), encoding="utf-8")
+    assert "Only 3 training step(s)" in train.steps_advice("train.jsonl", 16, 1, -1, "en")
+    button = train.fix_button("train.jsonl", 16, 1, -1, "en")  # 3 batches an epoch: 7 epochs reach 20 steps
+    assert button["visible"] and button["value"] == "Set epochs to 7 (21 steps)"
+    assert train.fix_button("train.jsonl", 16, 1, -1, "zh-CN")["value"] == "把训练轮数设为 7（21 步）"
+    epochs, max_steps = train.apply_fix("train.jsonl", 16, 1, -1, "en")
+    assert epochs["value"] == 7 and "value" not in max_steps
+    assert train.steps_advice("train.jsonl", 16, 7, -1, "en") == "", "the warning is gone once applied"
+    assert train.fix_button("train.jsonl", 16, 7, -1, "en") == {"__type__": "update", "visible": False}
+    assert train.fix_button("train.jsonl", 16, 1, 5, "en")["value"] == "Set max steps to 20 (20 steps)"
+    assert train.apply_fix("train.jsonl", 16, 1, 5, "en")[1]["value"] == 20
+    assert train.fix_button("train.jsonl", None, 1, -1, "en")["visible"] is False, "half-typed form: no button"
+
+
+def test_train_tab_says_what_happens_before_the_first_step_and_where_resume_continues():
+    from studio.actions.jobs import JobSnapshot
+    from studio.training.jobs import WORKER_DIED
+    from studio.ui import charts
+    from studio.ui.tabs import train
+
+    row = {"id": 1, "status": "running", "error": None, "output_dir": "/m/x", "name": "x"}
+    loading = JobSnapshot(row, [], "", phase="loading_model", base="all-MiniLM-L6-v2")
+    card = train.status_card(loading, "en")
+    assert "loading the model…" in card and "0 / ?" not in card and "all-MiniLM-L6-v2" in card
+    assert ".venv" not in card
+    assert "正在加载模型" in train.status_card(loading, "zh-CN")
+    figure = charts.loss_curves([], "en", waiting=train.waiting_text(loading, "en"))
+    assert [a.text for a in figure.layout.annotations] == ["loading the model…"]
+    assert figure.layout.xaxis.visible is False, "no empty axes"
+    tokenizing = JobSnapshot(row, [], "", phase="reading_data")
+    assert "tokenizing" in train.status_card(tokenizing, "en")
+
+    metrics = [{"step": s, "total_steps": 4, "loss": 0.123456 / s, "lr": 1e-4} for s in range(1, 5)]
+    running = JobSnapshot(row, metrics, "", phase="training")
+    card = train.status_card(running, "en")
+    assert "4 / 4" in card and "0.0309" in card and "0.030864" not in card, "losses to 4 digits"
+    for figure in (charts.loss_curves(metrics, "en"), charts.lr_curve(metrics, "en")):
+        assert figure.layout.xaxis.dtick == 1 and figure.layout.xaxis.tickformat == "d", "whole steps only"
+    long_run = [{"step": s, "loss": 1.0} for s in range(1, 401)]
+    assert charts.loss_curves(long_run, "en").layout.xaxis.dtick == 50
+
+    stopping = JobSnapshot(row, metrics, "", phase="stopping", stopping=True)
+    assert "stopping…" in train.status_card(stopping, "en") and "finishes it, saves a checkpoint" in \
+        train.status_card(stopping, "en")
+    ended = {**row, "status": "cancelled"}
+    assert "Resume continues from step 40" in train.status_card(JobSnapshot(ended, metrics, "", checkpoint_step=40), "en")
+    fresh = train.status_card(JobSnapshot(ended, metrics, "", checkpoint_step=None), "en")
+    assert "No checkpoint yet: Resume starts again from step 1" in fresh and "last checkpoint is kept" not in fresh
+    died = train.status_card(JobSnapshot({**row, "status": "failed", "error": WORKER_DIED}, metrics, "",
+                                         checkpoint_step=None), "zh-CN")
+    assert "训练进程未完成就停止了" in died and "从第 1 步重新开始" in died
+
+
+def test_train_tab_cancel_returns_at_once_and_the_timer_shows_the_job_stop(train_project, monkeypatch):
+    """The worker's current step takes seconds (minutes on a loaded CPU): Cancel asks and returns, the timer
+    follows the job to its end, and the messages say where Resume continues, as the checkpoints on disk have it."""
+    import time as _time
+
+    from studio import config as cfg
+    from studio.ui.tabs import train
+    from tests.test_jobs import fake_worker
+
+    fake_worker(monkeypatch, step_seconds=3)
+    message, *_ = train.start(train_project, LOCAL, "en", None, *_train_form())
+    assert "Job #1 created" in message
+    phase = train_project.db_path.parent / "jobs" / "00001-tiny-rr" / "phase"
+    deadline = _time.time() + 30
+    while not (phase.exists() and "training" in phase.read_text()) and _time.time() < deadline:
+        _time.sleep(0.1)  # the worker is up and in its loop
+    began = _time.time()
+    message, card, loss_plot, lr_plot, log, table, timer = train.cancel(train_project, LOCAL, 1, "en")
+    assert _time.time() - began < 2, "the page is not held while the step finishes"
+    assert "Job #1 is stopping after the current step" in message and "stopping…" in card and timer.active
+    while "cancelled" not in card and _time.time() < deadline + 30:
+        card, *_, timer = train.poll(train_project, LOCAL, 1, "en")
+        _time.sleep(0.5)
+    assert "Resume continues from step 7" in card and not timer.active
+    monkeypatch.setattr(cfg, "MAX_RUNNING_JOBS", 0)  # resume queues it; nothing starts
+    message, *_ = train.resume(train_project, LOCAL, 1, "zh-CN")
+    assert "任务 #1 从第 7 步接着训练" in message
+    message, *_ = train.cancel(train_project, LOCAL, 1, "en")
+    assert "Job #1 cancelled. Resume continues from step 7" in message
+
+
 def _as(ctx, name: str, role: str):
     """`ctx` with sign-in on and `name` on the team as `role`; the request such a person sends."""
     from types import SimpleNamespace

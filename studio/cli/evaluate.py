@@ -17,8 +17,8 @@ from studio.cli.base import Context, cli, emit, friendly, json_option, pad, pars
 @click.option("--split", default="test", show_default=True)
 @click.option("--db", "use_db", is_flag=True, help="Evaluate on the database's gold labels.")
 @click.option("--exclude-train", type=click.Path(exists=True, dir_okay=False),
-              help="Leave out the queries of this training file (the gold labels of --db hold a fine-tune's own "
-                   "training queries).")
+              help="Leave out the queries of this training file and of its .valid.jsonl beside it (the gold "
+                   "labels of --db hold a fine-tune's own training and validation queries).")
 @click.option("--k", "ks", default="1,5,10,20", show_default=True, callback=parse_cutoffs,
               help="Cut-offs, comma-separated.")
 @click.option("--mode", type=click.Choice(["dense", "sparse", "colbert", "weighted"]), default="dense",

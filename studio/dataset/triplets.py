@@ -190,8 +190,9 @@ def export_triplets(gold: GoldSet, out_path: str | Path, options: ExportOptions 
 def _warnings(counts: dict) -> list[tuple[str, dict]]:
     """Problems worth telling the user although the export went ahead (the CLI and the Data tab show them)."""
     out: list[tuple[str, dict]] = []
-    if counts["skipped_no_negatives"]:
-        out.append(("data.warn_no_negatives", {"count": counts["skipped_no_negatives"]}))
+    skipped = counts["skipped_no_negatives"]
+    if skipped:  # "1 query was", not "1 queries were"
+        out.append(("data.warn_no_negatives_one" if skipped == 1 else "data.warn_no_negatives", {"count": skipped}))
     return out
 
 

@@ -104,7 +104,7 @@ def render_html(report: dict, lang: str, embedding_map=None) -> str:
 
     from studio.ui import charts
 
-    done = t("evaluate.done", lang, evalset=report["evalset"], queries=report["queries"], documents=report["documents"])
+    done = t("evaluate.done_one" if report["queries"] == 1 else "evaluate.done", lang, evalset=report["evalset"], queries=report["queries"], documents=report["documents"])
     generated = t("report.generated", lang, when=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
     parts = [f"<h1>{_e(t('report.title', lang))}</h1>", f'<p class="meta">{_e(done)}<br>{_e(generated)}</p>']
     none = t("report.none", lang)

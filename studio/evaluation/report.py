@@ -199,7 +199,8 @@ def warning_lines(report: dict, lang: str) -> list[str]:
     lines = []
     for w in report.get("warnings", []):
         if w["kind"] == "trained_on_eval":
-            lines.append(t("evaluate.warn_trained_on_eval", lang, model=w["model"], overlap=w["overlap"],
+            key = "evaluate.warn_trained_on_eval" + ("_one" if w["queries"] == 1 else "")
+            lines.append(t(key, lang, model=w["model"], overlap=w["overlap"],
                            queries=w["queries"], file=file_names(w.get("files") or [w["file"]], lang)))
             continue
         verdict = t("evaluate.verdict_significant" if w["significant"] else "evaluate.verdict_not_significant", lang)
@@ -215,7 +216,8 @@ def significance_line(report: dict, lang: str) -> str | None:
     if not report["comparisons"]:
         return None
     significant = sum(r["significant"] for c in report["comparisons"] for r in c["rows"])
-    return t("evaluate.significant", lang, n=significant, total=sum(len(c["rows"]) for c in report["comparisons"]))
+    key = "evaluate.significant" + ("_one" if significant == 1 else "")  # "1 of 16 changes is significant"
+    return t(key, lang, n=significant, total=sum(len(c["rows"]) for c in report["comparisons"]))
 
 
 def sample_size_line(report: dict, lang: str) -> str | None:
@@ -226,5 +228,6 @@ def sample_size_line(report: dict, lang: str) -> str | None:
     needed = min_queries_for_significance(len(comparison["rows"]), comparison.get("alpha", 0.05))
     if report["queries"] >= needed:
         return None
-    return t("evaluate.too_few_queries", lang, queries=report["queries"], needed=needed,
+    key = "evaluate.too_few_queries" + ("_one" if report["queries"] == 1 else "")
+    return t(key, lang, queries=report["queries"], needed=needed,
              total=len(comparison["rows"]))

@@ -55,3 +55,40 @@
     }
   });
 })();
+
+// 3. Gradio's own labels that its i18n does not reach (aria-label/title written into its components in English,
+//    e.g. "Click to upload or drop files", "Copy table data"): the catalogue's `gradio.*` keys hold Gradio's
+//    English text and its translation; Gradio hands the catalogue to the page (gradio_config.i18n_translations).
+(function () {
+  var lang = window.studioLang ? window.studioLang() : "en";
+  if (lang === "en") return;
+  var labels = null;
+  function load() {
+    var all = (window.gradio_config || {}).i18n_translations || {};
+    var en = all.en || {}, here = all[lang] || {}, map = {};
+    Object.keys(en).forEach(function (k) { if (k.indexOf("gradio.") === 0 && here[k]) map[en[k]] = here[k]; });
+    return Object.keys(map).length ? map : null;
+  }
+  function fix(el) {
+    if (!el || el.nodeType !== 1) return;
+    ["aria-label", "title"].forEach(function (name) {
+      var value = el.getAttribute(name);
+      if (value && labels[value]) el.setAttribute(name, labels[value]);
+    });
+  }
+  new MutationObserver(function (records) {
+    if (!labels) {
+      if (!(labels = load())) return;
+      document.querySelectorAll("[aria-label],[title]").forEach(fix);  // what was drawn before the catalogue came
+    }
+    records.forEach(function (r) {
+      if (r.type === "attributes") { fix(r.target); return; }
+      r.addedNodes.forEach(function (node) {
+        if (node.nodeType !== 1) return;
+        fix(node);
+        node.querySelectorAll("[aria-label],[title]").forEach(fix);
+      });
+    });
+  }).observe(document.documentElement, {subtree: true, childList: true, attributes: true,
+                                        attributeFilter: ["aria-label", "title"]});
+})();

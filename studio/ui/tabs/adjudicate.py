@@ -93,7 +93,9 @@ def build(ctx: UIContext) -> dict:
     note = gr.Textbox(label=i18n("adjudicate.note"), lines=1, elem_id="rs-reason")  # key n focuses it
     status = gr.HTML()
     with gr.Accordion(i18n("adjudicate.audit_title"), open=False):
-        audit = gr.Dataframe(interactive=False, wrap=True, max_height=400)
+        # "after" holds the expert's reason: the widest column, wrapped, so it can be read in full
+        audit = gr.Dataframe(interactive=False, wrap=True, max_height=400, elem_id="rs-audit",
+                             column_widths=["14%", "11%", "13%", "6%", "22%", "34%"])
     pair_id = gr.State(None)
     outputs = [card, pair_id, count, status, audit, note]
 

@@ -89,8 +89,9 @@ def refresh(ctx: UIContext, lang: str, which: str | None = None, request: gr.Req
     report = result.report
     chosen = pick(report, which)
     key = "*" if chosen is report.pooled else "|".join(chosen.annotators)
-    return (scorecard(report, lang), charts.kappa_bars(report.by_pair, lang), pair_table(report, lang),
-            gr.update(choices=pair_choices(report, lang), value=key), charts.confusion_heatmap(chosen, lang),
+    return (scorecard(report, lang), render.chart(charts.kappa_bars(report.by_pair, lang), lang),
+            pair_table(report, lang), gr.update(choices=pair_choices(report, lang), value=key),
+            render.chart(charts.confusion_heatmap(chosen, lang), lang),
             disagreement_table(result.disagreements, lang), gr.update(visible=report.double_rated > 0))
 
 
@@ -106,7 +107,10 @@ def build(ctx: UIContext) -> dict:
             with gr.Column():
                 which = gr.Dropdown(label=i18n("agreement.matrix_for"), choices=[], elem_id="rs-matrix-for")
                 heat = gr.Plot(label=i18n("agreement.confusion_title"), show_label=False)
-        table = gr.Dataframe(label=i18n("agreement.by_pair"), interactive=False, wrap=True)
+        # Room for every header on one line ("gate" broke as "gat/e" in a column sized to its ✓).
+        table = gr.Dataframe(label=i18n("agreement.by_pair"), interactive=False, wrap=True,
+                             elem_id="rs-agreement-pairs",
+                             column_widths=["24%", "5%", "11%", "7%", "11%", "12%", "7%", "13%", "10%"])
         gr.Markdown(i18n("agreement.disagreements_title"))
         dis = gr.Dataframe(label=i18n("agreement.disagreements_title"), show_label=False, interactive=False,
                            wrap=True, max_height=360, column_widths=["7%", "33%", "28%", "22%", "10%"])

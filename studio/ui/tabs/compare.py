@@ -81,11 +81,18 @@ def run_search(ctx: UIContext, query: str, left: str, right: str, k: float, lang
                               result.left.ms, lang)
         html_r = results_html(result.right.name, result.right.hits, result.right.moves, docs, gold, query,
                               result.right.ms, lang)
-        choices = [(f"{docs[d]['title'] or d} (#{d})", d) for d in sorted(docs)]
+        choices = [(f"{docs[d]['title'] or d} (#{d})", d) for d in rated_order(result.left.hits, result.right.hits)]
         return html_l, html_r, gr.update(choices=choices, value=None), ""
     except Exception as exc:
         error = render.message(error_text(exc, lang), "error")
         return error, "", gr.update(choices=[], value=None), ""
+
+
+def rated_order(left: list, right: list) -> list[str]:
+    """The documents "have a result rated" offers, as the page shows them: the left side's in rank order, then
+    the right side's that the left did not show, in theirs."""
+    ranked = sorted(left, key=lambda h: h.rank) + sorted(right, key=lambda h: h.rank)
+    return list(dict.fromkeys(h.doc_key for h in ranked))
 
 
 def send_to_queue(ctx: UIContext, query: str, doc_key: str | None, lang: str,

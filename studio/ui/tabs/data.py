@@ -38,7 +38,8 @@ def report_card(report, thresholds: dict, lang: str) -> str:
          bad if (report.similarity_mean or 0) > thresholds["pos_neg_similarity"] else ok),
         (t("data.kappa_gate", lang), _num(report.kappa), ok if report.gate_passed else bad),
     ])
-    findings = "".join(render.message(t(f"quality.warn_{f.code}", lang, **f.params), "warn") for f in report.findings)
+    findings = "".join(render.message(t(render.counted(f"quality.warn_{f.code}", f.params.get("count")), lang,
+                                        **f.params), "warn") for f in report.findings)
     return tiles + (findings or render.message(t("data.all_clear", lang), "ok"))
 
 

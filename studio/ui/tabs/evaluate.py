@@ -50,8 +50,8 @@ def errors_table(report: dict, lang: str) -> pd.DataFrame:
 def summary_html(report: dict, lang: str) -> str:
     """Done line, significance line (and why nothing can be significant on too few queries), then one red/amber
     line per comparison that makes ranking worse."""
-    out = render.message(t("evaluate.done", lang, evalset=report["evalset"], queries=report["queries"],
-                           documents=report["documents"]), "ok")
+    out = render.message(t(render.counted("evaluate.done", report["queries"]), lang, evalset=report["evalset"],
+                           queries=report["queries"], documents=report["documents"]), "ok")
     significance = actions.significance_line(report, lang)
     if significance:
         significant = any(r["significant"] for c in report["comparisons"] for r in c["rows"])
@@ -104,9 +104,10 @@ def run(ctx: UIContext, models: list[str], source: str, folder: str, split: str,
         report = result.report
         first = next((c for c, e in zip(result.comparisons, report["comparisons"]) if e["kind"] == "model"),
                      result.comparisons[0] if result.comparisons else None)
-        delta = charts.delta_histogram(first.per_query_delta, lang) if first else None
+        delta = render.chart(charts.delta_histogram(first.per_query_delta, lang), lang) if first else None
         choices = [(f"{q} · {text[:60]}", q) for q, text in result.map_queries]
-        return (summary_html(report, lang), charts.metric_bars(report, actions.headline_metrics(report), lang),
+        return (summary_html(report, lang),
+                render.chart(charts.metric_bars(report, actions.headline_metrics(report), lang), lang),
                 comparison_table(report, lang), delta, errors_table(report, lang), report,
                 *_reports(ctx, request, report, lang, result.evalset.queries), gr.update(choices=choices, value=[]))
     except Exception as exc:
@@ -125,9 +126,10 @@ def draw_map(ctx: UIContext, models: list[str], source: str, folder: str, split:
         result = actions.embedding_map(ctx.project, ctx.actor(request), form.pop("models"), form.pop("source"),
                                        **form, picked=picked or None)
         panels = result.panels
-        figure = charts.embedding_map(panels, lang)
+        figure = render.chart(charts.embedding_map(panels, lang), lang)
         n_docs = sum(k == "document" for k in panels[0].kinds)
-        status = render.message(t("evaluate.map_done", lang, queries=len(panels[0].kinds) - n_docs,
+        n_queries = len(panels[0].kinds) - n_docs
+        status = render.message(t(render.counted("evaluate.map_done", n_queries), lang, queries=n_queries,
                                   documents=n_docs), "ok")
         html_file = gr.update()
         if report and report.get("models"):

@@ -175,7 +175,7 @@ def build(ctx: UIContext) -> dict:
             gr.Markdown(i18n("import.files_title"))
             kind = gr.Radio([(i18n(f"import.kind_{k}"), k) for k in collect.KINDS], value="pairs",
                             label=i18n("import.kind"), elem_id="rs-kind")
-            upload = gr.File(label=i18n("import.file"), file_types=[".csv", ".tsv", ".jsonl", ".json"],
+            upload = gr.File(label=i18n("import.file"),  # the type is checked by the reader, in the page's language
                              elem_id="rs-upload")
             with gr.Row(visible=False) as beir_row:
                 # Names of folders in datasets/ (and the bundled demo), never a path on the server.
