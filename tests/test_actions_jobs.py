@@ -177,7 +177,7 @@ def test_a_config_reads_back_the_same_from_its_command_line(tmp_path, monkeypatc
                          output_dir="", method="lora", epochs=2.5, max_steps=7, batch_size=3, lr=0.000123,
                          group_size=4, query_max_len=17, passage_max_len=33, temperature=0.07, warmup_ratio=0.25,
                          precision="bf16", gradient_checkpointing=True, lora_r=8, lora_alpha=12, lora_dropout=0.1,
-                         lora_targets=["q", "v"], freeze_embeddings=True, freeze_layers=2, seed=7)
+                         lora_targets=["q", "v"], freeze_embeddings=True, freeze_layers=2, seed=7, save_every=2.5)
     argv = config.to_argv()
     assert set(CLI_FLAGS.values()) <= set(argv), "every setting differs from the recipe, so every flag is there"
     recipe_only = TrainConfig(task="embedder", base="default", train="x.jsonl", name="n", output_dir="")
@@ -196,3 +196,36 @@ def test_a_config_reads_back_the_same_from_its_command_line(tmp_path, monkeypatc
         assert jobs.make_config(parsed.value.args[0]) == wanted
     with pytest.raises(click.UsageError):  # the flags are the CLI's own: a misspelt one would not parse
         cli.main(["--db", str(tmp_path / "x.db"), "train", *argv, "--no-such-flag"], standalone_mode=False)
+
+
+def test_the_cli_cancel_waits_for_the_step_and_says_where_resume_continues(project, recipe, monkeypatch):
+    """`studio jobs cancel` waits while the worker finishes its (slow) step and saves, showing the seconds; every
+    message then says where a resume continues, from the checkpoints on disk."""
+    from click.testing import CliRunner
+
+    from studio.cli import cli
+    from tests.test_jobs import fake_worker
+
+    fake_worker(monkeypatch, step_seconds=2)
+    job = jobs.start(project, ADMIN, recipe)
+    assert job["status"] == "running"
+    deadline = time.time() + 30
+    while not os.path.exists(os.path.join(job["job_dir"], "heartbeat")) and time.time() < deadline:
+        time.sleep(0.05)
+    runner = CliRunner()
+    db = ["--db", str(project.db_path)]
+    out = runner.invoke(cli, [*db, "jobs", "cancel", "1"])
+    assert out.exit_code == 0, out.output
+    assert "stopping after the current step, then saving a checkpoint" in out.output
+    assert "job 1: cancelled. Resume continues from step 7 (its last checkpoint)." in out.output
+    listing = runner.invoke(cli, [*db, "jobs"]).output
+    assert "cancelled" in listing and "Resume continues from step 7" in listing
+    monkeypatch.setattr(cfg, "MAX_RUNNING_JOBS", 0)
+    out = runner.invoke(cli, [*db, "jobs", "resume", "1"])
+    assert out.exit_code == 0 and "job 1: queued; continues from step 7" in out.output, out.output
+    out = runner.invoke(cli, [*db, "jobs", "cancel", "--no-wait", "1"])
+    assert "job 1: cancelled. Resume continues from step 7" in out.output, out.output
+    for folder in (os.path.join(job["job_dir"], "checkpoints"),):
+        shutil.rmtree(folder)
+    out = runner.invoke(cli, [*db, "jobs", "resume", "1"])
+    assert "job 1: queued; no checkpoint yet: starts again from step 1" in out.output, out.output

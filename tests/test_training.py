@@ -22,8 +22,8 @@ from transformers import TrainerCallback
 from studio.config import PROJECT_ROOT, default_model_path
 from studio.errors import InputError, StudioError
 from studio.training import worker
-from studio.training.config import (EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, METRIC_FIELDS, TrainConfig, check_base,
-                                    check_train_file, read_metrics)
+from studio.training.config import (EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, METRIC_FIELDS, TrainConfig, base_label,
+                                    check_base, check_train_file, read_metrics)
 
 ROWS = [
     ("what are the symptoms of diabetes", "Frequent urination, thirst and fatigue are common symptoms of diabetes.",
@@ -105,7 +105,10 @@ def assert_trained(job: Path, code: int, config: TrainConfig) -> Path:
     assert info["task"] == config.task and info["method"] == config.method and info["final_loss"] == losses[-1]
     assert info["job_dir"] == str(job.resolve())
     card = (out / "README.md").read_text(encoding="utf-8")
-    assert config.base in card and config.method in card and config.task in card
+    named = base_label(config.base)  # "default" (the embedded model) by its name, not its folder in .venv
+    assert info["base"] == named and f"`{named}`" in card and config.method in card and config.task in card
+    if config.base == "default":
+        assert named == "all-MiniLM-L6-v2"
     if Path(config.train).with_name("train.manifest.json").exists() and Path(config.train).name == "train.jsonl":
         assert info["train_manifest"]["source_fingerprint"] == FINGERPRINT and FINGERPRINT in card
     assert (out / "model.safetensors").is_file() and (out / "tokenizer.json").is_file()
@@ -348,13 +351,25 @@ def test_freezing(tmp_path, data, tiny_reranker):
 # --- cancel, resume, errors ----------------------------------------------------------------------------------------
 def test_cancel_keeps_a_checkpoint(tmp_path, data, tiny_reranker):
     job, config = make_job(tmp_path, data, task="reranker", base=str(tiny_reranker), lr=1e-2)
-    (job / "cancel").touch()
-    assert worker.main([str(job)]) == EXIT_CANCELLED
+    assert worker.main([str(job)], callbacks=[CancelAt(job, 1)]) == EXIT_CANCELLED
     res = result(job)
     assert res["status"] == "cancelled" and res["model_dir"] is None and res["final"]["step"] == 1
+    assert res["final"]["checkpoint_step"] == 1
     assert (job / "checkpoints" / "checkpoint-1" / "trainer_state.json").is_file()
     assert not Path(config.output_dir).exists()  # no export when cancelled
     assert [r["step"] for r in read_metrics(job)] == [1]
+    assert (job / "phase").read_text().strip() == "stopping"
+
+
+def test_a_cancel_before_training_began_stops_at_once(tmp_path, data, tiny_reranker, capsys):
+    """Asked to stop while loading, the worker has no step to finish and nothing to save: it stops there."""
+    job, config = make_job(tmp_path, data, task="reranker", base=str(tiny_reranker), lr=1e-2)
+    (job / "cancel").touch()
+    assert worker.main([str(job)]) == EXIT_CANCELLED
+    res = result(job)
+    assert res["status"] == "cancelled" and res["final"] == {"step": 0, "checkpoint_step": None}
+    assert not (job / "checkpoints").exists() and read_metrics(job) == [] and not Path(config.output_dir).exists()
+    assert "no checkpoint yet: resume starts again from step 1" in capsys.readouterr().out
 
 
 class CancelAt(TrainerCallback):
@@ -394,6 +409,24 @@ def test_resume_continues_from_the_checkpoint(tmp_path, data, tiny_m3, capsys):
     assert worker.main([str(job2)]) == EXIT_OK
     losses = [r["loss"] for r in read_metrics(job2)]
     assert np.allclose(losses, [r["loss"] for r in rows], rtol=1e-4)
+
+
+def test_invalid_utf8_in_a_training_file_names_the_line(tmp_path, data):
+    """Before the job is recorded (the first 100 lines) and in the worker (all of them): the file and the line."""
+    good = json.dumps({"query": "q", "pos": ["p"], "neg": ["n"]})
+    bad = json.dumps({"query": "naïve", "pos": ["p"], "neg": ["n"]}, ensure_ascii=False).encode("latin-1")
+    early = tmp_path / "early.jsonl"
+    early.write_bytes(f"{good}\n{good}\n".encode() + bad + b"\n")
+    with pytest.raises(InputError) as err:
+        check_train_file(early)
+    assert err.value.code == "invalid_utf8" and err.value.line == 3
+    assert str(err.value) == f"{early}, line 3: not valid UTF-8 text (save the file as UTF-8)"
+    assert "第 3 行" in err.value.message("zh-CN")
+    late = tmp_path / "late.jsonl"
+    late.write_bytes((f"{good}\n" * 149).encode() + bad + b"\n")
+    assert check_train_file(late) == 100
+    with pytest.raises(worker.WorkerError, match=rf"{late}, line 150: not valid UTF-8"):
+        worker.check_jsonl(late)
 
 
 def test_bad_training_file_fails_in_plain_words(tmp_path, data):
@@ -459,7 +492,8 @@ def test_cli_and_train_tab_start_from_the_recipe():
 
     help_text = CliRunner().invoke(cli, ["train", "--help"], terminal_width=200).output
     for option, name in (("--epochs", "epochs"), ("--batch-size", "batch_size"), ("--group-size", "group_size"),
-                         ("--temperature", "temperature"), ("--warmup", "warmup_ratio")):
+                         ("--temperature", "temperature"), ("--warmup", "warmup_ratio"),
+                         ("--save-every", "save_every")):
         line = next(line for line in help_text.splitlines() if line.strip().startswith(option))
         assert f"[default: {TrainConfig.recipe(name)}]" in line, line
     source = (PROJECT_ROOT / "studio" / "ui" / "tabs" / "train.py").read_text(encoding="utf-8")

@@ -9,7 +9,7 @@ model's name ("default" = the ★ default model of ⑦ Models).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +17,8 @@ from studio.actions import files
 from studio.actions.base import Actor, Project, action
 from studio.errors import StudioError
 from studio.store import jobs as store_jobs
-from studio.training.config import TrainConfig, too_few_steps  # noqa: F401  (light: no torch; the CLI's warning)
+# Light (no torch): the CLI's and the Train form's few-steps warning and its one-click fix.
+from studio.training.config import TrainConfig, steps_fix, too_few_steps  # noqa: F401
 
 ACTIVE = ("queued", "running")
 VALID_SUFFIX = ".valid.jsonl"
@@ -27,11 +28,18 @@ recipe = TrainConfig.recipe  # the measured recipe's value of a setting: the CLI
 @dataclass(frozen=True)
 class JobSnapshot:
     """A job as its watchers show it (the Train tab's timer, the CLI's progress bar): its row, its logged steps
-    (metrics.jsonl) and the end of its log."""
+    (metrics.jsonl), the end of its log, what its worker is doing (``phase``: loading_model, reading_data,
+    starting, training, stopping, exporting; None when it is not running), whether it was asked to stop and is
+    finishing its step (``stopping``), the step a resume continues from (``checkpoint_step``: its newest complete
+    checkpoint on disk, None = from step 1) and its base model by name (``base``)."""
 
     job: dict
     metrics: list[dict]
     log: str
+    phase: str | None = None
+    stopping: bool = False
+    checkpoint_step: int | None = None
+    base: str = ""
 
     @property
     def status(self) -> str:
@@ -45,9 +53,9 @@ class JobSnapshot:
     @property
     def worker_died(self) -> bool:
         """Failed because its worker vanished (killed, out of memory) rather than with an explained error."""
-        from studio.training.jobs import WORKER_DIED
+        from studio.training.jobs import WORKER_DIED_PREFIX
 
-        return self.job["status"] == "failed" and self.job["error"] == WORKER_DIED
+        return self.job["status"] == "failed" and str(self.job["error"] or "").startswith(WORKER_DIED_PREFIX)
 
     @property
     def last_loss(self) -> dict:
@@ -116,16 +124,22 @@ def start(project: Project, actor: Actor, config_or_options: TrainConfig | Mappi
 
 
 @action("admin", cli="jobs cancel")
-def cancel(project: Project, actor: Actor, job_id: int, /, *, grace_seconds: float = 20.0) -> dict:
-    """Stop a queued or running job (audited as the actor): a running one after its current step, keeping its last
-    checkpoint, killed if it has not stopped within `grace_seconds`. Returns its row; an ended job is refused."""
+def cancel(project: Project, actor: Actor, job_id: int, /, *, wait: bool = False,
+           on_wait: Callable[[float], None] | None = None) -> dict:
+    """Stop a queued or running job (audited as the actor); returns its row; an ended job is refused.
+
+    A queued job is cancelled at once. A running one finishes its current optimizer step, saves a checkpoint there
+    and stops, however long that step takes: without `wait` this returns at once with the job still running
+    (the page watches it end), with `wait` it returns once the worker has stopped, calling `on_wait` with the
+    seconds waited about once a second (``studio jobs cancel``).
+    """
     from studio.training import jobs as training_jobs
 
     with project.db() as db:
         job = store_jobs.get_job(db, int(job_id))
         if job["status"] not in ACTIVE:
             raise StudioError("job_ended", job_id=job["id"], status=job["status"])
-        return training_jobs.cancel(db, job["id"], grace_seconds=grace_seconds, actor=actor.name)
+        return training_jobs.cancel(db, job["id"], wait=wait, on_wait=on_wait, actor=actor.name)
 
 
 @action("admin", cli="jobs resume")
@@ -158,8 +172,24 @@ def watch(project: Project, actor: Actor, job_id: int, /, *, log_lines: int = 40
 
     with project.db() as db:
         job = training_jobs.refresh(db, int(job_id))
-    log = training_jobs.log_tail(job["job_dir"], log_lines) if log_lines > 0 else ""
-    return JobSnapshot(job, read_metrics(job["job_dir"]), log)
+    job_dir = job["job_dir"]
+    log = training_jobs.log_tail(job_dir, log_lines) if log_lines > 0 else ""
+    running = job["status"] == "running"
+    return JobSnapshot(job, read_metrics(job_dir), log,
+                       phase=training_jobs.read_phase(job_dir) if running else None,
+                       stopping=running and training_jobs.cancel_requested(job_dir),
+                       checkpoint_step=training_jobs.resume_point(job_dir), base=_base_name(job_dir))
+
+
+def _base_name(job_dir: str | Path) -> str:
+    """The job's base model as people name it (``all-MiniLM-L6-v2``, ``NAME`` in models/), "" when unreadable."""
+    from studio.training.config import base_label
+
+    try:
+        config = TrainConfig.load(Path(job_dir))
+    except (OSError, ValueError, TypeError):
+        return ""
+    return base_label(config.base, Path(config.output_dir).parent if config.output_dir else None)
 
 
 @action("admin", why_no_cli="the Train form's file picker (the CLI takes any path with --train)")

@@ -10,6 +10,7 @@ import click
 
 from studio.actions import jobs as job_actions
 from studio.cli.base import Context, cli, emit, friendly, json_option
+from studio.i18n import t
 
 _R = job_actions.recipe  # `studio train` starts from the measured recipe (one place: TrainConfig)
 
@@ -46,6 +47,9 @@ _R = job_actions.recipe  # `studio train` starts from the measured recipe (one p
 @click.option("--freeze-layers", default=_R("freeze_layers"), show_default=True,
               help="Keep the lowest N transformer layers fixed.")
 @click.option("--seed", default=_R("seed"), show_default=True, help="Random seed (data order, negatives drawn).")
+@click.option("--save-every", type=float, default=_R("save_every"), show_default=True, metavar="MINUTES",
+              help="Also save a checkpoint every MINUTES of training (0: only every 50 steps); a kill or a power cut "
+                   "loses at most that much.")
 @click.option("--gpus", default=1, show_default=True, help="Run under torchrun on this many GPUs.")
 @click.pass_obj
 @friendly
@@ -53,11 +57,12 @@ def train(ctx: Context, task: str, base: str, train_file: str, valid_file: str |
           epochs: float, max_steps: int, batch_size: int, lr: float | None, group_size: int, query_max_len: int,
           passage_max_len: int | None, temperature: float, warmup: float, precision: str,
           gradient_checkpointing: bool, lora_r: int, lora_alpha: int, lora_dropout: float, lora_targets: str,
-          freeze_embeddings: bool, freeze_layers: int, seed: int, gpus: int) -> None:
+          freeze_embeddings: bool, freeze_layers: int, seed: int, save_every: float, gpus: int) -> None:
     """Fine-tune an embedder or reranker in the foreground, with a progress bar; the model lands in models/NAME.
 
     \b
-    The same worker the Train tab starts; Ctrl-C cancels and keeps the last checkpoint.
+    The same worker the Train tab starts. Ctrl-C stops it after the current step with a checkpoint there;
+    `studio jobs resume ID` continues from that step.
     Example:
         studio train --task embedder --base default --train exports/train.jsonl --name medical-v1
     """
@@ -67,7 +72,8 @@ def train(ctx: Context, task: str, base: str, train_file: str, valid_file: str |
                    warmup_ratio=warmup, precision=precision, gradient_checkpointing=gradient_checkpointing,
                    lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
                    lora_targets=[x.strip() for x in lora_targets.split(",") if x.strip()],
-                   freeze_embeddings=freeze_embeddings, freeze_layers=freeze_layers, seed=seed)
+                   freeze_embeddings=freeze_embeddings, freeze_layers=freeze_layers, seed=seed,
+                   save_every=save_every)
     few = job_actions.too_few_steps(train_file, batch_size, epochs, max_steps)
     if few is not None:
         steps, lines = few
@@ -82,13 +88,34 @@ def train(ctx: Context, task: str, base: str, train_file: str, valid_file: str |
     try:
         snapshot = _follow(ctx, job_id)
     except KeyboardInterrupt:
-        click.echo("\ncancelling (keeps the last checkpoint)…", err=True)
-        job_actions.cancel(ctx.project, ctx.actor, job_id)
-        snapshot = job_actions.watch(ctx.project, ctx.actor, job_id)
+        click.echo("", err=True)
+        snapshot = _cancel_and_wait(ctx, job_id)
     job = snapshot.job
+    if job["status"] == "cancelled":
+        raise click.ClickException(f"job {job_id} cancelled. {resume_note(snapshot.checkpoint_step)} "
+                                   f"(`studio jobs resume {job_id}`)")
     if job["status"] != "succeeded":
         raise click.ClickException(f"job {job_id} {job['status']}: {job['error'] or 'see ' + str(job_dir / 'log.txt')}")
     click.echo(f"model saved to {job['output_dir']}")
+
+
+def resume_note(step: int | None) -> str:
+    """Where a resume continues, from what is on disk: "Resume continues from step 40 …" or "… from step 1"."""
+    return t("train.resume_from", "en", step=step) if step else t("train.resume_fresh", "en")
+
+
+def _cancel_and_wait(ctx: Context, job_id: int):
+    """Ask a running job to stop and wait, with a line that counts the seconds, until it has saved and stopped."""
+    def waiting(seconds: float) -> None:
+        click.echo(f"\rjob {job_id}: stopping after the current step, then saving a checkpoint… {seconds:.0f}s",
+                   nl=False, err=True)
+
+    waiting(0)
+    try:
+        job_actions.cancel(ctx.project, ctx.actor, job_id, wait=True, on_wait=waiting)
+    finally:
+        click.echo("", err=True)
+    return job_actions.watch(ctx.project, ctx.actor, job_id, log_lines=0)
 
 
 def _follow(ctx: Context, job_id: int):
@@ -116,18 +143,36 @@ def jobs(click_ctx: click.Context, as_json: bool) -> None:
     """List training jobs (`jobs cancel ID`, `jobs resume ID`)."""
     if click_ctx.invoked_subcommand is None:
         rows = job_actions.list_jobs(click_ctx.obj.project, click_ctx.obj.actor, existing=True)
-        emit(rows, as_json, "\n".join(
-            f"{r['id']:>4}  {r['status']:<10} {r['task']:<9} {r['name']:<30} {r['created_at'][:19]}"
-            + (f"  {r['error']}" if r["error"] else "") for r in rows) or "no jobs yet")
+        emit(rows, as_json, "\n".join(_job_line(click_ctx.obj, r) for r in rows) or "no jobs yet")
+
+
+def _job_line(ctx: Context, row: dict) -> str:
+    line = f"{row['id']:>4}  {row['status']:<10} {row['task']:<9} {row['name']:<30} {row['created_at'][:19]}"
+    if row["error"]:
+        line += f"  {row['error']}"
+    if row["status"] in ("failed", "cancelled"):
+        snapshot = job_actions.watch(ctx.project, ctx.actor, row["id"], log_lines=0)
+        line += f"  {resume_note(snapshot.checkpoint_step)}"
+    return line
 
 
 @jobs.command(name="cancel")
 @click.argument("job_id", type=int)
+@click.option("--no-wait", is_flag=True, help="Return at once; the job stops by itself after its current step.")
 @click.pass_obj
 @friendly
-def jobs_cancel(ctx: Context, job_id: int) -> None:
-    """Stop a job after its current step, keeping the last checkpoint."""
-    click.echo(f"job {job_id}: {job_actions.cancel(ctx.project, ctx.actor, job_id)['status']}")
+def jobs_cancel(ctx: Context, job_id: int, no_wait: bool) -> None:
+    """Stop a job: it finishes its current step, saves a checkpoint there and stops (this waits for it, however
+    long the step takes, unless --no-wait). `studio jobs resume ID` continues from that step."""
+    if no_wait:
+        job = job_actions.cancel(ctx.project, ctx.actor, job_id)
+        if job["status"] == "running":
+            click.echo(f"job {job_id}: stopping after the current step, then saving a checkpoint")
+            return
+        snapshot = job_actions.watch(ctx.project, ctx.actor, job_id, log_lines=0)
+    else:
+        snapshot = _cancel_and_wait(ctx, job_id)
+    click.echo(f"job {job_id}: {snapshot.status}. {resume_note(snapshot.checkpoint_step)}")
 
 
 @jobs.command(name="resume")
@@ -135,5 +180,9 @@ def jobs_cancel(ctx: Context, job_id: int) -> None:
 @click.pass_obj
 @friendly
 def jobs_resume(ctx: Context, job_id: int) -> None:
-    """Queue a failed or cancelled job again from its last checkpoint, and start it if there is room."""
-    click.echo(f"job {job_id}: {job_actions.resume(ctx.project, ctx.actor, job_id)['status']}")
+    """Queue a failed or cancelled job again from its newest checkpoint, and start it if there is room."""
+    job = job_actions.resume(ctx.project, ctx.actor, job_id)
+    snapshot = job_actions.watch(ctx.project, ctx.actor, job_id, log_lines=0)
+    step = snapshot.checkpoint_step
+    where = t("train.continues_from", "en", step=step) if step else t("train.starts_again", "en")
+    click.echo(f"job {job_id}: {job['status']}; {where}")

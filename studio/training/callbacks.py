@@ -1,9 +1,16 @@
-"""What the worker hooks into the Hugging Face Trainer: metrics lines, cooperative cancel, validation loss.
+"""What the worker hooks into the Hugging Face Trainer: metrics lines, stop and checkpoint, validation loss, draws.
 
 :class:`StudioCallback` appends one JSON object per logged step to ``metrics.jsonl`` (keys from
 :data:`studio.training.config.METRIC_FIELDS`), prints a short progress line, stops training after the current
-step when the app creates ``cancel`` in the job folder (saving a checkpoint first), and stops a run whose loss
-is no longer finite.
+optimizer step when asked to (the app's ``cancel`` file or SIGTERM, see ``worker.StopRequest``) with a checkpoint
+saved at that step, saves a checkpoint every ``save_every`` seconds of training besides the Trainer's step
+interval, and stops a run whose loss is no longer finite. With several processes (torchrun) the processes agree on
+stopping and saving at each step, so that none waits for the others in a collective operation.
+
+:class:`SeededDraws` makes the training data's random draws (which positive, which negatives, FlagEmbedding's text
+shuffling) a function of (seed, epoch, item) instead of Python's global random stream, so that a run resumed in
+the middle of an epoch draws exactly what the uninterrupted run drew: the Trainer restores the random states only
+after fetching the first batch past the checkpoint, and Accelerate's loader fetches one batch ahead.
 
 :class:`EvalLoss` computes the validation loss with FlagEmbedding's own model and collator: their models only
 return a loss in training mode, and their runners take no eval dataset, so the Trainer's ``evaluate`` gives
@@ -16,7 +23,7 @@ import json
 import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -96,20 +103,85 @@ def _to_device(value, device: torch.device):
     return value
 
 
-class StudioCallback(TrainerCallback):
-    """metrics.jsonl, progress lines, cancel and validation for one job folder.
+class SeededDraws(torch.utils.data.Dataset):
+    """A FlagEmbedding training dataset whose items draw their random choices from a generator seeded by
+    (seed, epoch, item); Python's global random state is left as it was.
 
-    After training, :attr:`cancelled` says whether the cancel file stopped it, :attr:`diverged` whether the loss
+    Args:
+        dataset: The runner's training dataset (its ``__getitem__`` uses the ``random`` module).
+        seed: The job's seed.
+    """
+
+    def __init__(self, dataset, seed: int):
+        self.dataset, self.seed, self.epoch = dataset, int(seed), 0
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, item):
+        state = random.getstate()
+        random.seed(f"studio-draws:{self.seed}:{self.epoch}:{int(item)}")  # a str seed hashes alike in every process
+        try:
+            return self.dataset[item]
+        finally:
+            random.setstate(state)
+
+    def __getattr__(self, name: str):
+        if name == "dataset":  # not set yet (copying, unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+
+class DrawEpoch(TrainerCallback):
+    """Tells a :class:`SeededDraws` which epoch begins (a resumed run starts inside the checkpoint's epoch)."""
+
+    def __init__(self, draws: SeededDraws):
+        self.draws = draws
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        # state.epoch is the epoch's number plus the share of it already trained (resuming mid-epoch).
+        self.draws.epoch = int(math.floor((state.epoch or 0.0) + 1e-6))
+
+
+def _agree(flags: Sequence[bool], device) -> list[bool]:
+    """`flags` or-ed across the processes of a distributed run (as they are in a single process)."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2:
+        return list(flags)
+    tensor = torch.tensor([1 if f else 0 for f in flags], dtype=torch.int32, device=device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return [bool(v) for v in tensor.tolist()]
+
+
+class StudioCallback(TrainerCallback):
+    """metrics.jsonl, progress lines, stop, timed checkpoints and validation for one job folder.
+
+    Args:
+        job_dir: The job folder (metrics.jsonl, the cancel file).
+        evaluator: Validation loss, computed every `eval_every` steps and at the last one.
+        eval_every: Steps between validations (0: only at the last step).
+        printer: Where progress lines go.
+        stop_requested: Whether a stop was asked for (default: the job folder's cancel file exists).
+        save_every: Seconds of training between checkpoints besides the Trainer's step interval (0: none).
+        phase: Called with what the worker is doing now (``training``, ``stopping``).
+
+    After training, :attr:`cancelled` says whether a stop request ended it, :attr:`diverged` whether the loss
     stopped being finite, :attr:`last` holds the last metrics line and :attr:`summary` the Trainer's end-of-training
     figures (``train_loss``, ``train_runtime``).
     """
 
     def __init__(self, job_dir: str | Path, evaluator: EvalLoss | None = None, eval_every: int = 0,
-                 printer: Callable[[str], None] = lambda line: print(line, flush=True)):
+                 printer: Callable[[str], None] = lambda line: print(line, flush=True),
+                 stop_requested: Callable[[], bool] | None = None, save_every: float = 0.0,
+                 phase: Callable[[str], None] = lambda name: None):
         self.job_dir = Path(job_dir)
         self.metrics_path = self.job_dir / "metrics.jsonl"
         self.cancel_path = self.job_dir / "cancel"
         self.evaluator, self.eval_every, self.printer = evaluator, eval_every, printer
+        self.stop_requested = stop_requested or self.cancel_path.exists
+        self.save_every, self.phase = float(save_every or 0.0), phase
+        self._last_save = time.time()
         self.cancelled = self.diverged = False
         self.last: dict = {}
         self.last_loss: float | None = None
@@ -124,16 +196,26 @@ class StudioCallback(TrainerCallback):
     # --- Trainer events -------------------------------------------------------------------------------------------
     def on_train_begin(self, args, state, control, **kwargs):
         self._start_step = self._log_step = state.global_step  # > 0 when resuming
-        self._start_time = self._log_time = time.time()
+        self._start_time = self._log_time = self._last_save = time.time()
+        self.phase("training")
+
+    def on_save(self, args, state, control, **kwargs):
+        self._last_save = time.time()
 
     def on_step_end(self, args, state, control, **kwargs):
-        if self.cancel_path.exists():
-            self.cancelled = True
-            control.should_save = True  # keep a checkpoint to resume from
-            control.should_training_stop = True
-            self.printer(f"cancel requested: stopping after step {state.global_step}, saving a checkpoint")
-            return control
+        timed = self.save_every > 0 and time.time() - self._last_save >= self.save_every
+        stop, timed = _agree([self.stop_requested(), timed], args.device)
         last_step = state.max_steps > 0 and state.global_step >= state.max_steps
+        if stop and not last_step:  # at the last step the run ends anyway: its model is written, not thrown away
+            self.cancelled = True
+            control.should_save = True  # the checkpoint resume continues from: this very step
+            control.should_training_stop = True
+            self.phase("stopping")
+            self.printer(f"stop requested: step {state.global_step} done, saving checkpoint-{state.global_step} "
+                         "and stopping")
+            return control
+        if timed:
+            control.should_save = True
         if self.evaluator is not None and (last_step or (self.eval_every > 0
                                                          and state.global_step % self.eval_every == 0)):
             began = time.time()

@@ -436,11 +436,14 @@ def resume_step(job_dir: str | Path) -> int | None:
 def base_label(base: str | Path, models_dir: str | Path | None = None) -> str:
     """The base model as people name it, not where it lies: ``all-MiniLM-L6-v2`` for the embedded model (a folder
     inside the virtual environment), ``NAME`` for ``models/NAME``, ``owner/name`` for a Hugging Face cache folder.
-    Names, hub ids and other folders are returned as they are."""
+    ``default`` in a job's config is the embedded model too (check_base keeps the word only when the ★ model is
+    the embedded one; the worker reads it so). Names, hub ids and other folders are returned as they are."""
     from studio import config as cfg
 
     text = str(base or "").strip()
     path = Path(text)
+    if text == "default":
+        return cfg.DEFAULT_MODEL_NAME
     if not text or not path.is_absolute():
         return text
 

@@ -1,8 +1,12 @@
 """Start, watch, cancel and resume training jobs; the worker runs in its own process group.
 
 The job's truth is split on purpose: the jobs row says what the app decided (queued, started, ended) and the job
-folder says what the worker did (heartbeat, metrics, result.json). :func:`refresh` reconciles the two, so a page
-reload or an app restart re-attaches to a running worker and notices one that died.
+folder says what the worker did (heartbeat, phase, metrics, checkpoints, result.json). :func:`refresh` reconciles
+the two, so a page reload or an app restart re-attaches to a running worker and notices one that died.
+
+Cancelling asks (the ``cancel`` file) and never kills a worker that is alive and heartbeating: it finishes its
+step, saves a checkpoint and exits, however long that step takes. Only a worker whose heartbeat has gone stale
+(frozen, or stopped without exiting) is stopped by force, and only one this process started.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlite_utils import Database
@@ -23,11 +28,14 @@ from studio import config as cfg
 from studio.errors import StudioError
 from studio.store import jobs as store_jobs
 from studio.store.connection import immediate
-from studio.training.config import EXIT_CANCELLED, EXIT_OK, TrainConfig, check_base
+from studio.training import preflight
+from studio.training.config import EXIT_CANCELLED, EXIT_OK, PHASES, TrainConfig, check_base, resume_step
 
-# A job's error when its worker vanished without a result (the UI shows it in the user's language: train.worker_died).
+# A job's error when its worker vanished without a result (the UI shows it in the user's language: train.worker_died,
+# with the step its resume continues from, read from the checkpoints on disk).
 WORKER_DIED = ("the training process stopped without finishing (killed, out of memory, or the machine restarted); "
-               "resume continues from the last checkpoint")
+               "resume continues from its newest checkpoint, or from step 1 without one")
+WORKER_DIED_PREFIX = "the training process stopped without finishing"  # rows written before the wording changed
 _children: dict[int, subprocess.Popen] = {}  # workers this process started (so they can be reaped)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -43,11 +51,13 @@ def check_name(name: str) -> str:
 def create(db: Database, config: TrainConfig, *, jobs_dir: Path | None = None, models_dir: Path | None = None,
            created_by: str = "") -> int:
     """Check the job, then record it and write its folder and config.json; it starts when :func:`start_queued` finds
-    room. What the worker would refuse (settings, training file, base model) raises StudioError / InputError before
-    anything is written, and the row and the folder are made together: a failure leaves neither."""
+    room. What the worker would refuse (settings, training file, base model), a folder it could not write (the jobs
+    folder, models/) and a disk too small for its checkpoints and model (preflight) raise StudioError / InputError
+    before anything is written, and the row and the folder are made together: a failure leaves neither."""
     config.name = check_name(config.name)
     config.validate()
     models_dir = Path(models_dir or cfg.MODELS_DIR)
+    jobs_dir = Path(jobs_dir or cfg.JOBS_DIR)
     config.base = check_base(config.base, models_dir)
     config.output_dir = str((models_dir / config.name).resolve())
     if Path(config.output_dir).exists():
@@ -55,7 +65,15 @@ def create(db: Database, config: TrainConfig, *, jobs_dir: Path | None = None, m
     config.train = str(Path(config.train).resolve())
     if config.valid:
         config.valid = str(Path(config.valid).resolve())
-    return _record(db, config, Path(jobs_dir or cfg.JOBS_DIR), created_by)
+    check_writable(jobs_dir, models_dir)
+    preflight.check_disk(config, jobs_dir, models_dir)
+    return _record(db, config, jobs_dir, created_by)
+
+
+def check_writable(jobs_dir: Path, models_dir: Path) -> None:
+    """Refuse a job whose folder or model could not be written, naming the folder (nothing is left behind)."""
+    preflight.check_writable(jobs_dir, "job_folder_failed")
+    preflight.check_writable(models_dir, "models_folder_unwritable")
 
 
 def _record(db: Database, config: TrainConfig, jobs_dir: Path, created_by: str) -> int:
@@ -67,6 +85,7 @@ def _record(db: Database, config: TrainConfig, jobs_dir: Path, created_by: str) 
             job_id = store_jobs.create_job(db, name=config.name, task=config.task, job_dir="",
                                            output_dir=config.output_dir, created_by=created_by)
             job_dir = new_job_dir(jobs_dir, job_id, config.name)
+            (job_dir / "checkpoints").mkdir()
             config.save(job_dir)
             store_jobs.set_job_dir(db, job_id, str(job_dir))
     except OSError as exc:
@@ -109,7 +128,7 @@ def launch(db: Database, job_id: int, gpus: int = 1) -> subprocess.Popen:
     """Start the worker of a job now, detached from this process (it survives an app restart)."""
     job = store_jobs.get_job(db, job_id)
     job_dir = Path(job["job_dir"])
-    for stale in ("cancel", "result.json"):
+    for stale in ("cancel", "result.json", "phase", "heartbeat"):
         (job_dir / stale).unlink(missing_ok=True)
     log = open(job_dir / "log.txt", "ab")
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")}
@@ -136,10 +155,45 @@ def start_queued(db: Database, max_running: int | None = None) -> list[int]:
     return started
 
 
+def cancel_requested(job_dir: str | Path) -> bool:
+    """Whether the app has asked this job's worker to stop (it is finishing its step, then saving)."""
+    return (Path(job_dir) / "cancel").exists()
+
+
+def read_phase(job_dir: str | Path) -> str | None:
+    """What the worker says it is doing (config.PHASES: loading_model, reading_data, training...), or None."""
+    try:
+        phase = (Path(job_dir) / "phase").read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    return phase if phase in PHASES else None
+
+
+def _age(path: Path) -> float | None:
+    try:
+        return time.time() - path.stat().st_mtime
+    except OSError:
+        return None
+
+
+def _stale(job_dir: Path) -> bool:
+    """No heartbeat for HEARTBEAT_TIMEOUT_SECONDS: the worker is dead, frozen, or never got going."""
+    age = _age(job_dir / "heartbeat")
+    if age is None:  # never beat: judged from when it was asked to stop
+        age = _age(job_dir / "cancel")
+    return age is not None and age > cfg.HEARTBEAT_TIMEOUT_SECONDS
+
+
 def _alive(job: dict) -> bool:
+    job_dir = Path(job["job_dir"])
     proc = _children.get(job["id"])
     if proc is not None:
-        return proc.poll() is None
+        if proc.poll() is not None:
+            return False
+        if cancel_requested(job_dir) and _stale(job_dir):
+            _kill(proc)  # asked to stop, and silent past the timeout: it will not save anything any more
+            return False
+        return True
     pid = job["pid"]
     if not pid:
         return False
@@ -149,9 +203,18 @@ def _alive(job: dict) -> bool:
         return False
     except PermissionError:
         pass
-    beat = Path(job["job_dir"]) / "heartbeat"
+    beat = job_dir / "heartbeat"
     # A live pid with a stale heartbeat is another process that reused the number, or a hung worker.
     return beat.exists() and time.time() - beat.stat().st_mtime < cfg.HEARTBEAT_TIMEOUT_SECONDS
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    """Stop a worker this process started, and everything it started, by force."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait()
 
 
 def read_result(job_dir: str | Path) -> dict | None:
@@ -163,11 +226,13 @@ def read_result(job_dir: str | Path) -> dict | None:
 
 
 def refresh(db: Database, job_id: int, *, cancelling: bool = False) -> dict:
-    """Bring a running job's row up to date with its worker; returns the row. `cancelling`: the app stopped the
-    worker, so a worker that died (killed after the grace period) ended by cancellation, not failure."""
+    """Bring a running job's row up to date with its worker; returns the row. A worker that ended without a result
+    after being asked to stop (or with `cancelling`) ended by cancellation, not failure: its resume continues from
+    whatever checkpoint it left (:func:`studio.training.config.resume_step`)."""
     job = store_jobs.get_job(db, job_id)
     if job["status"] != "running" or _alive(job):
         return job
+    cancelling = cancelling or cancel_requested(job["job_dir"])
     proc = _children.pop(job_id, None)
     code = proc.returncode if proc is not None else None
     result = read_result(job["job_dir"])
@@ -189,9 +254,13 @@ def refresh_all(db: Database) -> None:
         refresh(db, job["id"])
 
 
-def cancel(db: Database, job_id: int, *, grace_seconds: float = 20.0, actor: str = "system") -> dict:
-    """Ask a job to stop after its current step (keeping its last checkpoint); kill its process group if it does
-    not stop within `grace_seconds`. A queued job is cancelled at once."""
+def cancel(db: Database, job_id: int, *, wait: bool = True, actor: str = "system",
+           on_wait: Callable[[float], None] | None = None, poll_seconds: float = 0.25) -> dict:
+    """Ask a job to stop; returns its row. A queued job is cancelled at once. A running one finishes its current
+    optimizer step, saves a checkpoint there and exits: with `wait`, this waits for that as long as the worker is
+    alive and heartbeating (a step can take minutes on a busy CPU), calling `on_wait` with the seconds waited about
+    once a second; without, it returns at once, the job still running (its end shows in the next refresh). A
+    worker that stops heartbeating is stopped by force (config.HEARTBEAT_TIMEOUT_SECONDS)."""
     job = store_jobs.get_job(db, job_id)
     if job["status"] not in ("queued", "running"):
         return job
@@ -200,21 +269,14 @@ def cancel(db: Database, job_id: int, *, grace_seconds: float = 20.0, actor: str
         store_jobs.mark_ended(db, job_id, "cancelled", actor=actor)
         return store_jobs.get_job(db, job_id)
     (Path(job["job_dir"]) / "cancel").write_text(str(time.time()), encoding="utf-8")
-    deadline = time.time() + grace_seconds
-    while time.time() < deadline and _alive(job):
-        time.sleep(0.25)
-    if _alive(job):
-        try:
-            os.killpg(job["pid"], signal.SIGTERM)
-        except (ProcessLookupError, PermissionError):
-            pass
-        proc = _children.get(job_id)
-        if proc is not None:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(job["pid"], signal.SIGKILL)
-                proc.wait()
+    if not wait:
+        return refresh(db, job_id)
+    started = reported = time.time()
+    while _alive(job):
+        if on_wait is not None and time.time() - reported >= 1:
+            reported = time.time()
+            on_wait(reported - started)
+        time.sleep(poll_seconds)
     return refresh(db, job_id, cancelling=True)
 
 
@@ -227,6 +289,9 @@ def resume(db: Database, job_id: int, *, actor: str = "system") -> dict:
     config = TrainConfig.load(job_dir)
     config.validate()  # a job that cannot run (its training file gone, say) is refused, not queued to fail again
     check_base(config.base)
+    if Path(config.output_dir).exists():  # another job or a copy took the name meanwhile: the export would fail
+        raise StudioError("model_exists", name=config.name)
+    preflight.check_writable(Path(config.output_dir).parent, "models_folder_unwritable")
     config.resume = True
     config.save(job_dir)
     result = job_dir / "result.json"
@@ -234,6 +299,11 @@ def resume(db: Database, job_id: int, *, actor: str = "system") -> dict:
         shutil.move(result, job_dir / f"result.{int(time.time())}.json")
     store_jobs.mark_queued(db, job_id, actor=actor)
     return store_jobs.get_job(db, job_id)
+
+
+def resume_point(job_dir: str | Path) -> int | None:
+    """The step a resume of this job continues from (its newest complete checkpoint), None: from step 1."""
+    return resume_step(job_dir)
 
 
 def checkpoints(job_dir: str | Path) -> list[Path]:

@@ -1,19 +1,29 @@
 """The training worker: ``python -m studio.training.worker JOB_DIR`` runs one fine-tuning job and exits.
 
 It reads ``JOB_DIR/config.json`` (:class:`~studio.training.config.TrainConfig`), keeps ``JOB_DIR/heartbeat``
-fresh, trains with FlagEmbedding's runners (M3 or dense encoder-only embedder, encoder-only reranker), appends
-``metrics.jsonl``, honours ``JOB_DIR/cancel``, checkpoints to ``JOB_DIR/checkpoints/``, exports the model to
-``config.output_dir`` and writes ``JOB_DIR/result.json``. The launcher redirects stdout/stderr to ``log.txt``;
-the worker only prints. Exit codes: 0 succeeded, 2 failed (plain-words error in result.json), 3 cancelled.
+fresh, says what it is doing in ``JOB_DIR/phase``, trains with FlagEmbedding's runners (M3 or dense encoder-only
+embedder, encoder-only reranker), appends ``metrics.jsonl``, checkpoints to ``JOB_DIR/checkpoints/`` (every
+``save_steps`` steps and every ``save_every`` minutes), exports the model to ``config.output_dir`` and writes
+``JOB_DIR/result.json``. The launcher redirects stdout/stderr to ``log.txt``; the worker only prints. Exit codes:
+0 succeeded, 2 failed (plain-words error in result.json), 3 cancelled.
 
-The worker never deletes ``cancel``: a job relaunched to resume must have it removed by the launcher first.
+Stopping (:class:`StopRequest`): SIGTERM, or the app's ``JOB_DIR/cancel`` file (the heartbeat thread looks for it),
+asks the worker to stop. While training, it finishes the current optimizer step, saves a full checkpoint there
+(weights, optimizer, scheduler, RNG states, trainer state: what ``resume_from_checkpoint`` needs to continue
+exactly), writes result.json "cancelled" and exits 3, however long that step takes. Before training has begun there
+is nothing to save: it stops at once. The worker never deletes ``cancel``: a job relaunched to resume must have it
+removed by the launcher first.
 """
 
 from __future__ import annotations
 
+import _thread
+import dataclasses
 import json
 import logging
 import os
+import shutil
+import signal
 import sys
 import threading
 import time
@@ -23,8 +33,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from studio.errors import StudioError
-from studio.training.config import (EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, TrainConfig, check_train_file, check_train_line,
-                                    names_a_folder, passage_max_len)
+from studio.training.config import (CHECKPOINTS_KEPT, EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, PHASES, TrainConfig,
+                                    base_label, check_train_file, check_train_line, checkpoint_step,
+                                    latest_checkpoint, names_a_folder, passage_max_len, read_lines)
 
 HEARTBEAT_SECONDS = 2.0
 # config.extra may set any FlagEmbedding / TrainingArguments field, except those the job folder contract fixes.
@@ -51,12 +62,90 @@ def write_result(job_dir: Path, status: str, model_dir: str | None = None, error
         ensure_ascii=False, indent=2) + "\n")
 
 
-class Heartbeat:
-    """Rewrites ``JOB_DIR/heartbeat`` with "<pid> <unix time>" every few seconds from a daemon thread."""
+def write_phase(job_dir: Path, name: str) -> None:
+    """``JOB_DIR/phase``: what the worker does now (one of config.PHASES), for the page to show before step 1."""
+    if name not in PHASES:
+        raise ValueError(f"unknown phase {name!r}")
+    try:
+        _write_atomic(Path(job_dir) / "phase", name + "\n")
+    except OSError:
+        pass  # cosmetic: never a reason to fail a job
 
-    def __init__(self, job_dir: Path, every: float = HEARTBEAT_SECONDS):
+
+class Cancelled(BaseException):
+    """Raised in the main thread when a stop is asked for before training has begun (nothing to save yet).
+
+    A BaseException, as KeyboardInterrupt is, so that no library's ``except Exception`` swallows it."""
+
+
+class StopRequest:
+    """A request to stop the job: SIGTERM, or the app's cancel file in the job folder.
+
+    Before :meth:`begin_training` the main thread is interrupted at once (:class:`Cancelled`): loading a model can
+    take a minute and there is nothing to save. From then on the request is only noted; the training callback
+    stops after the current optimizer step and saves a checkpoint there. Calling the object says whether a stop
+    was asked for.
+    """
+
+    def __init__(self, job_dir: Path):
+        self.cancel_path = Path(job_dir) / "cancel"
+        self.requested = self.training = False
+        self._interrupting = False
+        self._previous = None
+
+    def __call__(self) -> bool:
+        return self.requested or self.cancel_path.exists()
+
+    def install(self) -> "StopRequest":
+        """Handle SIGTERM (only the main thread may; elsewhere the cancel file alone is watched)."""
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._on_signal)
+        return self
+
+    def restore(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+            self._previous = None
+
+    def _on_signal(self, signum, frame) -> None:
+        if not self.requested:
+            self.requested = True
+            print("stop requested: " + ("stopping after the current step, with a checkpoint" if self.training
+                                        else "training has not begun, stopping now"), flush=True)
+        if not self.training:
+            raise Cancelled()
+
+    def watch_file(self) -> None:
+        """From the heartbeat thread: turn the app's cancel file into a request (SIGTERM's path in the main
+        thread before training, a flag the callback reads during it)."""
+        if self.requested or not self.cancel_path.exists():
+            return
+        if self.training or self._previous is None:
+            self.requested = True
+        elif not self._interrupting:
+            self._interrupting = True
+            _thread.interrupt_main(signal.SIGTERM)  # runs _on_signal in the main thread
+
+    def checkpoint(self) -> None:
+        """Between loading stages: stop now if asked to (covers a cancel file the heartbeat has not seen yet)."""
+        if not self.training and self():
+            self.requested = True
+            raise Cancelled()
+
+    def begin_training(self) -> None:
+        """From now on a request stops training after the current step, with a checkpoint."""
+        self.checkpoint()
+        self.training = True
+
+
+class Heartbeat:
+    """Rewrites ``JOB_DIR/heartbeat`` with "<pid> <unix time>" every few seconds from a daemon thread, and calls
+    `on_beat` (the cancel file watch) each time."""
+
+    def __init__(self, job_dir: Path, every: float = HEARTBEAT_SECONDS, on_beat: Callable[[], None] | None = None):
         self.path = Path(job_dir) / "heartbeat"
         self.every = every
+        self.on_beat = on_beat
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="studio-heartbeat", daemon=True)
 
@@ -69,6 +158,8 @@ class Heartbeat:
     def _run(self) -> None:
         while not self._stop.wait(self.every):
             self.beat()
+            if self.on_beat is not None:
+                self.on_beat()
 
     def start(self) -> "Heartbeat":
         self.beat()
@@ -128,14 +219,13 @@ def check_jsonl(path: str | Path, what: str = "training") -> dict:
     lines, first_scores, all_scores = 0, False, True
     try:
         check_train_file(file, distill="off", limit=1)  # the suffix, and the first line
-        with open(file, encoding="utf-8") as f:
-            for number, raw in enumerate(f, start=1):
-                if not raw.strip():
-                    continue
-                has_scores = check_train_line(raw, str(file), number)
-                first_scores = has_scores if lines == 0 else first_scores
-                all_scores = all_scores and has_scores
-                lines += 1
+        for number, raw in read_lines(file):
+            if not raw.strip():
+                continue
+            has_scores = check_train_line(raw, str(file), number)
+            first_scores = has_scores if lines == 0 else first_scores
+            all_scores = all_scores and has_scores
+            lines += 1
     except StudioError as exc:
         raise WorkerError(f"the {what} file is not valid FlagEmbedding JSONL: {exc.message('en')}") from None
     return {"lines": lines, "first_has_scores": first_scores, "all_have_scores": all_scores}
@@ -166,18 +256,19 @@ def precision_flags(precision: str) -> dict:
     return {"fp16": precision == "fp16", "bf16": precision == "bf16"}
 
 
-def latest_checkpoint(folder: Path) -> Path | None:
-    """The complete ``checkpoint-<step>`` folder with the highest step, or None."""
-    best: tuple[int, Path] | None = None
+def discard_partial_checkpoints(folder: Path, keep: Path | None) -> list[str]:
+    """Remove ``checkpoint-<step>`` folders past `keep` (the newest complete one) that a killed worker left half
+    written: resumed training writes those steps again, and the Trainer's rotation must not keep them instead of
+    complete ones. Returns the names removed."""
+    keep_step = checkpoint_step(keep) if keep else -1
+    removed = []
     if folder.is_dir():
-        for path in folder.glob("checkpoint-*"):
-            try:
-                step = int(path.name.rsplit("-", 1)[1])
-            except (IndexError, ValueError):
-                continue
-            if path.is_dir() and (path / "trainer_state.json").is_file() and (best is None or step > best[0]):
-                best = (step, path)
-    return best[1] if best else None
+        for path in sorted(folder.iterdir()):
+            step = checkpoint_step(path)
+            if step is not None and step > keep_step and path.is_dir() and not (path / "trainer_state.json").is_file():
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path.name)
+    return removed
 
 
 # --- model preparation (LoRA, freezing) and checkpoint loading -----------------------------------------------------
@@ -359,8 +450,11 @@ def make_plan(job_dir: Path, config: TrainConfig) -> Plan:
         batch_size = train_info["lines"]
         print(f"only {batch_size} training lines: batch size lowered to {batch_size}", flush=True)
     resume_from = latest_checkpoint(job_dir / "checkpoints") if config.resume else None
-    if config.resume and resume_from is None:
-        print("resume requested but there is no checkpoint yet: starting from the base model", flush=True)
+    if config.resume:
+        for name in discard_partial_checkpoints(job_dir / "checkpoints", resume_from):
+            print(f"removed {name}: the worker stopped while writing it", flush=True)
+        if resume_from is None:
+            print("resume: no checkpoint yet: starts again from step 1 (from the base model)", flush=True)
     return Plan(base, architecture, train_info["lines"], valid_info["lines"] if valid_info else None, distill,
                 bool(distill and valid_info and valid_info["all_have_scores"]), pooling, batch_size, resume_from,
                 passage_max_len(config, base))
@@ -381,7 +475,8 @@ def argument_kwargs(job_dir: Path, config: TrainConfig, plan: Plan) -> tuple[dic
         # Transformers 5: a float below 1 is a ratio of the total steps (warmup_ratio is gone).
         "warmup_steps": min(max(float(config.warmup_ratio), 0.0), 0.999),
         "logging_strategy": "steps", "logging_steps": config.logging_steps, "save_strategy": "steps",
-        "save_steps": config.save_steps, "save_total_limit": 2, "eval_strategy": "no", "report_to": "none",
+        "save_steps": config.save_steps, "save_total_limit": CHECKPOINTS_KEPT, "eval_strategy": "no",
+        "report_to": "none",
         "dataloader_num_workers": 0, "remove_unused_columns": False, "disable_tqdm": True,
         "resume_from_checkpoint": str(plan.resume_from) if plan.resume_from else None,
         **precision_flags(config.precision),
@@ -415,10 +510,19 @@ def _argument_classes(config: TrainConfig, plan: Plan) -> tuple[type, type, type
     return argument_classes()
 
 
-def build_runner(job_dir: Path, config: TrainConfig, plan: Plan):
-    """The FlagEmbedding runner for the job: model prepared (LoRA, freezing), trainer built, not started."""
+def build_runner(job_dir: Path, config: TrainConfig, plan: Plan, stop: StopRequest | None = None):
+    """The FlagEmbedding runner for the job: model prepared (LoRA, freezing), trainer built, not started; the
+    phase file says which stage it is in, and a stop asked for meanwhile ends it between stages."""
     kwargs = argument_kwargs(job_dir, config, plan)
-    prepare = make_prepare(config, plan.architecture)
+    prepared = make_prepare(config, plan.architecture)
+
+    def prepare(tokenizer, model) -> None:
+        prepared(tokenizer, model)
+        if stop is not None:
+            stop.checkpoint()
+        write_phase(job_dir, "reading_data")  # the runner reads the training file next
+
+    write_phase(job_dir, "loading_model")
     if config.task == "embedder":
         from studio.training import embedder
 
@@ -432,6 +536,16 @@ def build_runner(job_dir: Path, config: TrainConfig, plan: Plan):
     runner.trainer._load_from_checkpoint = lambda checkpoint, _model=None: load_checkpoint_weights(
         model, Path(checkpoint))
     return runner
+
+
+def seed_draws(trainer, seed: int):
+    """Give the trainer's dataset draws seeded by (seed, epoch, item) (callbacks.SeededDraws): a resumed run then
+    fetches exactly the batches the uninterrupted run would have. Returns the callback that tracks the epoch."""
+    from studio.training.callbacks import DrawEpoch, SeededDraws
+
+    draws = SeededDraws(trainer.train_dataset, seed)
+    trainer.train_dataset = draws
+    return DrawEpoch(draws)
 
 
 def make_evaluator(runner, config: TrainConfig, plan: Plan):
@@ -453,7 +567,8 @@ def make_evaluator(runner, config: TrainConfig, plan: Plan):
 
 
 def export(runner, job_dir: Path, config: TrainConfig, plan: Plan, final: dict) -> Path:
-    """Write the trained model to config.output_dir (studio.models.export.export_model)."""
+    """Write the trained model to config.output_dir (studio.models.export.export_model); its card and
+    studio_model.json name the base as people do (``all-MiniLM-L6-v2``, not its folder inside the environment)."""
     import torch
 
     from studio.models.export import export_model
@@ -466,13 +581,18 @@ def export(runner, job_dir: Path, config: TrainConfig, plan: Plan, final: dict) 
             if head is None and (plan.base / f"{name}.pt").is_file():  # not trained (unified off): the base's
                 head = torch.load(plan.base / f"{name}.pt", map_location="cpu", weights_only=True)
             heads[name] = head
-    return export_model(model.model, runner.tokenizer, config, config.output_dir, architecture=plan.architecture,
+    named = dataclasses.replace(config, base=base_label(plan.base, Path(config.output_dir).parent))
+    return export_model(model.model, runner.tokenizer, named, config.output_dir, architecture=plan.architecture,
                         base_path=plan.base, pooling=plan.pooling, normalize=True, job_dir=job_dir, final=final,
                         **heads)
 
 
-def run_job(job_dir: Path, config: TrainConfig, callbacks: Sequence | None = None) -> tuple[int, str | None, dict]:
-    """Train and export. Returns (exit code, model folder or None, final figures); raises on failure."""
+def run_job(job_dir: Path, config: TrainConfig, callbacks: Sequence | None = None,
+            stop: StopRequest | None = None) -> tuple[int, str | None, dict]:
+    """Train and export. Returns (exit code, model folder or None, final figures); raises on failure, and
+    :class:`Cancelled` when a stop is asked for before training begins."""
+    stop = stop or StopRequest(job_dir)
+    write_phase(job_dir, "checking")
     plan = make_plan(job_dir, config)
     try:
         import datasets
@@ -487,21 +607,28 @@ def run_job(job_dir: Path, config: TrainConfig, callbacks: Sequence | None = Non
           + (", knowledge distillation" if plan.distill else "") + ")"
           + (f"; validation: {config.valid} ({plan.valid_lines} lines)" if config.valid else ""), flush=True)
 
-    runner = build_runner(job_dir, config, plan)
+    stop.checkpoint()
+    runner = build_runner(job_dir, config, plan, stop)
     trainer = runner.trainer
     from transformers import PrinterCallback
 
     from studio.training.callbacks import StudioCallback
 
     studio_callback = StudioCallback(job_dir, make_evaluator(runner, config, plan),
-                                     int(config.extra.get("eval_steps") or config.save_steps))
+                                     int(config.extra.get("eval_steps") or config.save_steps), stop_requested=stop,
+                                     save_every=float(config.save_every or 0) * 60,
+                                     phase=lambda name: write_phase(job_dir, name))
     trainer.remove_callback(PrinterCallback)  # our progress lines replace its raw log dicts
+    trainer.add_callback(seed_draws(trainer, config.seed))
     for callback in callbacks or ():  # before ours: what they do at a step (e.g. ask to cancel) is seen at that step
         trainer.add_callback(callback)
     trainer.add_callback(studio_callback)
 
     if plan.resume_from:
-        print(f"resuming from {plan.resume_from.name}", flush=True)
+        print(f"resuming from {plan.resume_from.name}: continues from step {checkpoint_step(plan.resume_from)}",
+              flush=True)
+    write_phase(job_dir, "starting")
+    stop.begin_training()
     trainer.train(resume_from_checkpoint=str(plan.resume_from) if plan.resume_from else None)
 
     state = trainer.state
@@ -515,11 +642,25 @@ def run_job(job_dir: Path, config: TrainConfig, callbacks: Sequence | None = Non
         raise WorkerError(f"training diverged at step {state.global_step} (the loss is no longer a finite number): "
                           f"lower the learning rate{hint}")
     if studio_callback.cancelled:
-        print(f"cancelled at step {state.global_step}; checkpoints are in {job_dir / 'checkpoints'}", flush=True)
+        saved = latest_checkpoint(job_dir / "checkpoints")
+        final["checkpoint_step"] = step = checkpoint_step(saved) if saved else None
+        print(f"cancelled at step {state.global_step}; " + (
+            f"resume continues from step {step} ({saved})" if step else
+            "no checkpoint yet: resume starts again from step 1"), flush=True)
         return EXIT_CANCELLED, None, final
+    write_phase(job_dir, "exporting")
     out = export(runner, job_dir, config, plan, final)
     print(f"model written to {out}", flush=True)
     return EXIT_OK, str(out), final
+
+
+def _cancelled_early(job_dir: Path) -> dict:
+    """The final figures of a job stopped before training began: the checkpoint resume continues from, if any."""
+    saved = latest_checkpoint(Path(job_dir) / "checkpoints")
+    step = checkpoint_step(saved) if saved else None
+    print("cancelled before training began; " + (f"resume continues from step {step}" if step else
+                                                  "no checkpoint yet: resume starts again from step 1"), flush=True)
+    return {"step": step or 0, "checkpoint_step": step}
 
 
 def _first_line(exc: BaseException) -> str:
@@ -553,22 +694,29 @@ def main(argv: Sequence[str] | None = None, callbacks: Sequence | None = None) -
         print(f"job folder {job_dir} does not exist", file=sys.stderr)
         return EXIT_FAILED
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    heartbeat = Heartbeat(job_dir).start()
+    stop = StopRequest(job_dir).install()
+    heartbeat = Heartbeat(job_dir, on_beat=stop.watch_file).start()
     started = time.time()
     try:
         try:
             config = TrainConfig.load(job_dir)
         except (OSError, ValueError, TypeError) as exc:
             raise WorkerError(f"cannot read {job_dir / 'config.json'}: {_first_line(exc)}") from None
-        code, model_dir, final = run_job(job_dir, config, callbacks)
+        code, model_dir, final = run_job(job_dir, config, callbacks, stop)
+    except Cancelled:
+        stop.training = True  # a second signal must not interrupt writing the result
+        code, model_dir, final = EXIT_CANCELLED, None, _cancelled_early(job_dir)
     except Exception as exc:  # noqa: BLE001 - every failure ends as result.json + exit 2
+        stop.training = True  # a signal now must not interrupt writing the result
         traceback.print_exc()
         message = explain(exc)
         print(f"failed: {message}", flush=True)
         write_result(job_dir, "failed", error=message)
         return EXIT_FAILED
     finally:
+        stop.training = True  # a late signal must not raise in what follows
         heartbeat.stop()
+        stop.restore()
     status = "succeeded" if code == EXIT_OK else "cancelled"
     write_result(job_dir, status, model_dir, final=final)
     print(f"{status} in {time.time() - started:.0f}s", flush=True)

@@ -70,30 +70,55 @@ def similarity_histogram(by_query: list[dict], threshold: float, lang: str) -> g
     return fig
 
 
-def loss_curves(metrics: list[dict], lang: str) -> go.Figure:
-    """Training loss per step, and validation loss where the worker reported one."""
+def step_axis(steps: list[float]) -> dict:
+    """An x axis of optimizer steps: ticks on whole steps only (1, 2, 5, 10, 20, 50… apart), never "2.5"."""
+    span = (max(steps) - min(steps)) if steps else 0
+    dtick, factors = 1, (2, 2.5, 2)  # 1 → 2 → 5 → 10 → 20 → 50 …
+    i = 0
+    while span / dtick > 10:
+        dtick = int(dtick * factors[i % 3])
+        i += 1
+    return {"tick0": 0, "dtick": dtick, "tickformat": "d"}
+
+
+def _waiting(fig: go.Figure, text: str) -> None:
+    """An empty chart that says what is happening instead of showing bare axes."""
+    fig.add_annotation(text=text, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
+                       font={"size": 15, "color": "#64748b"})
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+
+
+def loss_curves(metrics: list[dict], lang: str, waiting: str | None = None) -> go.Figure:
+    """Training loss per step, and validation loss where the worker reported one; x ticks on whole steps, losses
+    to 4 digits. `waiting`: what the job does before its first step, shown in place of empty axes."""
     train = [m for m in metrics if m.get("loss") is not None]
     evals = [m for m in metrics if m.get("eval_loss") is not None]
+    hover = f"{t('train.step', lang)} %{{x}}<br>%{{y:.4f}}<extra></extra>"
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=[m["step"] for m in train], y=[m["loss"] for m in train], mode="lines+markers",
-                             name=t("train.train_loss", lang), marker={"size": 4}))
+                             name=t("train.train_loss", lang), marker={"size": 4}, hovertemplate=hover))
     if evals:
         fig.add_trace(go.Scatter(x=[m["step"] for m in evals], y=[m["eval_loss"] for m in evals],
-                                 mode="lines+markers", name=t("train.eval_loss", lang)))
+                                 mode="lines+markers", name=t("train.eval_loss", lang), hovertemplate=hover))
     fig.update_layout(title=t("train.loss_title", lang), xaxis_title=t("train.step", lang),
-                      yaxis_title=t("train.loss_title", lang),
+                      yaxis_title=t("train.loss_title", lang), xaxis=step_axis([m["step"] for m in train + evals]),
+                      yaxis={"tickformat": ".4~f"},
                       height=320, margin={"l": 40, "r": 20, "t": 50, "b": 40},
                       legend={"orientation": "h", "y": 1.12, "x": 1, "xanchor": "right"})
+    if waiting and not train and not evals:
+        _waiting(fig, waiting)
     return fig
 
 
 def lr_curve(metrics: list[dict], lang: str) -> go.Figure:
+    """Learning rate per step (x ticks on whole steps)."""
     rows = [m for m in metrics if m.get("lr") is not None]
     fig = go.Figure(go.Scatter(x=[m["step"] for m in rows], y=[m["lr"] for m in rows],
                                mode="lines" if len(rows) > 1 else "markers",  # a lone point has no line to draw
                                line={"color": "#16a34a"}, marker={"color": "#16a34a"}))
     fig.update_layout(title=t("train.lr_title", lang), xaxis_title=t("train.step", lang),
-                      yaxis_title=t("train.lr_title", lang),
+                      yaxis_title=t("train.lr_title", lang), xaxis=step_axis([m["step"] for m in rows]),
                       yaxis={"exponentformat": "e"}, height=320, margin={"l": 60, "r": 20, "t": 50, "b": 40})
     return fig
 

@@ -6,6 +6,7 @@ training file is a name inside exports/, the base model a name in models/ or a h
 
 from __future__ import annotations
 
+import math
 import shlex
 import time
 from pathlib import Path
@@ -24,33 +25,69 @@ from studio.ui.context import UIContext, error_text
 
 R = jobs.recipe  # the form starts from the measured recipe (bench/quality.py), as `studio train` does
 
-# The form's fields, in the order of its components (TrainConfig's names).
+# The form's fields, in the order of its components (TrainConfig's names); fields a caller leaves out at the end
+# take the recipe's value.
 FORM = ("task", "base", "train", "method", "name", "epochs", "max_steps", "batch_size", "lr", "group_size",
         "query_max_len", "passage_max_len", "temperature", "warmup_ratio", "precision", "gradient_checkpointing",
-        "lora_r", "lora_alpha", "lora_dropout", "lora_targets", "freeze_embeddings", "freeze_layers")
+        "lora_r", "lora_alpha", "lora_dropout", "lora_targets", "freeze_embeddings", "freeze_layers", "save_every")
+# The form's number fields and the kind of number each holds.
+NUMBERS = {"epochs": float, "max_steps": int, "batch_size": int, "lr": float, "group_size": int,
+           "query_max_len": int, "passage_max_len": int, "temperature": float, "warmup_ratio": float, "lora_r": int,
+           "lora_alpha": int, "lora_dropout": float, "freeze_layers": int, "save_every": float}
+AUTOMATIC = ("lr", "passage_max_len")  # left empty: chosen for the job (the method's rate, the base's length)
+# The catalogue key of each field's label where it is not train.<field>.
+LABELS = {"warmup_ratio": "train.warmup", "train": "train.data"}
 TRAIN_PLACEHOLDER = "<exports/…/train.jsonl>"
+# What the worker is doing, in words, before its first step is logged (studio.training.config.PHASES).
+PHASE_KEYS = {None: "train.phase_launching", "checking": "train.phase_checking",
+              "loading_model": "train.phase_loading_model", "reading_data": "train.phase_reading_data",
+              "starting": "train.phase_starting", "training": "train.phase_training",
+              "stopping": "train.phase_stopping", "exporting": "train.phase_exporting"}
+
+
+def number(values: dict, name: str) -> int | float | None:
+    """A number field of the form, as TrainConfig takes it; the recipe's value when the caller left it out.
+
+    Raises:
+        StudioError: ``train_field_empty``, ``train_not_a_number`` or ``train_not_whole``, naming the field.
+    """
+    if name not in values:
+        return None if name in AUTOMATIC else R(name)
+    raw = values[name]
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        if name in AUTOMATIC:
+            return None
+        raise StudioError("train_field_empty", field=name)
+    try:
+        value = float(raw.strip() if isinstance(raw, str) else raw)
+    except (TypeError, ValueError):
+        raise StudioError("train_not_a_number", field=name, value=str(raw)) from None
+    if not math.isfinite(value):
+        raise StudioError("train_not_a_number", field=name, value=str(raw))
+    if NUMBERS[name] is float:
+        return value
+    if not value.is_integer():
+        raise StudioError("train_not_whole", field=name, value=str(raw))
+    return int(value)
 
 
 def options(*values) -> dict:
-    """The form's values as TrainConfig options, the training file and base model as typed in the page."""
+    """The form's values as TrainConfig options, the training file and base model as typed in the page. A number
+    field that is empty or not a number is refused, naming it (StudioError)."""
     v = dict(zip(FORM, values))
-    lr = str(v.get("lr") or "").strip()
-    try:
-        rate = float(lr) if lr else None
-    except ValueError:
-        raise StudioError("train_not_positive", field="lr", value=lr) from None
+    name = (v.get("name") or "").strip()
+    if not name:
+        raise StudioError("train_field_empty", field="name")
+    numbers = {key: number(v, key) for key in NUMBERS}
+    numbers["passage_max_len"] = numbers["passage_max_len"] or None  # 0: the base's own length
+    targets = v.get("lora_targets")
     return dict(
         task=v["task"], base=(v["base"] or "").strip() or "default", train=(v["train"] or "").strip(),
-        name=(v["name"] or "").strip(), method=v["method"], epochs=float(v["epochs"]), max_steps=int(v["max_steps"]),
-        batch_size=int(v["batch_size"]), lr=rate, group_size=int(v["group_size"]),
-        query_max_len=int(v["query_max_len"]),
-        passage_max_len=int(v["passage_max_len"]) if v.get("passage_max_len") else None,
-        temperature=float(v["temperature"]), warmup_ratio=float(v["warmup_ratio"]), precision=v["precision"],
-        gradient_checkpointing=bool(v["gradient_checkpointing"]), lora_r=int(v["lora_r"]),
-        lora_alpha=int(v["lora_alpha"]), lora_dropout=float(v["lora_dropout"]),
-        lora_targets=[x.strip() for x in (v.get("lora_targets") or ",".join(R("lora_targets"))).split(",")
+        name=name, method=v["method"], precision=v.get("precision", R("precision")),
+        gradient_checkpointing=bool(v.get("gradient_checkpointing")),
+        lora_targets=[x.strip() for x in (",".join(R("lora_targets")) if targets is None else targets).split(",")
                       if x.strip()],
-        freeze_embeddings=bool(v.get("freeze_embeddings")), freeze_layers=int(v.get("freeze_layers") or 0))
+        freeze_embeddings=bool(v.get("freeze_embeddings")), **numbers)
 
 
 def base_name(base: str | None, lang: str) -> str:
@@ -94,6 +131,22 @@ def base_advice(task: str, base: str | None, lang: str) -> str:
     return render.message(t("train.reranker_new_head", lang), "warn")
 
 
+def _whole(value: float | None, default: int) -> int:
+    """A number from the form as a whole number (`default` when empty or not a number)."""
+    try:
+        return int(value) if value is not None and math.isfinite(float(value)) else default
+    except (TypeError, ValueError):
+        return default
+
+
+def _float(value: float | None) -> float:
+    try:
+        number_ = float(value) if value is not None else 0.0
+    except (TypeError, ValueError):
+        return 0.0
+    return number_ if math.isfinite(number_) else 0.0
+
+
 def steps_advice(train_file: str | None, batch_size: float | None, epochs: float | None, max_steps: float | None,
                  lang: str) -> str:
     """A warning when the chosen file, batch size and epochs give so few optimizer steps that little will change."""
@@ -101,12 +154,44 @@ def steps_advice(train_file: str | None, batch_size: float | None, epochs: float
         path = training_path(train_file, lang)
     except StudioError:
         return ""
-    few = jobs.too_few_steps(path or None, int(batch_size or 0), float(epochs or 0), int(max_steps or -1))
+    few = jobs.too_few_steps(path or None, _whole(batch_size, 0), _float(epochs), _whole(max_steps, -1))
     if few is None:
         return ""
     steps, lines = few
     return render.message(t("train.few_steps", lang, steps=steps, lines=lines, batch=int(batch_size),
                             epochs=f"{float(epochs):g}"), "warn")
+
+
+def steps_fix(train_file: str | None, batch_size: float | None, epochs: float | None, max_steps: float | None,
+              lang: str) -> tuple[str, int, int] | None:
+    """The one change that gives a too-short job enough steps: (field, new value, steps), or None (jobs.steps_fix)."""
+    try:
+        path = training_path(train_file, lang)
+    except StudioError:
+        return None
+    return jobs.steps_fix(path or None, _whole(batch_size, 0), _float(epochs), _whole(max_steps, -1))
+
+
+def fix_button(train_file: str | None, batch_size: float | None, epochs: float | None, max_steps: float | None,
+               lang: str) -> dict:
+    """The one-click fix under the few-steps warning, saying what it will set ("Set epochs to 7 (21 steps)");
+    hidden when the job takes enough steps."""
+    fix = steps_fix(train_file, batch_size, epochs, max_steps, lang)
+    if fix is None:
+        return gr.update(visible=False)
+    field, value, steps = fix
+    key = "train.fix_epochs" if field == "epochs" else "train.fix_max_steps"
+    return gr.update(value=t(key, lang, value=value, steps=steps), visible=True)
+
+
+def apply_fix(train_file: str | None, batch_size: float | None, epochs: float | None, max_steps: float | None,
+              lang: str) -> tuple[dict, dict]:
+    """(epochs, max steps) updated by the one-click fix: the value its button showed, nothing else changed."""
+    fix = steps_fix(train_file, batch_size, epochs, max_steps, lang)
+    if fix is None:
+        return gr.update(), gr.update()
+    field, value, _ = fix
+    return (gr.update(value=value), gr.update()) if field == "epochs" else (gr.update(), gr.update(value=value))
 
 
 def form_advice(task: str, base: str | None, train_file: str | None, batch_size: float | None, epochs: float | None,
@@ -131,31 +216,65 @@ def job_choices(rows: list[dict]) -> list[tuple[str, int]]:
 def labelled(exc: Exception, lang: str) -> Exception:
     """`exc` naming the form's field as the form labels it ("Queries per step"), not the setting ("batch_size")."""
     field = exc.params.get("field") if isinstance(exc, StudioError) else None
-    if isinstance(field, str) and f"train.{field}" in catalogue(lang):
-        exc.params = {**exc.params, "field": t(f"train.{field}", lang)}
+    key = LABELS.get(field, f"train.{field}") if isinstance(field, str) else None
+    if key and key in catalogue(lang):
+        exc.params = {**exc.params, "field": t(key, lang)}
     return exc
 
 
+def resume_note(step: int | None, lang: str) -> str:
+    """Where Resume continues, from the checkpoints on disk: "from step 40", or "again from step 1"."""
+    return t("train.resume_from", lang, step=step) if step else t("train.resume_fresh", lang)
+
+
+def phase_text(snapshot: jobs.JobSnapshot, lang: str) -> str | None:
+    """What a running job's worker is doing when that is not simply the next step: loading the model, reading the
+    data, the first step, saving a checkpoint to stop, writing the model. None otherwise."""
+    if snapshot.status != "running":
+        return None
+    if snapshot.stopping:
+        return t("train.phase_stopping", lang)
+    if snapshot.phase == "training" and snapshot.last_loss:
+        return None
+    return t(PHASE_KEYS.get(snapshot.phase, PHASE_KEYS[None]), lang)
+
+
+def waiting_text(snapshot: jobs.JobSnapshot, lang: str) -> str | None:
+    """What a running job does before it has logged a step ("loading the model…"), for the empty chart."""
+    return None if snapshot.last_loss else phase_text(snapshot, lang)
+
+
 def status_card(snapshot: jobs.JobSnapshot, lang: str) -> str:
-    """Status, step, loss and time left of a job (a JobSnapshot), with what its end means."""
+    """Status, step, loss, time left and base model of a job (a JobSnapshot), with what its end means and where
+    a resume would continue."""
     job, last = snapshot.job, snapshot.last_loss
-    step = f"{last.get('step', 0)} / {last.get('total_steps') or '?'}"
+    doing = phase_text(snapshot, lang)
+    step = f"{last['step']} / {last.get('total_steps') or '?'}" if last else doing or "—"
     eta = last.get("eta_s")
+    running = job["status"] == "running"
+    status = t("train.stopping_status", lang) if snapshot.stopping else t(f"train.status_{job['status']}", lang)
     tiles = [
-        (t("train.col_status", lang), t(f"train.status_{job['status']}", lang),
-         {"succeeded": "rs-pass", "failed": "rs-fail"}.get(job["status"], "")),
+        (t("train.col_status", lang), status, {"succeeded": "rs-pass", "failed": "rs-fail"}.get(job["status"], "")),
         (t("train.step", lang), step, ""),
         (t("train.train_loss", lang), f"{last['loss']:.4f}" if last else "—", ""),
-        (t("train.eta", lang), time.strftime("%H:%M:%S", time.gmtime(eta)) if eta and job["status"] == "running" else "—", ""),
+        (t("train.eta", lang), time.strftime("%H:%M:%S", time.gmtime(eta)) if eta and running else "—", ""),
     ]
+    if snapshot.base:
+        tiles.append((t("train.base", lang), snapshot.base, ""))
     html = render.stat_tiles(tiles)
-    if job["status"] == "failed" and job["error"]:
+    if snapshot.stopping:
+        html += render.message(t("train.stopping_note", lang), "warn")
+    elif doing and last:  # a resumed job loading again: its earlier steps are shown, say what happens now
+        html += render.message(doing, "warn")
+    elif job["status"] == "failed" and job["error"]:
         error = t("train.worker_died", lang) if snapshot.worker_died else job["error"]
         html += render.message(t("train.failed_because", lang, error=error), "error")
+        html += render.message(resume_note(snapshot.checkpoint_step, lang), "warn")
     elif job["status"] == "succeeded":
         html += render.message(t("train.succeeded", lang, path=job["output_dir"]), "ok")
     elif job["status"] == "cancelled":
-        html += render.message(t("train.cancelled_note", lang), "warn")
+        html += render.message(t("train.cancelled_note", lang) + " " + resume_note(snapshot.checkpoint_step, lang),
+                               "warn")
     elif job["status"] == "queued":
         html += render.message(t("train.queued_note", lang), "warn")
     return html
@@ -179,7 +298,7 @@ def poll(ctx: UIContext, request: gr.Request | None, job_id: int | None, lang: s
     except StudioError:  # Forbidden, signed out, or a job this database does not have
         return blank_watch()
     table = jobs_table([snapshot.job if r["id"] == snapshot.job["id"] else r for r in rows], lang)
-    return (status_card(snapshot, lang), charts.loss_curves(snapshot.metrics, lang),
+    return (status_card(snapshot, lang), charts.loss_curves(snapshot.metrics, lang, waiting=waiting_text(snapshot, lang)),
             charts.lr_curve(snapshot.metrics, lang), snapshot.log, table, gr.Timer(active=snapshot.active))
 
 
@@ -197,23 +316,36 @@ def start(ctx: UIContext, request: gr.Request | None, lang: str, current_job: in
 
 
 def cancel(ctx: UIContext, request: gr.Request | None, job_id: int | None, lang: str) -> tuple:
-    """Stop the selected job (a running one after its current step); (message, *job view)."""
+    """Ask the selected job to stop and return at once; (message, *job view). A running job finishes its current
+    step and saves a checkpoint first, however long that takes: the timer keeps watching and shows it end."""
     msg = ""
     try:
         if job_id is not None:
-            jobs.cancel(ctx.project, ctx.actor(request), int(job_id), grace_seconds=5)
+            actor = ctx.actor(request)
+            job = jobs.cancel(ctx.project, actor, int(job_id))
+            if job["status"] == "running":
+                msg = render.message(t("train.stopping", lang, job_id=job["id"]), "warn")
+            else:
+                step = jobs.watch(ctx.project, actor, int(job_id), log_lines=0).checkpoint_step
+                msg = render.message(t("train.cancelled_job", lang, job_id=job["id"]) + " "
+                                     + resume_note(step, lang), "warn")
     except Exception as exc:
         msg = render.message(error_text(exc, lang), "error")
     return (msg, *poll(ctx, request, job_id, lang))
 
 
 def resume(ctx: UIContext, request: gr.Request | None, job_id: int | None, lang: str) -> tuple:
-    """Queue the selected failed or cancelled job again from its last checkpoint; (message, *job view)."""
+    """Queue the selected failed or cancelled job again from its newest checkpoint; (message, *job view). The
+    message says from which step, as the checkpoints on disk have it."""
     try:
         if job_id is None:
             return ("", *poll(ctx, request, job_id, lang))
-        jobs.resume(ctx.project, ctx.actor(request), int(job_id))
-        return (render.message(t("train.resumed", lang, job_id=job_id), "ok"), *poll(ctx, request, job_id, lang))
+        actor = ctx.actor(request)
+        jobs.resume(ctx.project, actor, int(job_id))
+        step = jobs.watch(ctx.project, actor, int(job_id), log_lines=0).checkpoint_step
+        text = (t("train.resumed", lang, job_id=job_id, step=step) if step else
+                t("train.resumed_fresh", lang, job_id=job_id))
+        return (render.message(text, "ok"), *poll(ctx, request, job_id, lang))
     except Exception as exc:
         return (render.message(error_text(exc, lang), "error"), *poll(ctx, request, job_id, lang))
 
@@ -249,6 +381,7 @@ def build(ctx: UIContext) -> dict:
                                  info=i18n("train.data_info"))
         name = gr.Textbox(label=i18n("train.name"), info=i18n("train.name_info"))
     advice = gr.HTML()
+    fix = gr.Button(visible=False, size="sm", elem_id="rs-train-fix")  # its text says what it sets (fix_button)
     with gr.Accordion(i18n("train.hyper"), open=False):
         with gr.Row():
             epochs = gr.Number(R("epochs"), label=i18n("train.epochs"))
@@ -272,8 +405,10 @@ def build(ctx: UIContext) -> dict:
         with gr.Row():
             freeze_embeddings = gr.Checkbox(R("freeze_embeddings"), label=i18n("train.freeze_embeddings"))
             freeze_layers = gr.Number(R("freeze_layers"), precision=0, label=i18n("train.freeze_layers"))
+            save_every = gr.Number(R("save_every"), label=i18n("train.save_every"), info=i18n("train.save_every_info"))
     form = [task, base, train_file, method, name, epochs, max_steps, batch, lr, group, qlen, plen, temperature, warmup,
-            precision, checkpointing, lora_r, lora_alpha, lora_dropout, lora_targets, freeze_embeddings, freeze_layers]
+            precision, checkpointing, lora_r, lora_alpha, lora_dropout, lora_targets, freeze_embeddings, freeze_layers,
+            save_every]
     command = gr.Code(label=i18n("train.command"), language="shell", interactive=False)
     start_btn = gr.Button(i18n("train.start"), variant="primary", elem_id="rs-train-start")
     message = gr.HTML()
@@ -299,7 +434,12 @@ def build(ctx: UIContext) -> dict:
 
     def on_advice(request: gr.Request, task_: str, base_: str | None, file_: str | None, batch_: float | None,
                   epochs_: float | None, steps_: float | None, lg: str):
-        return form_advice(task_, base_, file_, batch_, epochs_, steps_, lg)
+        return (form_advice(task_, base_, file_, batch_, epochs_, steps_, lg),
+                fix_button(file_, batch_, epochs_, steps_, lg))
+
+    def on_fix(request: gr.Request, file_: str | None, batch_: float | None, epochs_: float | None,
+               steps_: float | None, lg: str):
+        return apply_fix(file_, batch_, epochs_, steps_, lg)
 
     def on_start(request: gr.Request, lg: str, current: int | None, *values):
         return start(ctx, request, lg, current, *values)
@@ -323,7 +463,8 @@ def build(ctx: UIContext) -> dict:
         component.change(on_preview, form, command, **private)
     advice_inputs = [task, base, train_file, batch, epochs, max_steps, ctx.lang]
     for component in advice_inputs[:-1]:
-        component.change(on_advice, advice_inputs, advice, **private)
+        component.change(on_advice, advice_inputs, [advice, fix], **private)
+    fix.click(on_fix, [train_file, batch, epochs, max_steps, ctx.lang], [epochs, max_steps], **private)
     start_btn.click(on_start, [ctx.lang, job, *form], [message, job, *watched], api_name="train_start",
                     concurrency_limit=1)
     job.change(on_poll, [job, ctx.lang], watched, **private)
