@@ -241,7 +241,7 @@ def _model_card(config: TrainConfig, info: dict) -> str:
         "",
         "| | |",
         "|---|---|",
-        f"| Base model | `{config.base}` (`{info['base_path']}`) |",
+        f"| Base model | `{config.base}` |",  # by name: the folder may be a path inside .venv
         f"| Task | {config.task} |",
         f"| Architecture | {info['architecture']} |",
         f"| Method | {config.method}" + (" (LoRA merged into the weights)" if config.method == "lora" else "") + " |",
@@ -258,9 +258,9 @@ def _model_card(config: TrainConfig, info: dict) -> str:
             lines.append(f"| Data counts | {shown} |")
     final = info.get("final") or {}
     if info["final_loss"] is not None:
-        lines.append(f"| Final training loss | {_fmt(info['final_loss'])} |")
+        lines.append(f"| Final training loss | {info['final_loss']:.4f} |")
     if info.get("final_eval_loss") is not None:
-        lines.append(f"| Final validation loss | {_fmt(info['final_eval_loss'])} |")
+        lines.append(f"| Final validation loss | {info['final_eval_loss']:.4f} |")
     if final.get("step") is not None:
         lines.append(f"| Steps | {final['step']} |")
     if info["pooling"]:

@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
+
 import plotly.graph_objects as go
 
 from studio.config import KAPPA_GATE, TIE_TOLERANCE
 from studio.i18n import t
+from studio.ui.render import chart
 
 
+def localized(fn):
+    """Every chart's toolbar (Plotly's own texts) in the chart's language: :func:`studio.ui.render.chart`."""
+    signature = inspect.signature(fn)
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        return chart(fn(*args, **kwargs), signature.bind(*args, **kwargs).arguments["lang"])
+
+    return wrapper
+
+
+@localized
 def confusion_heatmap(stats, lang: str) -> go.Figure:
     """Confusion matrix of two raters over the three rating levels."""
     labels = [f"{v} · {t(f'rating.{v}', lang)}" for v in (0, 1, 2)]
@@ -27,6 +43,7 @@ def confusion_heatmap(stats, lang: str) -> go.Figure:
     return fig
 
 
+@localized
 def kappa_bars(by_pair: list, lang: str) -> go.Figure:
     """Kappa per annotator pair, coloured by the gate, with the gate as a dashed line."""
     names = [" × ".join(s.annotators) for s in by_pair]
@@ -43,6 +60,7 @@ def kappa_bars(by_pair: list, lang: str) -> go.Figure:
     return fig
 
 
+@localized
 def length_histogram(lengths: dict, lang: str) -> go.Figure:
     """Token lengths of queries and documents against the model's limits (what gets cut off)."""
     fig = go.Figure()
@@ -58,6 +76,7 @@ def length_histogram(lengths: dict, lang: str) -> go.Figure:
     return fig
 
 
+@localized
 def similarity_histogram(by_query: list[dict], threshold: float, lang: str) -> go.Figure:
     """Per query, how alike its positives and negatives are (TF-IDF cosine); high = hard or mislabelled."""
     fig = go.Figure(go.Histogram(x=[q["mean"] for q in by_query], nbinsx=20, marker_color="#6366f1",
@@ -89,6 +108,7 @@ def _waiting(fig: go.Figure, text: str) -> None:
     fig.update_yaxes(visible=False)
 
 
+@localized
 def loss_curves(metrics: list[dict], lang: str, waiting: str | None = None) -> go.Figure:
     """Training loss per step, and validation loss where the worker reported one; x ticks on whole steps, losses
     to 4 digits. `waiting`: what the job does before its first step, shown in place of empty axes."""
@@ -111,6 +131,7 @@ def loss_curves(metrics: list[dict], lang: str, waiting: str | None = None) -> g
     return fig
 
 
+@localized
 def lr_curve(metrics: list[dict], lang: str) -> go.Figure:
     """Learning rate per step (x ticks on whole steps)."""
     rows = [m for m in metrics if m.get("lr") is not None]
@@ -123,6 +144,7 @@ def lr_curve(metrics: list[dict], lang: str) -> go.Figure:
     return fig
 
 
+@localized
 def metric_bars(report: dict, metrics: list[str], lang: str) -> go.Figure:
     """One group of bars per metric, one bar per model (past two models, values in two decimals and smaller,
     so that neighbouring labels do not run into each other)."""
@@ -137,6 +159,7 @@ def metric_bars(report: dict, metrics: list[str], lang: str) -> go.Figure:
     return fig
 
 
+@localized
 def delta_histogram(per_query_delta: dict[str, float], lang: str) -> go.Figure:
     """Per-query change of nDCG@10 (fine-tuned minus base) in bins of 0.05 centred on 0: red worse, grey
     unchanged, green better; the legend counts the queries of each."""
@@ -175,6 +198,7 @@ def _hover(kind: str, ident: str, text: str, width: int = 60) -> str:
     return f"<b>{html_mod.escape(kind)} {html_mod.escape(ident)}</b><br>" + "<br>".join(lines)
 
 
+@localized
 def embedding_map(panels: list, lang: str) -> go.Figure:
     """t-SNE maps side by side (one per model): documents coloured by their label for the selected queries,
     queries as stars, lines from each selected query to its relevant documents when at most ten are selected."""

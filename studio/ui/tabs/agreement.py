@@ -89,9 +89,9 @@ def refresh(ctx: UIContext, lang: str, which: str | None = None, request: gr.Req
     report = result.report
     chosen = pick(report, which)
     key = "*" if chosen is report.pooled else "|".join(chosen.annotators)
-    return (scorecard(report, lang), render.chart(charts.kappa_bars(report.by_pair, lang), lang),
+    return (scorecard(report, lang), charts.kappa_bars(report.by_pair, lang),
             pair_table(report, lang), gr.update(choices=pair_choices(report, lang), value=key),
-            render.chart(charts.confusion_heatmap(chosen, lang), lang),
+            charts.confusion_heatmap(chosen, lang),
             disagreement_table(result.disagreements, lang), gr.update(visible=report.double_rated > 0))
 
 

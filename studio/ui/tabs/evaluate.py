@@ -104,10 +104,10 @@ def run(ctx: UIContext, models: list[str], source: str, folder: str, split: str,
         report = result.report
         first = next((c for c, e in zip(result.comparisons, report["comparisons"]) if e["kind"] == "model"),
                      result.comparisons[0] if result.comparisons else None)
-        delta = render.chart(charts.delta_histogram(first.per_query_delta, lang), lang) if first else None
+        delta = charts.delta_histogram(first.per_query_delta, lang) if first else None
         choices = [(f"{q} · {text[:60]}", q) for q, text in result.map_queries]
         return (summary_html(report, lang),
-                render.chart(charts.metric_bars(report, actions.headline_metrics(report), lang), lang),
+                charts.metric_bars(report, actions.headline_metrics(report), lang),
                 comparison_table(report, lang), delta, errors_table(report, lang), report,
                 *_reports(ctx, request, report, lang, result.evalset.queries), gr.update(choices=choices, value=[]))
     except Exception as exc:
@@ -126,7 +126,7 @@ def draw_map(ctx: UIContext, models: list[str], source: str, folder: str, split:
         result = actions.embedding_map(ctx.project, ctx.actor(request), form.pop("models"), form.pop("source"),
                                        **form, picked=picked or None)
         panels = result.panels
-        figure = render.chart(charts.embedding_map(panels, lang), lang)
+        figure = charts.embedding_map(panels, lang)
         n_docs = sum(k == "document" for k in panels[0].kinds)
         n_queries = len(panels[0].kinds) - n_docs
         status = render.message(t(render.counted("evaluate.map_done", n_queries), lang, queries=n_queries,

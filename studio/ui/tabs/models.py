@@ -22,6 +22,11 @@ def models_table(infos: list, lang: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+def _loss(value) -> str:
+    """A loss as the Train tab shows it: four decimals."""
+    return f"{value:.4f}" if isinstance(value, (int, float)) else ""
+
+
 def details(info, lang: str) -> str:
     items = "".join(
         render.message(t(f"models.problem_{p.code}", lang, **p.params), "error" if p.severity == "error" else "warn")
@@ -32,7 +37,7 @@ def details(info, lang: str) -> str:
                   (t("models.origin_method", lang), info.origin.get("method", "")),
                   (t("models.origin_job", lang), info.origin.get("job_dir", "")),
                   (t("models.origin_created", lang), info.origin.get("created", "")),
-                  (t("models.origin_loss", lang), info.origin.get("final_loss", ""))]
+                  (t("models.origin_loss", lang), _loss(info.origin.get("final_loss")))]
         origin = "".join(f"<div><b>{html.escape(k)}</b>: {html.escape(str(v))}</div>" for k, v in fields if v != "")
     return f'<div class="rs-card"><div class="rs-query">{html.escape(info.name)}</div>' \
            f'<div class="rs-path">{html.escape(info.path)}</div>{origin}{items}</div>'
