@@ -989,3 +989,21 @@ def test_collect_tab_orders_the_queue_and_shows_its_makeup(demo_ctx):
     assert strategy["value"] == "random" and "untouched pairs" in shown
     refused, _ = import_.run_strategy(demo_ctx, "random", "en", request=signed_in(demo_ctx, "Dr. Smith"))
     assert "needs the Admin role" in refused
+
+
+def test_closing_a_tab_gives_its_reserved_pair_back(demo_ctx):
+    """The app registers an unload event that frees the session's reservation (the action is tested in
+    test_queue.py); here: the handler the app registers does it for the session it is given."""
+    from types import SimpleNamespace
+
+    demo, _ = build_app(demo_ctx.db_path)
+    unload = [d for d in demo.get_config_file()["dependencies"] if any(t[1] == "unload" for t in d["targets"])]
+    assert len(unload) == 1
+    leave = next(fn for fn in (b.fn for b in demo.fns.values()) if getattr(fn, "__name__", "") == "leave")
+    tab = SimpleNamespace(username=None, session_hash="tab-1")
+    _, pair, *_ = annotate.start(demo_ctx, "Dr. Smith", "en", tab)
+    with opened(demo_ctx.db_path) as db:
+        assert next(db.query("SELECT count(*) AS n FROM assignments WHERE session = 'tab-1'"))["n"] == 1
+    leave(tab)
+    with opened(demo_ctx.db_path) as db:
+        assert next(db.query("SELECT count(*) AS n FROM assignments WHERE pair_id = ?", [pair]))["n"] == 0
