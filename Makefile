@@ -44,6 +44,7 @@ bench-smoke: $(STAMP) bench-deps
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/encode_throughput.py --smoke
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/quality.py --smoke
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/annotate_store.py --smoke
+	HF_HUB_OFFLINE=1 $(BIN)/python bench/queue_strategies.py --smoke
 
 run: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python studio.py
