@@ -74,44 +74,44 @@ def start(ctx: UIContext, picked: str | None, lang: str, request: gr.Request | N
         return _failed(ctx, actor, exc, lang)
 
 
+def _acting(ctx: UIContext, picked: str | None, lang: str, request: gr.Request | None, do) -> tuple:
+    """`do(actor)` for the acting annotator, the first pair when nobody is known yet, and the actor's queue with the
+    error underneath when `do` fails."""
+    actor = None
+    try:
+        actor = _actor(ctx, picked, request)
+        return start(ctx, picked, lang, request) if actor is None else do(actor)
+    except Exception as exc:
+        return _failed(ctx, actor, exc, lang)
+
+
 def rate(ctx: UIContext, picked: str | None, pair_id: int | None, note: str, value: int, lang: str,
          request: gr.Request | None = None) -> tuple:
     """Save the rating (committed before we say so), then show the next pair."""
     if pair_id is None:
         return start(ctx, picked, lang, request)
-    actor = None
-    try:
-        actor = _actor(ctx, picked, request)
-        if actor is None:
-            return start(ctx, picked, lang, request)
+
+    def do(actor):
         queue = act.rate(ctx.project, actor, int(pair_id), value, note or "", session=_session(request))
-        saved = render.message(t("annotate.saved", lang, pair_id=pair_id,
-                                 label=f"{value} · {t(f'rating.{value}', lang)}"), "ok")
-        return show(queue, lang, saved)
-    except Exception as exc:
-        return _failed(ctx, actor, exc, lang)
+        return show(queue, lang, render.message(t("annotate.saved", lang, pair_id=pair_id,
+                                                  label=f"{value} · {t(f'rating.{value}', lang)}"), "ok"))
+
+    return _acting(ctx, picked, lang, request, do)
 
 
 def skip(ctx: UIContext, picked: str | None, pair_id: int | None, lang: str, request: gr.Request | None = None) -> tuple:
     if pair_id is None:
         return start(ctx, picked, lang, request)
-    actor = None
-    try:
-        actor = _actor(ctx, picked, request)
-        if actor is None:
-            return start(ctx, picked, lang, request)
+
+    def do(actor):
         queue = act.skip(ctx.project, actor, int(pair_id), session=_session(request))
         return show(queue, lang, render.message(t("annotate.skipped", lang, pair_id=pair_id), "warn"))
-    except Exception as exc:
-        return _failed(ctx, actor, exc, lang)
+
+    return _acting(ctx, picked, lang, request, do)
 
 
 def undo(ctx: UIContext, picked: str | None, lang: str, request: gr.Request | None = None) -> tuple:
-    actor = None
-    try:
-        actor = _actor(ctx, picked, request)
-        if actor is None:
-            return start(ctx, picked, lang, request)
+    def do(actor):
         undone, queue = act.undo(ctx.project, actor, session=_session(request))
         if undone.kind == "skip":
             return show(queue, lang, render.message(t("annotate.skip_undone", lang, pair_id=undone.pair_id), "warn"))
@@ -119,8 +119,8 @@ def undo(ctx: UIContext, picked: str | None, lang: str, request: gr.Request | No
         card, pid, prog, status, _ = show(queue, lang, render.message(
             t("annotate.undone", lang, pair_id=undone.pair_id, label=was), "warn"))
         return card, pid, prog, status, undone.note  # the note comes back: nobody retypes it
-    except Exception as exc:
-        return _failed(ctx, actor, exc, lang)
+
+    return _acting(ctx, picked, lang, request, do)
 
 
 def picker_names(ctx: UIContext, request: gr.Request | None = None) -> list[str]:
