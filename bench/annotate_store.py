@@ -9,7 +9,7 @@ For each project size (10k, 100k, 1M pairs; a tenth of them rated once, a tenth 
 - the reference: the queue as it was before schema m004 (correlated sub-queries over every pair, inside the write
   transaction), timed in the same run on the same database, with the ratio;
 - import: `studio import pairs` of a CSV with that many lines (time and peak memory, in a child process) against a
-  plain sqlite3 executemany of the same rows, with the ratio.
+  plain sqlite3 executemany of the same rows into the same schema, with the ratio.
 
 Prints one JSON line per measurement.
 
@@ -25,7 +25,6 @@ import json
 import multiprocessing as mp
 import os
 import random
-import resource
 import sqlite3
 import statistics
 import subprocess
@@ -216,12 +215,17 @@ def latency_bench(size: int, processes: int, calls: int, reference_calls: int, t
     return lines
 
 
+_MEASURE = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); "
+            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+
+
 def _peak_child(cmd: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak resident memory (MB) of a child process."""
+    """Wall seconds and peak resident memory (MB) of `cmd`, measured by a fresh parent of its own (so that no
+    other child of this process counts)."""
     t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, cwd=ROOT)
-    wall = time.perf_counter() - t0
-    return wall, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    out = subprocess.run([sys.executable, "-c", _MEASURE, *cmd], check=True, capture_output=True, text=True,
+                         cwd=ROOT)
+    return time.perf_counter() - t0, int(out.stdout.split()[-1]) / 1024
 
 
 def import_bench(size: int) -> dict:
@@ -240,18 +244,21 @@ def import_bench(size: int) -> dict:
         plain_s, plain_mb = _peak_child([sys.executable, __file__, "--plain-import", str(csv_path),
                                          str(Path(tmp) / "plain.db")])
     return {"bench": "annotate_store", "what": "import", "pairs": size, "studio_s": round(studio_s, 1),
-            "studio_peak_mb_max_so_far": round(studio_mb), "plain_executemany_s": round(plain_s, 1),
+            "studio_peak_mb": round(studio_mb), "plain_executemany_s": round(plain_s, 1),
+            "plain_peak_mb": round(plain_mb),
             "ratio_studio_over_plain": round(studio_s / plain_s, 2)}
 
 
 def plain_import(csv_path: str, db_path: str) -> None:
-    """The reference: the same documents, queries and pairs through sqlite3's executemany, streamed, one
-    transaction, no checks."""
+    """The reference: the same rows the studio stores (documents and queries with key, text, text hash and source;
+    pairs) into the studio's own schema (its indexes and triggers), through sqlite3's executemany, streamed from
+    the file, in one transaction — without the studio's checks, dedupe by text and audit."""
+    from studio.store import connect
+    from studio.store.imports import text_hash
+
+    connect(db_path).close()  # the studio's schema, migrated
     conn = sqlite3.connect(db_path)
-    conn.executescript("""PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;
-        CREATE TABLE documents (id INTEGER PRIMARY KEY, key TEXT UNIQUE, text TEXT);
-        CREATE TABLE queries (id INTEGER PRIMARY KEY, key TEXT UNIQUE, text TEXT);
-        CREATE TABLE pairs (id INTEGER PRIMARY KEY, query_id INTEGER, document_id INTEGER, UNIQUE (query_id, document_id));""")
+    conn.execute("PRAGMA synchronous=FULL")
     with open(csv_path, newline="", encoding="utf-8") as f, conn:
         rows = csv.DictReader(f)
         queries: dict[str, int] = {}
@@ -259,12 +266,15 @@ def plain_import(csv_path: str, db_path: str) -> None:
         def pairs():
             for n, row in enumerate(rows, start=1):
                 if row["query_id"] not in queries:
-                    queries[row["query_id"]] = conn.execute("INSERT INTO queries (key, text) VALUES (?, ?)",
-                                                            (row["query_id"], row["query"])).lastrowid
-                conn.execute("INSERT INTO documents (id, key, text) VALUES (?, ?, ?)", (n, row["doc_id"], row["document"]))
+                    queries[row["query_id"]] = conn.execute(
+                        "INSERT INTO queries (key, text, text_hash, source) VALUES (?, ?, ?, 'plain')",
+                        (row["query_id"], row["query"], text_hash(row["query"]))).lastrowid
+                conn.execute("INSERT INTO documents (id, key, title, text, text_hash, source) "
+                             "VALUES (?, ?, '', ?, ?, 'plain')",
+                             (n, row["doc_id"], row["document"], text_hash(row["document"])))
                 yield queries[row["query_id"]], n
 
-        conn.executemany("INSERT INTO pairs (query_id, document_id) VALUES (?, ?)", pairs())
+        conn.executemany("INSERT INTO pairs (query_id, document_id, source) VALUES (?, ?, 'plain')", pairs())
     conn.close()
 
 
