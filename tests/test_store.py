@@ -101,6 +101,16 @@ def test_undo_after_a_skip_takes_back_the_skip_and_brings_a_ratings_note_back(pr
     assert history(project, entity="pair", entity_id=skipped)[-1]["action"] == "skip.undo"
 
 
+def test_undo_knows_a_skip_came_after_a_rating_made_in_the_same_millisecond(project):
+    rated = next_pair(project, "alice").pair_id
+    submit_rating(project, "alice", rated, 2)
+    skipped = next_pair(project, "alice").pair_id
+    skip_pair(project, "alice", skipped)
+    project.execute("UPDATE ratings SET created_at = '2026-12-06T08:00:00.000Z'")
+    project.execute("UPDATE skips SET created_at = '2026-12-06T08:00:00.000Z'")
+    assert undo_last(project, "alice").kind == "skip"
+
+
 def test_undo_with_nothing_to_undo(project):
     with pytest.raises(StudioError) as err:
         undo_last(project, "alice")

@@ -173,14 +173,13 @@ def undo_last(db: Database, annotator: str) -> Undone:
     """
     me = get_annotator(db, annotator)["id"]
     with immediate(db):
-        rating = list(db.query(
-            "SELECT id, pair_id, rating, note, coalesce(updated_at, created_at) AS at FROM ratings "
-            "WHERE annotator_id = ? ORDER BY coalesce(updated_at, created_at) DESC, id DESC LIMIT 1", [me]))
-        skip = list(db.query("SELECT pair_id, created_at AS at FROM skips WHERE annotator_id = ? "
-                             "ORDER BY created_at DESC LIMIT 1", [me]))
+        # seq: one order over ratings and skips (schema m006), kept by triggers
+        rating = list(db.query("SELECT id, pair_id, rating, note, seq FROM ratings WHERE annotator_id = ? "
+                               "ORDER BY seq DESC LIMIT 1", [me]))
+        skip = list(db.query("SELECT pair_id, seq FROM skips WHERE annotator_id = ? ORDER BY seq DESC LIMIT 1", [me]))
         if not rating and not skip:
             raise StudioError("nothing_to_undo")
-        if skip and (not rating or skip[0]["at"] > rating[0]["at"]):
+        if skip and (not rating or skip[0]["seq"] > rating[0]["seq"]):
             undone = Undone(skip[0]["pair_id"], "skip")
             db.execute("DELETE FROM skips WHERE pair_id = ? AND annotator_id = ?", [undone.pair_id, me])
             record(db, actor=annotator, action="skip.undo", entity="pair", entity_id=undone.pair_id)

@@ -276,6 +276,47 @@ def m005_settings(db: Database) -> None:
     )
 
 
+@migrations()
+def m006_action_order(db: Database) -> None:
+    """The order of a person's ratings and skips, for undo: one sequence over both tables (timestamps have
+    millisecond resolution, and a skip right after a rating can share one)."""
+    db.executescript(
+        """
+        CREATE TABLE action_sequence (id INTEGER PRIMARY KEY CHECK (id = 1), last INTEGER NOT NULL);
+        INSERT INTO action_sequence (id, last) VALUES (1, 0);
+        ALTER TABLE ratings ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE skips ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+        -- existing rows: in their time order, ratings before skips of the same instant
+        UPDATE ratings SET seq = (SELECT count(*) FROM ratings r2 WHERE
+            coalesce(r2.updated_at, r2.created_at) < coalesce(ratings.updated_at, ratings.created_at)
+            OR (coalesce(r2.updated_at, r2.created_at) = coalesce(ratings.updated_at, ratings.created_at)
+                AND r2.id <= ratings.id));
+        UPDATE skips SET seq = (SELECT count(*) FROM ratings) + (SELECT count(*) FROM skips s2 WHERE
+            s2.created_at < skips.created_at OR (s2.created_at = skips.created_at AND s2.rowid <= skips.rowid));
+        UPDATE action_sequence SET last = (SELECT count(*) FROM ratings) + (SELECT count(*) FROM skips);
+        CREATE INDEX ratings_seq ON ratings (annotator_id, seq);
+        CREATE INDEX skips_seq ON skips (annotator_id, seq);
+
+        CREATE TRIGGER ratings_sequenced AFTER INSERT ON ratings
+        BEGIN
+            UPDATE action_sequence SET last = last + 1 WHERE id = 1;
+            UPDATE ratings SET seq = (SELECT last FROM action_sequence WHERE id = 1) WHERE id = NEW.id;
+        END;
+        CREATE TRIGGER ratings_resequenced AFTER UPDATE OF rating, note ON ratings
+        BEGIN
+            UPDATE action_sequence SET last = last + 1 WHERE id = 1;
+            UPDATE ratings SET seq = (SELECT last FROM action_sequence WHERE id = 1) WHERE id = NEW.id;
+        END;
+        CREATE TRIGGER skips_sequenced AFTER INSERT ON skips
+        BEGIN
+            UPDATE action_sequence SET last = last + 1 WHERE id = 1;
+            UPDATE skips SET seq = (SELECT last FROM action_sequence WHERE id = 1)
+             WHERE pair_id = NEW.pair_id AND annotator_id = NEW.annotator_id;
+        END;
+        """
+    )
+
+
 def migrate(db: Database) -> None:
     """Apply pending migrations; safe to call on every start."""
     migrations.apply(db)
