@@ -209,9 +209,6 @@ def m004_queue_counters(db: Database) -> None:
             WHERE in_queue = 1 AND ratings_n + holds_n = 1;
         CREATE INDEX assignments_time ON assignments (assigned_at);
         CREATE INDEX assignments_session ON assignments (session) WHERE session IS NOT NULL;
-        -- undo finds one's last rating or skip without sorting one's history
-        CREATE INDEX ratings_latest ON ratings (annotator_id, coalesce(updated_at, created_at), id);
-        CREATE INDEX skips_latest ON skips (annotator_id, created_at);
 
         CREATE TRIGGER pairs_queued AFTER INSERT ON pairs WHEN NEW.in_queue = 1
         BEGIN
