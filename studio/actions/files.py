@@ -10,9 +10,9 @@ from pathlib import Path
 
 from studio import config
 from studio.actions.base import inside
+from studio.dataset.naming import is_validation_file
 
 DEMO = "demo"  # the bundled demo BEIR folder (config.DEMO_DIR), as the page names it
-VALID_SUFFIX = ".valid.jsonl"
 
 
 def dataset_names() -> list[str]:
@@ -37,7 +37,7 @@ def training_file_names() -> list[str]:
     root = Path(config.EXPORTS_DIR)
     if not root.is_dir():
         return []
-    files = [p for p in root.rglob("*.jsonl") if p.is_file() and not p.name.endswith(VALID_SUFFIX)]
+    files = [p for p in root.rglob("*.jsonl") if p.is_file() and not is_validation_file(p)]
     return [p.relative_to(root).as_posix() for p in sorted(files, key=lambda p: p.stat().st_mtime, reverse=True)]
 
 

@@ -21,7 +21,6 @@ from studio.store import jobs as store_jobs
 from studio.training.config import TrainConfig, steps_fix, too_few_steps  # noqa: F401
 
 ACTIVE = ("queued", "running")
-VALID_SUFFIX = ".valid.jsonl"
 recipe = TrainConfig.recipe  # the measured recipe's value of a setting: the CLI's and the Train form's defaults
 
 
@@ -66,11 +65,11 @@ class JobSnapshot:
 
 def valid_beside(train: str | Path | None) -> str | None:
     """The validation file beside a training file (``X.valid.jsonl`` next to ``X.jsonl``), when there is one."""
+    from studio.dataset.naming import validation_twin
+
     text = str(train or "").strip()
-    if not text or text.endswith(VALID_SUFFIX):
-        return None
-    beside = Path(text).with_suffix(VALID_SUFFIX)
-    return str(beside) if beside.is_file() else None
+    twin = validation_twin(text) if text else None
+    return None if twin is None else str(twin)
 
 
 def make_config(config_or_options: TrainConfig | Mapping) -> TrainConfig:

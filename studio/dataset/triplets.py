@@ -32,6 +32,7 @@ from typing import TextIO
 
 from studio.dataset.gold import GoldSet
 from studio.dataset.mining import Mined, mine
+from studio.dataset.naming import VALID_SUFFIX
 from studio.dataset.split import split_by_query
 from studio.errors import StudioError
 from studio.i18n import t
@@ -170,7 +171,7 @@ def export_triplets(gold: GoldSet, out_path: str | Path, options: ExportOptions 
     counts.update(train_queries=len(train), valid_queries=len(valid), train_lines=len(train),
                   valid_lines=len(valid))
 
-    paths = {"train": out, "valid": _sibling(out, ".valid.jsonl") if valid else None,
+    paths = {"train": out, "valid": _sibling(out, VALID_SUFFIX) if valid else None,
              "csv": _sibling(out, ".csv"), "manifest": _sibling(out, ".manifest.json")}
     manifest = _manifest(gold, options, counts, paths)
     writers = {
@@ -180,7 +181,7 @@ def export_triplets(gold: GoldSet, out_path: str | Path, options: ExportOptions 
         "manifest": lambda f: f.write(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n"),
     }
     _write_all([(paths[k], writers[k]) for k in ("train", "valid", "csv", "manifest") if paths[k]])
-    stale = _sibling(out, ".valid.jsonl")
+    stale = _sibling(out, VALID_SUFFIX)
     if paths["valid"] is None and stale.exists():
         stale.unlink()  # an earlier export's validation file would pair with this training file otherwise
     report(1.0, "done")

@@ -71,17 +71,14 @@ def from_gold(gold, exclude_queries: set[str] | None = None, name: str = "db") -
     return EvalSet(name, {q: keep[q] for q in qrels}, dict(gold.corpus), qrels)
 
 
-VALID_SUFFIX = ".valid.jsonl"  # the validation twin an export writes beside X.jsonl (studio.dataset.triplets)
-
-
 def held_out_files(train_file: str | Path) -> list[Path]:
     """A training file and, when there is one, its validation twin (``X.valid.jsonl`` beside ``X.jsonl``): a
     fine-tune learned from both (its job picks the twin up), so an evaluation leaves both out."""
+    from studio.dataset.naming import validation_twin
+
     path = Path(train_file)
-    twin = path.with_name(path.name[: -len(".jsonl")] + VALID_SUFFIX) if path.name.endswith(".jsonl") else None
-    if path.name.endswith(VALID_SUFFIX) or twin is None or not twin.is_file():
-        return [path]
-    return [path, twin]
+    twin = validation_twin(path)
+    return [path] if twin is None else [path, twin]
 
 
 def training_queries(train_file: str | Path) -> set[str]:
