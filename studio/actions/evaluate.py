@@ -86,6 +86,69 @@ def load_evalset(project: Project, source: str, *, folder: str | Path | None = N
     return runner.from_gold(gold, held_out, name=name)
 
 
+def load_tuneset(project: Project, source: str, *, folder: str | Path | None = None, split: str | None = None,
+                 tune_on: str | None = None, exclude: str | Path | None = None, existing: bool = False):
+    """The labelled queries that tune fusion weights, never the evaluated ones: a BEIR folder's `tune_on` split
+    (the systems leave out what their fine-tunes were trained on), or — on the project's gold labels — the queries
+    of the validation file beside the training file `exclude` (an export's validation split: left out of the
+    evaluation, never a gradient step). None when there is nothing to tune on.
+
+    Raises:
+        StudioError: ``tune_on_eval_split`` (the evaluated split), ``tune_on_needs_beir`` (a split name on gold
+            labels), the BEIR reader's errors.
+    """
+    from studio.dataset.naming import validation_twin
+    from studio.evaluation import runner
+
+    tune_on = (tune_on or "").strip() or None
+    if source == "beir":
+        if not tune_on:
+            return None
+        split = (split or "").strip() or DEFAULT_SPLIT
+        if tune_on == split:
+            raise StudioError("tune_on_eval_split", split=split)
+        folder = Path(folder) if folder else config.DEMO_DIR
+        return runner.from_beir(folder, tune_on, name=f"{folder.name}/{tune_on}")
+    if tune_on:
+        raise StudioError("tune_on_needs_beir")
+    twin = validation_twin(exclude) if exclude else None
+    if twin is None:
+        return None
+    from studio.evaluation.systems import _query_texts
+    from studio.store.gold import gold_set
+
+    texts = _query_texts(twin)
+    with project.db(existing=existing) as db:
+        gold = gold_set(db)
+    qrels = {q: dict(labels) for q, labels in gold.labels.items()
+             if gold.queries[q] in texts and any(v > 0 for v in labels.values())}
+    return runner.EvalSet(twin.name, {q: gold.queries[q] for q in qrels}, dict(gold.corpus), qrels)
+
+
+def system_specs(models: Sequence[str], systems: Sequence[str] = (), *, mode: str = "dense",
+                 reranker: str | None = None, include_first_stage: bool = True) -> list[str]:
+    """`models` as system specs (``NAME`` or ``NAME:MODE``; with a reranker ``NAME>R`` too, and only that with
+    ``include_first_stage`` False), then `systems` as given."""
+    specs = []
+    for name in (str(m).strip() for m in models or []):
+        if not name:
+            continue
+        first = name if (mode or "dense") == "dense" else f"{name}:{mode}"
+        if not reranker or include_first_stage:
+            specs.append(first)
+        if reranker:
+            specs.append(f"{first}>{reranker}")
+    return specs + [str(s).strip() for s in systems or [] if str(s).strip()]
+
+
+def page_systems(models: Sequence[str], reranker: str | None = None) -> list[str]:
+    """What ⑧ evaluates for the models picked there: each model (and, with a reranker, each model followed by
+    it), BM25 — always, it costs seconds and is the baseline to beat — and each model fused with BM25."""
+    names = [str(m).strip() for m in models or [] if str(m).strip()]
+    specs = system_specs(names, reranker=reranker)
+    return specs + ["bm25"] + [f"{name}+bm25" for name in names]
+
+
 def suggested_exclusion(models: Sequence[str] | None, source: str, current: str | None) -> str | None:
     """What "leave out the queries of" should hold: on the project's gold labels with nothing left out yet, the
     training file (as a name inside exports/) of the last picked studio-trained model — scored on its own training
@@ -106,6 +169,7 @@ def suggested_exclusion(models: Sequence[str] | None, source: str, current: str 
 
 @action("expert", cli="eval")
 def evaluate(project: Project, actor: Actor, /, models: Sequence[str], source: str, *,
+             systems: Sequence[str] | None = None, tune_on: str | None = None,
              folder: str | Path | None = None, split: str | None = None, exclude: str | Path | None = None,
              ks: str | Sequence[int] | None = None, mode: str = "dense", weights: Sequence[float] | None = None,
              reranker: str | None = None, rerank_top: int = 100, include_first_stage: bool = True,
@@ -115,22 +179,43 @@ def evaluate(project: Project, actor: Actor, /, models: Sequence[str], source: s
     per model and, with two or more, each change and its significance (:func:`studio.evaluation.report.
     evaluate_models`). `ks`: cut-offs, "1,5,10" or a sequence (empty: 1, 5, 10, 20).
 
+    With `systems` (specs such as ``bm25``, ``NAME+bm25``, ``NAME>RERANKER``; see studio.evaluation.systems) every
+    model and system is evaluated as a system (:func:`system_specs`; `weights` does not apply), fusions tuned on
+    :func:`load_tuneset`'s queries (`tune_on`: a BEIR split), and the report names the ``recommended`` one.
+
     Raises:
-        StudioError: ``bad_cutoffs``, ``pick_models``, the evaluation set's errors, ``not_m3``, ``model_missing``.
+        StudioError: ``bad_cutoffs``, ``pick_models``, the evaluation set's errors, ``not_m3``, ``model_missing``,
+            a spec's errors, ``tune_on_eval_split``.
     """
     from studio.evaluation import embedding_map as maps
-    from studio.evaluation.report import evaluate_models
+    from studio.evaluation.report import evaluate_models, evaluate_systems
 
     cutoffs = parse_cutoffs(ks if ks is None or isinstance(ks, str) else ",".join(map(str, ks)))
     names = [str(m).strip() for m in models or [] if str(m).strip()]
-    if not names:
+    reranker = (reranker or "").strip() or None
+    specs = system_specs(names, systems or [], mode=mode, reranker=reranker,
+                         include_first_stage=include_first_stage) if systems else []
+    if not names and not specs:
         raise StudioError("pick_models")
+    if specs:
+        from studio.evaluation.systems import parse
+
+        for spec in specs:
+            parse(spec)  # a typo fails before the evaluation set loads
     evalset = load_evalset(project, source, folder=folder, split=split, exclude=exclude, lang=lang,
                            existing=existing)
-    report, comparisons = evaluate_models(evalset, names, cutoffs, mode=mode or "dense", weights=weights,
-                                          reranker=(reranker or "").strip() or None, rerank_top=int(rerank_top),
-                                          include_first_stage=include_first_stage, run_out=run_out,
-                                          progress=progress)
+    if specs:
+        tune = load_tuneset(project, source, folder=folder, split=split, tune_on=tune_on, exclude=exclude,
+                            existing=existing)
+        report, comparisons = evaluate_systems(evalset, specs, cutoffs, tune=tune, rerank_top=int(rerank_top),
+                                               run_out=run_out, progress=progress)
+    else:
+        if (tune_on or "").strip():
+            raise StudioError("tune_on_without_systems")
+        report, comparisons = evaluate_models(evalset, names, cutoffs, mode=mode or "dense", weights=weights,
+                                              reranker=reranker, rerank_top=int(rerank_top),
+                                              include_first_stage=include_first_stage, run_out=run_out,
+                                              progress=progress)
     picked = maps.sample(evalset).query_ids
     return Evaluation(report, comparisons, evalset, [(q, evalset.queries[q]) for q in picked])
 
@@ -188,6 +273,20 @@ def warning_lines(report: dict, lang: str) -> list[str]:
     from studio.evaluation.report import warning_lines as lines
 
     return lines(report, lang)
+
+
+def recommendation_line(report: dict, lang: str) -> str | None:
+    """Which system is best on these queries, whether its lead is significant, its latency; None without systems."""
+    from studio.evaluation.report import recommendation_line as line
+
+    return line(report, lang)
+
+
+def fusion_line(system: dict | None, lang: str) -> str | None:
+    """How a fused system's report entry (``model["system"]``) combines its stages; None for an unfused one."""
+    from studio.evaluation.report import fusion_line as line
+
+    return line(system.get("fusion"), system["spec"], lang) if system else None
 
 
 def significance_line(report: dict, lang: str) -> str | None:

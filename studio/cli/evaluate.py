@@ -9,10 +9,18 @@ import click
 from studio.cli.base import Context, cli, emit, friendly, json_option, pad, parse_cutoffs
 
 @cli.command(name="eval")
-@click.option("--model", "models_", multiple=True, required=True,
+@click.option("--model", "models_", multiple=True,
               help="Model to evaluate: a name in models/, 'default' (the * model of `studio models`), "
                    "all-MiniLM-L6-v2 (the embedded one), a folder or a hub id. Repeat: the first is the baseline "
                    "the others are compared with.")
+@click.option("--system", "systems", multiple=True, metavar="SPEC",
+              help="A system to evaluate (after the --model ones): bm25, NAME (dense), NAME:MODE (BGE-M3), "
+                   "NAME+bm25 (fusion, tuned with --tune-on), NAME+bm25@0.7 or @rrf (fixed fusion), NAME>RERANKER. "
+                   "Repeat. The report names the recommended system.")
+@click.option("--tune-on", metavar="SPLIT",
+              help="With --beir: the qrels split whose labelled queries tune fusion weights (never the evaluated "
+                   "split; queries a fine-tune was trained on are left out). With --db the validation file beside "
+                   "--exclude-train tunes them.")
 @click.option("--beir", "beir_dir", type=click.Path(file_okay=False), help="Evaluate on a BEIR folder.")
 @click.option("--split", default="test", show_default=True)
 @click.option("--db", "use_db", is_flag=True, help="Evaluate on the database's gold labels.")
@@ -39,7 +47,8 @@ from studio.cli.base import Context, cli, emit, friendly, json_option, pad, pars
 @json_option
 @click.pass_obj
 @friendly
-def eval_(ctx: Context, models_: tuple[str, ...], beir_dir: str | None, split: str, use_db: bool,
+def eval_(ctx: Context, models_: tuple[str, ...], systems: tuple[str, ...], tune_on: str | None,
+          beir_dir: str | None, split: str, use_db: bool,
           exclude_train: str | None, ks: tuple[int, ...], mode: str, weights: str, reranker: str | None, rerank_top: int,
           rerank_only: bool, run_out: Path | None, html_out: Path | None, csv_out: Path | None, lang: str,
           as_json: bool) -> None:
@@ -51,18 +60,22 @@ def eval_(ctx: Context, models_: tuple[str, ...], beir_dir: str | None, split: s
     Example:
         studio eval --model default --model medical-v1 --beir ./scifact --split test
         studio eval --model bge-m3 --mode weighted --beir ./scifact --html report.html --csv report.csv
+        studio eval --system bm25 --system medical-v1 --system "medical-v1+bm25" --beir ./scifact --tune-on train
     """
     from studio.actions import evaluate as actions
 
     if bool(beir_dir) == use_db:
         raise click.UsageError("give exactly one of --beir DIR or --db")
+    if not models_ and not systems:
+        raise click.UsageError("name what to evaluate: --model NAME or --system SPEC (repeat either)")
     try:
         mode_weights = tuple(float(w) for w in weights.split(","))
     except ValueError:
         mode_weights = ()
     if len(mode_weights) != 3:
         raise click.UsageError("--weights takes three numbers: dense,sparse,colbert")
-    result = actions.evaluate(ctx.project, ctx.actor, list(models_), "beir" if beir_dir else "db", folder=beir_dir,
+    result = actions.evaluate(ctx.project, ctx.actor, list(models_), "beir" if beir_dir else "db",
+                              systems=list(systems), tune_on=tune_on, folder=beir_dir,
                               split=split, exclude=exclude_train, ks=ks, mode=mode, weights=mode_weights,
                               reranker=reranker, rerank_top=rerank_top, include_first_stage=not rerank_only,
                               run_out=run_out, lang=lang, existing=True)
@@ -92,6 +105,13 @@ def eval_(ctx: Context, models_: tuple[str, ...], beir_dir: str | None, split: s
                        f"wins/ties/losses {row.wins}/{row.ties}/{row.losses}")
     for line in actions.warning_lines(report, "en"):
         click.echo("\n" + line)
+    for model in report["models"]:
+        fusion = actions.fusion_line(model.get("system"), "en")
+        if fusion:
+            click.echo(f"\n{model['model']}: {fusion}")
+    recommendation = actions.recommendation_line(report, "en")
+    if recommendation:
+        click.echo("\n" + recommendation)
 
 
 @cli.command(name="search")

@@ -15,12 +15,14 @@ model) that makes ranking worse is never hidden behind the improvements.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 from studio.evaluation import runner
 from studio.evaluation.compare import TIE_TOLERANCE, Comparison, compare_models, min_queries_for_significance
 from studio.evaluation.errors import analyse, changes
 from studio.evaluation.metrics import DEFAULT_KS, evaluate, per_query, primary_metric
+from studio.errors import StudioError
 from studio.i18n import t
 
 
@@ -90,6 +92,83 @@ def evaluate_models(evalset: runner.EvalSet, models: Sequence[str], ks: Sequence
     return build_report(evalset, results, ks, settings=settings)
 
 
+def evaluate_systems(evalset: runner.EvalSet, specs: Sequence[str], ks: Sequence[int] = DEFAULT_KS, *,
+                     tune: runner.EvalSet | None = None, rerank_top: int = 100, run_out: Path | None = None,
+                     progress: Callable[[float, str], None] | None = None) -> tuple[dict, list[Comparison]]:
+    """Run every system (studio.evaluation.systems specs; the first is the baseline) and compare them: each
+    against the first, each reranked system against its own first stage, and every system against BM25 when
+    BM25 is one of them (:func:`systems_plan`). The report adds ``recommended`` (the spec of the best system on
+    these queries) and ``recommendation`` (:func:`recommend`).
+
+    Args:
+        tune: labelled queries that tune each fusion's method and weight (never the evaluated ones; see
+            studio.evaluation.systems.tuning_qrels); None: fusions are reciprocal-rank, untuned.
+        run_out: write one TREC run per system into this folder, named after its spec.
+
+    Raises:
+        StudioError: a spec's errors (``system_*``), ``model_missing``, ``not_m3``.
+    """
+    from studio.evaluation import systems as sysmod
+
+    parsed = list({s.spec: s for s in map(sysmod.parse, specs)}.values())
+    if not parsed:
+        raise StudioError("pick_models")
+    depth = max(max(ks), rerank_top if any(s.reranker for s in parsed) else 0, 100)
+    results = sysmod.run_systems(evalset, parsed, tune=tune, depth=depth, rerank_top=rerank_top,
+                                 progress=lambda f, what: progress and progress(0.9 * f, what))
+    if run_out:
+        for result in results:
+            stem = sysmod.file_stem(result.model)
+            runner.write_trec(result, Path(run_out) / f"{stem}.trec", tag=stem)
+    progress and progress(0.92, "compare")
+    settings = {"systems": [s.spec for s in parsed], "tune_set": tune.name if tune is not None else None,
+                "rerank_top": rerank_top if any(s.reranker for s in parsed) else None}
+    report, comparisons = build_report(evalset, results, ks, settings=settings, plan=systems_plan(parsed))
+    recommendation = recommend(evalset, results, ks)
+    report["recommended"] = recommendation["spec"] if recommendation else None
+    report["recommendation"] = recommendation
+    return report, comparisons
+
+
+def systems_plan(systems: Sequence) -> list[tuple[str, int, int]]:
+    """Which system runs to compare, ``(kind, baseline index, other index)``: ``model`` (each against the first),
+    ``reranker`` (a reranked system against the same first stage alone, when both are evaluated) and ``bm25``
+    (every system against BM25 when BM25 is evaluated; against the first system that is BM25, kind ``bm25``)."""
+    bm25 = next((i for i, s in enumerate(systems) if s.is_bm25), None)
+    plan = [("bm25" if bm25 == 0 else "model", 0, i) for i in range(1, len(systems))]
+    index = {s.spec: i for i, s in enumerate(systems)}
+    plan += [("reranker", index[s.first_stage.spec], i) for i, s in enumerate(systems)
+             if s.reranker and s.first_stage.spec in index]
+    if bm25 not in (None, 0):
+        plan += [("bm25", bm25, i) for i in range(len(systems)) if i != bm25]
+    return plan
+
+
+def recommend(evalset: runner.EvalSet, results: Sequence[runner.RunResult],
+              ks: Sequence[int] = DEFAULT_KS) -> dict | None:
+    """The system with the best mean :data:`primary_metric` on these queries (ties: the earlier one), its lead
+    over the runner-up and whether that lead is significant (the runner-up as baseline, paired randomisation,
+    Holm across the comparison's metrics), and its search latency."""
+    if not results:
+        return None
+    name, k = primary_metric.split("@")
+    value = [evaluate(evalset.qrels, r.run, (int(k),), (name,))[primary_metric] for r in results]
+    order = sorted(range(len(results)), key=lambda i: (-value[i], i))
+    best = results[order[0]]
+    out = {"spec": best.model, "metric": primary_metric, "value": value[order[0]],
+           "ms_per_query": best.timings.get("ms_per_query"), "fusion": (best.info or {}).get("fusion"),
+           "runner_up": None, "runner_up_value": None, "delta": None, "p_holm": None, "significant": False,
+           "queries": len(evalset.qrels)}
+    if len(order) < 2:
+        return out
+    second = results[order[1]]
+    comparison = compare_models(evalset.qrels, second.run, best.run, ks)
+    row = headline([asdict(r) for r in comparison.rows])
+    out.update(runner_up=second.model, runner_up_value=value[order[1]], delta=value[order[0]] - value[order[1]],
+               p_holm=row["p_holm"], significant=bool(row["significant"]))
+    return out
+
+
 def _run_tag(name: str, mode: str, reranker: str | None) -> str:
     tag = Path(name).name + ("" if mode == "dense" else f".{mode}")
     return tag + (f"+{Path(reranker).name}" if reranker else "")
@@ -125,7 +204,8 @@ def headline(rows: Sequence[dict]) -> dict:
 
 
 def build_report(evalset: runner.EvalSet, results: Sequence[runner.RunResult], ks: Sequence[int] = DEFAULT_KS, *,
-                 settings: dict | None = None) -> tuple[dict, list[Comparison]]:
+                 settings: dict | None = None,
+                 plan: Sequence[tuple[str, int, int]] | None = None) -> tuple[dict, list[Comparison]]:
     """The report over finished runs: metrics, error buckets, per-query values and :func:`comparison_plan`.
 
     Every model entry carries ``per_query`` (each query's primary metric and error bucket) and its ten
@@ -133,7 +213,7 @@ def build_report(evalset: runner.EvalSet, results: Sequence[runner.RunResult], k
     ``warnings`` lists the worse comparisons (see the module docstring).
     """
     errors = [analyse(evalset.qrels, r.run) for r in results]
-    plan = comparison_plan(results)
+    plan = comparison_plan(results) if plan is None else list(plan)
     comparisons = [compare_models(evalset.qrels, results[a].run, results[b].run, ks) for _, a, b in plan]
     name, k = primary_metric.split("@")
     models = []
@@ -144,7 +224,7 @@ def build_report(evalset: runner.EvalSet, results: Sequence[runner.RunResult], k
                        "metrics": evaluate(evalset.qrels, result.run, ks), "timings": result.timings,
                        "errors": err.counts, "worst": worst,
                        "per_query": {q: {primary_metric: primary[q], "bucket": err.by_query.get(q)}
-                                     for q in evalset.qrels}})
+                                     for q in evalset.qrels}, **({"system": result.info} if result.info else {})})
     entries = []
     for (kind, a, b), comparison in zip(plan, comparisons):
         entry = {"kind": kind, "baseline": results[a].model, "model": results[b].model, "baseline_run": a,
@@ -175,7 +255,8 @@ def training_overlap(evalset: runner.EvalSet, results: Sequence[runner.RunResult
 
     texts = {evalset.queries.get(q, "") for q in evalset.qrels}
     out = []
-    for model in dict.fromkeys(r.model for r in results):
+    named = [m for r in results for m in (r.info.get("models") if r.info else [r.model])]
+    for model in dict.fromkeys(named):
         files = list(dict.fromkeys(str(p) for f in trained_on(model) for p in runner.held_out_files(f)))
         try:
             seen = set().union(*(runner.training_queries(f) for f in files))
@@ -204,11 +285,23 @@ def warning_lines(report: dict, lang: str) -> list[str]:
                            queries=w["queries"], file=file_names(w.get("files") or [w["file"]], lang)))
             continue
         verdict = t("evaluate.verdict_significant" if w["significant"] else "evaluate.verdict_not_significant", lang)
-        key = "evaluate.warn_reranker_worse" if w["kind"] == "reranker_worse" else "evaluate.warn_model_worse"
+        key = {"reranker_worse": "evaluate.warn_reranker_worse",
+               "bm25_worse": "evaluate.warn_loses_to_bm25"}.get(w["kind"], "evaluate.warn_model_worse")
+        if w["kind"] == "bm25_worse" and _uses_bm25(w["model"]):
+            key += "_fused"  # no "consider NAME+bm25" for a system that already fuses BM25
         lines.append(t(key, lang, model=w["model"], baseline=w["baseline"], metric=w["metric"],
                        drop=f"{-w['delta']:.3f}", before=f"{w['a']:.3f}", after=f"{w['b']:.3f}",
                        p=f"{w['p_holm']:.4f}", verdict=verdict))
     return lines
+
+
+def _uses_bm25(spec: str) -> bool:
+    from studio.evaluation.systems import parse
+
+    try:
+        return any(stage.is_bm25 for stage in parse(spec).stages)
+    except Exception:  # a model's name in an older report, not a spec
+        return False
 
 
 def significance_line(report: dict, lang: str) -> str | None:
@@ -231,3 +324,41 @@ def sample_size_line(report: dict, lang: str) -> str | None:
     key = "evaluate.too_few_queries" + ("_one" if report["queries"] == 1 else "")
     return t(key, lang, queries=report["queries"], needed=needed,
              total=len(comparison["rows"]))
+
+
+def recommendation_line(report: dict, lang: str) -> str | None:
+    """Which system is best on these queries, whether its lead over the runner-up is significant, its latency and
+    how its fusion was chosen; None for a report without systems."""
+    rec = report.get("recommendation")
+    if not rec:
+        return None
+    parts = [t("evaluate.best_system", lang, spec=rec["spec"], metric=rec["metric"], value=f"{rec['value']:.3f}",
+               queries=rec["queries"])]
+    if rec["runner_up"] is not None:
+        key = "evaluate.best_lead_significant" if rec["significant"] else "evaluate.best_lead_not_significant"
+        parts.append(t(key, lang, runner_up=rec["runner_up"], value=f"{rec['runner_up_value']:.3f}",
+                       delta=f"{rec['delta']:.3f}", p=f"{rec['p_holm']:.4f}"))
+    if rec.get("ms_per_query") is not None:
+        parts.append(t("evaluate.best_latency", lang, ms=f"{rec['ms_per_query']:.1f}"))
+    fusion = fusion_line(rec.get("fusion"), rec["spec"], lang)
+    return " ".join(parts + ([fusion] if fusion else []))
+
+
+def fusion_line(fusion: dict | None, spec: str, lang: str) -> str | None:
+    """How a fused system combines its two first stages, e.g. "Fusion: weighted sum, 0.7 × medical-v1 + 0.3 ×
+    bm25, tuned on 57 queries of scifact/train"."""
+    if not fusion:
+        return None
+    from studio.evaluation.systems import parse
+
+    a, b = (str(s) for s in parse(spec).stages)
+    if fusion["method"] == "rrf":
+        how = t("evaluate.fusion_rrf", lang)
+    else:
+        w = fusion["weight"]
+        how = t("evaluate.fusion_weighted", lang, a=a, b=b, wa=f"{w:g}", wb=f"{1 - w:g}")
+    if fusion["chosen_by"] == "tuned":
+        why = t("evaluate.fusion_tuned", lang, queries=fusion["tune_queries"], set=fusion["tune_set"] or "")
+    else:
+        why = t(f"evaluate.fusion_{fusion['chosen_by']}", lang)
+    return t("evaluate.fusion_line", lang, how=how, why=why)

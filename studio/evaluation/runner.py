@@ -26,6 +26,7 @@ class RunResult:
 
     `group` is the position of the model the run came from in an evaluation, `stage` ``"first"`` for the
     retriever alone and ``"reranked"`` once a cross-encoder has rescored it; the report pairs runs by them.
+    `info` describes a system's run (studio.evaluation.systems: fusion, latency).
     """
 
     model: str
@@ -33,6 +34,7 @@ class RunResult:
     timings: dict[str, float] = field(default_factory=dict)
     group: int = 0
     stage: str = "first"
+    info: dict = field(default_factory=dict)
 
 
 def from_beir(directory: str | Path, split: str = "test", exclude_queries: set[str] | None = None,

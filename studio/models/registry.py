@@ -462,12 +462,14 @@ def get_default(models_dir: str | os.PathLike | None = None) -> str:
     return name
 
 
-def trained_on(name_or_path: str | os.PathLike, models_dir: str | os.PathLike | None = None) -> list[str]:
+def trained_on(name_or_path: str | os.PathLike, models_dir: str | os.PathLike | None = None, *,
+               include_valid: bool = True) -> list[str]:
     """The training and validation files a studio-trained model learned from (its ``studio_model.json``), those
-    still on disk; [] for any other model."""
+    still on disk; [] for any other model. `include_valid` False: the training file only (the validation file
+    gave the job a loss to watch, no gradient)."""
     try:
         info = json.loads((Path(resolve(name_or_path, models_dir)) / ORIGIN_FILE).read_text(encoding="utf-8"))
-        files = [info.get("train"), info.get("valid")]
+        files = [info.get("train"), info.get("valid") if include_valid else None]
     except (OSError, ValueError, AttributeError):
         return []
     return [f for f in files if isinstance(f, str) and Path(f).is_file()]
