@@ -1,201 +1,21 @@
-"""Systems: what a RAG deployment retrieves with — a first stage (BM25, a dense model, a BGE-M3 mode, or a fusion
-of two of them) and an optional cross-encoder over its top N. One short spec names a system, the same in the CLI,
-the UI and a deploy recipe:
-
-=========================  ==========================================================================
-``bm25``                   bm25s with the studio's tokenizer, over title + text (studio.retrieval.bm25)
-``medical-v1``             a dense model: a name in models/, ``default`` (★), a folder or a hub id
-``bge-m3:sparse``          a BGE-M3 model scored by one of its modes (dense, sparse, colbert, weighted)
-``medical-v1+bm25``        a fusion of two first stages (method and weight tuned, see :func:`choose_fusion`)
-``medical-v1+bm25@0.7``    … with a fixed min-max weighted sum: 0.7 × the first + 0.3 × the second
-``medical-v1+bm25@rrf``    … with reciprocal-rank fusion
-``medical-v1>rr-v1``       a cross-encoder rescoring the first stage's top N
-``medical-v1+bm25>rr-v1``  both
-=========================  ==========================================================================
-
-Fusion is computed exactly as ranx's ``fuse`` computes ``rrf`` (k = 60) and ``wsum`` over ``min-max``-normalised
-runs (tests/test_systems.py checks it against ranx).
-"""
+"""Evaluating systems (studio.retrieval.systems specs): runs for each system over an evaluation set, the first
+stages shared, and each fusion's method and weight chosen on labelled queries that are neither evaluated nor trained
+on (:func:`choose_fusion`)."""
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from studio.errors import StudioError
 from studio.evaluation import runner
 from studio.evaluation.metrics import evaluate, primary_metric
+from studio.retrieval.fusion import Run, fuse_rrf, fuse_weighted
+from studio.retrieval.systems import BM25, Stage, System, file_stem, parse  # noqa: F401  (re-exported)
 
-Run = dict[str, dict[str, float]]
-
-BM25 = "bm25"
-MODES = ("dense", "sparse", "colbert", "weighted")
-FUSIONS = ("rrf", "weighted")
-RRF_K = 60  # Cormack et al. 2009, and ranx's default
 WEIGHT_GRID = tuple(i / 10 for i in range(11))  # ranx's optimize_fusion default step
 TUNE_PREFIX = "\x1ftune:"  # tuning queries' ids inside the component runs, so they never meet evaluated ones
-
-
-@dataclass(frozen=True)
-class Stage:
-    """One first-stage retriever: ``bm25`` or a model (as the user named it) with a scoring mode."""
-
-    model: str
-    mode: str = "dense"
-
-    @property
-    def is_bm25(self) -> bool:
-        return self.model.lower() == BM25
-
-    def __str__(self) -> str:
-        return BM25 if self.is_bm25 else self.model if self.mode == "dense" else f"{self.model}:{self.mode}"
-
-
-@dataclass(frozen=True)
-class System:
-    """A parsed spec (:func:`parse`): one or two first stages, how two are fused when the spec pins it (``fusion``
-    and ``weight``; None = tuned) and an optional reranker."""
-
-    stages: tuple[Stage, ...]
-    reranker: str | None = None
-    fusion: str | None = None
-    weight: float | None = None
-
-    @property
-    def spec(self) -> str:
-        """The canonical spec: what reports, run files and recipes call this system."""
-        text = "+".join(map(str, self.stages))
-        if self.fusion == "rrf":
-            text += "@rrf"
-        elif self.fusion == "weighted":
-            text += f"@{self.weight:g}"
-        return text + (f">{self.reranker}" if self.reranker else "")
-
-    @property
-    def first_stage(self) -> System:
-        """The same system without its reranker."""
-        return replace(self, reranker=None)
-
-    @property
-    def is_bm25(self) -> bool:
-        return len(self.stages) == 1 and self.stages[0].is_bm25 and not self.reranker
-
-    @property
-    def models(self) -> list[str]:
-        """The models it runs, as named (dense stages, then the reranker)."""
-        return [s.model for s in self.stages if not s.is_bm25] + ([self.reranker] if self.reranker else [])
-
-    def __str__(self) -> str:
-        return self.spec
-
-
-def parse(text: str) -> System:
-    """A system from its spec (see the module docstring).
-
-    Raises:
-        StudioError: ``system_empty``, ``system_too_many`` (more than two fused stages or rerankers),
-            ``system_bad_fusion`` (what follows ``@`` is neither ``rrf`` nor a weight in [0, 1], or there is
-            nothing to fuse), ``system_bad_mode`` (a mode on bm25).
-    """
-    spec = str(text or "").strip()
-    if not spec:
-        raise StudioError("system_empty")
-    first, *rerankers = [part.strip() for part in spec.split(">")]
-    if len(rerankers) > 1:
-        raise StudioError("system_too_many", spec=spec)
-    reranker = rerankers[0] if rerankers else None
-    if not first or reranker == "":
-        raise StudioError("system_empty")
-    fusion = weight = None
-    if "@" in first:
-        first, pin = (p.strip() for p in first.rsplit("@", 1))
-        fusion, weight = _pin(pin, spec)
-    parts = [p.strip() for p in first.split("+")]
-    if len(parts) > 2:
-        raise StudioError("system_too_many", spec=spec)
-    if not all(parts):
-        raise StudioError("system_empty")
-    if fusion and len(parts) < 2:
-        raise StudioError("system_bad_fusion", spec=spec)
-    return System(tuple(_stage(p, spec) for p in parts), reranker, fusion, weight)
-
-
-def _pin(pin: str, spec: str) -> tuple[str, float | None]:
-    if pin.lower() == "rrf":
-        return "rrf", None
-    try:
-        weight = float(pin)
-    except ValueError:
-        raise StudioError("system_bad_fusion", spec=spec) from None
-    if not 0 <= weight <= 1:
-        raise StudioError("system_bad_fusion", spec=spec)
-    return "weighted", weight
-
-
-def _stage(text: str, spec: str) -> Stage:
-    model, _, mode = text.rpartition(":")
-    if not model or mode not in MODES:  # "C:\\models\\x" or a hub id: no mode suffix
-        model, mode = text, "dense"
-    if model.lower() == BM25:
-        if mode != "dense":
-            raise StudioError("system_bad_mode", spec=spec, mode=mode)
-        return Stage(BM25)
-    return Stage(model, mode)
-
-
-def file_stem(spec: str) -> str:
-    """A file name for a system's run or recipe: its spec with ``>`` as ``~``, a path model by its folder name,
-    and anything else a file system may refuse as ``_``."""
-    system = parse(spec)
-    named = replace(system, stages=tuple(replace(s, model=Path(s.model).name) if "/" in s.model or "\\" in s.model
-                                         else s for s in system.stages),
-                    reranker=Path(system.reranker).name if system.reranker and "/" in system.reranker
-                    else system.reranker)
-    return re.sub(r"[^\w.+@~:-]", "_", named.spec.replace(">", "~")).replace(":", "_")
-
-
-# ------------------------------------------------------------------------------------------------------ fusion
-
-def min_max(ranked: Mapping[str, float]) -> dict[str, float]:
-    """Scores mapped onto [0, 1] per query (ranx's ``min-max`` norm: a flat list gets 0 everywhere)."""
-    if not ranked:
-        return {}
-    low, high = min(ranked.values()), max(ranked.values())
-    span = max(high - low, 1e-9)
-    return {doc: (score - low) / span for doc, score in ranked.items()}
-
-
-def fuse_weighted(a: Run, b: Run, weight: float, depth: int | None = None) -> Run:
-    """``weight × minmax(a) + (1 − weight) × minmax(b)`` per query; a document one run did not retrieve gets 0
-    from it. Queries of either run; the best `depth` documents of each (all when None)."""
-    out: Run = {}
-    for qid in dict.fromkeys([*a, *b]):
-        na, nb = min_max(a.get(qid, {})), min_max(b.get(qid, {}))
-        fused = {d: weight * na.get(d, 0.0) + (1 - weight) * nb.get(d, 0.0) for d in dict.fromkeys([*na, *nb])}
-        out[qid] = _top(fused, depth)
-    return out
-
-
-def fuse_rrf(a: Run, b: Run, k: int = RRF_K, depth: int | None = None) -> Run:
-    """Reciprocal-rank fusion: ``Σ 1 / (k + rank)`` over the runs that retrieved a document (ranks from 1, ties
-    by document id)."""
-    out: Run = {}
-    for qid in dict.fromkeys([*a, *b]):
-        fused: dict[str, float] = {}
-        for run in (a.get(qid, {}), b.get(qid, {})):
-            for rank, doc in enumerate(sorted(run, key=lambda d: (-run[d], d)), start=1):
-                fused[doc] = fused.get(doc, 0.0) + 1.0 / (k + rank)
-        out[qid] = _top(fused, depth)
-    return out
-
-
-def _top(scores: dict[str, float], depth: int | None) -> dict[str, float]:
-    if depth is None or len(scores) <= depth:
-        return scores
-    return dict(sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:depth])
 
 
 @dataclass(frozen=True)
@@ -376,3 +196,24 @@ def run_systems(evalset: runner.EvalSet, systems: Sequence[System], *, tune: run
                        "rerank_top": rerank_top if system.reranker else None, "ms_per_query": round(ms, 2)}
         results.append(result)
     return results
+
+
+def fusion_for(system: System, tune: runner.EvalSet | None, *, depth: int = 100,
+               evaluated: Sequence[str] = ()) -> Fusion | None:
+    """How `system` fuses its two first stages: as pinned by its spec, else chosen on `tune`'s labelled queries
+    (without those a fine-tune in it was trained on and the `evaluated` query texts), else RRF untuned; None for a
+    system with one first stage. Runs only the first stages, only on the tuning queries (a recipe's export)."""
+    if len(system.stages) < 2:
+        return None
+    if system.fusion:
+        return Fusion(system.fusion, system.weight, "pinned")
+    empty = runner.EvalSet("", {f"\x1fevaluated:{i}": text for i, text in enumerate(evaluated)},
+                           tune.corpus if tune is not None else {}, {})
+    qrels = tuning_qrels(system, empty, tune)
+    if not qrels:
+        return Fusion("rrf", None, "untuned")
+    paths = check([system.first_stage])
+    pool = runner.EvalSet(tune.name, {q: tune.queries[q] for q in qrels}, tune.corpus, {})
+    components = _Components(pool, None, depth)
+    a, b = (components.run(stage, paths.get(stage.model, "")).run for stage in system.stages)
+    return choose_fusion(a, b, qrels, tune.name)

@@ -1,0 +1,148 @@
+"""Systems: what a RAG deployment retrieves with — a first stage (BM25, a dense model, a BGE-M3 mode, or a fusion
+of two of them) and an optional cross-encoder over its top N. One short spec names a system, the same in the CLI,
+the UI and a deploy recipe:
+
+=========================  ==========================================================================
+``bm25``                   bm25s with the studio's tokenizer, over title + text (studio.retrieval.bm25)
+``medical-v1``             a dense model: a name in models/, ``default`` (★), a folder or a hub id
+``bge-m3:sparse``          a BGE-M3 model scored by one of its modes (dense, sparse, colbert, weighted)
+``medical-v1+bm25``        a fusion of two first stages (studio.retrieval.fusion; method and weight tuned)
+``medical-v1+bm25@0.7``    … with a fixed min-max weighted sum: 0.7 × the first + 0.3 × the second
+``medical-v1+bm25@rrf``    … with reciprocal-rank fusion
+``medical-v1>rr-v1``       a cross-encoder rescoring the first stage's top N
+``medical-v1+bm25>rr-v1``  both
+=========================  ==========================================================================
+
+Evaluation (studio.evaluation.systems) tunes an unpinned fusion on labelled queries; studio.retrieval.fusion
+computes it exactly as ranx does.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from studio.errors import StudioError
+
+BM25 = "bm25"
+MODES = ("dense", "sparse", "colbert", "weighted")
+FUSIONS = ("rrf", "weighted")
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One first-stage retriever: ``bm25`` or a model (as the user named it) with a scoring mode."""
+
+    model: str
+    mode: str = "dense"
+
+    @property
+    def is_bm25(self) -> bool:
+        return self.model.lower() == BM25
+
+    def __str__(self) -> str:
+        return BM25 if self.is_bm25 else self.model if self.mode == "dense" else f"{self.model}:{self.mode}"
+
+
+@dataclass(frozen=True)
+class System:
+    """A parsed spec (:func:`parse`): one or two first stages, how two are fused when the spec pins it (``fusion``
+    and ``weight``; None = tuned) and an optional reranker."""
+
+    stages: tuple[Stage, ...]
+    reranker: str | None = None
+    fusion: str | None = None
+    weight: float | None = None
+
+    @property
+    def spec(self) -> str:
+        """The canonical spec: what reports, run files and recipes call this system."""
+        text = "+".join(map(str, self.stages))
+        if self.fusion == "rrf":
+            text += "@rrf"
+        elif self.fusion == "weighted":
+            text += f"@{self.weight:g}"
+        return text + (f">{self.reranker}" if self.reranker else "")
+
+    @property
+    def first_stage(self) -> System:
+        """The same system without its reranker."""
+        return replace(self, reranker=None)
+
+    @property
+    def is_bm25(self) -> bool:
+        return len(self.stages) == 1 and self.stages[0].is_bm25 and not self.reranker
+
+    @property
+    def models(self) -> list[str]:
+        """The models it runs, as named (dense stages, then the reranker)."""
+        return [s.model for s in self.stages if not s.is_bm25] + ([self.reranker] if self.reranker else [])
+
+    def __str__(self) -> str:
+        return self.spec
+
+
+def parse(text: str) -> System:
+    """A system from its spec (see the module docstring).
+
+    Raises:
+        StudioError: ``system_empty``, ``system_too_many`` (more than two fused stages or rerankers),
+            ``system_bad_fusion`` (what follows ``@`` is neither ``rrf`` nor a weight in [0, 1], or there is
+            nothing to fuse), ``system_bad_mode`` (a mode on bm25).
+    """
+    spec = str(text or "").strip()
+    if not spec:
+        raise StudioError("system_empty")
+    first, *rerankers = [part.strip() for part in spec.split(">")]
+    if len(rerankers) > 1:
+        raise StudioError("system_too_many", spec=spec)
+    reranker = rerankers[0] if rerankers else None
+    if not first or reranker == "":
+        raise StudioError("system_empty")
+    fusion = weight = None
+    if "@" in first:
+        first, pin = (p.strip() for p in first.rsplit("@", 1))
+        fusion, weight = _pin(pin, spec)
+    parts = [p.strip() for p in first.split("+")]
+    if len(parts) > 2:
+        raise StudioError("system_too_many", spec=spec)
+    if not all(parts):
+        raise StudioError("system_empty")
+    if fusion and len(parts) < 2:
+        raise StudioError("system_bad_fusion", spec=spec)
+    return System(tuple(_stage(p, spec) for p in parts), reranker, fusion, weight)
+
+
+def _pin(pin: str, spec: str) -> tuple[str, float | None]:
+    if pin.lower() == "rrf":
+        return "rrf", None
+    try:
+        weight = float(pin)
+    except ValueError:
+        raise StudioError("system_bad_fusion", spec=spec) from None
+    if not 0 <= weight <= 1:
+        raise StudioError("system_bad_fusion", spec=spec)
+    return "weighted", weight
+
+
+def _stage(text: str, spec: str) -> Stage:
+    model, _, mode = text.rpartition(":")
+    if not model or mode not in MODES:  # "C:\\models\\x" or a hub id: no mode suffix
+        model, mode = text, "dense"
+    if model.lower() == BM25:
+        if mode != "dense":
+            raise StudioError("system_bad_mode", spec=spec, mode=mode)
+        return Stage(BM25)
+    return Stage(model, mode)
+
+
+def file_stem(spec: str) -> str:
+    """A file name for a system's run or recipe: its spec with ``>`` as ``~``, a path model by its folder name,
+    and anything else a file system may refuse as ``_``."""
+    system = parse(spec)
+    named = replace(system, stages=tuple(replace(s, model=Path(s.model).name) if "/" in s.model or "\\" in s.model
+                                         else s for s in system.stages),
+                    reranker=Path(system.reranker).name if system.reranker and "/" in system.reranker
+                    else system.reranker)
+    return re.sub(r"[^\w.+@~:-]", "_", named.spec.replace(">", "~")).replace(":", "_")
