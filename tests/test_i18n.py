@@ -38,6 +38,7 @@ FAMILIES = {
                         "missing_sentence_bert_config", "missing_pooling", "bad_json", "weights_mismatch",
                         "missing_colbert_linear", "missing_sparse_linear", "load_failed", "not_a_folder"],
     "import.strategy_": ["imported", "random", "systems", "disagree", "uncertain"],
+    "evaluate.fusion_": ["tuned", "untuned", "pinned"],
     "tab.": ["import", "annotate", "agreement", "adjudicate", "data", "train", "models", "evaluate", "compare"],
     "audit.": ["job.create", "job.succeeded", "job.failed", "job.cancelled", "annotator.create", "annotator.role", "import", "export", "pool", "rating.update", "rating.undo", "skip.undo", "adjudicate",
                "model.default", "model.delete"],
