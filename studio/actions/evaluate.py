@@ -141,12 +141,12 @@ def system_specs(models: Sequence[str], systems: Sequence[str] = (), *, mode: st
     return specs + [str(s).strip() for s in systems or [] if str(s).strip()]
 
 
-def page_systems(models: Sequence[str], reranker: str | None = None) -> list[str]:
-    """What ⑧ evaluates for the models picked there: each model (and, with a reranker, each model followed by
-    it), BM25 — always, it costs seconds and is the baseline to beat — and each model fused with BM25."""
-    names = [str(m).strip() for m in models or [] if str(m).strip()]
-    specs = system_specs(names, reranker=reranker)
-    return specs + ["bm25"] + [f"{name}+bm25" for name in names]
+def page_systems(models: Sequence[str], *, mode: str = "dense", reranker: str | None = None) -> list[str]:
+    """What ⑧ evaluates for the models picked there: each model (in `mode`; with a reranker, also followed by it),
+    BM25 — always: it costs seconds and is the baseline to beat — and each model fused with BM25."""
+    firsts = system_specs(models, mode=mode)
+    specs = system_specs(models, mode=mode, reranker=reranker) if reranker else firsts
+    return specs + ["bm25"] + [f"{spec}+bm25" for spec in firsts]
 
 
 def suggested_exclusion(models: Sequence[str] | None, source: str, current: str | None) -> str | None:

@@ -17,7 +17,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from studio.evaluation.errors import BUCKETS
-from studio.evaluation.report import sample_size_line, significance_line, warning_lines
+from studio.evaluation.report import (fusion_line, recommendation_line, sample_size_line, significance_line,
+                                      warning_lines)
 from studio.i18n import t
 
 HEADLINE = ("ndcg@10", "mrr@10", "recall@10", "p@5")
@@ -117,8 +118,14 @@ def render_html(report: dict, lang: str, embedding_map=None) -> str:
     parts.append(_table([t("report.setting", lang), t("report.value", lang)], [[_e(a), _e(b)] for a, b in settings]))
 
     lines = warning_lines(report, lang)
+    recommendation = recommendation_line(report, lang)
     if report["comparisons"] or lines:
         parts.append(f"<h2>{_e(t('report.summary_title', lang))}</h2>")
+        if recommendation:
+            parts.append(f'<div class="ok">★ {_e(recommendation)}</div>')
+        fusions = [f"{m['model']}: {line}" for m in report["models"]
+                   if (line := fusion_line((m.get("system") or {}).get("fusion"), m["model"], lang))]
+        parts += [f"<p>{_e(line)}</p>" for line in fusions]
         parts += [f'<div class="warning">{_e(line)}</div>' for line in lines]
         if not lines:
             parts.append(f'<div class="ok">{_e(t("report.none_worse", lang))}</div>')

@@ -17,7 +17,7 @@ from studio.i18n import t
 from studio.ui import charts, render
 from studio.ui.context import UIContext, error_text
 
-_KIND_KEYS = {"model": "evaluate.kind_model", "reranker": "evaluate.kind_reranker"}
+_KIND_KEYS = {"model": "evaluate.kind_model", "reranker": "evaluate.kind_reranker", "bm25": "evaluate.kind_bm25"}
 
 
 def comparison_table(report: dict, lang: str) -> pd.DataFrame:
@@ -43,8 +43,9 @@ def errors_table(report: dict, lang: str) -> pd.DataFrame:
     buckets = ("complete_failure", "partial_failure", "ranking_issue")
     columns = [t("evaluate.col_model", lang)] + [t(f"evaluate.bucket_{b}", lang) for b in buckets] + \
               [t("evaluate.col_qps", lang)]
-    return pd.DataFrame([(m["model"], *[m["errors"][b] for b in buckets], m["timings"].get("queries_per_s"))
-                         for m in report["models"]], columns=columns)
+    columns.append(t("evaluate.col_ms", lang))
+    return pd.DataFrame([(m["model"], *[m["errors"][b] for b in buckets], m["timings"].get("queries_per_s"),
+                          m["timings"].get("ms_per_query")) for m in report["models"]], columns=columns)
 
 
 def summary_html(report: dict, lang: str) -> str:
@@ -52,6 +53,9 @@ def summary_html(report: dict, lang: str) -> str:
     line per comparison that makes ranking worse."""
     out = render.message(t(render.counted("evaluate.done", report["queries"]), lang, evalset=report["evalset"],
                            queries=report["queries"], documents=report["documents"]), "ok")
+    recommendation = actions.recommendation_line(report, lang)
+    if recommendation:
+        out += render.message("★ " + recommendation, "ok")
     significance = actions.significance_line(report, lang)
     if significance:
         significant = any(r["significant"] for c in report["comparisons"] for r in c["rows"])
@@ -91,15 +95,20 @@ def _reports(ctx: UIContext, request: gr.Request | None, report: dict, lang: str
 
 def run(ctx: UIContext, models: list[str], source: str, folder: str, split: str, exclude: str | None, ks: str,
         lang: str, mode: str = "dense", reranker: str | None = None, rerank_top: float = 20,
-        request: gr.Request | None = None, progress=gr.Progress()) -> tuple:
-    """Evaluate; returns summary, bars, comparison table, delta histogram, error table, report, three
-    downloads (HTML, metrics CSV, per-query CSV) and the map's query choices."""
+        tune_on: str | None = None, request: gr.Request | None = None, progress=gr.Progress()) -> tuple:
+    """Evaluate the picked models as systems beside BM25 and their fusion with it (actions.evaluate.page_systems);
+    returns summary, bars, comparison table, delta histogram, error table, report, three downloads (HTML, metrics
+    CSV, per-query CSV) and the map's query choices."""
     try:
         form = _form(models, source, folder, split, exclude, lang)
         reranker = model_actions.optional_model_field(reranker, field=t("evaluate.reranker", lang))
+        if not form["models"]:
+            raise StudioError("pick_models")
         step = {"compare": t("evaluate.progress_compare", lang)}  # the library's step names that are not models
-        result = actions.evaluate(ctx.project, ctx.actor(request), form.pop("models"), form.pop("source"), **form,
-                                  ks=ks, mode=mode or "dense", reranker=reranker, rerank_top=int(rerank_top or 20),
+        specs = actions.page_systems(form.pop("models"), mode=mode or "dense", reranker=reranker)
+        result = actions.evaluate(ctx.project, ctx.actor(request), [], form.pop("source"), **form, systems=specs,
+                                  tune_on=(tune_on or "").strip() if source == "beir" else None,
+                                  ks=ks, rerank_top=int(rerank_top or 20),
                                   progress=lambda f, what: progress(f, desc=step.get(what, what)))
         report = result.report
         first = next((c for c, e in zip(result.comparisons, report["comparisons"]) if e["kind"] == "model"),
@@ -201,6 +210,7 @@ def build(ctx: UIContext) -> dict:
         folder = gr.Dropdown(choices=[files.DEMO], value=files.DEMO, label=i18n("evaluate.folder"),
                              info=i18n("evaluate.folder_info"))
         split = gr.Textbox(actions.DEFAULT_SPLIT, label=i18n("import.split"))
+        tune_on = gr.Textbox("", label=i18n("evaluate.tune_on"), info=i18n("evaluate.tune_on_info"))
         exclude = gr.Dropdown(choices=[], label=i18n("evaluate.exclude"), info=i18n("evaluate.exclude_info"))
     with gr.Row():
         mode = gr.Radio([(i18n("evaluate.mode_dense"), "dense"), (i18n("evaluate.mode_sparse"), "sparse"),
@@ -220,7 +230,7 @@ def build(ctx: UIContext) -> dict:
                              column_widths=["14%", "9%", "13%", "8%", "7%", "7%", "13%", "9%", "9%", "11%"],
                              elem_id="rs-eval-table")
         errors = gr.Dataframe(label=i18n("evaluate.errors"), interactive=False, wrap=True,
-                              column_widths=["21%", "23%", "23%", "23%", "10%"], elem_id="rs-eval-errors")
+                              column_widths=["24%", "19%", "19%", "19%", "9%", "10%"], elem_id="rs-eval-errors")
         with gr.Row():
             html_file = gr.DownloadButton(i18n("evaluate.download_html"), interactive=False, elem_id="rs-eval-html")
             csv_file = gr.DownloadButton(i18n("evaluate.download_csv"), interactive=False)
@@ -239,8 +249,8 @@ def build(ctx: UIContext) -> dict:
         return suggested_exclusion(m, src, current)
 
     def on_run(m: list[str] | None, src: str, fld: str | None, spl: str, exc: str | None, k: str, lg: str, md: str,
-               rr: str | None, top: float, request: gr.Request, progress=gr.Progress()):
-        return run(ctx, m, src, fld, spl, exc, k, lg, md, rr, top, request, progress)
+               rr: str | None, top: float, tune: str | None, request: gr.Request, progress=gr.Progress()):
+        return run(ctx, m, src, fld, spl, exc, k, lg, md, rr, top, tune, request, progress)
 
     def on_map(m: list[str] | None, src: str, fld: str | None, spl: str, exc: str | None, pick: list[str] | None,
                report: dict | None, lg: str, request: gr.Request):
@@ -252,7 +262,7 @@ def build(ctx: UIContext) -> dict:
 
     for picker in (models, source):
         picker.change(on_form, [models, source, exclude], exclude, show_progress="hidden", api_visibility="private")
-    run_btn.click(on_run, [*form, ks, ctx.lang, mode, reranker, rerank_top],
+    run_btn.click(on_run, [*form, ks, ctx.lang, mode, reranker, rerank_top, tune_on],
                   [summary, bars, table, delta, errors, raw, html_file, csv_file, queries_file, picked],
                   concurrency_limit=1, api_name="evaluate_run").then(
         _show_results, raw, [results, delta, table], show_progress="hidden", api_visibility="private")
