@@ -11,6 +11,9 @@ DESCRIPTION. On each set's test split, in one run, this measures
                 ``studio export triplets`` (default options) → ``studio train`` (default recipe) → ``studio eval``,
 * ``reranker``  the studio's fine-tuned embedder's top-100 rescored by a cross-encoder fine-tuned with
                 ``studio train --task reranker`` on the same export (dense alone is the ``studio`` line),
+* ``studio+bm25`` the studio fine-tune fused with BM25 by ``studio eval --system embedder+bm25 --tune-on train``
+                (the fusion tuned on the export's validation queries: the train split minus the training file),
+* ``recommended`` what ``studio eval`` (and ⑧) recommends among bm25, the fine-tune and the fusion,
 
 and prints one JSON line per system: nDCG@10, MRR@10, Recall@10, Recall@100, training seconds, and the ratio
 studio / plain. ``--variant`` adds studio runs with other export/train options (the ablations in RESULTS.md).
@@ -184,6 +187,8 @@ def run_studio(bench: Bench, name: str, export_args: list[str], train_args: list
         line.update({"p_vs_plain_ndcg@10": round(row["p_value"], 4),
                      "wins_ties_losses_vs_plain": [row["wins"], row["ties"], row["losses"]]})
     lines = [line]
+    if name == "default":
+        lines += run_systems(bench, env)
     if reranker:
         start = time.perf_counter()
         studio(bench, env, "train", "--task", "reranker", "--base", "default", "--train", str(train_file),
@@ -196,6 +201,29 @@ def run_studio(bench: Bench, name: str, export_args: list[str], train_args: list
         lines.append({"system": "reranker", **reranked, "train_s": round(rr_train_s, 1),
                       "rerank_top": bench.rerank_top, "vs_dense_ndcg@10": round(
                           reranked["ndcg@10"] - metrics["ndcg@10"], 4)})
+    return lines
+
+
+def run_systems(bench: Bench, env: dict) -> list[dict]:
+    """What ⑧ evaluates and recommends, as `studio eval --system` runs it: BM25, the studio fine-tune, the fine-tune
+    fused with BM25 — its fusion tuned on the train split minus the fine-tune's training queries, i.e. on the
+    export's validation queries, never on test queries — and the recommended one of the three."""
+    specs = ["bm25", "embedder", "embedder+bm25"]
+    found = json.loads(studio(bench, env, "eval", *(a for spec in specs for a in ("--system", spec)), "--beir",
+                              str(bench.beir), "--split", "test", "--tune-on", "train",
+                              "--k", ",".join(map(str, KS)), "--json").stdout)
+    by_spec = {m["model"]: m for m in found["models"]}
+    fused = by_spec["embedder+bm25"]
+    fusion = fused["system"]["fusion"]
+    lines = [{"system": "studio+bm25", **{k: round(fused["metrics"][k], 4) for k in REPORTED},
+              "fusion": fusion["method"], "weight": fusion["weight"], "tune_queries": fusion["tune_queries"],
+              "ms_per_query": fused["system"]["ms_per_query"]}]
+    rec = found["recommendation"]
+    best = by_spec[rec["spec"]]
+    lines.append({"system": "recommended", "spec": rec["spec"], **{k: round(best["metrics"][k], 4) for k in REPORTED},
+                  "runner_up": rec["runner_up"], "lead_ndcg@10": round(rec["delta"], 4),
+                  "p_lead": round(rec["p_holm"], 4), "ms_per_query": rec["ms_per_query"],
+                  "vs_bm25_ndcg@10": round(best["metrics"]["ndcg@10"] - by_spec["bm25"]["metrics"]["ndcg@10"], 4)})
     return lines
 
 
@@ -240,11 +268,12 @@ def run_language(bench: Bench, only: set[str], variants: dict[str, str]) -> list
 
 
 def _versus(line: dict, plain: dict | None) -> dict:
-    if not plain or not line["system"].startswith("studio"):
+    if not plain or not line["system"].startswith(("studio", "recommended")):
         return line
     out = dict(line)
     out["ratio_ndcg@10_vs_plain"] = round(line["ndcg@10"] / max(plain["ndcg@10"], 1e-9), 3)
-    out["ratio_train_s_vs_plain"] = round(line["train_s"] / max(plain["train_s"], 1e-9), 2)
+    if "train_s" in line:
+        out["ratio_train_s_vs_plain"] = round(line["train_s"] / max(plain["train_s"], 1e-9), 2)
     return out
 
 
