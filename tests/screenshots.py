@@ -86,8 +86,8 @@ def evaluate(page: Page) -> dict:
 
 
 def compare(page: Page) -> dict:
-    """Embedded model (left) vs the fine-tuned one (right) on a Chinese demo query picked from the examples."""
-    pick(page, t("compare.right", "zh-CN"), FINE_TUNED)
+    """BM25 (left, the default) vs the fine-tune fused with BM25 (right) on a Chinese demo query from the examples."""
+    pick(page, t("compare.right_system", "zh-CN"), f"{FINE_TUNED}+bm25")
     pick(page, t("compare.examples", "zh-CN"), COMPARE_QUERY)  # choosing an example runs the search
     page.locator("#rs-compare-right .rs-hit").first.wait_for(timeout=120_000)
     page.wait_for_timeout(1000)

@@ -114,3 +114,19 @@ def test_fractions_and_seeds_typed_in_a_field():
         with pytest.raises(StudioError) as err:
             curve.parse_seeds(text)
         assert err.value.code == "curve_bad_seeds", text
+
+
+def test_studio_eval_learning_curve_prints_the_levels_and_the_verdict(demo, tmp_path, recorded):
+    from click.testing import CliRunner
+
+    from studio.cli import cli
+
+    train = training_file(tmp_path / "train.jsonl", sorted(gold_queries(demo))[:4])
+    result = CliRunner().invoke(cli, ["--db", str(demo.db_path), "eval", "--learning-curve", "--exclude-train",
+                                      str(train), "--db", "--fractions", "50,100", "--seeds", "42,43"])
+    assert result.exit_code == 0, result.output
+    assert "0 labelled queries (base default): nDCG@10 0.3000" in result.output
+    assert "4 labelled queries (100%): nDCG@10 0.4500" in result.output and "Still rising" in result.output
+    assert recorded[-1]["fractions"] == (0.5, 1.0) and recorded[-1]["seeds"] == (42, 43)
+    result = CliRunner().invoke(cli, ["--db", str(demo.db_path), "eval", "--learning-curve", "--db"])
+    assert result.exit_code != 0 and "--learning-curve trains on --exclude-train FILE" in result.output

@@ -186,6 +186,35 @@ def test_an_expert_adjudicates_with_the_keyboard(server, browser):
     context.close()
 
 
+def test_compare_shows_bm25_against_the_starred_model_fused_with_bm25(server, browser, tmp_path):
+    """⑨'s default demo: bm25 on the left, the ★ model (here the embedded one) fused with BM25 on the right, each
+    with its latency, the fused side saying how it fused; a typed spec searches too."""
+    from playwright.sync_api import expect
+
+    context, page, _ = open_demo(server, browser, "en-US")
+    page.get_by_role("tab", name="⑨ Compare").click()
+    expect(page.locator("#rs-compare-left-system input")).to_have_value("bm25")
+    expect(page.locator("#rs-compare-right-system input")).to_have_value("all-MiniLM-L6-v2+bm25", timeout=60_000)
+    page.locator("#rs-compare-query textarea, #rs-compare-query input").first.fill("高血压患者能喝咖啡吗？")
+    page.locator("#rs-compare-search").click()
+    page.locator("#rs-compare-right .rs-hit").first.wait_for(timeout=120_000)
+    left = page.locator("#rs-compare-left .rs-side-head").inner_text()
+    right = page.locator("#rs-compare-right .rs-side-head").inner_text()
+    assert left.startswith("bm25") and right.startswith("all-MiniLM-L6-v2+bm25"), (left, right)
+    assert re.search(r"\d+ ms", left) and re.search(r"\d+ ms", right)
+    note = page.locator("#rs-compare-right .rs-system-note").inner_text()
+    assert "fused by reciprocal rank" in note and "all-MiniLM-L6-v2+bm25@0.7" in note
+    assert page.locator("#rs-compare-left .rs-system-note").count() == 0
+    typed = page.locator("#rs-compare-left-system input")
+    typed.fill("all-MiniLM-L6-v2+bm25@0.7")
+    typed.press("Enter")
+    page.locator("#rs-compare-search").click()
+    page.locator("#rs-compare-left .rs-system-note").get_by_text("fused: 0.7 × all-MiniLM-L6-v2").wait_for()
+    assert page.locator("#rs-compare-left .rs-side-head").inner_text().startswith("all-MiniLM-L6-v2+bm25@0.7")
+    page.screenshot(path=str(tmp_path / "compare-systems-en.png"))
+    context.close()
+
+
 def sign_in(browser, url: str, name: str, password: str, locale: str = "en-US"):
     context = browser.new_context(locale=locale, viewport={"width": 1280, "height": 900})
     page = context.new_page()

@@ -883,6 +883,46 @@ def test_evaluate_on_gold_labels_leaves_out_the_fine_tunes_training_queries(tmp_
     assert suggested_exclusion([str(tmp_path / "models" / "medical-v1")], "db", None) is None, "no server paths"
 
 
+def test_evaluate_tab_exports_the_recommended_systems_recipe(ctx, exports):
+    from studio.ui.tabs import evaluate
+
+    status, recipe = evaluate.export_recipe(ctx, None, None, "en")
+    assert "Run an evaluation first" in status and not recipe["interactive"]
+    *_, raw, _, _, _, _ = evaluate.run(ctx, ["default"], "beir", "demo", "test", None, "10", "en",
+                                       progress=no_progress)
+    status, recipe = evaluate.export_recipe(ctx, raw, None, "en")
+    written = json.loads(Path(recipe["value"]).read_text(encoding="utf-8"))
+    assert recipe["interactive"] and Path(recipe["value"]).is_relative_to(exports)
+    assert written["spec"] == raw["recommended"] and raw["recommended"] in status
+    if written["fusion"]:
+        measured = next(m for m in raw["models"] if m["model"] == raw["recommended"])["system"]["fusion"]
+        assert (written["fusion"]["method"], written["fusion"]["weight"]) == (measured["method"], measured["weight"])
+
+
+def test_evaluate_tab_calibrates_thresholds_on_the_gold_labels(demo_ctx):
+    from studio.ui.tabs import evaluate
+
+    status, table = evaluate.calibrate(demo_ctx, ["default"], None, None, "en")
+    assert "on 64 gold pairs: 23 relevant, 41 irrelevant (16 partially relevant left out)" in status
+    row = table.iloc[0]
+    assert row["model"] == "default" and row["score"] == "cosine similarity"
+    assert 0 < float(row["F1"]) <= 1 and -1 <= float(row["threshold (max F1)"]) <= 1
+    status, table = evaluate.calibrate(demo_ctx, ["/etc"], None, None, "zh-CN")
+    assert "rs-error" in status and table is None
+
+
+def test_evaluate_tab_learning_curve_needs_a_training_file_and_an_admin(demo_ctx):
+    from studio.ui.tabs import evaluate
+
+    plot, status = evaluate.learning_curve(demo_ctx, ["default"], "db", "", "test", None, "50,100", "42", "en",
+                                           progress=no_progress)
+    assert plot is None and "pick the training file in &#x27;Leave out the queries of&#x27;" in status
+    eve = _as(demo_ctx, "eve", "expert")
+    plot, status = evaluate.learning_curve(demo_ctx, ["default"], "db", "", "test", "train.jsonl", "50,100", "42",
+                                           "en", eve, progress=no_progress)
+    assert plot is None and "needs the Admin role" in status
+
+
 def test_evaluate_tab_refuses_bad_cutoffs_in_the_users_language(ctx):
     from studio.ui.tabs import evaluate
 
@@ -978,6 +1018,7 @@ PUBLIC_ENDPOINTS = {
     "annotate_rate_0", "annotate_skip", "annotate_undo", "agreement_report", "adjudicate_decide_2",
     "adjudicate_decide_1", "adjudicate_decide_0", "data_quality", "data_export", "train_start", "train_cancel",
     "train_resume", "models_check", "models_set_default", "models_delete", "evaluate_run", "evaluate_map",
+    "evaluate_calibrate", "evaluate_curve", "evaluate_recipe",
     "compare_similarity", "compare_score", "compare_search", "compare_send_to_queue", "queue_strategy"}
 
 

@@ -1,6 +1,10 @@
-"""Compare (⑨): one query through one or two models (each optionally followed by a reranker) over the project's
-corpus, with gold labels as badges; the playground's similarity and scoring checks; sending a result to the
-annotation queue.
+"""Compare (⑨): one query through one or two systems over the project's corpus, with gold labels as badges; the
+playground's similarity and scoring checks; sending a result to the annotation queue.
+
+A side is a system spec (:mod:`studio.retrieval.systems`): ``bm25``, a model, ``NAME:sparse`` (BGE-M3), a fusion
+``NAME+bm25`` (``@0.7`` pins a weight, ``@rrf`` reciprocal rank; unpinned, one query fuses by reciprocal rank), each
+optionally ``>RERANKER``; searched by :func:`studio.retrieval.system_search.search_system`. The older form, a model
+name plus a separate reranker, still works: it is the spec ``NAME>RERANKER``.
 
 Searching shows gold labels, so it needs an expert; putting a pair in the queue changes the project and is an
 admin's (audited under the actor by the import it makes).
@@ -9,24 +13,32 @@ admin's (audited under the actor by the import it makes).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from studio.actions.base import Actor, Project, action
 from studio.errors import NotFoundError, StudioError
+
+if TYPE_CHECKING:
+    from studio.retrieval.system_search import Details
+    from studio.retrieval.systems import System
 
 _DEMO = "⑨'s interactive demo views (one query at a time in the page)"
 
 
 @dataclass(frozen=True)
 class Side:
-    """One model's results: its name as shown ("model" or "model → reranker"), the hits (rank, doc_key, score),
-    how far each document moved up against the other side (None: not there; empty without another side) and the
-    milliseconds the search took (corpus encoding and model loading excluded)."""
+    """One system's results: its name as shown (its spec: ``bm25``, ``medical-v1+bm25>rr-v1``), the hits (rank,
+    doc_key, score), how far each document moved up against the other side (None: not there; empty without another
+    side), the milliseconds the search took (query encoding, searches, fusion and reranking; index building and
+    model loading excluded) and how it was searched (:class:`studio.retrieval.system_search.Details`: the fusion
+    used, whether the spec pinned it, the reranker's depth)."""
 
     name: str
     hits: list
     moves: dict[str, int | None]
     ms: float
+    details: Details | None = None
 
 
 @dataclass(frozen=True)
@@ -50,8 +62,59 @@ class Results:
     gold: dict[str, int]
 
 
+def system_of(spec: str | System | None, reranker: str | None = None) -> System:
+    """A side's system: `spec` parsed (empty: ``default``, the ★ model), with `reranker` (the older form, or ⑨'s
+    reranker picker) added as ``>RERANKER``.
+
+    Raises:
+        StudioError: the spec's errors (``system_empty``, ``system_too_many`` also when the spec names a reranker
+            and another is given, ``system_bad_fusion``, ``system_bad_mode``).
+    """
+    from studio.retrieval.systems import System, parse
+
+    system = spec if isinstance(spec, System) else parse((spec or "").strip() or "default")
+    reranker = _clean(reranker)
+    if reranker:
+        if system.reranker:
+            raise StudioError("system_too_many", spec=f"{system.spec}>{reranker}")
+        system = replace(system, reranker=reranker)
+    return system
+
+
+def page_system(spec: str | None, reranker: str | None, *, field: str, model_field: str,
+                reranker_field: str) -> str:
+    """A side's system as typed or picked in the page, checked before it reaches an action: the spec parsed
+    (:func:`system_of`) and every model in it a name, never a server path (:func:`studio.actions.models.
+    model_field`; the CLI may name any folder). Returns the canonical spec.
+
+    Args:
+        field, model_field, reranker_field: how messages name the system field, a model in it and a reranker.
+
+    Raises:
+        StudioError: ``empty_field``, ``path_outside``, the spec's errors.
+    """
+    from studio.actions.models import model_field as checked_model
+
+    if not (spec or "").strip():
+        raise StudioError("empty_field", field=field)
+    system = system_of(spec)
+    stages = tuple(s if s.is_bm25 else replace(s, model=checked_model(s.model, field=model_field))
+                   for s in system.stages)
+    rerankers = [checked_model(r, field=reranker_field) for r in (system.reranker, _clean(reranker)) if r]
+    return system_of(replace(system, stages=stages, reranker=rerankers[0] if rerankers else None),
+                     rerankers[1] if len(rerankers) > 1 else None).spec
+
+
+def system_choices(embedders: Sequence[str]) -> list[str]:
+    """What ⑨'s system pickers offer: ``bm25``, each embedder, then each fused with BM25 (``NAME+bm25``, reciprocal
+    rank for a single query); anything else can be typed."""
+    from studio.retrieval.systems import BM25
+
+    return [BM25, *embedders, *(f"{name}+{BM25}" for name in embedders)]
+
+
 def default_depth() -> int:
-    """How many dense candidates a reranker rescores when none is said (:data:`studio.retrieval.rerank.
+    """How many first-stage candidates a reranker rescores when none is said (:data:`studio.retrieval.rerank.
     DEFAULT_DEPTH`)."""
     from studio.retrieval.rerank import DEFAULT_DEPTH
 
@@ -79,28 +142,13 @@ def _corpus(project: Project, query: str) -> tuple[list[str], list[str], dict[st
     return keys, texts, docs, gold
 
 
-def _search(model: str, reranker: str | None, query: str, keys: list[str], texts: list[str], k: int,
-            depth: int | None) -> tuple[list, float]:
-    """One side's hits: the embedder alone, or its top `depth` reranked by `reranker`.
+def _side(system: System, query: str, keys: list[str], texts: list[str], k: int, depth: int | None) -> Side:
+    """One side's results (moves filled in by :func:`compare`). Indexes are built and models loaded before the
+    timing starts (once per process and corpus), so the first query does not show seconds of loading."""
+    from studio.retrieval.system_search import search_system
 
-    The reranker is loaded before the timing starts (once per process), as the corpus is encoded before it, so the
-    first query does not show seconds of model loading.
-    """
-    from studio.models.registry import resolve
-    from studio.retrieval.search import search as dense_search
-
-    model = (model or "").strip() or "default"
-    if reranker:
-        from studio.retrieval.rerank import load_reranker, search_then_rerank
-
-        path = resolve(reranker)
-        load_reranker(path)
-        return search_then_rerank(resolve(model), path, query, keys, texts, k, depth or default_depth())
-    return dense_search(resolve(model), query, keys, texts, k)
-
-
-def _name(model: str, reranker: str | None) -> str:
-    return f"{model} → {reranker}" if reranker else model
+    hits, ms, details = search_system(system, query, keys, texts, k, rerank_depth=depth or default_depth())
+    return Side(system.spec, hits, {}, ms, details)
 
 
 def _shown(docs: dict[str, dict], *sides: list) -> dict[str, dict]:
@@ -112,40 +160,42 @@ def _clean(name: str | None) -> str | None:
 
 
 @action("expert", cli="search")
-def search(project: Project, actor: Actor, /, query: str, model: str = "default", *, k: int = 10,
+def search(project: Project, actor: Actor, /, query: str, system: str | System = "default", *, k: int = 10,
            reranker: str | None = None, depth: int | None = None) -> Results:
-    """The top `k` documents of the project's corpus for `query` by `model` (the ★ default when not named),
-    optionally its top `depth` rescored by `reranker`.
+    """The top `k` documents of the project's corpus for `query` by `system` (a spec; the ★ default model when not
+    named). The older form, a model name with `reranker`, is the system ``NAME>RERANKER``; a reranker rescores the
+    first stage's top `depth`.
 
     Raises:
-        StudioError: ``empty_query``, ``no_corpus``, ``model_is_reranker``, ``model_missing``.
+        StudioError: ``empty_query``, ``no_corpus``, the spec's errors (``system_*``), ``mode_not_searchable``,
+            ``not_m3``, ``model_is_reranker``, ``model_missing``.
     """
+    chosen = system_of(system, reranker)  # a bad spec fails before the corpus is read
     keys, texts, docs, gold = _corpus(project, query)
-    reranker = _clean(reranker)
-    hits, ms = _search(model, reranker, query.strip(), keys, texts, int(k), depth)
-    return Results(query.strip(), Side(_name(model, reranker), hits, {}, ms), _shown(docs, hits), gold)
+    side = _side(chosen, query.strip(), keys, texts, int(k), depth)
+    return Results(query.strip(), side, _shown(docs, side.hits), gold)
 
 
-@action("expert", why_no_cli=_DEMO + " (one model at a time: `studio search`)")
-def compare(project: Project, actor: Actor, /, query: str, left: str, right: str, k: int = 10,
+@action("expert", why_no_cli=_DEMO + " (one system at a time: `studio search --system SPEC`)")
+def compare(project: Project, actor: Actor, /, query: str, left: str | System, right: str | System, k: int = 10,
             left_reranker: str | None = None, right_reranker: str | None = None,
             depth: int | None = None) -> Comparison:
-    """`query` through two models side by side (each optionally followed by a reranker rescoring its top `depth`),
-    with how far each document moved against the other side.
+    """`query` through two systems side by side (specs: ``bm25`` against ``medical-v1+bm25``, say), with how far
+    each document moved against the other side. The older form, a model name per side with an optional reranker,
+    is the system ``NAME>RERANKER``; a reranker rescores its side's top `depth`.
 
     Raises:
-        StudioError: ``empty_query``, ``no_corpus``, ``model_is_reranker``, ``model_missing``.
+        StudioError: ``empty_query``, ``no_corpus``, the spec's errors (``system_*``), ``mode_not_searchable``,
+            ``not_m3``, ``model_is_reranker``, ``model_missing``.
     """
     from studio.retrieval.search import rank_moves
 
+    systems = system_of(left, left_reranker), system_of(right, right_reranker)
     keys, texts, docs, gold = _corpus(project, query)
     query = query.strip()
-    left_reranker, right_reranker = _clean(left_reranker), _clean(right_reranker)
-    hits_l, ms_l = _search(left, left_reranker, query, keys, texts, int(k), depth)
-    hits_r, ms_r = _search(right, right_reranker, query, keys, texts, int(k), depth)
-    return Comparison(query, Side(_name(left, left_reranker), hits_l, rank_moves(hits_l, hits_r), ms_l),
-                      Side(_name(right, right_reranker), hits_r, rank_moves(hits_r, hits_l), ms_r),
-                      _shown(docs, hits_l, hits_r), gold)
+    one, two = (_side(s, query, keys, texts, int(k), depth) for s in systems)
+    return Comparison(query, replace(one, moves=rank_moves(one.hits, two.hits)),
+                      replace(two, moves=rank_moves(two.hits, one.hits)), _shown(docs, one.hits, two.hits), gold)
 
 
 @action("expert", why_no_cli=_DEMO)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -44,6 +45,16 @@ from studio.cli.base import Context, cli, emit, friendly, json_option, pad, pars
               help="Write one CSV row per model and metric (and FILE's stem + '.queries.csv' per query).")
 @click.option("--lang", type=click.Choice(["en", "zh-CN"]), default="en", show_default=True,
               envvar="STUDIO_LANG", help="Language of the HTML report.")
+@click.option("--learning-curve", "curve", is_flag=True,
+              help="Would more labels help? Fine-tune the recipe on 25/50/100 %% of --exclude-train's queries "
+                   "(from the first --model, default *), each in a worker process, and plot held-out nDCG@10 "
+                   "against the number of labelled queries (admin; takes one training run per point).")
+@click.option("--fractions", default="25,50,100", show_default=True, help="With --learning-curve: the samples.")
+@click.option("--seeds", default="42", show_default=True,
+              help="With --learning-curve: seeds, comma-separated (several show the spread).")
+@click.option("--epochs", type=float, help="With --learning-curve: epochs per run (default: the recipe's).")
+@click.option("--curve-html", type=click.Path(dir_okay=False, path_type=Path),
+              help="With --learning-curve: write the chart as a self-contained HTML file.")
 @json_option
 @click.pass_obj
 @friendly
@@ -51,6 +62,7 @@ def eval_(ctx: Context, models_: tuple[str, ...], systems: tuple[str, ...], tune
           beir_dir: str | None, split: str, use_db: bool,
           exclude_train: str | None, ks: tuple[int, ...], mode: str, weights: str, reranker: str | None, rerank_top: int,
           rerank_only: bool, run_out: Path | None, html_out: Path | None, csv_out: Path | None, lang: str,
+          curve: bool, fractions: str, seeds: str, epochs: float | None, curve_html: Path | None,
           as_json: bool) -> None:
     """P@K, Recall@K, MRR@K, NDCG@K per model; with two or more models, the change and its significance.
 
@@ -66,6 +78,12 @@ def eval_(ctx: Context, models_: tuple[str, ...], systems: tuple[str, ...], tune
 
     if bool(beir_dir) == use_db:
         raise click.UsageError("give exactly one of --beir DIR or --db")
+    if curve:
+        if not exclude_train:
+            raise click.UsageError("--learning-curve trains on --exclude-train FILE (and leaves its queries out)")
+        learning_curve(ctx, models_[0] if models_ else "default", exclude_train, beir_dir, split, fractions, seeds,
+                       epochs, curve_html, lang, as_json)
+        return
     if not models_ and not systems:
         raise click.UsageError("name what to evaluate: --model NAME or --system SPEC (repeat either)")
     try:
@@ -114,34 +132,85 @@ def eval_(ctx: Context, models_: tuple[str, ...], systems: tuple[str, ...], tune
         click.echo("\n" + recommendation)
 
 
+def learning_curve(ctx: Context, base: str, train_file: str, beir_dir: str | None, split: str, fractions: str,
+                   seeds: str, epochs: float | None, html: Path | None, lang: str, as_json: bool) -> None:
+    """`studio eval --learning-curve`: the curve's points with a progress bar, then its verdict."""
+    from studio.actions import curve as actions
+
+    with click.progressbar(length=1000, label="learning curve", file=sys.stderr) as bar:
+        done = [0]
+
+        def on_progress(share: float, what: str) -> None:
+            bar.label = what[:40]
+            step = int(1000 * min(max(share, 0.0), 1.0))
+            if step > done[0]:
+                bar.update(step - done[0])
+                done[0] = step
+
+        result = actions.learning_curve(ctx.project, ctx.actor, train_file, "beir" if beir_dir else "db",
+                                        folder=beir_dir, split=split, base=base,
+                                        fractions=actions.parse_fractions(fractions), seeds=actions.parse_seeds(seeds),
+                                        options={"epochs": epochs} if epochs else None, lang=lang, existing=True,
+                                        progress=on_progress)
+    if html:
+        actions.figure(result, lang).write_html(str(html), include_plotlyjs=True)
+        click.echo(f"wrote {html}", err=True)
+    if as_json:
+        emit(result.as_dict(), True, "")
+        return
+    click.echo(f"0 labelled queries (base {base}): nDCG@10 {result.base_ndcg:.4f}")
+    for level in result.levels:
+        spread = f" ± {level.std:.4f} [{level.low:.4f}–{level.high:.4f}]" if level.runs > 1 else ""
+        click.echo(f"{level.queries:>5} labelled queries ({level.fraction:.0%}): nDCG@10 {level.mean:.4f}{spread}, "
+                   f"recall@10 {level.recall:.4f}")
+    click.echo(actions.verdict_line(result, lang))
+
+
 @cli.command(name="search")
 @click.argument("query")
-@click.option("--model", default="default", show_default=True,
-              help="Embedder: a name in models/, 'default' (the * model), all-MiniLM-L6-v2, a folder or a hub id.")
-@click.option("--reranker", help="Cross-encoder that rescores the embedder's top --depth documents.")
+@click.option("--system", metavar="SPEC",
+              help="What searches: bm25, a model, NAME:sparse (BGE-M3), NAME+bm25 (fused by reciprocal rank; "
+                   "NAME+bm25@0.7 pins a weight), each optionally >RERANKER. The same spec as eval --system and "
+                   "⑨ Compare.")
+@click.option("--model", help="Embedder (the older form of --system NAME): a name in models/, 'default' (the * model, "
+                               "also when nothing is named), all-MiniLM-L6-v2, a folder or a hub id.")
+@click.option("--reranker", help="Cross-encoder that rescores the first stage's top --depth documents "
+                                  "(adds >RERANKER).")
 @click.option("--k", default=10, show_default=True, type=click.IntRange(min=1), help="Results to show.")
 @click.option("--depth", type=click.IntRange(min=1),
-              help="With --reranker: how many dense candidates it rescores (default: as many as ⑨ Compare).")
+              help="With a reranker: how many first-stage candidates it rescores (default: as many as ⑨ Compare).")
 @json_option
 @click.pass_obj
 @friendly
-def search(ctx: Context, query: str, model: str, reranker: str | None, k: int, depth: int | None,
-           as_json: bool) -> None:
+def search(ctx: Context, query: str, system: str | None, model: str | None, reranker: str | None, k: int,
+           depth: int | None, as_json: bool) -> None:
     """The project's documents that best match QUERY (what ⑨ Compare shows for one side), with their gold labels.
 
     \b
     Example:
+        studio search "糖尿病的主要并发症有哪些？" --system "medical-v1+bm25>rr-v1" --k 5
         studio search "糖尿病的主要并发症有哪些？" --model medical-v1 --k 5
     """
     from studio.actions import search as actions
 
-    found = actions.search(ctx.project, ctx.actor, query, model, k=k, reranker=reranker, depth=depth)
+    if system and model:
+        raise click.UsageError("give --system SPEC or --model NAME, not both")
+    found = actions.search(ctx.project, ctx.actor, query, system or model or "default", k=k, reranker=reranker,
+                           depth=depth)
+    side = found.side
     rows = [{"rank": h.rank, "key": h.doc_key, "score": h.score, "gold": found.gold.get(h.doc_key),
-             "title": found.documents[h.doc_key]["title"]} for h in found.side.hits]
+             "title": found.documents[h.doc_key]["title"]} for h in side.hits]
+    details = side.details  # how it searched: studio.retrieval.system_search.Details
+    fusion = details.fusion and {"method": details.fusion, "weight": details.weight, "pinned": details.pinned,
+                                 "depth": details.depth}
     if as_json:
-        emit({"query": found.query, "model": found.side.name, "ms": round(found.side.ms, 1), "results": rows}, True, "")
+        emit({"query": found.query, "system": side.name, "model": side.name, "ms": round(side.ms, 1),
+              "fusion": fusion or None, "reranker": details.reranker, "rerank_depth": details.rerank_depth,
+              "results": rows}, True, "")
         return
-    click.echo(f"{found.side.name}: {len(rows)} results in {found.side.ms:.0f} ms")
+    click.echo(f"{side.name}: {len(rows)} results in {side.ms:.0f} ms")
+    if details.pin_example:
+        click.echo(f"fused by reciprocal rank; pin a tuned weight as {details.pin_example}")
     for row in rows:
         gold = "-" if row["gold"] is None else str(row["gold"])
         title = row["title"] or found.documents[row["key"]]["text"][:60]

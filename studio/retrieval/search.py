@@ -1,7 +1,9 @@
-"""Interactive search for the side-by-side demo: one query, several models, milliseconds per query.
+"""Interactive search for the side-by-side demo: one query, several retrievers, milliseconds per query.
 
 Corpus embeddings come from the on-disk cache (studio.retrieval.cache) and stay in memory per (model, corpus),
 so after the first query only the query is encoded: a 10k-document corpus answers in a few milliseconds on CPU.
+The BM25 index stays in memory per corpus the same way (bm25s indexes a 10k-document corpus in seconds, once).
+Whole systems (fusion, reranker) are searched by :mod:`studio.retrieval.system_search`.
 """
 
 from __future__ import annotations
@@ -11,12 +13,16 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from studio.retrieval.bm25 import BM25Index
 from studio.retrieval.cache import corpus_fingerprint, model_fingerprint
-from studio.retrieval.dense import DenseIndex, encode, resolve_model, top_k
+from studio.retrieval.dense import DenseIndex, encode, load_embedder, resolve_model, top_k
 
 _indexes: OrderedDict[tuple[str, str], DenseIndex] = OrderedDict()
+_bm25: OrderedDict[str, BM25Index] = OrderedDict()
 _lock = threading.Lock()
+_bm25_build = threading.Lock()  # two first queries on a new corpus build its BM25 index once
 MAX_INDEXES = 4
+MAX_BM25 = 2
 
 
 @dataclass(frozen=True)
@@ -45,13 +51,40 @@ def index_for(model: str, keys: list[str], texts: list[str]) -> DenseIndex:
 
 def search(model: str, query: str, keys: list[str], texts: list[str], k: int = 10) -> tuple[list[Hit], float]:
     """Top-`k` documents for `query` by cosine similarity, and the milliseconds the search took (query encoding
-    included, corpus encoding excluded)."""
+    included; corpus encoding and model loading excluded)."""
     index = index_for(model, keys, texts)
+    load_embedder(model)  # corpus vectors read from the disk cache leave the model unloaded until now
     t0 = time.perf_counter()
     scores = encode([query], resolve_model(model)) @ index.embeddings.T
     order = top_k(scores, k)[0]
     ms = (time.perf_counter() - t0) * 1000
     return [Hit(i + 1, index.keys[j], float(scores[0, j])) for i, j in enumerate(order)], ms
+
+
+def bm25_index_for(texts: list[str]) -> BM25Index:
+    """The in-memory BM25 index over this corpus (the studio's tokenizer); rebuilt when any text changes."""
+    key = corpus_fingerprint(texts)
+    with _bm25_build:
+        with _lock:
+            if key in _bm25:
+                _bm25.move_to_end(key)
+                return _bm25[key]
+        index = BM25Index(texts)
+        with _lock:
+            _bm25[key] = index
+            while len(_bm25) > MAX_BM25:
+                _bm25.popitem(last=False)
+    return index
+
+
+def search_bm25(query: str, keys: list[str], texts: list[str], k: int = 10) -> tuple[list[Hit], float]:
+    """Top-`k` documents for `query` by BM25 (documents sharing no term with it are left out), and the milliseconds
+    the search took (index building excluded)."""
+    index = bm25_index_for(texts)
+    t0 = time.perf_counter()
+    ranked = index.search(query, k)
+    ms = (time.perf_counter() - t0) * 1000
+    return [Hit(i + 1, keys[pos], score) for i, (pos, score) in enumerate(ranked)], ms
 
 
 def rank_moves(left: list[Hit], right: list[Hit]) -> dict[str, int | None]:

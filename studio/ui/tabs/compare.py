@@ -1,7 +1,9 @@
-"""Compare: one query, two models side by side — rank, score, movement, gold badge, latency. For demos.
+"""Compare: one query, two systems side by side — rank, score, movement, gold badge, latency. For demos.
 
-Either side may be followed by a cross-encoder: its dense top candidates are rescored by the reranker (loaded once
-per process), so a demo can show "embedder" against "embedder → reranker"."""
+Each side is a system spec (``bm25``, a model, ``NAME+bm25`` fused, ``NAME+bm25@0.7`` with a pinned weight, each
+optionally ``>RERANKER``), picked or typed, the same as ``studio search --system``; the default demo is BM25 on the
+left against the ★ model fused with BM25 on the right. The reranker pickers add ``>RERANKER`` to their side's spec,
+so a demo can still show "embedder" against "embedder → reranker"."""
 
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ from studio.ui import render
 from studio.ui.context import UIContext, error_text
 
 SNIPPET = 260
+LEFT = "bm25"
+RIGHT = "default+bm25"  # the ★ model fused with BM25 until the tab's refresh names the model (right_system)
 
 
 def _score(value: float) -> str:
@@ -36,8 +40,29 @@ def move_badge(move: int | None, lang: str) -> str:
     return '<span class="rs-move">＝</span>'
 
 
+def system_note(details, lang: str) -> str:
+    """One line on how a side searched (its fusion and reranker), empty for a single first stage; escaped HTML."""
+    if details is None:
+        return ""
+    parts = []
+    if details.fusion == "weighted":
+        a, b = details.stages
+        parts.append(t("compare.fused_weighted", lang, weight=f"{details.weight:g}", rest=f"{1 - details.weight:g}",
+                       a=a, b=b, depth=details.depth))
+    elif details.fusion:
+        parts.append(t("compare.fused_rrf" if details.pinned else "compare.fused_unpinned", lang,
+                       depth=details.depth, example=details.pin_example or ""))
+    if details.reranker:
+        parts.append(t("compare.reranked", lang, reranker=details.reranker, depth=details.rerank_depth))
+    if not parts:
+        return ""
+    return ('<div class="rs-system-note" style="color: var(--body-text-color-subdued); margin-bottom: 8px">'
+            f'{html.escape("; ".join(parts))}</div>')
+
+
 def results_html(model: str, hits: list, moves: dict, docs: dict, gold: dict, query: str, ms: float,
-                 lang: str) -> str:
+                 lang: str, details=None) -> str:
+    """One side: its system (the spec, ``>`` drawn as an arrow) with the latency, how it searched, then the hits."""
     items = []
     for hit in hits:
         doc = docs[hit.doc_key]
@@ -49,9 +74,9 @@ def results_html(model: str, hits: list, moves: dict, docs: dict, gold: dict, qu
             f'{render.rating_badge(label, lang)}</div>'
             f'<div class="rs-doc-title">{render.highlight(doc["title"] or hit.doc_key, query)}</div>'
             f'<div class="rs-hit-text">{render.highlight(text, query)}</div></div>')
-    head = (f'<div class="rs-side-head"><b>{html.escape(model)}</b>'
+    head = (f'<div class="rs-side-head"><b title="{html.escape(model)}">{html.escape(model.replace(">", " → "))}</b>'
             f'<span class="rs-latency">{html.escape(t("compare.latency", lang, ms=f"{ms:.0f}"))}</span></div>')
-    return f'<div class="rs-side">{head}{"".join(items)}</div>'
+    return f'<div class="rs-side">{head}{system_note(details, lang)}{"".join(items)}</div>'
 
 
 def _model(name: str | None, label: str, lang: str) -> str:
@@ -62,25 +87,35 @@ def _reranker(name: str | None, label: str, lang: str) -> str | None:
     return model_actions.optional_model_field(name, field=t(label, lang))
 
 
+def _system(spec: str | None, reranker: str | None, side: str, lang: str) -> str:
+    """A side's spec as typed or picked, with its reranker picker's choice added, checked: a spec error, or a model
+    that is a server path, is refused here with the field named."""
+    if side == "left":
+        field, model, rr = t("compare.left_system", lang), t("compare.left", lang), t("compare.left_reranker", lang)
+    else:
+        field, model, rr = t("compare.right_system", lang), t("compare.right", lang), t("compare.right_reranker", lang)
+    return actions.page_system(spec, reranker, field=field, model_field=model, reranker_field=rr)
+
+
 def run_search(ctx: UIContext, query: str, left: str, right: str, k: float, lang: str,
                left_reranker: str | None = None, right_reranker: str | None = None, depth: float | None = None,
                request: gr.Request | None = None) -> tuple:
-    """Both sides' results, the shown documents for "send to queue" and an empty status line."""
+    """Both sides' results (`left` and `right` are system specs; a picked reranker is added to its side's), the
+    shown documents for "send to queue" and an empty status line."""
     query = (query or "").strip()
     if not query:
         empty = render.empty_card(t("compare.type_query", lang))
         return empty, empty, gr.update(choices=[], value=None), ""
     try:
-        result = actions.compare(ctx.project, ctx.actor(request), query, _model(left, "compare.left", lang),
-                                 _model(right, "compare.right", lang), int(k),
-                                 _reranker(left_reranker, "compare.left_reranker", lang),
-                                 _reranker(right_reranker, "compare.right_reranker", lang),
-                                 int(depth) if depth else None)
+        result = actions.compare(ctx.project, ctx.actor(request), query,
+                                 _system(left, left_reranker, "left", lang),
+                                 _system(right, right_reranker, "right", lang), int(k),
+                                 depth=int(depth) if depth else None)
         docs, gold = result.documents, result.gold
         html_l = results_html(result.left.name, result.left.hits, result.left.moves, docs, gold, query,
-                              result.left.ms, lang)
+                              result.left.ms, lang, result.left.details)
         html_r = results_html(result.right.name, result.right.hits, result.right.moves, docs, gold, query,
-                              result.right.ms, lang)
+                              result.right.ms, lang, result.right.details)
         choices = [(f"{docs[d]['title'] or d} (#{d})", d) for d in rated_order(result.left.hits, result.right.hits)]
         return html_l, html_r, gr.update(choices=choices, value=None), ""
     except Exception as exc:
@@ -168,9 +203,19 @@ def right_model(current: str | None, names: list[str], starred: str) -> str:
     return starred if starred in names[1:] else names[-1]
 
 
+def right_system(current: str | None, names: list[str], starred: str) -> str:
+    """The right side's system: the one already picked or typed, else (empty, or still the page's first
+    ``default+bm25``) the model :func:`right_model` picks fused with BM25 (``NAME+bm25``), the demo people ask for
+    against ``bm25`` on the left."""
+    if (current or "").strip() and current.strip() != RIGHT:
+        return current
+    return f"{right_model(None, names, starred)}+bm25"
+
+
 def refresh(ctx: UIContext, current_right: str | None, current_left_rr: str | None, current_right_rr: str | None,
             lang: str, request: gr.Request | None = None) -> tuple:
-    """The pickers and example queries; blank for someone below an expert (the tab is hidden for them)."""
+    """The pickers (systems, playground models, rerankers) and example queries; blank for someone below an expert
+    (the tab is hidden for them)."""
     try:
         actor = ctx.actor(request)
         found = model_actions.choices(ctx.project, actor)
@@ -180,8 +225,9 @@ def refresh(ctx: UIContext, current_right: str | None, current_left_rr: str | No
         return blank, blank, blank, gr.update(choices=[], value=[]), blank, blank
     names = found.embedders
     rerankers = [(t("compare.no_reranker", lang), "")] + [(name, name) for name in found.rerankers]
-    best = right_model(current_right, names, found.starred)
-    return (gr.update(choices=names), gr.update(choices=names, value=best), gr.update(choices=examples),
+    systems = actions.system_choices(names)
+    best = right_system(current_right, names, found.starred)
+    return (gr.update(choices=systems), gr.update(choices=systems, value=best), gr.update(choices=examples),
             gr.update(choices=names), gr.update(choices=rerankers, value=current_left_rr or ""),
             gr.update(choices=rerankers, value=current_right_rr or ""))
 
@@ -196,10 +242,12 @@ def build(ctx: UIContext) -> dict:
         search_btn = gr.Button(i18n("compare.search"), variant="primary", scale=1, elem_id="rs-compare-search")
     with gr.Row():
         examples = gr.Dropdown(choices=[], label=i18n("compare.examples"), scale=2)
-        left = gr.Dropdown(choices=[model_actions.EMBEDDED], value=model_actions.EMBEDDED, allow_custom_value=True,
-                           label=i18n("compare.left"), scale=1)
-        right = gr.Dropdown(choices=[model_actions.EMBEDDED], value=None, allow_custom_value=True,  # set on open
-                            label=i18n("compare.right"), scale=1)
+        left = gr.Dropdown(choices=[LEFT, RIGHT], value=LEFT, allow_custom_value=True, scale=1,
+                           label=i18n("compare.left_system"), info=i18n("compare.system_info"),
+                           elem_id="rs-compare-left-system")
+        right = gr.Dropdown(choices=[LEFT, RIGHT], value=RIGHT, allow_custom_value=True, scale=1,  # named on open
+                            label=i18n("compare.right_system"), info=i18n("compare.system_info"),
+                            elem_id="rs-compare-right-system")
         k = gr.Slider(3, 20, value=10, step=1, label=i18n("compare.k"), scale=1)
     with gr.Row():
         left_rr = gr.Dropdown(choices=[(i18n("compare.no_reranker"), "")], value="", allow_custom_value=True,

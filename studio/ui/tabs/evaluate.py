@@ -150,6 +150,79 @@ def draw_map(ctx: UIContext, models: list[str], source: str, folder: str, split:
         return None, render.message(error_text(exc, lang), "error"), gr.update()
 
 
+def calibrate(ctx: UIContext, models: list[str], reranker: str | None, exclude: str | None, lang: str,
+              request: gr.Request | None = None) -> tuple:
+    """Score thresholds on the project's gold labels for each picked model and the reranker (without the training
+    file's queries): a table and a status line."""
+    from studio.actions import calibrate as calibration
+
+    try:
+        names = [model_actions.model_field(m, field=t("evaluate.models", lang)) for m in models or []]
+        rr = model_actions.optional_model_field(reranker, field=t("evaluate.reranker", lang))
+        exclude_path = files.export_path(exclude, field=t("evaluate.exclude", lang))
+        if not names and not rr:
+            raise StudioError("pick_models")
+        rows, lines = [], []
+        for name in names + ([rr] if rr else []):
+            found = calibration.calibrate(ctx.project, ctx.actor(request), name, exclude=exclude_path)
+            lines.append(calibration.summary_lines(found, lang)[0])
+            best, at = found.best, found.at_precision
+            rows.append((name, t("calibrate.by_reranker" if found.kind == "reranker" else "calibrate.by_cosine", lang),
+                         f"{best.threshold:.4f}", f"{best.precision:.3f}", f"{best.recall:.3f}", f"{best.f1:.3f}",
+                         "—" if at is None else f"{at.threshold:.4f}",
+                         "—" if at is None else f"{at.precision:.3f}", "—" if at is None else f"{at.recall:.3f}"))
+        columns = [t("evaluate.col_model", lang), t("evaluate.calib_scored_by", lang),
+                   t("evaluate.calib_threshold", lang), "P", "R", "F1", t("evaluate.calib_threshold_p90", lang),
+                   "P", "R"]
+        status = "".join(render.message(line, "ok") for line in lines)
+        return status, pd.DataFrame(rows, columns=columns)
+    except Exception as exc:
+        return render.message(error_text(exc, lang), "error"), None
+
+
+def learning_curve(ctx: UIContext, models: list[str], source: str, folder: str, split: str, exclude: str | None,
+                   fractions: str, seeds: str, lang: str, request: gr.Request | None = None,
+                   progress=gr.Progress()) -> tuple:
+    """Would more labels help? Fine-tunes the recipe on shares of the left-out training file in worker processes
+    (an admin's: it trains) and plots held-out nDCG@10 against labelled queries; the chart and the verdict."""
+    from studio.actions import curve as curves
+
+    try:
+        form = _form(models, source, folder, split, exclude, lang)
+        if not form["exclude"]:
+            raise StudioError("curve_needs_train_file")
+        result = curves.learning_curve(ctx.project, ctx.actor(request), form["exclude"], form["source"],
+                                       folder=form["folder"], split=form["split"],
+                                       base=(form["models"] or ["default"])[0],
+                                       fractions=curves.parse_fractions(fractions), seeds=curves.parse_seeds(seeds),
+                                       lang=lang, progress=lambda share, what: progress(share, desc=what))
+        verdict = curves.verdict_line(result, lang)
+        return render.chart(curves.figure(result, lang), lang), render.message(
+            verdict, "ok" if result.still_rising else "info")
+    except Exception as exc:
+        return None, render.message(error_text(exc, lang), "error")
+
+
+def export_recipe(ctx: UIContext, report: dict | None, exclude: str | None, lang: str,
+                  request: gr.Request | None = None) -> tuple:
+    """The recommended system of the last evaluation as a deploy recipe (its measured fusion weight, the
+    calibrated threshold) in a fresh folder under exports/recipes/: a status and the recipe.json download."""
+    from studio.actions import recipe as recipes
+
+    try:
+        picked = recipes.recommended(report or {})
+        if picked is None:
+            return render.message(t("evaluate.run_first", lang), "warn"), gr.update(value=None, interactive=False)
+        spec, _ = picked
+        path = recipes.export_recipe(ctx.project, ctx.actor(request), spec, recipes.page_folder("", spec, lang),
+                                     measured=report, exclude=files.export_path(exclude, field=t(
+                                         "evaluate.exclude", lang)), lang=lang)
+        status = "".join(render.message(line, "ok") for line in recipes.summary_lines(path, lang))
+        return status, gr.update(value=str(path), interactive=True)
+    except Exception as exc:
+        return render.message(error_text(exc, lang), "error"), gr.update(value=None, interactive=False)
+
+
 def reranker_choices(lang: str, rerankers: list[str]) -> list[tuple[str, str]]:
     """"none" plus every usable reranker in models/."""
     return [(t("evaluate.no_reranker", lang), "")] + [(name, name) for name in rerankers]
@@ -235,14 +308,31 @@ def build(ctx: UIContext) -> dict:
             html_file = gr.DownloadButton(i18n("evaluate.download_html"), interactive=False, elem_id="rs-eval-html")
             csv_file = gr.DownloadButton(i18n("evaluate.download_csv"), interactive=False)
             queries_file = gr.DownloadButton(i18n("evaluate.download_queries"), interactive=False)
+        with gr.Row():
+            recipe_btn = gr.Button(i18n("evaluate.recipe_export"), elem_id="rs-eval-recipe")
+            recipe_file = gr.DownloadButton(i18n("evaluate.recipe_download"), interactive=False)
+        recipe_status = gr.HTML()
         with gr.Accordion(i18n("evaluate.map"), open=False):
             gr.Markdown(i18n("evaluate.map_note"))
             picked = gr.Dropdown(choices=[], value=[], multiselect=True, label=i18n("evaluate.map_pick"))
             map_btn = gr.Button(i18n("evaluate.map_run"))
             map_status = gr.HTML()
             map_plot = gr.Plot(show_label=False)
+        with gr.Accordion(i18n("evaluate.calib_title"), open=False):
+            gr.Markdown(i18n("evaluate.calib_note"))
+            calib_btn = gr.Button(i18n("evaluate.calib_run"), elem_id="rs-eval-calibrate")
+            calib_status = gr.HTML()
+            calib_table = gr.Dataframe(interactive=False, wrap=True, elem_id="rs-eval-calibration")
         with gr.Accordion(i18n("evaluate.raw"), open=False):
             raw = gr.JSON()
+    with gr.Accordion(i18n("evaluate.curve_button"), open=False):
+        gr.Markdown(i18n("evaluate.curve_note"))
+        with gr.Row():
+            fractions = gr.Textbox("25,50,100", label=i18n("evaluate.curve_fractions"))
+            seeds = gr.Textbox("42", label=i18n("evaluate.curve_seeds"))
+        curve_btn = gr.Button(i18n("evaluate.curve_run"), elem_id="rs-eval-curve")
+        curve_status = gr.HTML()
+        curve_plot = gr.Plot(show_label=False)
     form = [models, source, folder, split, exclude]
 
     def on_form(m: list[str] | None, src: str, current: str | None):
@@ -268,4 +358,21 @@ def build(ctx: UIContext) -> dict:
         _show_results, raw, [results, delta, table], show_progress="hidden", api_visibility="private")
     map_btn.click(on_map, [*form, picked, raw, ctx.lang], [map_plot, map_status, html_file], concurrency_limit=1,
                   api_name="evaluate_map")
+
+    def on_calibrate(m: list[str] | None, rr: str | None, exc: str | None, lg: str, request: gr.Request):
+        return calibrate(ctx, m, rr, exc, lg, request)
+
+    def on_curve(m: list[str] | None, src: str, fld: str | None, spl: str, exc: str | None, fr: str, sd: str,
+                 lg: str, request: gr.Request, progress=gr.Progress()):
+        return learning_curve(ctx, m, src, fld, spl, exc, fr, sd, lg, request, progress)
+
+    def on_recipe(report: dict | None, exc: str | None, lg: str, request: gr.Request):
+        return export_recipe(ctx, report, exc, lg, request)
+
+    recipe_btn.click(on_recipe, [raw, exclude, ctx.lang], [recipe_status, recipe_file], concurrency_limit=1,
+                     api_name="evaluate_recipe")
+    calib_btn.click(on_calibrate, [models, reranker, exclude, ctx.lang], [calib_status, calib_table],
+                    concurrency_limit=1, api_name="evaluate_calibrate")
+    curve_btn.click(on_curve, [*form, fractions, seeds, ctx.lang], [curve_plot, curve_status],
+                    concurrency_limit=1, concurrency_id="learning_curve", api_name="evaluate_curve")
     return {"refresh": (on_open, [models, reranker, folder, ctx.lang], [models, exclude, reranker, folder])}

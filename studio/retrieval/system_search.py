@@ -1,0 +1,225 @@
+"""One query through a whole system (a :mod:`studio.retrieval.systems` spec) over the project's corpus: what each
+side of ⑨ Compare shows and ``studio search --system`` prints.
+
+The first stages run as evaluation runs them (:mod:`studio.evaluation.systems`), one query at a time, against
+in-memory indexes built once per corpus:
+
+* ``bm25``: bm25s with the studio's tokenizer (:func:`studio.retrieval.search.bm25_index_for`);
+* a dense model, or a BGE-M3 model's ``dense`` mode: cosine over the cached corpus vectors
+  (:func:`studio.retrieval.search.index_for`);
+* ``NAME:sparse``: BGE-M3's lexical weights, the corpus's kept as one sparse matrix per model and corpus;
+* ``NAME:colbert`` and ``NAME:weighted`` are evaluated in ⑧ (exactly, the corpus encoded chunk by chunk) but are
+  not searchable here: one query at a time would need every document's token vectors in memory (hundreds of
+  floats per token, gigabytes for a 10k corpus), so they raise ``mode_not_searchable``.
+
+Two first stages are fused over each one's top `depth` (:data:`FUSION_DEPTH`, evaluation's default) by
+:mod:`studio.retrieval.fusion`: a pinned weighted sum (``A+B@0.7``), reciprocal rank (``A+B@rrf``), and reciprocal
+rank for an unpinned ``A+B`` too — evaluation tunes an unpinned fusion on labelled queries, one typed query has
+nothing to tune on (:attr:`Details.pin_example` says how to pin a tuned weight). A reranker then rescores the top
+`rerank_depth` of the first stage, as :func:`studio.retrieval.rerank.search_then_rerank` does.
+
+The milliseconds cover query encoding, searches, fusion and reranking; building an index (corpus encoding, BM25
+indexing) and loading a model happen before the clock starts and are excluded.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+
+from studio.errors import StudioError
+from studio.retrieval.fusion import fuse_rrf, fuse_weighted
+from studio.retrieval.rerank import DEFAULT_DEPTH
+from studio.retrieval.search import Hit, search, search_bm25
+from studio.retrieval.systems import Stage, System, parse
+
+FUSION_DEPTH = 100  # candidates of each first stage that a fusion sees (studio.evaluation.systems' default)
+SEARCHABLE_MODES = ("dense", "sparse")
+MAX_SPARSE = 2
+
+_sparse: OrderedDict[tuple[str, str], tuple] = OrderedDict()
+_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Details:
+    """How a system found its hits: its spec and first stages (with each one's milliseconds), the fusion used
+    (``rrf`` or ``weighted``, its weight, whether the spec pinned it, the candidates per stage it saw) and the
+    reranker with how many candidates it rescored."""
+
+    spec: str
+    stages: tuple[str, ...]
+    stage_ms: tuple[float, ...]
+    fusion: str | None = None
+    weight: float | None = None
+    pinned: bool = False
+    depth: int | None = None
+    fusion_ms: float = 0.0
+    reranker: str | None = None
+    rerank_depth: int | None = None
+    rerank_ms: float = 0.0
+
+    @property
+    def pin_example(self) -> str | None:
+        """For an unpinned fusion (RRF by default here): the spec that pins a tuned weight, ``A+B@0.7``."""
+        if self.fusion is None or self.pinned:
+            return None
+        return "+".join(self.stages) + "@0.7"
+
+
+def check(system: System) -> dict[str, str]:
+    """Each model of `system` resolved to what loaders take, before any search (a typo fails at once).
+
+    Raises:
+        StudioError: ``bad_mode``, ``not_m3`` (a mode other than dense on a model that is not a BGE-M3 folder),
+            ``mode_not_searchable`` (colbert, weighted).
+    """
+    from studio.models.registry import resolve
+    from studio.retrieval.m3 import check_mode
+
+    paths: dict[str, str] = {}
+    for stage in system.stages:
+        if stage.is_bm25:
+            continue
+        paths[stage.model] = resolve(stage.model)
+        check_mode(paths[stage.model], stage.mode, stage.model)
+        if stage.mode not in SEARCHABLE_MODES:
+            raise StudioError("mode_not_searchable", spec=system.spec, model=stage.model, mode=stage.mode)
+    if system.reranker:
+        paths[system.reranker] = resolve(system.reranker)
+    return paths
+
+
+def search_system(system: str | System, query: str, keys: list[str], texts: list[str], k: int = 10,
+                  depth: int = FUSION_DEPTH, rerank_depth: int = DEFAULT_DEPTH) -> tuple[list[Hit], float, Details]:
+    """The top `k` documents of the corpus (`keys`, `texts`) for `query` by `system` (a spec or a parsed one).
+
+    Args:
+        system: ``bm25``, ``NAME``, ``NAME:sparse``, ``A+B``, ``A+B@0.7``, ``A+B@rrf``, each optionally
+            ``>RERANKER`` (:mod:`studio.retrieval.systems`); models are named as :func:`studio.models.registry.
+            resolve` takes them.
+        depth: candidates of each first stage a fusion sees (ignored with one first stage).
+        rerank_depth: candidates of the first stage a reranker rescores (ignored without one).
+
+    Returns:
+        The hits (rank from 1, document key, score: the retriever's, the fused one, or the reranker's logit), the
+        milliseconds the query took (index building and model loading excluded) and the :class:`Details`.
+
+    Raises:
+        StudioError: the spec's errors (``system_*``), ``mode_not_searchable``, ``not_m3``, ``bad_mode``,
+            ``model_is_reranker``, ``model_missing``.
+    """
+    system = parse(system) if isinstance(system, str) else system
+    paths = check(system)
+    reranker = paths.get(system.reranker) if system.reranker else None
+    if reranker:
+        from studio.retrieval.rerank import load_reranker
+
+        load_reranker(reranker)  # seconds, once per process: before the clock
+    first_n = max(k, rerank_depth) if reranker else k
+    fused = len(system.stages) > 1
+    per_stage = max(depth, first_n) if fused else first_n
+    found = [_stage_search(stage, paths.get(stage.model, ""), query, keys, texts, per_stage)
+             for stage in system.stages]
+    hits = found[0][0][:first_n]
+    fusion = weight = None
+    fusion_ms = 0.0
+    if fused:
+        fusion = system.fusion or "rrf"
+        weight = system.weight if fusion == "weighted" else None
+        t0 = time.perf_counter()
+        a, b = ({"q": {h.doc_key: h.score for h in stage_hits}} for stage_hits, _ in found)
+        run = (fuse_weighted(a, b, float(weight), per_stage) if fusion == "weighted"
+               else fuse_rrf(a, b, depth=per_stage)).get("q", {})
+        ranked = sorted(run.items(), key=lambda item: (-item[1], item[0]))[:first_n]
+        hits = [Hit(rank, doc, float(score)) for rank, (doc, score) in enumerate(ranked, start=1)]
+        fusion_ms = (time.perf_counter() - t0) * 1000
+    rerank_ms = 0.0
+    if reranker:
+        hits, rerank_ms = _rerank(reranker, query, hits, keys, texts, k)
+    stage_ms = tuple(ms for _, ms in found)
+    details = Details(system.spec, tuple(str(s) for s in system.stages), stage_ms, fusion, weight,
+                      bool(system.fusion), per_stage if fused else None, fusion_ms, system.reranker,
+                      first_n if reranker else None, rerank_ms)
+    return hits[:k], sum(stage_ms) + fusion_ms + rerank_ms, details
+
+
+def _stage_search(stage: Stage, path: str, query: str, keys: list[str], texts: list[str],
+                  n: int) -> tuple[list[Hit], float]:
+    if stage.is_bm25:
+        return search_bm25(query, keys, texts, n)
+    if stage.mode == "sparse":
+        return search_sparse(path, query, keys, texts, n)
+    return search(path, query, keys, texts, n)
+
+
+def _rerank(reranker: str, query: str, hits: list[Hit], keys: list[str], texts: list[str],
+            k: int) -> tuple[list[Hit], float]:
+    """`hits` rescored by the cross-encoder (ties keep the first stage's order); the best `k` and the ms."""
+    from studio.retrieval.rerank import score
+
+    text_of = dict(zip(keys, texts))
+    t0 = time.perf_counter()
+    scores = score(reranker, query, [text_of[h.doc_key] for h in hits])
+    order = sorted(range(len(hits)), key=lambda i: (-scores[i], hits[i].rank))[:k]
+    ms = (time.perf_counter() - t0) * 1000
+    return [Hit(rank, hits[i].doc_key, scores[i]) for rank, i in enumerate(order, start=1)], ms
+
+
+# ----------------------------------------------------------------------------------------- BGE-M3 sparse mode
+
+def sparse_index_for(model: str, texts: list[str]) -> tuple:
+    """The corpus's BGE-M3 lexical weights as (CSR matrix documents × tokens, token → column), kept in memory per
+    model and corpus; encoded chunk by chunk as :func:`studio.retrieval.m3.score_corpus` does."""
+    from scipy.sparse import csr_matrix
+
+    from studio.retrieval import m3
+    from studio.retrieval.cache import corpus_fingerprint, model_fingerprint
+
+    key = (model_fingerprint(model), corpus_fingerprint(texts))
+    with _lock:
+        if key in _sparse:
+            _sparse.move_to_end(key)
+            return _sparse[key]
+    vocab: dict[str, int] = {}
+    data: list[float] = []
+    cols: list[int] = []
+    ptr = [0]
+    for start in range(0, len(texts), m3.CHUNK_DOCUMENTS):
+        for weights in m3.encode(texts[start:start + m3.CHUNK_DOCUMENTS], model, queries=False,
+                                 mode="sparse").sparse:
+            for token, w in weights.items():
+                cols.append(vocab.setdefault(token, len(vocab)))
+                data.append(w)
+            ptr.append(len(cols))
+    matrix = csr_matrix((np.asarray(data, dtype=np.float64), np.asarray(cols, dtype=np.int64), ptr),
+                        shape=(len(texts), max(len(vocab), 1)))
+    with _lock:
+        _sparse[key] = (matrix, vocab)
+        while len(_sparse) > MAX_SPARSE:
+            _sparse.popitem(last=False)
+    return matrix, vocab
+
+
+def search_sparse(model: str, query: str, keys: list[str], texts: list[str], k: int = 10) -> tuple[list[Hit], float]:
+    """Top-`k` documents by BGE-M3's lexical matching score ``Σ_t w_q(t) · w_d(t)`` (the ``sparse`` mode, exact
+    over the corpus, as evaluation scores it), and the milliseconds the query took (query encoding included)."""
+    from studio.retrieval import m3
+    from studio.retrieval.dense import top_k
+
+    matrix, vocab = sparse_index_for(model, texts)
+    m3.load_m3(model)
+    t0 = time.perf_counter()
+    weights = m3.encode([query], model, queries=True, mode="sparse").sparse[0]
+    vector = np.zeros(matrix.shape[1], dtype=np.float64)
+    for token, w in weights.items():
+        if token in vocab:
+            vector[vocab[token]] += w
+    scores = np.asarray(matrix @ vector).reshape(1, -1)
+    order = top_k(scores, k)[0] if len(texts) else []
+    ms = (time.perf_counter() - t0) * 1000
+    return [Hit(i + 1, keys[j], float(scores[0, j])) for i, j in enumerate(order)], ms
