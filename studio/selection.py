@@ -11,8 +11,12 @@
   which one is right, not the quickest way to find relevant ones.
 - ``uncertain``: pairs whose dense score sits nearest the score threshold that best separates the project's gold
   "relevant" from "irrelevant" (max F1, :mod:`studio.evaluation.calibration`); the median score without gold labels.
+- ``negatives`` ("check the negatives"): not an order of the pairs there are but new pairs — the mined hard negatives
+  that score closest to their query's positives, mined as the export mines (:mod:`studio.dataset.negatives`), added
+  to the project and served first so the team catches false negatives before they are trained on (FlagEmbedding
+  #850). Its action is :func:`studio.actions.queue.check_negatives`; :func:`order_pairs` does not order by it.
 
-Every strategy returns the untouched pairs' ids in serving order; pairs with one rating are always served first
+Every ordering strategy returns the untouched pairs' ids in serving order; pairs with one rating are always served first
 whatever the strategy (store/ratings.py), so pairs get completed.
 """
 
@@ -26,7 +30,8 @@ import numpy as np
 
 from studio.errors import StudioError
 
-STRATEGIES = ("imported", "random", "systems", "disagree", "uncertain")
+STRATEGIES = ("imported", "random", "systems", "disagree", "uncertain", "negatives")
+ADDS_PAIRS = ("negatives",)  # strategies that add pairs to the project instead of ordering the ones there are
 DEPTH = 100  # ranks beyond this count as "not retrieved" (DEPTH + 1)
 TOP = 10     # "disagree": pairs some system puts in its top 10
 
@@ -55,6 +60,8 @@ def order_pairs(strategy: str, pairs: Sequence[dict], documents: Sequence[dict],
     """
     if strategy not in STRATEGIES:
         raise StudioError("bad_strategy", name=strategy, choices=", ".join(STRATEGIES))
+    if strategy in ADDS_PAIRS:
+        raise ValueError(f"{strategy!r} adds pairs rather than ordering them: use actions.queue.check_negatives")
     if strategy == "imported":
         return Order([])
     ids = [p["id"] for p in pairs]

@@ -106,5 +106,9 @@ def test_pairs_added_after_a_strategy_wait_in_imported_order_and_are_counted(p):
 def test_only_admins_see_or_change_the_queue_strategy(p, actor):
     before = untouched_order(p)
     assert_refused(p, actor, queue.set_strategy, "random")
+    assert_refused(p, actor, queue.set_strategy, "negatives")
+    assert_refused(p, actor, queue.check_negatives)  # queue.check_negatives: adds pairs, so admins only too
     assert_refused(p, actor, queue.makeup)
     assert untouched_order(p) == before
+    with opened(p.db_path) as db:
+        assert next(db.query("SELECT count(*) AS n FROM pairs WHERE source = 'check-negatives'"))["n"] == 0

@@ -37,7 +37,7 @@ FAMILIES = {
     "models.problem_": ["missing_config", "missing_weights", "missing_tokenizer", "missing_modules_json",
                         "missing_sentence_bert_config", "missing_pooling", "bad_json", "weights_mismatch",
                         "missing_colbert_linear", "missing_sparse_linear", "load_failed", "not_a_folder"],
-    "import.strategy_": ["imported", "random", "systems", "disagree", "uncertain"],
+    "import.strategy_": ["imported", "random", "systems", "disagree", "uncertain", "negatives"],
     "evaluate.fusion_": ["tuned", "untuned", "pinned"],
     "tab.": ["import", "annotate", "agreement", "adjudicate", "data", "train", "models", "evaluate", "compare"],
     "audit.": ["job.create", "job.succeeded", "job.failed", "job.cancelled", "annotator.create", "annotator.role", "import", "export", "pool", "rating.update", "rating.undo", "skip.undo", "adjudicate",

@@ -84,22 +84,26 @@ def export_triplets(project: Project, actor: Actor, out_path: str | Path | None 
         model: embedder for dense mining; None or empty means the default model (★).
 
     Returns:
-        The :class:`~studio.dataset.triplets.ExportResult` (paths, counts, manifest, warnings). The export is
-        audited (where it wrote, the counts).
+        The :class:`~studio.dataset.triplets.ExportResult` (paths, counts, manifest, warnings). The manifest's
+        ``checked_negatives`` counts what became of the pairs "check the negatives" queued (strategy
+        ``negatives``). The export is audited (where it wrote, the counts).
     """
+    from studio.dataset.negatives import SOURCE as CHECKED
     from studio.dataset.triplets import ExportOptions
     from studio.dataset.triplets import export_triplets as export
     from studio.store.gold import gold_set
+    from studio.store.queue import source_pairs
 
     out = Path(out_path) if out_path else Path(config.EXPORTS_DIR) / default_export_name()
     options = ExportOptions(valid_fraction=valid_fraction, hard_negatives=hard_negatives, negatives=negatives,
                             partial=partial, seed=seed, model=default_model(model), rank_window=rank_window,
                             scores=scores, prompt=prompt or "")
     with project.db(existing=existing) as db:
-        gold = gold_set(db)
-    result = export(gold, out, options, progress=progress)
+        gold, checked = gold_set(db), source_pairs(db, CHECKED)
+    result = export(gold, out, options, progress=progress, checked=checked)
     files = [str(p) for p in (result.train_path, result.valid_path, result.csv_path, result.manifest_path) if p]
     audit(project, actor, "export", entity="export",
           after={"path": str(result.train_path), "files": files, "counts": result.counts,
-                 "model": options.model, "source_fingerprint": result.manifest.get("source_fingerprint")})
+                 "checked_negatives": result.manifest["checked_negatives"], "model": options.model,
+                 "source_fingerprint": result.manifest.get("source_fingerprint")})
     return result

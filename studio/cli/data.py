@@ -86,11 +86,15 @@ def export_triplets_cmd(ctx: Context, out: Path | None, valid_fraction: float, h
                                       hard_negatives=hard_negatives, negatives=negatives, partial=partial, seed=seed,
                                       model=model, rank_window=window, scores=scores, prompt=prompt, progress=bar,
                                       existing=True)
-    c = result.counts
-    emit(result.manifest, as_json,
-         f"{result.train_path}: {c['train_lines']} lines ({c['train_queries']} queries); "
-         f"valid: {c['valid_lines']} lines; negatives: {c['annotated_negatives']} annotated, "
-         f"{c['mined_negatives']} mined, {c['random_negatives']} random")
+    c, checked = result.counts, result.manifest["checked_negatives"]
+    summary = (f"{result.train_path}: {c['train_lines']} lines ({c['train_queries']} queries); "
+               f"valid: {c['valid_lines']} lines; negatives: {c['annotated_negatives']} annotated, "
+               f"{c['mined_negatives']} mined, {c['random_negatives']} random")
+    if checked["queued"]:
+        summary += (f"\nchecked negatives: {checked['queued']} queued, {checked['rated']} rated: "
+                    f"{checked['flipped_to_positive']} flipped to positive, {checked['confirmed_negative']} "
+                    f"confirmed negative, {checked['partial']} partially relevant")
+    emit(result.manifest, as_json, summary)
     for warning in result.warning_texts("en"):
         click.echo(f"warning: {warning}", err=True)
 

@@ -7,7 +7,7 @@ import click
 from studio.actions import queue
 from studio.cli.base import Context, _Bar, cli, emit, friendly, json_option
 
-STRATEGIES = ("imported", "random", "systems", "disagree", "uncertain")
+STRATEGIES = ("imported", "random", "systems", "disagree", "uncertain", "negatives")
 
 
 def _makeup_text(m: dict) -> str:
@@ -18,6 +18,11 @@ def _makeup_text(m: dict) -> str:
         lines.append(f"{m['untouched_unordered']} untouched pairs came after the strategy was applied and wait in "
                      f"imported order: run `studio queue strategy {m['strategy']}` again")
     lines.append("by source: " + ", ".join(f"{k} {v}" for k, v in m["by_source"].items()))
+    checked = m.get("check_negatives")
+    if checked:
+        lines.append(f"check the negatives: {checked['candidates']} mined negatives of {checked['queries']} queries "
+                     f"closest to their positives are served first ({checked['added']} new pairs, "
+                     f"{checked['ordered']} not rated yet; model {checked['model']})")
     return "\n".join(lines)
 
 
@@ -39,20 +44,32 @@ def queue_group(click_ctx: click.Context, as_json: bool) -> None:
 
 @queue_group.command(name="strategy")
 @click.argument("name", type=click.Choice(STRATEGIES))
-@click.option("--model", default=None, help="Dense model for systems/uncertain (default: the ★ model).")
+@click.option("--model", default=None, help="Dense model for systems/uncertain/negatives (default: the ★ model).")
 @click.option("--seed", default=42, show_default=True, help="Seed of the random order.")
+@click.option("--per-query", default=2, show_default=True, help="negatives: mined negatives to check per query.")
 @json_option
 @click.pass_obj
 @friendly
-def queue_strategy(ctx: Context, name: str, model: str | None, seed: int, as_json: bool) -> None:
+def queue_strategy(ctx: Context, name: str, model: str | None, seed: int, per_query: int, as_json: bool) -> None:
     """Order the untouched pairs: imported, random, systems (what BM25 and the dense models rank highest first),
     disagree (what one system ranks high and another low first) or uncertain (scores nearest the calibrated
     relevance threshold first).
 
+    negatives ("check the negatives") adds pairs instead: for each query with a relevant gold label, the
+    --per-query hard negatives the export would mine (hybrid, ranks 10-100) that score closest to the query's
+    positives, served first. Rated relevant, one becomes a positive; rated irrelevant, a confirmed negative; the
+    export's manifest counts both.
+
     \b
     Example:
         studio queue strategy systems
+        studio queue strategy negatives --per-query 3
     """
     with _Bar("ordering") as bar:
-        m = queue.set_strategy(ctx.project, ctx.actor, name, model=model, seed=seed, progress=bar, existing=True)
+        if name == "negatives":
+            m = queue.check_negatives(ctx.project, ctx.actor, per_query=per_query, model=model, progress=bar,
+                                      existing=True)
+        else:
+            m = queue.set_strategy(ctx.project, ctx.actor, name, model=model, seed=seed, progress=bar,
+                                   existing=True)
     emit(m, as_json, _makeup_text(m))

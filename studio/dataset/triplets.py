@@ -16,6 +16,11 @@ no larger than the window's start they are all there is, and some negative beats
 document labelled relevant (or partially relevant) for the query. A query left without any negative is skipped
 (``skipped_no_negatives`` in the counts, and a warning); an export that would write no training line at all
 raises ``no_negatives`` and writes nothing.
+
+"Check the negatives" (:mod:`studio.dataset.negatives`) queues the mined negatives most like a query's positives
+for the team before an export. Their ratings need nothing special here: the export reads gold labels, so one rated
+relevant (2) is a positive like any other, and one rated irrelevant (0) is an annotated negative, the first kind
+above. The manifest's ``checked_negatives`` counts them (:func:`checked_counts`).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import csv
 import json
 import os
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -119,7 +124,8 @@ class _Line:
 
 
 def export_triplets(gold: GoldSet, out_path: str | Path, options: ExportOptions = ExportOptions(),
-                    progress: Progress | None = None) -> ExportResult:
+                    progress: Progress | None = None, *,
+                    checked: Iterable[tuple[str, str]] = ()) -> ExportResult:
     """Write FlagEmbedding training data for the gold set.
 
     Args:
@@ -127,6 +133,8 @@ def export_triplets(gold: GoldSet, out_path: str | Path, options: ExportOptions 
         out_path: The training file; must end with ``.jsonl``. Parent folders are created.
         options: Split, negatives, scores and prompt settings.
         progress: Called with (fraction, stage) at stages "split", "mining", "writing", "done".
+        checked: (query key, document key) of the pairs "check the negatives" queued, counted in the manifest's
+            ``checked_negatives`` (:func:`checked_counts`).
 
     Returns:
         The paths written, the counts and the manifest.
@@ -174,6 +182,7 @@ def export_triplets(gold: GoldSet, out_path: str | Path, options: ExportOptions 
     paths = {"train": out, "valid": _sibling(out, VALID_SUFFIX) if valid else None,
              "csv": _sibling(out, ".csv"), "manifest": _sibling(out, ".manifest.json")}
     manifest = _manifest(gold, options, counts, paths)
+    manifest["checked_negatives"] = checked_counts(gold, checked, options.partial)
     writers = {
         "train": lambda f: _write_jsonl(f, gold, train, options),
         "valid": lambda f: _write_jsonl(f, gold, valid, options),
@@ -211,6 +220,30 @@ def _manifest(gold: GoldSet, options: ExportOptions, counts: dict, paths: dict[s
         "counts": counts,
         "files": {kind: path.name if path else None for kind, path in paths.items()},
     }
+
+
+def checked_counts(gold: GoldSet, checked: Iterable[tuple[str, str]], partial: str = "drop") -> dict[str, int]:
+    """What became of the mined negatives "check the negatives" queued, from their gold labels.
+
+    ``queued``: the pairs; ``rated``: those with a gold label (agreed or adjudicated); of these,
+    ``flipped_to_positive``: gold 2, and gold 1 when `partial` is ``positive`` (the export writes them as positives);
+    ``confirmed_negative``: gold 0 (written as annotated negatives); ``partial``: gold 1 when `partial` is ``drop``
+    (neither positive nor negative). So rated = flipped_to_positive + confirmed_negative + partial.
+    """
+    counts = {"queued": 0, "rated": 0, "flipped_to_positive": 0, "confirmed_negative": 0, "partial": 0}
+    for qid, did in checked:
+        counts["queued"] += 1
+        label = gold.labels.get(qid, {}).get(did)
+        if label is None:
+            continue
+        counts["rated"] += 1
+        if label == 2 or (label == 1 and partial == "positive"):
+            counts["flipped_to_positive"] += 1
+        elif label == 0:
+            counts["confirmed_negative"] += 1
+        else:
+            counts["partial"] += 1
+    return counts
 
 
 def _sibling(path: Path, suffix: str) -> Path:

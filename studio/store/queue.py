@@ -1,17 +1,20 @@
 """The annotation queue's make-up and order: which strategy orders it, the pairs a strategy orders, their priority.
 
 Pairs with one slot taken always come first (so pairs get completed); a strategy orders the untouched ones by
-writing ``pairs.priority`` (lower first; NULL keeps the imported order, after every prioritised pair).
+writing ``pairs.priority`` (lower first; NULL keeps the imported order, after every prioritised pair). A strategy that
+adds pairs ("check the negatives") adds them and serves them first in one transaction (:func:`queue_first`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from sqlite_utils import Database
 
+from studio.errors import NotFoundError
 from studio.store.audit import record
 from studio.store.connection import immediate
+from studio.store.pairs import add_candidate_pairs
 
 STRATEGY_KEY = "queue.strategy"
 
@@ -51,6 +54,59 @@ def apply_order(db: Database, strategy: str, ordered: Iterable[int], *, actor: s
     return len(ids)
 
 
+def queue_first(db: Database, strategy: str, pairs: Sequence[tuple[str, str]], *, source: str, actor: str,
+                details: dict | None = None) -> dict:
+    """Add the (query key, document key) `pairs` the project lacks to the queue under `source`, then serve every one
+    of them nobody has touched yet first, in the order given (:func:`apply_order`), and remember `strategy`.
+
+    All or nothing, in one transaction, with two audit entries: the pairs added (``pool``, with `source`) and the
+    strategy (``queue.strategy``, with `details`). Pairs that exist are neither duplicated nor changed.
+
+    Returns:
+        ``added`` (new pairs) and ``ordered`` (pairs served first).
+
+    Raises:
+        NotFoundError: a query or document key the project does not have.
+    """
+    with immediate(db):
+        ids = []
+        for qkey, dkey in pairs:
+            q = list(db.query("SELECT id FROM queries WHERE key = ?", [qkey]))
+            d = list(db.query("SELECT id FROM documents WHERE key = ?", [dkey]))
+            if not q:
+                raise NotFoundError("query_not_found", key=qkey)
+            if not d:
+                raise NotFoundError("document_not_found", key=dkey)
+            ids.append((q[0]["id"], d[0]["id"]))
+        added = add_candidate_pairs(db, ids, source=source, actor=actor)
+        ordered = []
+        for qid, did in ids:
+            row = list(db.query("SELECT id FROM pairs WHERE query_id = ? AND document_id = ? AND in_queue = 1 "
+                                "AND ratings_n + holds_n = 0", [qid, did]))
+            ordered += [row[0]["id"]] if row else []
+        apply_order(db, strategy, ordered, actor=actor, details={**(details or {}), "source": source,
+                                                                 "candidates": len(ids), "added": added})
+    return {"added": added, "ordered": len(ordered)}
+
+
+def settled_pairs(db: Database, source: str) -> dict[str, set[str]]:
+    """Query key → document keys of every pair the project has, except those `source` added that have no gold label
+    yet (what "check the negatives" may still pick: its own earlier picks, so that choosing it twice adds nothing)."""
+    out: dict[str, set[str]] = {}
+    for r in db.query("SELECT q.key AS qkey, d.key AS dkey FROM pairs p JOIN queries q ON q.id = p.query_id "
+                      "JOIN documents d ON d.id = p.document_id JOIN gold g ON g.pair_id = p.id "
+                      "WHERE NOT (p.source = ? AND g.label IS NULL)", [source]):
+        out.setdefault(r["qkey"], set()).add(r["dkey"])
+    return out
+
+
+def source_pairs(db: Database, source: str) -> list[tuple[str, str]]:
+    """(query key, document key) of the pairs `source` added, in the order they were added."""
+    return [(r["qkey"], r["dkey"]) for r in db.query(
+        "SELECT q.key AS qkey, d.key AS dkey FROM pairs p JOIN queries q ON q.id = p.query_id "
+        "JOIN documents d ON d.id = p.document_id WHERE p.source = ? ORDER BY p.id", [source])]
+
+
 def makeup(db: Database) -> dict:
     """The queue's make-up: strategy, pairs queued / double-rated / half-taken / untouched / reserved, how many
     untouched pairs the strategy has not ordered (added since it was applied), and pairs by source."""
@@ -65,7 +121,9 @@ def makeup(db: Database) -> dict:
     strategy = get_setting(db, STRATEGY_KEY, "imported")
     return {"strategy": strategy, "queued": counts["queued"], "double_rated": counts["double_rated"],
             "half_taken": lanes["half"], "untouched": lanes["untouched"],
-            "untouched_unordered": lanes["unordered"] if strategy != "imported" else 0, "reserved": reserved,
+            # "negatives" serves its own pairs first and leaves the rest in imported order on purpose
+            "untouched_unordered": lanes["unordered"] if strategy not in ("imported", "negatives") else 0,
+            "reserved": reserved,
             "by_source": sources}
 
 

@@ -83,6 +83,11 @@ def run_export(ctx: UIContext, out: str, valid_fraction: float, hard_negatives: 
         message = render.message(t("data.exported", lang, path=str(result.train_path), train=c["train_lines"],
                                    valid=c["valid_lines"], annotated=c["annotated_negatives"],
                                    mined=c["mined_negatives"], random=c["random_negatives"]), "ok")
+        checked = result.manifest.get("checked_negatives") or {}
+        if checked.get("queued"):
+            message += render.message(t("data.exported_checked", lang, queued=checked["queued"],
+                                        rated=checked["rated"], flipped=checked["flipped_to_positive"],
+                                        confirmed=checked["confirmed_negative"], partial=checked["partial"]), "ok")
         message += "".join(render.message(text, "warn") for text in result.warning_texts(lang))
         files = [str(p) for p in (result.train_path, result.valid_path, result.csv_path, result.manifest_path) if p]
         with open(result.train_path, encoding="utf-8") as f:

@@ -121,7 +121,7 @@ def add_person(ctx: UIContext, name: str, role: str, lang: str,
         return render.message(error_text(exc, lang), "error"), _team_or_keep(ctx, actor, lang, exc)
 
 
-STRATEGIES = ("imported", "random", "systems", "disagree", "uncertain")
+STRATEGIES = ("imported", "random", "systems", "disagree", "uncertain", "negatives")
 
 
 def makeup_html(m: dict, lang: str) -> str:
@@ -138,13 +138,22 @@ def makeup_html(m: dict, lang: str) -> str:
     return html
 
 
-def run_strategy(ctx: UIContext, name: str, lang: str, progress=None, request: gr.Request | None = None) -> tuple:
-    """Order the queue by strategy `name`; (message, make-up)."""
+def run_strategy(ctx: UIContext, name: str, lang: str, progress=None, request: gr.Request | None = None, *,
+                 per_query: float = 2) -> tuple:
+    """Order the queue by strategy `name` (``negatives``: check `per_query` mined negatives per query); (message,
+    make-up)."""
     try:
         stage = (lambda f, what: progress(f, desc=t(f"import.pool_stage_{what}", lang))) if progress else None
-        m = queue_actions.set_strategy(ctx.project, ctx.actor(request), name, progress=stage)
-        return (render.message(t("import.queue_applied", lang, strategy=t(f"import.strategy_{name}", lang)), "ok"),
-                makeup_html(m, lang))
+        actor = ctx.actor(request)
+        if name == "negatives":
+            n = 2 if per_query is None else int(per_query)
+            m = queue_actions.check_negatives(ctx.project, actor, per_query=n, progress=stage)
+            c = m["check_negatives"]
+            text = t("import.negatives_queued", lang, count=c["candidates"], queries=c["queries"], added=c["added"])
+        else:
+            m = queue_actions.set_strategy(ctx.project, actor, name, progress=stage)
+            text = t("import.queue_applied", lang, strategy=t(f"import.strategy_{name}", lang))
+        return render.message(text, "ok"), makeup_html(m, lang)
     except Exception as exc:
         return render.message(error_text(exc, lang), "error"), gr.update()
 
@@ -198,6 +207,9 @@ def build(ctx: UIContext) -> dict:
             strategy = gr.Radio([(i18n(f"import.strategy_{s_}"), s_) for s_ in STRATEGIES], value="imported",
                                 label=i18n("import.strategy"), info=i18n("import.strategy_info"),
                                 elem_id="rs-strategy")
+            per_query = gr.Number(value=2, precision=0, minimum=1, maximum=20, visible=False,
+                                  label=i18n("import.negatives_per_query"),
+                                  info=i18n("import.negatives_per_query_info"), elem_id="rs-negatives-per-query")
             strategy_btn = gr.Button(i18n("import.strategy_apply"), size="sm", elem_id="rs-strategy-apply")
             makeup = gr.HTML(elem_id="rs-queue-makeup")
             gr.Markdown(i18n("import.team_title"))
@@ -228,11 +240,13 @@ def build(ctx: UIContext) -> dict:
     def on_refresh(lang: str, request: gr.Request):
         return refresh(ctx, lang, request)
 
-    def on_strategy(name: str, lang: str, request: gr.Request, progress=gr.Progress()):
-        return run_strategy(ctx, name, lang, progress, request)
+    def on_strategy(name: str, per_query_: float, lang: str, request: gr.Request, progress=gr.Progress()):
+        return run_strategy(ctx, name, lang, progress, request, per_query=per_query_)
 
-    strategy_btn.click(on_strategy, [strategy, ctx.lang], [message, makeup], api_name="queue_strategy",
+    strategy_btn.click(on_strategy, [strategy, per_query, ctx.lang], [message, makeup], api_name="queue_strategy",
                        concurrency_limit=1)
+    strategy.change(lambda name: gr.update(visible=name == "negatives"), [strategy], [per_query],
+                    api_visibility="private")
 
     kind.change(on_kind, [kind], [upload, beir_row, annotate], api_visibility="private")
     import_btn.click(on_import, [kind, upload, folder, split, min_rel, annotate, ctx.lang], [message, counts],
