@@ -8,12 +8,13 @@ For each project size (10k, 100k, 1M pairs; a tenth of them rated once, a tenth 
   (a third rating, one person in both slots, a pair served to two people beyond its two slots);
 - the reference: the queue as it was before schema m004 (correlated sub-queries over every pair, inside the write
   transaction), timed in the same run on the same database, with the ratio;
-- import: `studio import pairs` of a CSV with that many lines (time and peak memory, in a child process) against a
-  plain sqlite3 executemany of the same rows into the same schema, with the ratio.
+- import: `studio import pairs` of a CSV with that many lines (wall and CPU time, peak memory, in a child process)
+  against a plain sqlite3 executemany of the same rows into the same schema, with the ratios.
 
 Prints one JSON line per measurement.
 
     python bench/annotate_store.py [--sizes 10000,100000,1000000] [--processes 20] [--calls 200]
+    python bench/annotate_store.py --only import --sizes 1000000 [--repeat 3]   # the import alone
     python bench/annotate_store.py --smoke          # CI: a small project, checks that every path works
 """
 
@@ -216,16 +217,18 @@ def latency_bench(size: int, processes: int, calls: int, reference_calls: int, t
 
 
 _MEASURE = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); "
-            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+            "u = resource.getrusage(resource.RUSAGE_CHILDREN); print(u.ru_maxrss, u.ru_utime + u.ru_stime)")
 
 
-def _peak_child(cmd: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak resident memory (MB) of `cmd`, measured by a fresh parent of its own (so that no
-    other child of this process counts)."""
+def _peak_child(cmd: list[str]) -> tuple[float, float, float]:
+    """Wall seconds, peak resident memory (MB) and CPU seconds (user + system) of `cmd`, measured by a fresh parent
+    of its own (so that no other child of this process counts). CPU time says what wall time means on a machine
+    shared with other work."""
     t0 = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", _MEASURE, *cmd], check=True, capture_output=True, text=True,
                          cwd=ROOT)
-    return time.perf_counter() - t0, int(out.stdout.split()[-1]) / 1024
+    rss_kb, cpu_s = out.stdout.split()[-2:]
+    return time.perf_counter() - t0, int(rss_kb) / 1024, float(cpu_s)
 
 
 def import_bench(size: int) -> dict:
@@ -239,14 +242,15 @@ def import_bench(size: int) -> dict:
                 q = i // PAIRS_PER_QUERY
                 out.writerow([f"q{q}", f"query {q} about a drug interaction", f"d{i}",
                               f"document {i}: dosage, interactions and contraindications"])
-        studio_s, studio_mb = _peak_child([sys.executable, "-m", "studio", "--db", str(Path(tmp) / "studio.db"),
-                                           "import", "pairs", str(csv_path)])
-        plain_s, plain_mb = _peak_child([sys.executable, __file__, "--plain-import", str(csv_path),
-                                         str(Path(tmp) / "plain.db")])
+        studio_s, studio_mb, studio_cpu = _peak_child([sys.executable, "-m", "studio", "--db",
+                                                       str(Path(tmp) / "studio.db"), "import", "pairs", str(csv_path)])
+        plain_s, plain_mb, plain_cpu = _peak_child([sys.executable, __file__, "--plain-import", str(csv_path),
+                                                    str(Path(tmp) / "plain.db")])
     return {"bench": "annotate_store", "what": "import", "pairs": size, "studio_s": round(studio_s, 1),
-            "studio_peak_mb": round(studio_mb), "plain_executemany_s": round(plain_s, 1),
-            "plain_peak_mb": round(plain_mb),
-            "ratio_studio_over_plain": round(studio_s / plain_s, 2)}
+            "studio_cpu_s": round(studio_cpu, 1), "studio_peak_mb": round(studio_mb),
+            "plain_executemany_s": round(plain_s, 1), "plain_cpu_s": round(plain_cpu, 1),
+            "plain_peak_mb": round(plain_mb), "ratio_studio_over_plain": round(studio_s / plain_s, 2),
+            "ratio_cpu_studio_over_plain": round(studio_cpu / plain_cpu, 2)}
 
 
 def plain_import(csv_path: str, db_path: str) -> None:
@@ -287,6 +291,9 @@ def main() -> None:
     parser.add_argument("--think", default="1.0,0",
                         help="seconds each annotator reads a pair, one team run per value (0: as fast as possible)")
     parser.add_argument("--no-import", action="store_true")
+    parser.add_argument("--only", choices=("queue", "import"),
+                        help="run one part: the queue's latencies (as --no-import) or the import alone")
+    parser.add_argument("--repeat", type=int, default=1, help="import measurements per size (each its own line)")
     parser.add_argument("--smoke", action="store_true", help="2,000 pairs, 4 processes, 20 calls: every path once")
     parser.add_argument("--plain-import", nargs=2, metavar=("CSV", "DB"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -297,10 +304,12 @@ def main() -> None:
         args.sizes, args.processes, args.calls, args.reference_calls, args.think = "2000", 4, 20, 2, "0.02,0"
     for size in (int(s) for s in args.sizes.split(",")):
         thinks = [float(x) for x in args.think.split(",")]
-        for line in latency_bench(size, args.processes, args.calls, args.reference_calls, thinks):
-            print(json.dumps(line), flush=True)
-        if not args.no_import:
-            print(json.dumps(import_bench(size)), flush=True)
+        if args.only != "import":
+            for line in latency_bench(size, args.processes, args.calls, args.reference_calls, thinks):
+                print(json.dumps(line), flush=True)
+        if not args.no_import and args.only != "queue":
+            for _ in range(args.repeat):
+                print(json.dumps(import_bench(size)), flush=True)
 
 
 if __name__ == "__main__":

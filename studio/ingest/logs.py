@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 from studio.errors import InputError
@@ -21,7 +22,7 @@ HOMES = {"helpful_docs": "user_feedback.helpful_docs",
          **{key: f"retrieved_docs[].{key}" for key in ("doc_id", "content", "rank", "title")}}
 
 
-def read_logs(path: str | Path) -> ImportBatch:
+def read_logs(path: str | Path, *, stream: bool = False) -> ImportBatch:
     """Read RAG logs into pairs, each with a weak ``hint`` label.
 
     Each line: ``{"query", "query_id"?, "retrieved_docs": [{"doc_id", "content", "rank", "title"?, "metadata"?}],
@@ -30,6 +31,11 @@ def read_logs(path: str | Path) -> ImportBatch:
     A line with no retrieved documents contributes its query to ``extra_queries``. ``metadata`` is not read.
     Error fields are paths such as ``retrieved_docs[2].content`` (0-based index).
 
+    Args:
+        stream: return a batch whose ``pairs`` are read lazily, once, by the import (memory flat in the file's
+            size). The whole file is checked now, in a first pass that keeps only the queries without documents
+            (``extra_queries``, imported before the pairs as without `stream`); the pairs are read again then.
+
     Raises:
         InputError: for the first problem found, e.g. ``helpful_not_retrieved`` for a helpful doc id that is
             not among the line's retrieved documents, ``bad_type`` for a rank that is not a positive integer,
@@ -37,7 +43,21 @@ def read_logs(path: str | Path) -> ImportBatch:
             ``unknown_key`` for any other key not listed above.
     """
     name = str(path)
+    if stream:
+        extra = [query for query, pairs in _log_lines(path) if not pairs]
+        return ImportBatch("logs", name, (pair for _, pairs in _log_lines(path) for pair in pairs),
+                           extra_queries=extra)
     batch = ImportBatch("logs", name)
+    for query, pairs in _log_lines(path):
+        if not pairs:
+            batch.extra_queries.append(query)
+        batch.pairs.extend(pairs)
+    return batch
+
+
+def _log_lines(path: str | Path) -> Iterator[tuple[Query, list[PairRecord]]]:
+    """Each line's query and pairs, checked; ``no_rows`` at the end for a file without lines."""
+    name = str(path)
     lines = 0
     for line, obj in iter_jsonl(path):
         lines += 1
@@ -50,14 +70,11 @@ def read_logs(path: str | Path) -> ImportBatch:
         for key in helpful:
             if key not in retrieved_ids:
                 raise at.error("helpful_not_retrieved", "user_feedback.helpful_docs", key=key)
-        if not retrieved:
-            batch.extra_queries.append(query)
-        for document, rank in retrieved:
-            hint = 2 if document.key in helpful else (0 if rank > AMBIGUOUS_TOP_RANKS else None)
-            batch.pairs.append(PairRecord(query, document, line=line, hint=hint))
+        yield query, [PairRecord(query, document, line=line,
+                                 hint=2 if document.key in helpful else (0 if rank > AMBIGUOUS_TOP_RANKS else None))
+                      for document, rank in retrieved]
     if not lines:
         raise InputError("no_rows", file=name)
-    return batch
 
 
 def _retrieved(obj: dict, at: Where) -> list[tuple[Document, int]]:

@@ -13,12 +13,13 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import BinaryIO, NamedTuple
 
 from studio.errors import InputError
 from studio.ingest.records import Document, ImportBatch, PairRecord, Query
+from studio.ingest.stream import gathered, nonempty
 
 DELIMITERS = {".csv": ",", ".tsv": "\t", ".tab": "\t"}
 # Only CSV has quoting; TSV (like BEIR qrels and quote-less exports) takes every character literally.
@@ -33,9 +34,8 @@ _JSON_SPACE = re.compile(r"[ \t\n\r]*")
 _DIGITS = re.compile(r"[0-9]+")
 
 
-@dataclass(frozen=True)
-class Where:
-    """A place in an input file, to build errors that point at it."""
+class Where(NamedTuple):
+    """A place in an input file, to build errors that point at it (a tuple: one is made per row)."""
 
     file: str
     line: int | None = None
@@ -70,19 +70,44 @@ def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:
     Raises:
         InputError: ``file_not_found``, ``is_directory``, ``unreadable`` or ``invalid_utf8``.
     """
+    for number, _, text in iter_lines_at(path):
+        yield number, text
+
+
+def iter_lines_at(path: str | Path) -> Iterator[tuple[int, int, str]]:
+    """As :func:`iter_lines`, with where each line starts: ``(line number, byte offset, text)``."""
     name = str(path)
+    with open_bytes(path) as f:
+        offset = 0
+        for number, raw in enumerate(f, start=1):
+            yield number, offset, _decode(name, number, raw)
+            offset += len(raw)
+
+
+def open_bytes(path: str | Path) -> BinaryIO:
+    """`path` opened for reading bytes.
+
+    Raises:
+        InputError: ``file_not_found``, ``is_directory`` or ``unreadable``.
+    """
     check_file(path)
     try:
-        f = open(path, "rb")
+        return open(path, "rb")
     except OSError as e:  # not str(e): it names the path, which may be a temporary upload's
-        raise InputError("unreadable", file=name, detail=e.strerror or type(e).__name__) from None
-    with f:
-        for number, raw in enumerate(f, start=1):
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                raise InputError("invalid_utf8", file=name, line=number) from None
-            yield number, text.removeprefix("\ufeff") if number == 1 else text
+        raise InputError("unreadable", file=str(path), detail=e.strerror or type(e).__name__) from None
+
+
+def _decode(name: str, number: int, raw: bytes) -> str:
+    """Line `number` of file `name` as text (a BOM dropped from the first).
+
+    Raises:
+        InputError: ``invalid_utf8`` naming the line.
+    """
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError("invalid_utf8", file=name, line=number) from None
+    return text.removeprefix("\ufeff") if number == 1 else text
 
 
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
@@ -92,20 +117,44 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
         InputError: ``file_not_found``, ``invalid_utf8``, ``bad_json``, ``not_object``, and ``duplicate_key`` or
             ``nul_byte`` (see :func:`check_json`).
     """
-    for number, text in iter_lines(path):
-        if not text.strip():
-            continue
-        at = Where(str(path), number)
-        try:
-            value = loads(text)
-        except json.JSONDecodeError as e:
-            if "\x00" in text:  # outside any string, so no field to name
-                raise at.error("nul_byte") from None
-            raise at.error("bad_json", detail=e.msg) from None
-        check_json(value, at)
-        if not isinstance(value, dict):
-            raise at.error("not_object")
+    for number, _, value in iter_jsonl_at(path):
         yield number, value
+
+
+def iter_jsonl_at(path: str | Path) -> Iterator[tuple[int, int, dict]]:
+    """As :func:`iter_jsonl`, with where each line starts: ``(line number, byte offset, object)``."""
+    for number, offset, text in iter_lines_at(path):
+        if text.strip():
+            yield number, offset, _json_object(Where(str(path), number), text)
+
+
+def read_jsonl_line(f: BinaryIO, name: str, number: int, offset: int) -> dict:
+    """The object on line `number` of the JSON Lines file `name` (open as `f`), which starts at byte `offset`:
+    read again, and checked again, after :func:`iter_jsonl_at` found it there.
+
+    Raises:
+        InputError: the errors of :func:`iter_jsonl`, or ``unreadable`` when the line is blank now (the file
+            changed since it was read).
+    """
+    f.seek(offset)
+    text = _decode(name, number, f.readline())
+    if not text.strip():
+        raise InputError("unreadable", file=name, line=number, detail="the file changed while it was imported")
+    return _json_object(Where(name, number), text)
+
+
+def _json_object(at: Where, text: str) -> dict:
+    """The JSON object of one non-blank line, checked (see :func:`iter_jsonl`)."""
+    try:
+        value = loads(text)
+    except json.JSONDecodeError as e:
+        if "\x00" in text:  # outside any string, so no field to name
+            raise at.error("nul_byte") from None
+        raise at.error("bad_json", detail=e.msg) from None
+    check_json(value, at)
+    if not isinstance(value, dict):
+        raise at.error("not_object")
+    return value
 
 
 class _Repeated(dict):
@@ -186,8 +235,12 @@ def get_text(obj: dict, name: str, at: Where, *, field: str | None = None, requi
     Raises:
         InputError: ``missing_field`` (absent or null), ``bad_type`` (not a string) or ``empty_text``.
     """
-    field = field or name
     value = obj.get(name)
+    if type(value) is str:  # the usual case, first (a file has millions of rows)
+        text = value.strip()
+        if text or not required:
+            return text
+    field = field or name
     if value is None:
         if required:
             raise at.error("missing_field", field)
@@ -207,8 +260,12 @@ def get_id(obj: dict, name: str, at: Where, *, field: str | None = None,
     Raises:
         InputError: ``bad_type``, and when required ``missing_field`` or ``empty_text``.
     """
-    field = field or name
     value = obj.get(name)
+    if type(value) is str:  # the usual case, first
+        key = value.strip()
+        if key:
+            return key
+    field = field or name
     if value is None:
         if required:
             raise at.error("missing_field", field)
@@ -221,24 +278,28 @@ def get_id(obj: dict, name: str, at: Where, *, field: str | None = None,
     return key or None
 
 
-def read_pairs(path: str | Path) -> ImportBatch:
+def read_pairs(path: str | Path, *, stream: bool = False) -> ImportBatch:
     """Read pairs to annotate: ``query``, ``document``; optional ``query_id``, ``doc_id``, ``title``.
 
     Args:
         path: a ``.csv``, ``.tsv``/``.tab``, ``.jsonl`` or ``.json`` (list of objects) file.
+        stream: return a batch whose ``pairs`` are read lazily, once, as the store imports them (memory flat in
+            the file's size). The file's start is read now (its header and first row checked, ``no_rows`` for an
+            empty file); a later bad row raises the same error, naming the same line and field, during
+            :func:`~studio.store.imports.import_batch`, which then writes nothing. A ``.json`` file is one
+            document and is read whole either way.
 
     Raises:
-        InputError: for the first problem found; nothing is returned unless the whole file is valid.
+        InputError: for the first problem found; without `stream`, nothing is returned unless the whole file is
+            valid.
     """
     name = str(path)
-    batch = ImportBatch("import", name)
-    for line, row in _records(path, PAIR_FIELDS):
-        query, document = _pair(row, Where(name, line))
-        batch.pairs.append(PairRecord(query, document, line=line))
-    return batch
+    rows = _rows(path, PAIR_FIELDS) if stream else _records(path, PAIR_FIELDS)
+    pairs = (PairRecord(*_pair(row, Where(name, line)), line=line) for line, row in rows)
+    return ImportBatch("import", name, gathered(pairs, stream))
 
 
-def read_ratings(path: str | Path) -> ImportBatch:
+def read_ratings(path: str | Path, *, stream: bool = False) -> ImportBatch:
     """Read ratings made elsewhere: the pair fields plus ``annotator``, ``rating`` (0/1/2), optional ``note``.
 
     A rating is an integer or a string of one (``2``, ``"2"``); ``"2.0"`` and ``2.0`` are refused. A pair
@@ -246,14 +307,23 @@ def read_ratings(path: str | Path) -> ImportBatch:
     (then the query and document must be in the database already: :func:`_rated_pair`). In one file a pair may be
     rated once per annotator and by at most two annotators.
 
+    Args:
+        stream: as for :func:`read_pairs`. The check above still remembers each pair's raters (a set per pair,
+            not the records).
+
     Raises:
         InputError: ``bad_rating``, ``duplicate_rating``, ``too_many_raters`` and the errors of
             :func:`read_pairs`.
     """
     name = str(path)
-    batch = ImportBatch("ratings", name)
+    rows = _rows(path, RATING_FIELDS) if stream else _records(path, RATING_FIELDS)
+    return ImportBatch("ratings", name, gathered(_rating_records(name, rows), stream))
+
+
+def _rating_records(name: str, rows: Iterable[tuple[int, dict]]) -> Iterator[PairRecord]:
+    """The records of :func:`read_ratings`, checked as they are read."""
     raters: dict[tuple, set[str]] = {}
-    for line, row in _records(path, RATING_FIELDS):
+    for line, row in rows:
         at = Where(name, line)
         query, document = _rated_pair(row, at)
         annotator = get_text(row, "annotator", at)
@@ -265,9 +335,7 @@ def read_ratings(path: str | Path) -> ImportBatch:
         if len(seen) >= 2:
             raise at.error("too_many_raters", "annotator", annotator=annotator)
         seen.add(annotator)
-        batch.pairs.append(PairRecord(query, document, line=line, annotator=annotator, rating=rating,
-                                      note=note))
-    return batch
+        yield PairRecord(query, document, line=line, annotator=annotator, rating=rating, note=note)
 
 
 def _pair(row: dict, at: Where) -> tuple[Query, Document]:
@@ -317,20 +385,24 @@ def _rating(value: object, at: Where) -> int:
 
 def _records(path: str | Path, required: Sequence[str]) -> list[tuple[int, dict]]:
     """All rows of a tabular file as ``(line, dict)``; raises ``no_rows`` when there are none."""
+    return list(_rows(path, required))
+
+
+def _rows(path: str | Path, required: Sequence[str]) -> Iterator[tuple[int, dict]]:
+    """The rows of a tabular file as ``(line, dict)``, read lazily; ``no_rows`` is raised at the end when there
+    were none. The file and its format are checked now (``file_not_found``, ``unknown_format``)."""
     name = str(path)
     check_file(path)
     suffix = Path(path).suffix.lower()
     if suffix in DELIMITERS:
-        rows = list(_csv_rows(path, DELIMITERS[suffix], required))
+        rows = _csv_rows(path, DELIMITERS[suffix], required)
     elif suffix == ".jsonl":
-        rows = list(iter_jsonl(path))
+        rows = iter_jsonl(path)
     elif suffix == ".json":
-        rows = _json_rows(path)
+        rows = iter(_json_rows(path))
     else:
         raise InputError("unknown_format", file=name, suffix=Path(path).suffix)
-    if not rows:
-        raise InputError("no_rows", file=name)
-    return rows
+    return nonempty(rows, name)
 
 
 def _csv_rows(path: str | Path, delimiter: str, required: Sequence[str]) -> Iterator[tuple[int, dict]]:
@@ -339,8 +411,9 @@ def _csv_rows(path: str | Path, delimiter: str, required: Sequence[str]) -> Iter
     csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
     quoting = csv.QUOTE_MINIMAL if delimiter in QUOTED_DELIMITERS else csv.QUOTE_NONE
     taken: list[tuple[int, str]] = []  # the physical lines of the record being read; a quoted field may span several
-    reader = csv.reader(_taking(iter_lines(path), taken), delimiter=delimiter, quoting=quoting, strict=True)
+    reader = csv.reader(_taking(iter_lines_at(path), taken), delimiter=delimiter, quoting=quoting, strict=True)
     header: list[str] | None = None
+    quoted = delimiter in QUOTED_DELIMITERS
     while True:
         taken.clear()
         try:
@@ -349,9 +422,11 @@ def _csv_rows(path: str | Path, delimiter: str, required: Sequence[str]) -> Iter
             raise _csv_error(name, taken, header, delimiter, str(e)) from None
         if cells is None:
             return
-        start = taken[0][0]
-        _check_nul(name, taken, header, cells)
-        if not any(cell.strip() for cell in cells):
+        start, first = taken[0]
+        one_line = len(taken) == 1  # the usual record: the checks below that need more are skipped for it
+        if not one_line or "\x00" in first:
+            _check_nul(name, taken, header, cells)
+        if not "".join(cells).strip():
             continue
         if header is None:
             header = [cell.strip() for cell in cells]
@@ -360,8 +435,9 @@ def _csv_rows(path: str | Path, delimiter: str, required: Sequence[str]) -> Iter
                 if column not in header:
                     raise InputError("missing_column", file=name, line=start, field=column, column=column)
             continue
-        _check_quotes(name, taken, header, cells, delimiter)
-        if any(cell.strip() for cell in cells[len(header):]):
+        if not one_line or (not quoted and '"' in first):
+            _check_quotes(name, taken, header, cells, delimiter)
+        if len(cells) > len(header) and "".join(cells[len(header):]).strip():
             # An unquoted delimiter inside a text would otherwise silently cut the text short.
             raise InputError("bad_type", file=name, line=start, expected=f"{len(header)} columns",
                              got=f"{len(cells)} columns")
@@ -392,9 +468,10 @@ def _check_nul(name: str, taken: list[tuple[int, str]], header: list[str] | None
             raise InputError("nul_byte", file=name, line=line, field=_column(header, index))
 
 
-def _taking(lines: Iterator[tuple[int, str]], taken: list[tuple[int, str]]) -> Iterator[str]:
-    """The texts of `lines`, each ``(number, text)`` appended to `taken` as the csv reader asks for it."""
-    for number, text in lines:
+def _taking(lines: Iterator[tuple[int, int, str]], taken: list[tuple[int, str]]) -> Iterator[str]:
+    """The texts of `lines` (:func:`iter_lines_at`), each ``(number, text)`` appended to `taken` as the csv reader
+    asks for it."""
+    for number, _, text in lines:
         taken.append((number, text))
         yield text
 
