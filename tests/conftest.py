@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
+from studio import config  # noqa: E402
 from studio.ingest.records import Document, ImportBatch, PairRecord, Query  # noqa: E402
 from studio.store import connect  # noqa: E402
 from studio.store.annotators import ensure_annotator  # noqa: E402
@@ -57,3 +59,19 @@ def tiny_m3(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def tiny_reranker(tmp_path_factory) -> Path:
     return build_tiny_reranker(tmp_path_factory.mktemp("tiny") / "reranker")
+
+
+@pytest.fixture(scope="module")
+def split_demo(tmp_path_factory) -> Path:
+    """The bundled demo as a BEIR folder with a train and a test split (alternate queries)."""
+    folder = tmp_path_factory.mktemp("demo-split")
+    for name in ("corpus.jsonl", "queries.jsonl"):
+        shutil.copy(config.DEMO_DIR / name, folder / name)
+    lines = (config.DEMO_DIR / "qrels" / "test.tsv").read_text(encoding="utf-8").splitlines()
+    queries = sorted({line.split("\t")[0] for line in lines[1:]})
+    train = set(queries[::2])
+    (folder / "qrels").mkdir()
+    for split, keep in (("train", lambda q: q in train), ("test", lambda q: q not in train)):
+        rows = [lines[0]] + [line for line in lines[1:] if keep(line.split("\t")[0])]
+        (folder / "qrels" / f"{split}.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return folder

@@ -7,7 +7,6 @@ from __future__ import annotations
 import ast
 import json
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -48,22 +47,6 @@ def run_snippet(folder: Path, documents: list[str], query: str, monkeypatch) -> 
     scope = {"documents": documents, "query": query}
     exec(compile(readme_snippet(), "README.md", "exec"), scope)  # noqa: S102  (the README's own code)
     return scope["results"]
-
-
-@pytest.fixture(scope="module")
-def split_demo(tmp_path_factory) -> Path:
-    """The bundled demo as a BEIR folder with a train and a test split (alternate queries)."""
-    folder = tmp_path_factory.mktemp("demo-split")
-    for name in ("corpus.jsonl", "queries.jsonl"):
-        shutil.copy(config.DEMO_DIR / name, folder / name)
-    lines = (config.DEMO_DIR / "qrels" / "test.tsv").read_text(encoding="utf-8").splitlines()
-    queries = sorted({line.split("\t")[0] for line in lines[1:]})
-    train = set(queries[::2])
-    (folder / "qrels").mkdir()
-    for split, keep in (("train", lambda q: q in train), ("test", lambda q: q not in train)):
-        rows = [lines[0]] + [line for line in lines[1:] if keep(line.split("\t")[0])]
-        (folder / "qrels" / f"{split}.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
-    return folder
 
 
 @pytest.fixture(scope="module")

@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from studio import config
 from studio.errors import StudioError
 from studio.evaluation import runner, systems
 from studio.evaluation.report import evaluate_systems, recommendation_line, warning_lines
@@ -132,22 +129,6 @@ def test_choose_fusion_picks_the_weight_that_ranks_the_labels_best():
 
 
 # --------------------------------------------------------------------------------------------- evaluation sets
-
-@pytest.fixture(scope="module")
-def split_demo(tmp_path_factory) -> Path:
-    """The bundled demo as a BEIR folder with a train and a test split (alternate queries)."""
-    folder = tmp_path_factory.mktemp("demo-split")
-    for name in ("corpus.jsonl", "queries.jsonl"):
-        shutil.copy(config.DEMO_DIR / name, folder / name)
-    lines = (config.DEMO_DIR / "qrels" / "test.tsv").read_text(encoding="utf-8").splitlines()
-    queries = sorted({line.split("\t")[0] for line in lines[1:]})
-    train = set(queries[::2])
-    (folder / "qrels").mkdir()
-    for split, keep in (("train", lambda q: q in train), ("test", lambda q: q not in train)):
-        rows = [lines[0]] + [line for line in lines[1:] if keep(line.split("\t")[0])]
-        (folder / "qrels" / f"{split}.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
-    return folder
-
 
 def test_tuning_leaves_out_evaluated_queries_and_what_a_fine_tune_was_trained_on(split_demo, tmp_path):
     test = runner.from_beir(split_demo, "test")

@@ -27,7 +27,6 @@ import math
 import os
 import random
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -404,7 +403,7 @@ def _train(run_dir: Path, report: _Reporter) -> float:
     throw-away, there is nothing to save."""
     from studio import config as cfg
     from studio.training.config import read_metrics
-    from studio.training.jobs import command
+    from studio.training.jobs import command, kill
 
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")}
     started = time.perf_counter()
@@ -418,17 +417,9 @@ def _train(run_dir: Path, report: _Reporter) -> float:
             if rows:
                 report(0.9 * rows[-1]["step"] / max(rows[-1]["total_steps"], 1))
     except BaseException:
-        _kill(proc)
+        kill(proc)
         raise
     return time.perf_counter() - started
-
-
-def _kill(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    proc.wait()
 
 
 def _result(run_dir: Path) -> dict:

@@ -6,18 +6,16 @@ loaded model in memory (at most :data:`MAX_RERANKERS`, least recently used dropp
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
 
 from studio.retrieval.flag import load_cross_encoder
+from studio.retrieval.recent import Recent
 
 MAX_RERANKERS = 2
 DEFAULT_DEPTH = 30
 
-_rerankers: OrderedDict[str, object] = OrderedDict()
-_lock = threading.Lock()
+_rerankers: Recent[object] = Recent(MAX_RERANKERS)
 
 
 def load_reranker(path: str):
@@ -26,16 +24,7 @@ def load_reranker(path: str):
     Raises:
         StudioError: ``model_missing`` when the model cannot be loaded.
     """
-    with _lock:
-        if path in _rerankers:
-            _rerankers.move_to_end(path)
-            return _rerankers[path]
-    model = load_cross_encoder(path)
-    with _lock:
-        _rerankers[path] = model
-        while len(_rerankers) > MAX_RERANKERS:
-            _rerankers.popitem(last=False)
-    return model
+    return _rerankers.get(path, lambda: load_cross_encoder(path))
 
 
 def score(reranker: str, query: str, texts: Sequence[str], batch_size: int = 32) -> list[float]:

@@ -8,21 +8,16 @@ Whole systems (fusion, reranker) are searched by :mod:`studio.retrieval.system_s
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 
 from studio.retrieval.bm25 import BM25Index
 from studio.retrieval.cache import corpus_fingerprint, model_fingerprint
 from studio.retrieval.dense import DenseIndex, encode, load_embedder, resolve_model, top_k
+from studio.retrieval.recent import Recent
 
-_indexes: OrderedDict[tuple[str, str], DenseIndex] = OrderedDict()
-_bm25: OrderedDict[str, BM25Index] = OrderedDict()
-_lock = threading.Lock()
-_bm25_build = threading.Lock()  # two first queries on a new corpus build its BM25 index once
-MAX_INDEXES = 4
-MAX_BM25 = 2
+_indexes: Recent[DenseIndex] = Recent(4)
+_bm25: Recent[BM25Index] = Recent(2, once=True)  # two first queries on a new corpus build its BM25 index once
 
 
 @dataclass(frozen=True)
@@ -35,18 +30,13 @@ class Hit:
 def index_for(model: str, keys: list[str], texts: list[str]) -> DenseIndex:
     """The in-memory index of `model` over this corpus; rebuilt when the model's weights or the corpus change."""
     name = resolve_model(model)
-    key = (model_fingerprint(name), corpus_fingerprint(texts))
-    with _lock:
-        if key in _indexes:
-            _indexes.move_to_end(key)
-            return _indexes[key]
-    index = DenseIndex(texts, name)
-    index.keys = keys
-    with _lock:
-        _indexes[key] = index
-        while len(_indexes) > MAX_INDEXES:
-            _indexes.popitem(last=False)
-    return index
+
+    def build() -> DenseIndex:
+        index = DenseIndex(texts, name)
+        index.keys = keys
+        return index
+
+    return _indexes.get((model_fingerprint(name), corpus_fingerprint(texts)), build)
 
 
 def search(model: str, query: str, keys: list[str], texts: list[str], k: int = 10) -> tuple[list[Hit], float]:
@@ -63,18 +53,7 @@ def search(model: str, query: str, keys: list[str], texts: list[str], k: int = 1
 
 def bm25_index_for(texts: list[str]) -> BM25Index:
     """The in-memory BM25 index over this corpus (the studio's tokenizer); rebuilt when any text changes."""
-    key = corpus_fingerprint(texts)
-    with _bm25_build:
-        with _lock:
-            if key in _bm25:
-                _bm25.move_to_end(key)
-                return _bm25[key]
-        index = BM25Index(texts)
-        with _lock:
-            _bm25[key] = index
-            while len(_bm25) > MAX_BM25:
-                _bm25.popitem(last=False)
-    return index
+    return _bm25.get(corpus_fingerprint(texts), lambda: BM25Index(texts))
 
 
 def search_bm25(query: str, keys: list[str], texts: list[str], k: int = 10) -> tuple[list[Hit], float]:

@@ -24,15 +24,14 @@ indexing) and loading a model happen before the clock starts and are excluded.
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
 
 from studio.errors import StudioError
 from studio.retrieval.fusion import fuse_rrf, fuse_weighted
+from studio.retrieval.recent import Recent
 from studio.retrieval.rerank import DEFAULT_DEPTH
 from studio.retrieval.search import Hit, search, search_bm25
 from studio.retrieval.systems import Stage, System, parse
@@ -41,8 +40,7 @@ FUSION_DEPTH = 100  # candidates of each first stage that a fusion sees (studio.
 SEARCHABLE_MODES = ("dense", "sparse")
 MAX_SPARSE = 2
 
-_sparse: OrderedDict[tuple[str, str], tuple] = OrderedDict()
-_lock = threading.Lock()
+_sparse: Recent[tuple] = Recent(MAX_SPARSE)
 
 
 @dataclass(frozen=True)
@@ -175,16 +173,16 @@ def _rerank(reranker: str, query: str, hits: list[Hit], keys: list[str], texts: 
 def sparse_index_for(model: str, texts: list[str]) -> tuple:
     """The corpus's BGE-M3 lexical weights as (CSR matrix documents × tokens, token → column), kept in memory per
     model and corpus; encoded chunk by chunk as :func:`studio.retrieval.m3.score_corpus` does."""
+    from studio.retrieval.cache import corpus_fingerprint, model_fingerprint
+
+    return _sparse.get((model_fingerprint(model), corpus_fingerprint(texts)), lambda: _sparse_matrix(model, texts))
+
+
+def _sparse_matrix(model: str, texts: list[str]) -> tuple:
     from scipy.sparse import csr_matrix
 
     from studio.retrieval import m3
-    from studio.retrieval.cache import corpus_fingerprint, model_fingerprint
 
-    key = (model_fingerprint(model), corpus_fingerprint(texts))
-    with _lock:
-        if key in _sparse:
-            _sparse.move_to_end(key)
-            return _sparse[key]
     vocab: dict[str, int] = {}
     data: list[float] = []
     cols: list[int] = []
@@ -198,10 +196,6 @@ def sparse_index_for(model: str, texts: list[str]) -> tuple:
             ptr.append(len(cols))
     matrix = csr_matrix((np.asarray(data, dtype=np.float64), np.asarray(cols, dtype=np.int64), ptr),
                         shape=(len(texts), max(len(vocab), 1)))
-    with _lock:
-        _sparse[key] = (matrix, vocab)
-        while len(_sparse) > MAX_SPARSE:
-            _sparse.popitem(last=False)
     return matrix, vocab
 
 

@@ -191,7 +191,7 @@ def _alive(job: dict) -> bool:
         if proc.poll() is not None:
             return False
         if cancel_requested(job_dir) and _stale(job_dir):
-            _kill(proc)  # asked to stop, and silent past the timeout: it will not save anything any more
+            kill(proc)  # asked to stop, and silent past the timeout: it will not save anything any more
             return False
         return True
     pid = job["pid"]
@@ -208,7 +208,7 @@ def _alive(job: dict) -> bool:
     return beat.exists() and time.time() - beat.stat().st_mtime < cfg.HEARTBEAT_TIMEOUT_SECONDS
 
 
-def _kill(proc: subprocess.Popen) -> None:
+def kill(proc: subprocess.Popen) -> None:
     """Stop a worker this process started, and everything it started, by force."""
     try:
         os.killpg(proc.pid, signal.SIGKILL)
