@@ -75,3 +75,16 @@ def split_demo(tmp_path_factory) -> Path:
         rows = [lines[0]] + [line for line in lines[1:] if keep(line.split("\t")[0])]
         (folder / "qrels" / f"{split}.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     return folder
+
+
+@pytest.fixture
+def demo(db_path):
+    """The demo project (studio.actions.Project): 80 gold labels over 20 queries — 23 relevant, 41 irrelevant, 16
+    partially relevant — agreed by its raters."""
+    from studio.actions import Project
+    from studio.demo import load_demo
+    from studio.store import opened
+
+    with opened(db_path) as db:
+        load_demo(db)
+    return Project(db_path)

@@ -16,16 +16,6 @@ from studio.store import opened
 
 
 @pytest.fixture
-def demo(db_path) -> Project:
-    """The demo project: 23 relevant, 41 irrelevant and 16 partially relevant gold pairs over 20 queries."""
-    from studio.demo import load_demo
-
-    with opened(db_path) as db:
-        load_demo(db)
-    return Project(db_path)
-
-
-@pytest.fixture
 def one_kind(db_path) -> Project:
     """A project whose gold labels are all "relevant" (two raters agreed on 2)."""
     from conftest import make_batch

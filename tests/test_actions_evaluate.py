@@ -22,16 +22,6 @@ def p(db_path) -> Project:
 
 
 @pytest.fixture
-def demo(db_path) -> Project:
-    """The demo project: 80 gold labels over 20 queries agreed by its raters."""
-    from studio.demo import load_demo
-
-    with opened(db_path) as db:
-        load_demo(db)
-    return Project(db_path)
-
-
-@pytest.fixture
 def exports(tmp_path, monkeypatch):
     folder = tmp_path / "exports"
     monkeypatch.setattr(config, "EXPORTS_DIR", folder)

@@ -15,15 +15,6 @@ from studio.store import opened
 QUERY = "高血压患者能喝咖啡吗？"  # a demo query with gold labels that BM25 matches in a few dozen documents
 
 
-@pytest.fixture
-def demo(db_path) -> Project:
-    from studio.demo import load_demo
-
-    with opened(db_path) as db:
-        load_demo(db)
-    return Project(db_path)
-
-
 def count(project: Project, table: str) -> int:
     with opened(project.db_path) as db:
         return db[table].count
