@@ -91,8 +91,11 @@ def compare(page: Page) -> dict:
     pick(page, t("compare.examples", "zh-CN"), COMPARE_QUERY)  # choosing an example runs the search
     page.locator("#rs-compare-right .rs-hit").first.wait_for(timeout=120_000)
     page.wait_for_timeout(1000)
-    hit = page.locator("#rs-compare-left .rs-hit").nth(4).bounding_box()
-    return {"x": 0, "y": 0, "width": 1280, "height": hit["y"] + hit["height"] + 24}
+    # BM25 lists only documents sharing a term with the query, so either side may have fewer than five hits.
+    bottom = max(box["y"] + box["height"] for side in ("left", "right")
+                 for box in [page.locator(f"#rs-compare-{side} .rs-hit").nth(i).bounding_box()
+                             for i in range(min(5, page.locator(f"#rs-compare-{side} .rs-hit").count()))])
+    return {"x": 0, "y": 0, "width": 1280, "height": bottom + 24}
 
 
 def main(names: list[str] | None = None, port: int = 7869) -> None:

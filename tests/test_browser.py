@@ -204,6 +204,10 @@ def test_compare_shows_bm25_against_the_starred_model_fused_with_bm25(server, br
     assert re.search(r"\d+ ms", left) and re.search(r"\d+ ms", right)
     note = page.locator("#rs-compare-right .rs-system-note").inner_text()
     assert "fused by reciprocal rank" in note and "all-MiniLM-L6-v2+bm25@0.7" in note
+    fits = page.locator("#rs-compare-right .rs-system-note").evaluate("""note => {
+        const side = note.closest('.rs-side').getBoundingClientRect(), box = note.getBoundingClientRect();
+        return box.right <= side.right + 1 && note.scrollWidth <= note.clientWidth + 1; }""")
+    assert fits, "the fusion note runs past its side"
     assert page.locator("#rs-compare-left .rs-system-note").count() == 0
     typed = page.locator("#rs-compare-left-system input")
     typed.fill("all-MiniLM-L6-v2+bm25@0.7")

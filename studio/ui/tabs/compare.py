@@ -56,8 +56,7 @@ def system_note(details, lang: str) -> str:
         parts.append(t("compare.reranked", lang, reranker=details.reranker, depth=details.rerank_depth))
     if not parts:
         return ""
-    return ('<div class="rs-system-note" style="color: var(--body-text-color-subdued); margin-bottom: 8px">'
-            f'{html.escape("; ".join(parts))}</div>')
+    return f'<div class="rs-system-note">{html.escape("; ".join(parts))}</div>'
 
 
 def results_html(model: str, hits: list, moves: dict, docs: dict, gold: dict, query: str, ms: float,
