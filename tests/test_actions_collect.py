@@ -109,6 +109,29 @@ def test_admin_pools_bm25_candidates(db_path):
     assert pooled[0]["n"] == result["added"]
 
 
+def test_pooled_pairs_are_served_in_the_measured_default_order_unless_an_admin_chose_another(db_path):
+    from studio.actions import queue
+    from studio.store import opened
+    from studio.store.queue import serving_order
+
+    collect.load_demo(Project(db_path), ADMIN)
+    result = collect.pool(Project(db_path), ADMIN, 5, "bm25")
+    assert result["strategy"] == "systems" == queue.DEFAULT_STRATEGY
+    made = queue.makeup(Project(db_path), ADMIN)
+    assert made["strategy"] == "systems" and made["untouched_unordered"] == 0, "every untouched pair is ordered"
+    audit = rows(db_path, "SELECT actor, after FROM audit_log WHERE action = 'queue.strategy'")
+    assert [a["actor"] for a in audit] == [ADMIN.name] and '"systems"' in audit[0]["after"]
+    with opened(db_path) as db:
+        first = serving_order(db, 5)
+    assert first and all(r["priority"] is not None for r in rows(
+        db_path, f"SELECT priority FROM pairs WHERE id IN ({','.join(map(str, first))})"))
+
+    queue.set_strategy(Project(db_path), ADMIN, "imported")
+    result = collect.pool(Project(db_path), ADMIN, 8, "bm25")
+    assert result["added"] > 0 and result["strategy"] is None, "an admin's choice stands"
+    assert queue.makeup(Project(db_path), ADMIN)["strategy"] == "imported"
+
+
 @pytest.mark.parametrize("actor", BELOW_ADMIN, ids=lambda a: a.role)
 def test_pooling_is_refused_below_admin(db_path, actor):
     collect.load_demo(Project(db_path), ADMIN)

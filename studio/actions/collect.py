@@ -80,13 +80,27 @@ def pool(project: Project, actor: Actor, k: int = 20, retriever: str = "hybrid",
     """Retrieve the top-`k` documents for every query (bm25, dense or hybrid) and queue them as pairs to rate.
 
     `model` (dense, hybrid): a name in models/, a path or a hub id; None or empty means the default model (★).
-    Returns counts: queries, candidates and pairs added, with the retriever, k and the model used.
+    Unless an admin chose another queue strategy, the untouched pairs are then served in the ``systems`` order
+    (:data:`studio.selection.DEFAULT`: the strategy the man-page benchmark measured best, for finding relevant
+    pairs and for the fine-tune trained on the first ratings; bench/RESULTS.md).
+    Returns counts: queries, candidates and pairs added, with the retriever, k and the model used, and
+    ``strategy``: the order the queue now serves in (None: unchanged).
     """
+    from studio import selection
     from studio.retrieval.pooling import pool_candidates
+    from studio.store import queue as store_queue
 
     with project.db(existing=existing) as db:
-        return pool_candidates(db, k=int(k), retriever=retriever, model=(model or "").strip() or None,
-                               progress=progress, actor=actor.name)
+        result = pool_candidates(db, k=int(k), retriever=retriever, model=(model or "").strip() or None,
+                                 progress=progress, actor=actor.name)
+        chosen = store_queue.get_setting(db, store_queue.STRATEGY_KEY)
+    result["strategy"] = None
+    if result["added"] and chosen in (None, selection.DEFAULT):
+        from studio.actions import queue
+
+        queue.set_strategy(project, actor, selection.DEFAULT, model=(model or "").strip() or None)
+        result["strategy"] = selection.DEFAULT
+    return result
 
 
 @action("admin", cli="demo")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from studio.actions.base import Actor, Project, action
+from studio.selection import DEFAULT as DEFAULT_STRATEGY  # noqa: F401  (①'s preselected strategy)
 
 Progress = Callable[[float, str], None]
 

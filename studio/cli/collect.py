@@ -110,4 +110,6 @@ def pool(ctx: Context, k: int, retriever: str, model: str | None, as_json: bool)
     result = collect.pool(ctx.project, ctx.actor, k, retriever, model, existing=True)
     dense = f", model {result['model']}" if result["model"] else ""
     emit(result, as_json, f"{plural(result['added'], 'new pair')} from {plural(result['candidates'], 'candidate')} "
-                          f"for {result['queries']} queries ({retriever}, k={k}{dense})")
+                          f"for {result['queries']} queries ({retriever}, k={k}{dense})"
+                          + (f"; served in '{result['strategy']}' order (the default strategy)" if result["strategy"]
+                             else ""))

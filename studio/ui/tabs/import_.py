@@ -90,8 +90,11 @@ def run_pool(ctx: UIContext, k: float, retriever: str, lang: str, progress=None,
                 progress(fraction, desc=t(f"import.pool_stage_{stage}", lang))
 
         result = collect.pool(ctx.project, actor, int(k), retriever, progress=report)
-        return (render.message(t("import.pool_done", lang, added=result["added"], candidates=result["candidates"],
-                                 queries=result["queries"]), "ok"), counts_html(ctx, actor, lang))
+        done = t("import.pool_done", lang, added=result["added"], candidates=result["candidates"],
+                 queries=result["queries"])
+        if result.get("strategy"):
+            done += " " + t("import.pool_ordered", lang, strategy=t(f"import.strategy_{result['strategy']}", lang))
+        return render.message(done, "ok"), counts_html(ctx, actor, lang)
     except Exception as exc:
         return render.message(error_text(exc, lang), "error"), _counts_or_blank(ctx, actor, lang, exc)
 
@@ -122,6 +125,7 @@ def add_person(ctx: UIContext, name: str, role: str, lang: str,
 
 
 STRATEGIES = ("imported", "random", "systems", "disagree", "uncertain", "negatives")
+DEFAULT_STRATEGY = queue_actions.DEFAULT_STRATEGY
 
 
 def makeup_html(m: dict, lang: str) -> str:
@@ -204,7 +208,7 @@ def build(ctx: UIContext) -> dict:
                                  value="hybrid", label=i18n("import.retriever"))
             pool_btn = gr.Button(i18n("import.pool_run"), elem_id="rs-pool-run")
             gr.Markdown(i18n("import.queue_title"))
-            strategy = gr.Radio([(i18n(f"import.strategy_{s_}"), s_) for s_ in STRATEGIES], value="imported",
+            strategy = gr.Radio([(i18n(f"import.strategy_{s_}"), s_) for s_ in STRATEGIES], value=DEFAULT_STRATEGY,
                                 label=i18n("import.strategy"), info=i18n("import.strategy_info"),
                                 elem_id="rs-strategy")
             per_query = gr.Number(value=2, precision=0, minimum=1, maximum=20, visible=False,
