@@ -81,6 +81,9 @@ def test_an_admin_runs_it_on_the_gold_labels_without_the_training_and_validation
                                                                                   "zh-CN")
     assert call["workdir"].parent == (tmp_path / "jobs" / "curves").resolve() and call["workdir"].is_dir()
     assert "train" in call["workdir"].name and result.still_rising is True
+    with opened(demo.db_path) as db:
+        [entry] = list(db.query("SELECT actor, after FROM audit_log WHERE action = 'curve.run'"))
+    assert entry["actor"] == ADMIN.name and json.loads(entry["after"])["levels"] == [[2, 0.4], [4, 0.45]]
     again = curve.learning_curve(demo, ADMIN, str(tmp_path / "exports" / "run" / "train.jsonl"), "beir")
     assert recorded[1]["workdir"] != call["workdir"], "a fresh work folder each time"
     assert recorded[1]["evalset"].name == "demo/test without the queries of train.jsonl and train.valid.jsonl"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from studio import config
 from studio.actions import files
-from studio.actions.base import Actor, Project, action
+from studio.actions.base import Actor, Project, action, audit
 from studio.errors import StudioError
 from studio.evaluation.learning_curve import DEFAULT_FRACTIONS, DEFAULT_SEEDS, Curve  # light: no torch
 from studio.i18n import t
@@ -72,8 +72,13 @@ def learning_curve(project: Project, actor: Actor, /, train_file: str | Path, so
 
     path = training_path(train_file, lang)
     evalset = load_evalset(project, source, folder=folder, split=split, exclude=path, lang=lang, existing=existing)
-    return run_curve(path, evalset, base=base, fractions=fractions, seeds=seeds, options=options,
-                     workdir=new_workdir(path), keep=keep, lang=lang, progress=progress)
+    curve = run_curve(path, evalset, base=base, fractions=fractions, seeds=seeds, options=options,
+                      workdir=new_workdir(path), keep=keep, lang=lang, progress=progress)
+    if project.db_path.is_file():  # a curve on a BEIR folder alone creates no project database
+        audit(project, actor, "curve.run", entity="learning_curve",
+              after={"train": str(path), "base": base, "workdir": curve.workdir, "still_rising": curve.still_rising,
+                     "levels": [[level.queries, round(level.mean, 4)] for level in curve.levels]})
+    return curve
 
 
 # ------------------------------------------------------------------------- wording of a curve (UI and CLI)
