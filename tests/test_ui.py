@@ -294,20 +294,12 @@ from types import SimpleNamespace  # noqa: E402
 LOCAL = SimpleNamespace(username=None)  # a request without sign-in: the local admin
 
 
-def test_train_tab_starts_a_job_and_shows_its_curves(ctx, tmp_path, monkeypatch):
+def test_train_tab_starts_a_job_and_shows_its_curves(train_project, tmp_path):
     import time as _time
 
-    from studio import config as cfg
     from studio.ui.tabs import train
-    from tests.tiny_models import build_tiny_reranker
 
-    for name, folder in (("JOBS_DIR", "jobs"), ("MODELS_DIR", "models"), ("EXPORTS_DIR", "exports")):
-        monkeypatch.setattr(cfg, name, tmp_path / folder)
-    build_tiny_reranker(tmp_path / "models" / "tiny")
-    data = tmp_path / "exports" / "run" / "train.jsonl"
-    data.parent.mkdir(parents=True)
-    data.write_text("".join(json.dumps({"query": f"q{i}", "pos": [f"answer {i}"], "neg": [f"other {i}", "noise"]}) + "\n"
-                            for i in range(4)), encoding="utf-8")
+    ctx = train_project
     form = ["reranker", "tiny", "run/train.jsonl", "full", "tiny-rr", 1, 4, 4, "1e-3", 2, 16, 32, 0.02, 0.1, "auto",
             False, 16, 32, 0.05]
     command = train.preview(*form)
