@@ -140,10 +140,10 @@ def test_tuning_leaves_out_evaluated_queries_and_what_a_fine_tune_was_trained_on
     model = tmp_path / "ft"
     model.mkdir()
     (model / "studio_model.json").write_text(json.dumps({"train": str(train_file)}), encoding="utf-8")
-    qrels = systems.tuning_qrels(parse(f"{model}+bm25"), test, tune)
+    qrels = systems.tuning_qrels(parse(f"{model}+bm25"), test.queries.values(), tune)
     assert set(qrels) == {q for q in tune.qrels if q not in trained and any(tune.qrels[q].values())}
     assert not {tune.queries[q] for q in qrels} & set(test.queries.values())
-    assert systems.tuning_qrels(parse("bm25+default"), test, None) == {}
+    assert systems.tuning_qrels(parse("bm25+default"), test.queries.values(), None) == {}
 
 
 @pytest.fixture(scope="module")

@@ -114,10 +114,9 @@ def load_tuneset(project: Project, source: str, *, folder: str | Path | None = N
     twin = validation_twin(exclude) if exclude else None
     if twin is None:
         return None
-    from studio.evaluation.systems import _query_texts
     from studio.store.gold import gold_set
 
-    texts = _query_texts(twin)
+    texts = runner.file_queries(twin)
     with project.db(existing=existing) as db:
         gold = gold_set(db)
     qrels = {q: dict(labels) for q, labels in gold.labels.items()

@@ -90,15 +90,17 @@ def training_queries(train_file: str | Path) -> set[str]:
     Raises:
         StudioError: ``train_file_missing`` when there is no such file.
     """
-    import json
-
     if not Path(train_file).is_file():
         raise StudioError("train_file_missing", path=str(train_file))
-    texts: set[str] = set()
-    for path in held_out_files(train_file):
-        with open(path, encoding="utf-8") as f:
-            texts |= {json.loads(line)["query"] for line in f if line.strip()}
-    return texts
+    return set().union(*map(file_queries, held_out_files(train_file)))
+
+
+def file_queries(path: str | Path) -> set[str]:
+    """The query texts of one FlagEmbedding JSONL file (training or validation)."""
+    import json
+
+    with open(path, encoding="utf-8") as f:
+        return {json.loads(line)["query"] for line in f if line.strip()}
 
 
 def retrieve(evalset: EvalSet, model: str, k: int = 100) -> RunResult:

@@ -5,9 +5,8 @@ on (:func:`choose_fusion`)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 from studio.evaluation import runner
 from studio.evaluation.metrics import evaluate, primary_metric
@@ -113,27 +112,20 @@ def _only(run: Run, prefix: bool) -> Run:
     return {(q[len(TUNE_PREFIX):] if prefix else q): r for q, r in run.items() if q.startswith(TUNE_PREFIX) == prefix}
 
 
-def tuning_qrels(system: System, evalset: runner.EvalSet, tune: runner.EvalSet | None) -> dict[str, dict[str, int]]:
+def tuning_qrels(system: System, evaluated: Iterable[str], tune: runner.EvalSet | None) -> dict[str, dict[str, int]]:
     """The tuning set's labels without the queries a fine-tune in `system` was trained on (its studio_model.json
-    names its training file) and without any query text that is evaluated: a fine-tune scores its own training
-    queries too well, so a weight tuned on them would over-trust it."""
+    names its training file) and without any `evaluated` query text: a fine-tune scores its own training queries too
+    well, so a weight tuned on them would over-trust it."""
     from studio.models.registry import trained_on
 
     if tune is None:
         return {}
-    seen = set(evalset.queries.values())
+    seen = set(evaluated)
     for model in system.models:
         for path in trained_on(model, include_valid=False):
-            seen |= _query_texts(path)
+            seen |= runner.file_queries(path)
     return {q: labels for q, labels in tune.qrels.items()
             if tune.queries.get(q) not in seen and any(v > 0 for v in labels.values())}
-
-
-def _query_texts(path: str | Path) -> set[str]:
-    import json
-
-    with open(path, encoding="utf-8") as f:
-        return {json.loads(line)["query"] for line in f if line.strip()}
 
 
 def check(systems: Sequence[System]) -> dict[str, str]:
@@ -177,7 +169,7 @@ def run_systems(evalset: runner.EvalSet, systems: Sequence[System], *, tune: run
             if system.fusion:
                 fusion = Fusion(system.fusion, system.weight, "pinned")
             else:
-                qrels = tuning_qrels(system, evalset, tune)
+                qrels = tuning_qrels(system, evalset.queries.values(), tune)
                 fusion = choose_fusion(*(_only(p.run, prefix=True) for p in parts), qrels,
                                        tune.name if tune is not None else None)
             t0 = time.perf_counter()
@@ -207,9 +199,7 @@ def fusion_for(system: System, tune: runner.EvalSet | None, *, depth: int = 100,
         return None
     if system.fusion:
         return Fusion(system.fusion, system.weight, "pinned")
-    empty = runner.EvalSet("", {f"\x1fevaluated:{i}": text for i, text in enumerate(evaluated)},
-                           tune.corpus if tune is not None else {}, {})
-    qrels = tuning_qrels(system, empty, tune)
+    qrels = tuning_qrels(system, evaluated, tune)
     if not qrels:
         return Fusion("rrf", None, "untuned")
     paths = check([system.first_stage])
