@@ -158,6 +158,9 @@ def test_each_system_is_a_row_named_by_its_spec_with_latency(report):
     assert [m["model"] for m in report["models"]] == ["default", "bm25", "default+bm25", "default+bm25@rrf"]
     for model in report["models"]:
         assert model["system"]["spec"] == model["model"] and model["system"]["ms_per_query"] > 0
+        assert model["timings"]["queries_per_s"] == pytest.approx(1000 / model["timings"]["ms_per_query"], rel=0.01)
+    fused, alone = report["models"][2]["timings"], report["models"][1]["timings"]
+    assert fused["queries_per_s"] < alone["queries_per_s"], "a fusion runs BM25 and the model: slower than BM25"
     tuned = report["models"][2]["system"]["fusion"]
     assert tuned["chosen_by"] == "tuned" and tuned["tune_queries"] == 15 and tuned["tune_set"].endswith("train")
     assert report["models"][3]["system"]["fusion"]["chosen_by"] == "pinned"

@@ -175,14 +175,17 @@ def run_systems(evalset: runner.EvalSet, systems: Sequence[System], *, tune: run
             t0 = time.perf_counter()
             run = fusion.apply(*(_only(p.run, prefix=False) for p in parts), depth=depth)
             ms += 1000 * (time.perf_counter() - t0) / max(len(evalset.queries), 1)
-        timings = {k: v for p in parts for k, v in p.timings.items() if k.endswith("_s") and k != "search_s"}
+        timings = {k: v for p in parts for k, v in p.timings.items()
+                   if k.endswith("_s") and k not in ("search_s", "queries_per_s")}
         result = runner.RunResult(system.first_stage.spec, run, timings, group=i)
         if system.reranker:
             progress and progress((i + 0.5) / max(len(systems), 1), system.spec)
             result = runner.rerank(evalset, result, paths[system.reranker], top=rerank_top)
             ms += 1000 * result.timings["rerank_s"] / max(len(evalset.queries), 1)
         result.model, result.group, result.stage = system.spec, i, "first"
+        # The whole system's rate (its stages, fusion and reranker), not one stage's
         result.timings["ms_per_query"] = round(ms, 2)
+        result.timings["queries_per_s"] = round(1000 / max(ms, 1e-9), 1)
         result.info = {"spec": system.spec, "stages": [str(s) for s in system.stages], "models": system.models,
                        "fusion": fusion.as_dict() if fusion else None, "reranker": system.reranker,
                        "rerank_top": rerank_top if system.reranker else None, "ms_per_query": round(ms, 2)}
