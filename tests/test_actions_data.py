@@ -75,7 +75,17 @@ def test_admin_exports_to_the_default_place_with_the_starred_model_and_an_audit_
     result = data.export_triplets(demo, ADMIN, hard_negatives="bm25", negatives=5)
     exports = tmp_path / "exports"
     assert result.train_path.parent.parent == exports and result.train_path.name == "train.jsonl"
-    assert result.counts["train_lines"] + result.counts["valid_lines"] == 20
+    kept_back = result.manifest["test"]
+    assert result.counts["train_lines"] + result.counts["valid_lines"] + kept_back["queries"] == 20
+    assert kept_back["fraction"] == 0.2 and kept_back["queries"] == len(kept_back["query_keys"]) >= 3, \
+        "a test share is kept back by default, so ⑧ has something to measure a fine-tune on"
+    written = {json.loads(line)["query"] for path in (result.train_path, result.valid_path)
+               for line in path.read_text(encoding="utf-8").splitlines()}
+    from studio.store.gold import gold_set
+
+    with opened(demo.db_path) as db:
+        texts = gold_set(db).queries
+    assert not written & {texts[q] for q in kept_back["query_keys"]}, "no line for a test query"
     assert result.manifest["options"]["model"] == "mini", "no model named: the ★ one"
     first = json.loads(result.train_path.read_text(encoding="utf-8").splitlines()[0])
     assert set(first) == {"query", "pos", "neg"} and len(first["neg"]) == 5

@@ -73,10 +73,72 @@ def test_a_fine_tunes_validation_queries_are_left_out_with_its_training_queries(
     assert set(result.evalset.queries.values()) == set(labelled[6:])
     assert result.report["evalset"] == "gold labels without the queries of train.jsonl and train.valid.jsonl"
     assert not [w for w in result.report["warnings"] if w["kind"] == "trained_on_eval"]
-    whole = evaluate.evaluate(demo, EXPERT, ["medical-v1"], "db", ks="10", lang="zh-CN")
+    whole = evaluate.evaluate(demo, EXPERT, ["medical-v1"], "db", ks="10", lang="zh-CN", include_trained=True)
     [warning] = [w for w in whole.report["warnings"] if w["kind"] == "trained_on_eval"]
     assert warning["overlap"] == 6, "training and validation queries both counted"
     assert "train.jsonl 和 train.valid.jsonl" in evaluate.warning_lines(whole.report, "zh-CN")[-1]
+
+
+def fine_tune_of_embedded(tmp_path, name: str, info: dict):
+    """A folder in models/ that loads as the embedded model, with the studio_model.json a fine-tune would have."""
+    model = tmp_path / "models" / name
+    model.mkdir(parents=True)
+    for part in config.default_model_path().iterdir():
+        (model / part.name).symlink_to(part)
+    (model / "studio_model.json").write_text(json.dumps(info))
+    return model
+
+
+def test_evaluation_leaves_out_what_any_model_of_a_system_learned_from_by_default(demo, tmp_path, monkeypatch):
+    """No --exclude-train: every query a model in the evaluated systems was trained or validated on is left out —
+    a dense stage's (from the fingerprints its studio_model.json recorded, after the files are gone) and a reranker's
+    alike — and the report says how many; --include-trained keeps them and then recommends nothing."""
+    from studio.dataset.fingerprints import fingerprint
+
+    monkeypatch.setattr(config, "MODELS_DIR", tmp_path / "models")
+    labelled = sorted(gold_queries(demo).values())
+    fine_tune_of_embedded(tmp_path, "ft", {"train": "/gone/train.jsonl", "queries": {
+        "train": [fingerprint(q) for q in labelled[:5]], "valid": [fingerprint(q) for q in labelled[5:7]]}})
+    result = evaluate.evaluate(demo, EXPERT, [], "db", systems=["bm25", "ft+bm25"], ks="10")
+    assert set(result.evalset.queries.values()) == set(labelled[7:])
+    assert result.report["held_out"] == {"queries": len(labelled) - 7, "left_out": 7, "by_model": {"ft": 7},
+                                         "included": False, "trained_on_evaluated": 0}
+    assert result.report["recommended"] in ("bm25", "ft+bm25")
+    assert "Left out 7 labelled queries" in evaluate.held_out_line(result.report, "en")
+    fusion = next(m["system"]["fusion"] for m in result.report["models"] if m["model"] == "ft+bm25")
+    assert fusion["chosen_by"] == "tuned" and fusion["tune_queries"] == 2, "tuned on the validated-only queries"
+
+    whole = evaluate.evaluate(demo, EXPERT, [], "db", systems=["bm25", "ft+bm25"], ks="10", include_trained=True)
+    assert whole.report["queries"] == len(labelled) and whole.report["held_out"]["trained_on_evaluated"] == 7
+    assert whole.report["recommended"] is None and whole.report["recommendation_withheld"] == "include_trained"
+    assert "no system is recommended" in evaluate.held_out_line(whole.report, "en")
+
+
+def test_a_rerankers_training_queries_are_left_out_too(demo, tmp_path, monkeypatch, tiny_reranker):
+    from studio.dataset.fingerprints import fingerprint
+
+    monkeypatch.setattr(config, "MODELS_DIR", tmp_path / "models")
+    labelled = sorted(gold_queries(demo).values())
+    reranker = tmp_path / "models" / "rr"  # the module's tiny reranker, with a fine-tune's record of its own
+    reranker.mkdir(parents=True)
+    for part in tiny_reranker.iterdir():
+        (reranker / part.name).symlink_to(part)
+    (reranker / "studio_model.json").write_text(json.dumps({"queries": {"train": [fingerprint(labelled[0])],
+                                                                        "valid": []}}))
+    result = evaluate.evaluate(demo, EXPERT, [], "db", systems=["bm25>rr"], ks="10", rerank_top=5)
+    assert labelled[0] not in result.evalset.queries.values()
+    assert result.report["held_out"]["by_model"] == {"rr": 1}
+
+
+def test_nothing_held_out_is_refused_with_the_way_out(demo, tmp_path, monkeypatch):
+    from studio.dataset.fingerprints import fingerprint
+
+    monkeypatch.setattr(config, "MODELS_DIR", tmp_path / "models")
+    labelled = gold_queries(demo).values()
+    fine_tune_of_embedded(tmp_path, "ft", {"queries": {"train": [fingerprint(q) for q in labelled], "valid": []}})
+    with pytest.raises(StudioError) as err:
+        evaluate.evaluate(demo, EXPERT, ["ft"], "db", ks="10")
+    assert err.value.code == "no_held_out_queries" and "--test-fraction" in str(err.value)
 
 
 def test_a_beir_folders_split_and_the_first_model_as_the_baseline(p, tmp_path):

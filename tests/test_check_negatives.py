@@ -158,7 +158,7 @@ def test_ratings_flip_or_confirm_and_the_export_counts_and_uses_them(template, t
     rate_twice(p, partial["id"], 1, 1)
     rate_twice(p, disputed["id"], 2, 0)  # no gold label until an expert decides
     result = data.export_triplets(p, ADMIN, tmp_path / "out" / "train.jsonl", hard_negatives="none",
-                                  valid_fraction=0.0, negatives=64)
+                                  valid_fraction=0.0, test_fraction=0.0, negatives=64)
     assert result.manifest["checked_negatives"] == {"queued": 40, "rated": 3, "flipped_to_positive": 1,
                                                     "confirmed_negative": 1, "partial": 1}
     saved = json.loads(result.manifest_path.read_text(encoding="utf-8"))
@@ -174,7 +174,7 @@ def test_ratings_flip_or_confirm_and_the_export_counts_and_uses_them(template, t
     line = lines[gold.queries[partial["q"]]]
     assert gold.corpus[partial["d"]] not in line["pos"] + line["neg"], "partial, dropped: neither"
     as_positive = data.export_triplets(p, ADMIN, tmp_path / "out2" / "train.jsonl", hard_negatives="none",
-                                       valid_fraction=0.0, partial="positive")
+                                       valid_fraction=0.0, test_fraction=0.0, partial="positive")
     assert as_positive.manifest["checked_negatives"] == {"queued": 40, "rated": 3, "flipped_to_positive": 2,
                                                          "confirmed_negative": 1, "partial": 0}
     # Choosing it again: the judged ones are settled, so their queries get fresh candidates; nothing is duplicated.

@@ -145,7 +145,7 @@ def test_mining_window_skips_the_top_ranks(gold):
 def test_export_files_and_format(gold, tmp_path):
     stages = []
     result = export_triplets(gold, tmp_path / "out" / "train.jsonl",
-                             ExportOptions(valid_fraction=0.3, hard_negatives="bm25", negatives=4, seed=3,
+                             ExportOptions(test_fraction=0.0, valid_fraction=0.3, hard_negatives="bm25", negatives=4, seed=3,
                                            rank_window=(2, 40)),
                              progress=lambda f, stage: stages.append(stage))
     assert stages[0] == "split" and "mining" in stages and "writing" in stages and stages[-1] == "done"
@@ -191,8 +191,8 @@ def test_export_files_and_format(gold, tmp_path):
 
 def test_export_no_validation_and_stale_valid_removed(gold, tmp_path):
     out = tmp_path / "train.jsonl"
-    assert export_triplets(gold, out, ExportOptions(valid_fraction=0.3, hard_negatives="none")).valid_path
-    result = export_triplets(gold, out, ExportOptions(valid_fraction=0.0, hard_negatives="none"))
+    assert export_triplets(gold, out, ExportOptions(test_fraction=0.0, valid_fraction=0.3, hard_negatives="none")).valid_path
+    result = export_triplets(gold, out, ExportOptions(test_fraction=0.0, valid_fraction=0.0, hard_negatives="none"))
     assert result.valid_path is None and result.manifest["files"]["valid"] is None
     assert not (tmp_path / "train.valid.jsonl").exists()
     assert result.counts["valid_queries"] == 0 and result.counts["train_lines"] == 7
@@ -201,7 +201,7 @@ def test_export_no_validation_and_stale_valid_removed(gold, tmp_path):
 def test_export_mined_negatives_skip_near_copy_and_partials(tmp_path):
     gold = make_gold(extra_docs={"copy": COPY})
     result = export_triplets(gold, tmp_path / "t.jsonl", ExportOptions(
-        valid_fraction=0.0, hard_negatives="bm25", negatives=6, rank_window=(0, 40)))
+        test_fraction=0.0, valid_fraction=0.0, hard_negatives="bm25", negatives=6, rank_window=(0, 40)))
     line = next(x for x in read_jsonl(result.train_path) if x["query"] == QUERIES["q1"])
     assert COPY not in line["neg"]
     assert gold.corpus["dia2"] not in line["neg"] + line["pos"]  # a partial is neither positive nor negative
@@ -211,7 +211,7 @@ def test_export_mined_negatives_skip_near_copy_and_partials(tmp_path):
 
 def test_partial_as_positive_and_rating_scores(gold, tmp_path):
     result = export_triplets(gold, tmp_path / "t.jsonl", ExportOptions(
-        valid_fraction=0.0, hard_negatives="none", partial="positive", scores="ratings", prompt="Represent: "))
+        test_fraction=0.0, valid_fraction=0.0, hard_negatives="none", partial="positive", scores="ratings", prompt="Represent: "))
     lines = {x["query"]: x for x in read_jsonl(result.train_path)}
     q1 = lines[QUERIES["q1"]]
     assert q1["pos"] == [gold.corpus["dia0"], gold.corpus["dia2"]] and q1["pos_scores"] == [1.0, 0.5]
@@ -224,7 +224,7 @@ def test_partial_as_positive_and_rating_scores(gold, tmp_path):
 def test_export_is_byte_identical_for_a_seed(gold, tmp_path):
     def files(folder: str, seed: int) -> tuple[bytes, bytes, bytes]:
         r = export_triplets(gold, tmp_path / folder / "train.jsonl",
-                            ExportOptions(valid_fraction=0.3, hard_negatives="bm25", negatives=5, seed=seed,
+                            ExportOptions(test_fraction=0.0, valid_fraction=0.3, hard_negatives="bm25", negatives=5, seed=seed,
                                           rank_window=(1, 30)))
         return r.train_path.read_bytes(), r.valid_path.read_bytes(), r.csv_path.read_bytes()
 
@@ -233,8 +233,8 @@ def test_export_is_byte_identical_for_a_seed(gold, tmp_path):
 
 
 @pytest.mark.parametrize("options, code", [
-    (ExportOptions(valid_fraction=0.5), "bad_valid_fraction"),
-    (ExportOptions(valid_fraction=-0.1), "bad_valid_fraction"),
+    (ExportOptions(test_fraction=0.0, valid_fraction=0.5), "bad_valid_fraction"),
+    (ExportOptions(test_fraction=0.0, valid_fraction=-0.1), "bad_valid_fraction"),
     (ExportOptions(hard_negatives="colbert"), "bad_hard_negatives"),
     (ExportOptions(negatives=0), "bad_negatives"),
     (ExportOptions(negatives=65), "bad_negatives"),
@@ -302,7 +302,7 @@ def negative_keys(gold: GoldSet, result) -> dict[str, list[str]]:
 @pytest.mark.parametrize("method", ["dense", "hybrid"])
 def test_tiny_corpus_falls_back_to_documents_above_the_window(tmp_path, method):
     gold = tiny_gold()
-    options = ExportOptions(valid_fraction=0.0, hard_negatives=method, negatives=7, seed=5)
+    options = ExportOptions(test_fraction=0.0, valid_fraction=0.0, hard_negatives=method, negatives=7, seed=5)
     result = export_triplets(gold, tmp_path / "a" / "train.jsonl", options)
     counts = result.counts
     assert counts["train_lines"] == 3 and counts["skipped_no_negatives"] == 0 and not result.warnings
@@ -331,7 +331,7 @@ def test_fallback_prefers_the_window_then_random_then_nearest_the_window(tmp_pat
 
     def negatives(n: int) -> list[str]:
         result = export_triplets(gold, tmp_path / f"n{n}" / "t.jsonl", ExportOptions(
-            valid_fraction=0.0, hard_negatives="bm25", negatives=n, rank_window=(5, 50)))
+            test_fraction=0.0, valid_fraction=0.0, hard_negatives="bm25", negatives=n, rank_window=(5, 50)))
         return negative_keys(gold, result)["q3"]
 
     assert not set(negatives(20)) & set(unlabelled)  # enough window and random documents
@@ -345,7 +345,7 @@ def test_fallback_prefers_the_window_then_random_then_nearest_the_window(tmp_pat
 def test_no_negative_is_ever_a_positive(tmp_path, method, partial):
     gold = tiny_gold(extra_docs={"copy": COPY})
     result = export_triplets(gold, tmp_path / "t.jsonl", ExportOptions(
-        valid_fraction=0.0, hard_negatives=method, negatives=9, partial=partial))
+        test_fraction=0.0, valid_fraction=0.0, hard_negatives=method, negatives=9, partial=partial))
     lines = read_jsonl(result.train_path)
     assert len(lines) == 3
     for line in lines:
@@ -359,7 +359,7 @@ def test_no_negative_is_ever_a_positive(tmp_path, method, partial):
 def test_query_without_any_negative_is_skipped_with_a_warning(tmp_path):
     everything = {d: 2 for d in tiny_gold().corpus}
     gold = tiny_gold({"q1": {"dia0": 2, "hyp0": 0}, "q2": everything})
-    result = export_triplets(gold, tmp_path / "t.jsonl", ExportOptions(valid_fraction=0.0))
+    result = export_triplets(gold, tmp_path / "t.jsonl", ExportOptions(test_fraction=0.0, valid_fraction=0.0))
     assert result.counts["train_lines"] == 1 and result.counts["skipped_no_negatives"] == 1
     assert result.warnings == [("data.warn_no_negatives_one", {"count": 1})]
     assert "skipped_no_negatives" in result.warning_texts("en")[0]
@@ -369,13 +369,13 @@ def test_query_without_any_negative_is_skipped_with_a_warning(tmp_path):
 @pytest.mark.parametrize("method", ["none", "hybrid"])
 def test_no_training_line_raises_and_writes_nothing(gold, tmp_path, method):
     out = tmp_path / "train.jsonl"
-    export_triplets(gold, out, ExportOptions(valid_fraction=0.3, hard_negatives="none"))
+    export_triplets(gold, out, ExportOptions(test_fraction=0.0, valid_fraction=0.3, hard_negatives="none"))
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     assert "train.valid.jsonl" in before
     corpus = tiny_gold().corpus
     all_relevant = tiny_gold({"q1": {d: 2 for d in corpus}, "q2": {d: 1 if d == "dia0" else 2 for d in corpus}})
     with pytest.raises(StudioError) as err:
-        export_triplets(all_relevant, out, ExportOptions(valid_fraction=0.0, hard_negatives=method))
+        export_triplets(all_relevant, out, ExportOptions(test_fraction=0.0, valid_fraction=0.0, hard_negatives=method))
     assert err.value.code == "no_negatives" and err.value.params == {"queries": 2}
     assert "negative" in str(err.value) and "import more documents" in str(err.value)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # nothing written, nothing removed

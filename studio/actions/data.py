@@ -72,7 +72,8 @@ def quality(project: Project, actor: Actor, model: str | None = None, progress: 
 
 @action("admin", cli="export triplets")
 def export_triplets(project: Project, actor: Actor, out_path: str | Path | None = None, *,
-                    valid_fraction: float = 0.1, hard_negatives: str = "hybrid", negatives: int = 7,
+                    valid_fraction: float = 0.1, test_fraction: float = 0.2, hard_negatives: str = "hybrid",
+                    negatives: int = 7,
                     partial: str = "drop", seed: int = 42, model: str | None = None,
                     rank_window: tuple[int, int] = (10, 100), scores: str = "none", prompt: str = "",
                     progress: Progress | None = None, existing: bool = False):
@@ -82,6 +83,8 @@ def export_triplets(project: Project, actor: Actor, out_path: str | Path | None 
         out_path: the training file; default ``exports/<timestamp>/train.jsonl``. Its ``.valid.jsonl``, ``.csv``
             and ``.manifest.json`` are written beside it.
         model: embedder for dense mining; None or empty means the default model (★).
+        test_fraction: share of the labelled queries kept back (no line written; the manifest's ``test`` names
+            them): what ⑧ measures a fine-tune of this file on.
 
     Returns:
         The :class:`~studio.dataset.triplets.ExportResult` (paths, counts, manifest, warnings). The manifest's
@@ -95,7 +98,7 @@ def export_triplets(project: Project, actor: Actor, out_path: str | Path | None 
     from studio.store.queue import source_pairs
 
     out = Path(out_path) if out_path else Path(config.EXPORTS_DIR) / default_export_name()
-    options = ExportOptions(valid_fraction=valid_fraction, hard_negatives=hard_negatives, negatives=negatives,
+    options = ExportOptions(valid_fraction=valid_fraction, test_fraction=test_fraction, hard_negatives=hard_negatives, negatives=negatives,
                             partial=partial, seed=seed, model=default_model(model), rank_window=rank_window,
                             scores=scores, prompt=prompt or "")
     with project.db(existing=existing) as db:

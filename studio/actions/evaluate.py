@@ -87,11 +87,13 @@ def load_evalset(project: Project, source: str, *, folder: str | Path | None = N
 
 
 def load_tuneset(project: Project, source: str, *, folder: str | Path | None = None, split: str | None = None,
-                 tune_on: str | None = None, exclude: str | Path | None = None, existing: bool = False):
+                 tune_on: str | None = None, exclude: str | Path | None = None, models: Sequence[str] = (),
+                 existing: bool = False):
     """The labelled queries that tune fusion weights, never the evaluated ones: a BEIR folder's `tune_on` split
     (the systems leave out what their fine-tunes were trained on), or — on the project's gold labels — the queries
-    of the validation file beside the training file `exclude` (an export's validation split: left out of the
-    evaluation, never a gradient step). None when there is nothing to tune on.
+    of the validation file beside the training file `exclude`, else those some of `models` was validated on and none
+    trained on (an export's validation split: left out of the evaluation, never a gradient step;
+    :func:`studio.evaluation.heldout.validated_only`). None when there is nothing to tune on.
 
     Raises:
         StudioError: ``tune_on_eval_split`` (the evaluated split), ``tune_on_needs_beir`` (a split name on gold
@@ -111,17 +113,26 @@ def load_tuneset(project: Project, source: str, *, folder: str | Path | None = N
         return runner.from_beir(folder, tune_on, name=f"{folder.name}/{tune_on}")
     if tune_on:
         raise StudioError("tune_on_needs_beir")
-    twin = validation_twin(exclude) if exclude else None
-    if twin is None:
-        return None
+    from studio.evaluation.heldout import validated_only
     from studio.store.gold import gold_set
 
-    texts = runner.file_queries(twin)
+    twin = validation_twin(exclude) if exclude else None
+    if twin is None and not models:
+        return None
     with project.db(existing=existing) as db:
         gold = gold_set(db)
+    if twin is not None:
+        texts = runner.file_queries(twin)
+        keys = {q for q, text in gold.queries.items() if text in texts}
+        name = twin.name
+    else:
+        keys = validated_only(gold.queries, models)
+        name = "validation queries"
     qrels = {q: dict(labels) for q, labels in gold.labels.items()
-             if gold.queries[q] in texts and any(v > 0 for v in labels.values())}
-    return runner.EvalSet(twin.name, {q: gold.queries[q] for q in qrels}, dict(gold.corpus), qrels)
+             if q in keys and any(v > 0 for v in labels.values())}
+    if not qrels:
+        return None
+    return runner.EvalSet(name, {q: gold.queries[q] for q in qrels}, dict(gold.corpus), qrels)
 
 
 def system_specs(models: Sequence[str], systems: Sequence[str] = (), *, mode: str = "dense",
@@ -172,7 +183,7 @@ def evaluate(project: Project, actor: Actor, /, models: Sequence[str], source: s
              folder: str | Path | None = None, split: str | None = None, exclude: str | Path | None = None,
              ks: str | Sequence[int] | None = None, mode: str = "dense", weights: Sequence[float] | None = None,
              reranker: str | None = None, rerank_top: int = 100, include_first_stage: bool = True,
-             run_out: Path | None = None, lang: str = "en", existing: bool = False,
+             run_out: Path | None = None, include_trained: bool = False, lang: str = "en", existing: bool = False,
              progress: Callable[[float, str], None] | None = None) -> Evaluation:
     """Evaluate `models` (the first is the baseline) on :func:`load_evalset`'s set; P@K, Recall@K, MRR@K, nDCG@K
     per model and, with two or more, each change and its significance (:func:`studio.evaluation.report.
@@ -181,6 +192,11 @@ def evaluate(project: Project, actor: Actor, /, models: Sequence[str], source: s
     With `systems` (specs such as ``bm25``, ``NAME+bm25``, ``NAME>RERANKER``; see studio.evaluation.systems) every
     model and system is evaluated as a system (:func:`system_specs`; `weights` does not apply), fusions tuned on
     :func:`load_tuneset`'s queries (`tune_on`: a BEIR split), and the report names the ``recommended`` one.
+
+    Held out by default: every query that a model of the evaluated systems (any stage, rerankers included) was
+    trained or validated on is left out (:func:`studio.evaluation.heldout.hold_out`), and ``report["held_out"]``
+    says how many. `include_trained` scores them anyway: then no system is recommended (``recommended`` None,
+    ``recommendation_withheld`` says why) and no recipe can be exported from the report.
 
     Raises:
         StudioError: ``bad_cutoffs``, ``pick_models``, the evaluation set's errors, ``not_m3``, ``model_missing``,
@@ -201,11 +217,15 @@ def evaluate(project: Project, actor: Actor, /, models: Sequence[str], source: s
 
         for spec in specs:
             parse(spec)  # a typo fails before the evaluation set loads
+    from studio.evaluation.heldout import hold_out, models_of
+
+    learners = models_of(specs) if specs else names + ([reranker] if reranker else [])
     evalset = load_evalset(project, source, folder=folder, split=split, exclude=exclude, lang=lang,
                            existing=existing)
+    evalset, held = hold_out(evalset, learners, include_trained=include_trained)
     if specs:
         tune = load_tuneset(project, source, folder=folder, split=split, tune_on=tune_on, exclude=exclude,
-                            existing=existing)
+                            models=learners, existing=existing)
         report, comparisons = evaluate_systems(evalset, specs, cutoffs, tune=tune, rerank_top=int(rerank_top),
                                                run_out=run_out, progress=progress)
     else:
@@ -215,6 +235,10 @@ def evaluate(project: Project, actor: Actor, /, models: Sequence[str], source: s
                                               reranker=reranker, rerank_top=int(rerank_top),
                                               include_first_stage=include_first_stage, run_out=run_out,
                                               progress=progress)
+    report["held_out"] = held.as_dict()
+    if held.included:
+        report["recommended"] = report["recommendation"] = None
+        report["recommendation_withheld"] = "include_trained"
     picked = maps.sample(evalset).query_ids
     return Evaluation(report, comparisons, evalset, [(q, evalset.queries[q]) for q in picked])
 
@@ -267,6 +291,14 @@ def parse_cutoffs(text: str | None) -> tuple[int, ...]:
     return parse(text)
 
 
+def held_out_line(report: dict, lang: str) -> str | None:
+    """How many labelled queries the evaluation left out because a model learned from them (or kept anyway), or
+    None when no model had seen any."""
+    from studio.evaluation.heldout import held_out_line as line
+
+    return line(report.get("held_out"), lang)
+
+
 def warning_lines(report: dict, lang: str) -> list[str]:
     """One sentence per warning of the report (a model or reranker that makes ranking worse, training overlap)."""
     from studio.evaluation.report import warning_lines as lines
@@ -277,6 +309,14 @@ def warning_lines(report: dict, lang: str) -> list[str]:
 def recommendation_line(report: dict, lang: str) -> str | None:
     """Which system is best on these queries, whether its lead is significant, its latency; None without systems."""
     from studio.evaluation.report import recommendation_line as line
+
+    return line(report, lang)
+
+
+def planner_line(report: dict, lang: str) -> str | None:
+    """How many queries would tell the best two systems apart (a 0.02 difference, and their observed one); None
+    without systems."""
+    from studio.evaluation.report import planner_line as line
 
     return line(report, lang)
 

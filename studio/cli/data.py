@@ -54,6 +54,9 @@ def export() -> None:
 @export.command(name="triplets")
 @click.argument("out", type=click.Path(dir_okay=False, path_type=Path), required=False)
 @click.option("--valid-fraction", default=0.1, show_default=True, help="Share of queries held out for validation.")
+@click.option("--test-fraction", default=0.2, show_default=True,
+              help="Share of queries kept back for evaluation: no line is written for them, so `studio eval --db` "
+                   "can measure a fine-tune of this file on them (0 keeps none back).")
 @click.option("--hard-negatives", type=click.Choice(["none", "bm25", "dense", "hybrid"]), default="hybrid",
               show_default=True, help="How to mine negatives beyond the annotated ones.")
 @click.option("--negatives", default=7, show_default=True, help="Negatives per query line.")
@@ -68,14 +71,16 @@ def export() -> None:
 @json_option
 @click.pass_obj
 @friendly
-def export_triplets_cmd(ctx: Context, out: Path | None, valid_fraction: float, hard_negatives: str, negatives: int,
+def export_triplets_cmd(ctx: Context, out: Path | None, valid_fraction: float, test_fraction: float,
+                        hard_negatives: str, negatives: int,
                         partial: str, seed: int, model: str | None, rank_window: str, scores: str, prompt: str,
                         as_json: bool) -> None:
     """Gold labels → FlagEmbedding JSONL ({"query", "pos", "neg"}), split by query, with hard negatives.
 
     \b
     Writes OUT (train; default exports/<timestamp>/train.jsonl), OUT's .valid.jsonl, a flat .csv and a
-    .manifest.json beside it.
+    .manifest.json beside it. A test share of the queries (--test-fraction) gets no line: the manifest names
+    them, and `studio eval --db` measures a fine-tune of OUT on them.
     Example:
         studio export triplets exports/train.jsonl --hard-negatives hybrid --negatives 7
     """
@@ -83,12 +88,14 @@ def export_triplets_cmd(ctx: Context, out: Path | None, valid_fraction: float, h
     window = parse_window(rank_window)
     with _Bar("export") as bar:
         result = data.export_triplets(ctx.project, ctx.actor, out, valid_fraction=valid_fraction,
+                                      test_fraction=test_fraction,
                                       hard_negatives=hard_negatives, negatives=negatives, partial=partial, seed=seed,
                                       model=model, rank_window=window, scores=scores, prompt=prompt, progress=bar,
                                       existing=True)
     c, checked = result.counts, result.manifest["checked_negatives"]
     summary = (f"{result.train_path}: {c['train_lines']} lines ({c['train_queries']} queries); "
-               f"valid: {c['valid_lines']} lines; negatives: {c['annotated_negatives']} annotated, "
+               f"valid: {c['valid_lines']} lines; test (kept back for evaluation): {c['test_queries']} queries; "
+               f"negatives: {c['annotated_negatives']} annotated, "
                f"{c['mined_negatives']} mined, {c['random_negatives']} random")
     if checked["queued"]:
         summary += (f"\nchecked negatives: {checked['queued']} queued, {checked['rated']} rated: "

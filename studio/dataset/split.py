@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import NamedTuple
 
 from studio.dataset.gold import GoldSet
 
@@ -40,33 +41,56 @@ def query_groups(gold: GoldSet, partial_as_positive: bool) -> list[list[str]]:
     return sorted(groups.values())
 
 
-def split_by_query(gold: GoldSet, valid_fraction: float, seed: int,
-                   partial_as_positive: bool) -> tuple[list[str], list[str]]:
-    """Split the queries that have a positive into training and validation keys.
+class Split(NamedTuple):
+    """Query keys of each side of an export, each sorted: training lines, validation lines (a loss to watch), and
+    the test share kept back for evaluation (no line written; named in the manifest)."""
+
+    train: list[str]
+    valid: list[str]
+    test: list[str]
+
+
+def split_queries(gold: GoldSet, valid_fraction: float, test_fraction: float, seed: int,
+                  partial_as_positive: bool) -> Split:
+    """Split the queries that have a positive into training, validation and test keys.
 
     Queries that share a positive document form one group and land on the same side, so neither a query nor a
-    positive document is on both sides. Groups are shuffled with `seed` and moved to validation until it holds
-    about `valid_fraction` of the queries; training always keeps at least one group. Queries without a positive
-    are in neither list (they make no training line).
-
-    Returns:
-        (train query keys, validation query keys), each sorted.
+    positive document is on two sides. Groups are shuffled with `seed`; the test side takes groups until it holds
+    about `test_fraction` of the queries, then the validation side about `valid_fraction`; training always keeps at
+    least one group, and a non-zero fraction gets at least one group while two are left (the test side first: a
+    fine-tune that cannot be measured is worth less than one without a validation loss). Queries without a positive
+    are on no side (they make no training line, and an evaluation cannot score them).
     """
     groups = query_groups(gold, partial_as_positive)
     total = sum(len(g) for g in groups)
-    if valid_fraction <= 0 or len(groups) < 2:
-        return sorted(q for g in groups for q in g), []
-    target = max(1, round(valid_fraction * total))
     order = list(range(len(groups)))
     random.Random(seed).shuffle(order)
-    valid: set[int] = set()
-    size = 0
-    for i in order:
-        if size + len(groups[i]) <= target:
-            valid.add(i)
-            size += len(groups[i])
-    if not valid:
-        # Every group is larger than the target: take the smallest one (first in shuffled order) rather than none.
-        valid.add(min(order, key=lambda i: len(groups[i])))
-    train = sorted(q for i, g in enumerate(groups) if i not in valid for q in g)
-    return train, sorted(q for i in valid for q in groups[i])
+    taken: set[int] = set()
+
+    def take(fraction: float) -> set[int]:
+        if fraction <= 0 or len(groups) - len(taken) < 2:
+            return set()
+        target = max(1, round(fraction * total))
+        chosen: set[int] = set()
+        size = 0
+        for i in order:
+            if i not in taken and size + len(groups[i]) <= target and len(groups) - len(taken) - len(chosen) > 1:
+                chosen.add(i)
+                size += len(groups[i])
+        if not chosen:
+            # Every group is larger than the target: take the smallest one (first in shuffled order) rather than none.
+            chosen.add(min((i for i in order if i not in taken), key=lambda i: len(groups[i])))
+        taken.update(chosen)
+        return chosen
+
+    test = take(test_fraction)
+    valid = take(valid_fraction)
+    keys = lambda chosen: sorted(q for i in chosen for q in groups[i])  # noqa: E731
+    return Split(sorted(q for i, g in enumerate(groups) if i not in taken for q in g), keys(valid), keys(test))
+
+
+def split_by_query(gold: GoldSet, valid_fraction: float, seed: int,
+                   partial_as_positive: bool) -> tuple[list[str], list[str]]:
+    """Training and validation keys without a test share (:func:`split_queries` with ``test_fraction=0``)."""
+    train, valid, _ = split_queries(gold, valid_fraction, 0.0, seed, partial_as_positive)
+    return train, valid

@@ -38,7 +38,7 @@ from typing import TextIO
 from studio.dataset.gold import GoldSet
 from studio.dataset.mining import Mined, mine
 from studio.dataset.naming import VALID_SUFFIX
-from studio.dataset.split import split_by_query
+from studio.dataset.split import split_queries
 from studio.errors import StudioError
 from studio.i18n import t
 
@@ -60,6 +60,7 @@ class ExportOptions:
     """How to turn gold labels into training lines (see the module docstring for the files)."""
 
     valid_fraction: float = 0.1
+    test_fraction: float = 0.2  # kept back, no line written: what an evaluation on the project's gold can measure
     hard_negatives: str = "hybrid"
     negatives: int = 7
     partial: str = "drop"
@@ -74,6 +75,8 @@ class ExportOptions:
         """Raise StudioError for the first option out of range."""
         if not _is_number(self.valid_fraction) or not 0 <= self.valid_fraction < 0.5:
             raise StudioError("bad_valid_fraction", value=self.valid_fraction)
+        if not _is_number(self.test_fraction) or not 0 <= self.test_fraction < 0.5:
+            raise StudioError("bad_test_fraction", value=self.test_fraction)
         if self.hard_negatives not in HARD_NEGATIVES:
             raise StudioError("bad_hard_negatives", value=self.hard_negatives)
         if not _is_int(self.negatives) or not 1 <= self.negatives <= MAX_NEGATIVES:
@@ -157,7 +160,8 @@ def export_triplets(gold: GoldSet, out_path: str | Path, options: ExportOptions 
     report = progress or (lambda fraction, stage: None)
 
     report(0.0, "split")
-    train_keys, valid_keys = split_by_query(gold, options.valid_fraction, options.seed, partial_pos)
+    train_keys, valid_keys, test_keys = split_queries(gold, options.valid_fraction, options.test_fraction,
+                                                      options.seed, partial_pos)
 
     mined = Mined()
     if options.hard_negatives != "none":
@@ -166,7 +170,7 @@ def export_triplets(gold: GoldSet, out_path: str | Path, options: ExportOptions 
                      rank_window=tuple(options.rank_window), max_similarity=options.max_similarity,
                      partial_as_positive=partial_pos, progress=lambda f, stage: report(0.05 + 0.75 * f, "mining"))
 
-    counts = {"train_queries": 0, "valid_queries": 0, "train_lines": 0, "valid_lines": 0, "positives": 0,
+    counts = {"train_queries": 0, "valid_queries": 0, "test_queries": len(test_keys), "train_lines": 0, "valid_lines": 0, "positives": 0,
               "annotated_negatives": 0, "mined_negatives": 0, "random_negatives": 0, "above_window_negatives": 0,
               "skipped_queries": len(labelled) - len(with_pos), "skipped_no_negatives": 0}
     report(0.8, "writing")
@@ -183,6 +187,8 @@ def export_triplets(gold: GoldSet, out_path: str | Path, options: ExportOptions 
              "csv": _sibling(out, ".csv"), "manifest": _sibling(out, ".manifest.json")}
     manifest = _manifest(gold, options, counts, paths)
     manifest["checked_negatives"] = checked_counts(gold, checked, options.partial)
+    # The test share: never written as a line, so no fine-tune of this file learns from it (⑧ measures it)
+    manifest["test"] = {"fraction": options.test_fraction, "queries": len(test_keys), "query_keys": test_keys}
     writers = {
         "train": lambda f: _write_jsonl(f, gold, train, options),
         "valid": lambda f: _write_jsonl(f, gold, valid, options),

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from studio.dataset.fingerprints import file_fingerprints
 from studio.training.config import TrainConfig, passage_max_len
 
 MARKER = "studio_model.json"
@@ -202,6 +203,8 @@ def _model_info(config: TrainConfig, architecture: str, base_path: str | Path, p
         "final": final,
         "train": str(Path(config.train).resolve()),
         "valid": str(Path(config.valid).resolve()) if config.valid else None,
+        # What it learned from, kept when those files are rewritten: evaluations leave these queries out
+        "queries": {"train": file_fingerprints(config.train), "valid": file_fingerprints(config.valid)},
         "train_manifest": None if manifest is None else {
             "path": str(manifest[0].resolve()),
             "source_fingerprint": manifest[1].get("source_fingerprint"),

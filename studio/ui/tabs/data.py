@@ -69,19 +69,20 @@ def run_quality(ctx: UIContext, model: str, lang: str, progress=None, request: g
 
 def run_export(ctx: UIContext, out: str, valid_fraction: float, hard_negatives: str, negatives: float, partial: str,
                seed: float, scores: str, prompt: str, model: str, lang: str, progress=None,
-               request: gr.Request | None = None) -> tuple:
+               request: gr.Request | None = None, test_fraction: float = 0.2) -> tuple:
     """Export triplets to `out`, a name inside exports/ (empty: the default ``<timestamp>/train.jsonl``)."""
     try:
         actor = ctx.actor(request)
         path = page_files.export_path(out, field=t("data.out", lang))
         result = act.export_triplets(ctx.project, actor, path, valid_fraction=float(valid_fraction),
+                                     test_fraction=float(test_fraction),
                                      hard_negatives=hard_negatives, negatives=int(negatives), partial=partial,
                                      seed=int(seed), scores=scores, prompt=prompt or "",
                                      model=optional_model_field(model, field=t("data.model", lang)),
                                      progress=_stage(progress, lang))
         c = result.counts
         message = render.message(t("data.exported", lang, path=str(result.train_path), train=c["train_lines"],
-                                   valid=c["valid_lines"], annotated=c["annotated_negatives"],
+                                   valid=c["valid_lines"], test=c["test_queries"], annotated=c["annotated_negatives"],
                                    mined=c["mined_negatives"], random=c["random_negatives"]), "ok")
         checked = result.manifest.get("checked_negatives") or {}
         if checked.get("queued"):
@@ -127,6 +128,8 @@ def build(ctx: UIContext) -> dict:
                         label=i18n("data.hard_negatives"), scale=3)
     with gr.Row():
         valid = gr.Slider(0, 0.45, value=0.1, step=0.05, label=i18n("data.valid_fraction"))
+        test = gr.Slider(0, 0.45, value=0.2, step=0.05, label=i18n("data.test_fraction"),
+                         info=i18n("data.test_fraction_info"))
         negatives = gr.Slider(1, 32, value=7, step=1, label=i18n("data.negatives"))
         seed = gr.Number(value=42, precision=0, label=i18n("data.seed"))
     with gr.Row():
@@ -144,10 +147,10 @@ def build(ctx: UIContext) -> dict:
     def on_quality(model_: str, lang: str, request: gr.Request, progress=gr.Progress()):
         return run_quality(ctx, model_, lang, progress, request)
 
-    def on_export(out_: str, valid_: float, hard_: str, negatives_: float, partial_: str, seed_: float, scores_: str,
-                  prompt_: str, model_: str, lang: str, request: gr.Request, progress=gr.Progress()):
+    def on_export(out_: str, valid_: float, test_: float, hard_: str, negatives_: float, partial_: str, seed_: float,
+                  scores_: str, prompt_: str, model_: str, lang: str, request: gr.Request, progress=gr.Progress()):
         return run_export(ctx, out_, valid_, hard_, negatives_, partial_, seed_, scores_, prompt_, model_, lang,
-                          progress, request)
+                          progress, request, test_fraction=test_)
 
     def show_if(value):
         return gr.update(visible=bool(value))
@@ -162,7 +165,7 @@ def build(ctx: UIContext) -> dict:
     check.click(on_quality, [model, ctx.lang], [card, lengths, similarity, report_file], api_name="data_quality",
                 concurrency_limit=1
                 ).then(show_if, [report_file], [quality_results], show_progress="hidden", api_visibility="private")
-    export_btn.click(on_export, [out, valid, hard, negatives, partial, seed, scores, prompt, model, ctx.lang],
+    export_btn.click(on_export, [out, valid, test, hard, negatives, partial, seed, scores, prompt, model, ctx.lang],
                      [export_msg, files, preview, out], api_name="data_export", concurrency_limit=1
                      ).then(show_if, [files], [export_results], show_progress="hidden", api_visibility="private")
     ctx.on_load.append((fill_out, [], [out]))
