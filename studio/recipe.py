@@ -187,7 +187,12 @@ def measured_from(report: Mapping, spec: str) -> dict | None:
         except Exception:  # noqa: BLE001  (an entry of a plain model evaluation, e.g. "a → reranker")
             same = False
         if same:
+            held = report.get("held_out") or {}
             return {"evalset": report.get("evalset"), "queries": report.get("queries"),
+                    # how many held-out queries measured it, and that none of them was trained or validated on
+                    "held_out_queries": held.get("queries", report.get("queries")),
+                    "left_out_trained": held.get("left_out", 0),
+                    "trained_on_evaluated": held.get("trained_on_evaluated", 0),
                     "metrics": dict(entry.get("metrics", {})),
                     "ms_per_query": (entry.get("system") or {}).get("ms_per_query",
                                                                    entry.get("timings", {}).get("ms_per_query"))}

@@ -101,3 +101,29 @@ def test_studio_calibrate_explains_what_is_missing_in_one_line(one_kind, tmp_pat
     assert missing.exit_code == 1 and "no database at" in missing.output and "calibrate" in missing.output
     assert not (tmp_path / "typo.db").exists()
     assert run(one_kind.db_path, "calibrate", "--precision", "0").exit_code == 2
+
+
+def test_a_fine_tunes_own_queries_are_left_out_by_default(demo, tmp_path, monkeypatch):
+    """No --exclude-train: the queries the model's studio_model.json says it trained or validated on are left out
+    (a fine-tune looks better separated on them), and the summary says how many; --include-trained keeps them."""
+    from studio import config
+    from studio.dataset.fingerprints import fingerprint
+
+    monkeypatch.setattr(config, "MODELS_DIR", tmp_path / "models")
+    counts = gold_pairs_per_query(demo)
+    texts = sorted(counts)
+    model = tmp_path / "models" / "ft"
+    model.mkdir(parents=True)
+    for part in config.default_model_path().iterdir():  # the embedded model, as if fine-tuned
+        (model / part.name).symlink_to(part)
+    (model / "studio_model.json").write_text(json.dumps(
+        {"queries": {"train": [fingerprint(texts[0])], "valid": [fingerprint(texts[1])]}}))
+    held = calibrate.calibrate(demo, EXPERT, "ft")
+    whole = calibrate.calibrate(demo, EXPERT, "ft", include_trained=True)
+    assert held.pairs == whole.pairs - counts[texts[0]] - counts[texts[1]]
+    assert (held.left_out_queries, held.included_trained) == (2, False)
+    assert whole.included_trained and whole.left_out_queries == 0
+    assert "Left out the 2 labelled queries ft was trained or validated on." in calibrate.summary_lines(held, "en")
+    assert calibrate.summary_lines(whole, "zh-CN")[1].startswith("⚠")
+    out = run(demo.db_path, "calibrate", "--model", "ft", "--json")
+    assert json.loads(out.output)["left_out_queries"] == 2

@@ -79,3 +79,18 @@ def test_the_recommended_system_of_a_report(p):
     report = {"recommendation": {"spec": "default+bm25", "fusion": {"method": "rrf", "weight": None}}}
     assert recipe.recommended(report) == ("default+bm25", {"method": "rrf", "weight": None})
     assert recipe.recommended({"recommendation": None}) is None
+
+
+def test_a_report_that_scored_trained_on_queries_exports_no_recipe(p, tmp_path):
+    """--include-trained: the numbers flatter the fine-tune, so no recipe is written from that report; a held-out
+    report's recipe records how many held-out queries measured it and that none was trained on."""
+    report = {"models": [{"model": "bm25", "metrics": {"ndcg@10": 0.5}, "system": {"spec": "bm25"}}],
+              "queries": 12, "held_out": {"queries": 12, "left_out": 3, "by_model": {"ft": 3}, "included": True,
+                                          "trained_on_evaluated": 3}}
+    with pytest.raises(StudioError) as err:
+        recipe.export_recipe(p, EXPERT, "bm25", tmp_path / "r", measured=report)
+    assert err.value.code == "recipe_from_trained" and not (tmp_path / "r").exists()
+    report["held_out"] = {**report["held_out"], "included": False, "trained_on_evaluated": 0, "queries": 9}
+    written = json.loads(recipe.export_recipe(p, EXPERT, "bm25", tmp_path / "r", measured=report).read_text())
+    assert written["measured"]["held_out_queries"] == 9 and written["measured"]["trained_on_evaluated"] == 0
+    assert written["measured"]["left_out_trained"] == 3

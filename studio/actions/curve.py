@@ -57,7 +57,7 @@ def learning_curve(project: Project, actor: Actor, /, train_file: str | Path, so
     """Fine-tune the recipe from `base` on each fraction of `train_file`'s queries (nested samples, one set per
     seed), score each model's nDCG@10 and Recall@10 on :func:`~studio.actions.evaluate.load_evalset`'s set
     (`source` "beir" with `folder`/`split`, or "db", the gold labels) without the queries of `train_file` and of
-    its ``.valid.jsonl`` twin, and return the :class:`~studio.evaluation.learning_curve.Curve` (its ``workdir``
+    its ``.valid.jsonl`` twin nor those `base` learned from (:func:`studio.evaluation.heldout.hold_out`), and return the :class:`~studio.evaluation.learning_curve.Curve` (its ``workdir``
     holds the runs' logs and ``curve.json``). `options`: TrainConfig fields over the recipe (e.g. epochs);
     `keep`: keep the models in the work folder; `existing`: refuse a database that is not there (the CLI's --db).
     Hours on a CPU with a real file: the CLI and the page show `progress` (share done, what runs now in `lang`).
@@ -68,10 +68,12 @@ def learning_curve(project: Project, actor: Actor, /, train_file: str | Path, so
             :func:`~studio.evaluation.learning_curve.run_curve`.
     """
     from studio.actions.evaluate import load_evalset
+    from studio.evaluation.heldout import hold_out
     from studio.evaluation.learning_curve import run_curve
 
     path = training_path(train_file, lang)
     evalset = load_evalset(project, source, folder=folder, split=split, exclude=path, lang=lang, existing=existing)
+    evalset, _ = hold_out(evalset, [base])  # a base that is itself a fine-tune is not scored on what it learned
     curve = run_curve(path, evalset, base=base, fractions=fractions, seeds=seeds, options=options,
                       workdir=new_workdir(path), keep=keep, lang=lang, progress=progress)
     if project.db_path.is_file():  # a curve on a BEIR folder alone creates no project database

@@ -17,13 +17,15 @@ from studio.cli.base import Context, cli, emit, friendly, json_option
 @click.option("--exclude-train", type=click.Path(exists=True, dir_okay=False),
               help="Leave out the queries of this training file and of its .valid.jsonl beside it (a fine-tune "
                    "looks better separated on the queries it learned from).")
+@click.option("--include-trained", is_flag=True,
+              help="Also calibrate on the queries the model was trained or validated on (left out by default).")
 @click.option("--precision", "target_precision", type=click.FloatRange(0, 1, min_open=True), default=0.9,
               show_default=True, help="Also report the lowest threshold that reaches this precision.")
 @json_option
 @click.pass_obj
 @friendly
-def calibrate(ctx: Context, model: str, kind: str, exclude_train: str | None, target_precision: float,
-              as_json: bool) -> None:
+def calibrate(ctx: Context, model: str, kind: str, exclude_train: str | None, include_trained: bool,
+              target_precision: float, as_json: bool) -> None:
     """The score threshold that best separates the gold 'relevant' from 'irrelevant' pairs (max F1), and the one
     for a target precision, each with its precision and recall. Partially relevant pairs are left out.
 
@@ -36,5 +38,6 @@ def calibrate(ctx: Context, model: str, kind: str, exclude_train: str | None, ta
     from studio.actions import calibrate as actions
 
     result = actions.calibrate(ctx.project, ctx.actor, model, exclude=exclude_train,
-                               target_precision=target_precision, kind=kind, existing=True)
+                               target_precision=target_precision, kind=kind,
+                               include_trained=include_trained, existing=True)
     emit(result.as_dict(), as_json, "\n".join(actions.summary_lines(result, "en")))

@@ -84,11 +84,14 @@ class Calibration:
     target_precision: float
     scores: tuple[float, ...] = ()
     relevant: tuple[bool, ...] = ()
+    left_out_queries: int = 0  # queries the model was trained or validated on (studio.evaluation.heldout)
+    included_trained: bool = False  # ... scored anyway
 
     def as_dict(self) -> dict:
         """JSON-ready: the counts and both thresholds (each with precision, recall and F1), no per-pair scores."""
         return {"model": self.model, "kind": self.kind, "pairs": self.pairs, "positives": self.positives,
                 "negatives": self.negatives, "partial": self.partial, "target_precision": self.target_precision,
+                "left_out_queries": self.left_out_queries, "included_trained": self.included_trained,
                 "best": asdict(self.best), "at_precision": asdict(self.at_precision) if self.at_precision else None}
 
 
