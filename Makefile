@@ -45,6 +45,7 @@ bench-smoke: $(STAMP) bench-deps
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/quality.py --smoke
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/annotate_store.py --smoke
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/queue_strategies.py --smoke
+	HF_HUB_OFFLINE=1 $(BIN)/python bench/query_count.py --smoke
 
 run: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python studio.py

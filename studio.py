@@ -1,4 +1,8 @@
-"""Launcher: `python studio.py [--db annotations.db] [--host 127.0.0.1] [--port 7860]`."""
+"""Launcher: `python studio.py [--db annotations.db] [--host 127.0.0.1] [--port 7860] [serve options]`.
+
+Every option of `studio serve` works here: for a team, `python studio.py --host 0.0.0.0 --auth` with accounts from
+`studio users add`, `--auth-file FILE` or `STUDIO_AUTH`, and `--allow-origin URL` behind a reverse proxy.
+"""
 
 import os
 import sys

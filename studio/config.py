@@ -9,6 +9,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DB = Path(os.environ.get("STUDIO_DB", "annotations.db"))
 JOBS_DIR = Path(os.environ.get("STUDIO_JOBS", "jobs"))
 EXPORTS_DIR = Path(os.environ.get("STUDIO_EXPORTS", "exports"))
+# TREC run files (a production system's rankings) evaluated as the system ``run:NAME``: the page names a file in here.
+RUNS_DIR = Path(os.environ.get("STUDIO_RUNS", "runs"))
 # BEIR folders the app may import or evaluate on: the page names a folder in here, never a server path.
 DATASETS_DIR = Path(os.environ.get("STUDIO_DATASETS", "datasets"))
 MODELS_DIR = Path(os.environ.get("STUDIO_MODELS", PROJECT_ROOT / "models"))

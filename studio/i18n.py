@@ -16,9 +16,14 @@ DEFAULT_LANGUAGE = "en"
 LANGUAGE_NAMES = {"en": "English", "zh-CN": "简体中文"}
 
 
-@lru_cache(maxsize=None)
 def catalogue(lang: str) -> dict[str, str]:
-    """All strings of one language, keyed by dotted names such as ``"annotate.submit"``."""
+    """All strings of one language, keyed by dotted names such as ``"annotate.submit"``; a language the studio does
+    not have (a page may send anything) is normalised (:func:`normalize_language`), never read as a file name."""
+    return _catalogue(lang if lang in LANGUAGES else normalize_language(lang))
+
+
+@lru_cache(maxsize=None)
+def _catalogue(lang: str) -> dict[str, str]:
     with open(LOCALES_DIR / f"{lang}.json", encoding="utf-8") as f:
         return json.load(f)
 

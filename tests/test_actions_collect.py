@@ -6,7 +6,7 @@ import pytest
 
 from studio import config
 from studio.actions import Actor, Project, collect
-from studio.errors import Forbidden
+from studio.errors import Forbidden, StudioError
 from studio.store import opened
 
 ADMIN = Actor("root", "admin", signed_in=True)
@@ -194,3 +194,131 @@ def test_beir_folders_are_refused_below_admin(db_path, actor):
     with pytest.raises(Forbidden):
         collect.beir_folders(Project(db_path), actor)
     assert_refused(db_path, actor, "collect.beir_folders")
+
+
+# ------------------------------------------------------------------------------------------- judge the holes
+
+def top_pairs_of_trec(path, depth: int) -> set[tuple[str, str]]:
+    """(query, document) of each query's first `depth` ranks in a TREC run file, read by its rank column."""
+    found = set()
+    for line in path.read_text(encoding="utf-8").splitlines():
+        qid, _, doc, rank, _, _ = line.split()
+        if int(rank) <= depth:
+            found.add((qid, doc))
+    return found
+
+
+def project_pairs(db_path) -> dict[tuple[str, str], dict]:
+    return {(r["q"], r["d"]): r for r in rows(db_path, (
+        "SELECT q.key AS q, d.key AS d, p.source, p.id, g.label FROM pairs p JOIN queries q ON q.id = p.query_id "
+        "JOIN documents d ON d.id = p.document_id LEFT JOIN gold g ON g.pair_id = p.id"))}
+
+
+def test_pool_unjudged_queues_exactly_the_holes_of_a_systems_top_10_served_first(demo, tmp_path):
+    from click.testing import CliRunner
+
+    from studio.cli import cli
+    from studio.store.annotators import ensure_annotator
+    from studio.store.ratings import next_pair, submit_rating
+
+    def studio(*args):
+        result = CliRunner().invoke(cli, ["--db", str(demo.db_path), *args], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result
+
+    studio("eval", "--db", "--system", "default", "--run-out", str(tmp_path / "runs"))
+    top = top_pairs_of_trec(tmp_path / "runs" / "default.trec", 10)
+    before = project_pairs(demo.db_path)
+    holes = {pair for pair in top if before.get(pair, {}).get("label") is None}
+    new = {pair for pair in holes if pair not in before}
+    assert new and holes - new, "the demo's top 10 holds new pairs and queued unlabelled ones"
+
+    found = json.loads(studio("pool", "--system", "default", "--depth", "10", "--unjudged", "--json").stdout)
+    assert (found["added"], found["already_queued"], found["depth"]) == (len(new), len(holes - new), 10)
+    assert found["queries"] == len({q for q, _ in top}) and found["source"] == "holes"
+    assert found["systems"]["default"]["unjudged"] == len(holes) and found["systems"]["default"]["ran"]
+    after = project_pairs(demo.db_path)
+    assert {pair for pair, row in after.items() if row["source"] == "holes"} == new
+
+    with opened(demo.db_path) as db:
+        ensure_annotator(db, "newcomer")
+        served = next_pair(db, "newcomer")
+    served_pair = next(pair for pair, row in after.items() if row["id"] == served.pair_id)
+    assert served_pair in holes, "a hole comes before the demo's other untouched pairs"
+
+    again = json.loads(studio("pool", "--system", "default", "--depth", "10", "--unjudged", "--json").stdout)
+    assert (again["added"], again["already_queued"]) == (0, len(holes))
+    text = studio("pool", "--system", "default", "--unjudged").stdout
+    assert text.startswith("no new pair: every unjudged pair in the top 10") and "default: " in text
+    entries = rows(demo.db_path, "SELECT actor, after FROM audit_log WHERE action = 'pool' ORDER BY id")
+    assert json.loads(entries[0]["after"])["source"] == "holes" and json.loads(entries[0]["after"])["added"] == len(new)
+
+    with opened(demo.db_path) as db:  # two people agree on the hole served first: it is gold now
+        ensure_annotator(db, "second")
+        submit_rating(db, "newcomer", served.pair_id, 2)
+        submit_rating(db, "second", served.pair_id, 2)
+    last = json.loads(studio("pool", "--system", "default", "--unjudged", "--json").stdout)
+    assert last["systems"]["default"]["unjudged"] == len(holes) - 1 and last["added"] == 0
+
+
+def test_pool_unjudged_takes_the_rankings_an_evaluation_already_made(demo):
+    from studio.store.gold import gold_set
+
+    with opened(demo.db_path) as db:
+        gold = gold_set(db)
+    query = next(q for q, labels in gold.labels.items() if any(v > 0 for v in labels.values()))
+    judged = sorted(gold.labels[query])
+    run = {query: {judged[0]: 3.0, "d095": 2.0, "d094": 1.0, judged[-1]: 0.5}}
+    strategy = rows(demo.db_path, "SELECT count(*) AS n FROM settings")[0]["n"]
+    found = collect.pool_unjudged(demo, ADMIN, [], depth=3, runs={"prod": run})
+    holes = {(query, d) for d in ("d095", "d094") if d not in gold.labels[query]}
+    assert found["systems"]["prod"]["unjudged"] == len(holes) and not found["systems"]["prod"]["ran"]
+    assert found["added"] + found["already_queued"] == len(holes) and found["candidates"] == len(holes)
+    assert found["systems"]["prod"]["missing_queries"] == found["queries"] - 1
+    assert rows(demo.db_path, "SELECT count(*) AS n FROM settings")[0]["n"] == strategy, "the strategy is kept"
+
+
+def test_pool_unjudged_refuses_what_it_cannot_do(demo):
+    from click.testing import CliRunner
+
+    from studio.cli import cli
+
+    def studio(*args):
+        return CliRunner().invoke(cli, ["--db", str(demo.db_path), "pool", *args])
+
+    for args, says in ((["--unjudged"], "name them with --system"),
+                       (["--unjudged", "--system", "bm25", "--k", "5"], "--k pool candidates"),
+                       (["--system", "bm25"], "--system go with --unjudged"),
+                       (["--depth", "5"], "--depth go with --unjudged")):
+        result = studio(*args)
+        assert result.exit_code == 2 and says in result.output, args
+    with pytest.raises(StudioError) as caught:
+        collect.pool_unjudged(demo, ADMIN, [])
+    assert caught.value.code == "pool_no_systems"
+    with pytest.raises(StudioError) as caught:
+        collect.pool_unjudged(demo, ADMIN, ["bm25"], depth=0)
+    assert caught.value.code == "bad_pool_depth"
+
+
+@pytest.mark.parametrize("actor", BELOW_ADMIN, ids=lambda a: a.role)
+def test_pool_unjudged_is_refused_below_admin(demo, actor):
+    pairs = table_size(demo.db_path, "pairs")
+    with pytest.raises(Forbidden):
+        collect.pool_unjudged(demo, actor, ["bm25"])
+    assert table_size(demo.db_path, "pairs") == pairs
+    assert_refused(demo.db_path, actor, "collect.pool_unjudged")
+
+
+def test_holes_are_counted_per_system_and_pooled_by_rank():
+    from studio.dataset.holes import count_unjudged, holes
+
+    qrels = {"q1": {"a": 2, "b": 0}, "q2": {"c": 1}}
+    runs = {"A": {"q1": {"a": 3, "x": 2, "b": 1}, "q2": {"y": 5, "c": 4}},
+            "B": {"q1": {"x": 9, "z": 8, "a": 7}, "q9": {"w": 1}}}
+    counts = count_unjudged(runs, qrels, depth=2)
+    assert counts["A"] == {"pairs": 4, "judged": 2, "unjudged": 2, "judged_share": 0.5, "queries": 2,
+                           "missing_queries": 0}
+    assert counts["B"] == {"pairs": 2, "judged": 0, "unjudged": 2, "judged_share": 0.0, "queries": 2,
+                           "missing_queries": 1}
+    # rank 1: (q1, x) by B, (q2, y) by A; rank 2: (q1, z) by B — (q1, x) is also A's rank 2, so two votes
+    assert holes(runs, qrels, depth=2) == [("q1", "x"), ("q2", "y"), ("q1", "z")]

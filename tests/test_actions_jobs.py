@@ -140,7 +140,33 @@ def test_base_models_start_with_the_default(project, tmp_path, tiny_reranker):
     assert "tiny" in names and "half-written" not in names
 
 
+def test_form_advice_counts_lines_of_a_file_named_inside_exports_only(project, tmp_path):
+    advice = jobs.form_advice(project, ADMIN, task="embedder", base="default", train="run/train.jsonl",
+                              batch_size=4, epochs=1, max_steps=-1)
+    assert advice == jobs.FormAdvice(False, (1, 4), ("epochs", 20, 20)), "4 lines at 4 a step: 1 step, 20 epochs fix it"
+    for typed in (str(tmp_path / "exports" / "run" / "train.jsonl"), "../exports/run/train.jsonl", "/etc/passwd"):
+        assert jobs.form_advice(project, ADMIN, task="embedder", base="/etc", train=typed, batch_size=4, epochs=1,
+                                max_steps=-1) == jobs.FormAdvice(), f"{typed}: a server path is not read"
+
+
+def test_command_preview_shows_the_training_file_relative_to_the_project(project, tmp_path):
+    options = {"task": "reranker", "base": "tiny", "train": "run/train.jsonl", "name": "tiny-rr", "max_steps": 4}
+    command = jobs.command_preview(project, ADMIN, options)
+    assert command.startswith("studio train") and "--train exports/run/train.jsonl" in command
+    assert str(tmp_path) not in command
+    assert "--train '<exports/…/train.jsonl>'" in jobs.command_preview(project, ADMIN, {**options, "train": ""})
+    for typed in ("/etc/passwd", "../x.jsonl", "~/x.jsonl"):
+        with pytest.raises(StudioError, match="must be a name inside exports/"):
+            jobs.command_preview(project, ADMIN, {**options, "train": typed})
+    with pytest.raises(StudioError, match="must be a name inside models/"):
+        jobs.command_preview(project, ADMIN, {**options, "base": str(tmp_path / "models" / "tiny")})
+
+
 CALLS = {
+    "form_advice": lambda project, actor, recipe: jobs.form_advice(project, actor, task="embedder", base="default",
+                                                                   train="run/train.jsonl", batch_size=4, epochs=1),
+    "command_preview": lambda project, actor, recipe: jobs.command_preview(project, actor, {"task": "embedder",
+                                                                           "train": "run/train.jsonl", "name": "x"}),
     "start": lambda project, actor, recipe: jobs.start(project, actor, {**recipe, "name": "other"}),
     "cancel": lambda project, actor, recipe: jobs.cancel(project, actor, 1),
     "resume": lambda project, actor, recipe: jobs.resume(project, actor, 1),

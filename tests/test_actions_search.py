@@ -212,3 +212,61 @@ def test_an_annotator_may_not_search_or_see_examples(demo):
                      (search.similarity, ("a", "b", ["default"])), (search.score_documents, ("q", ["d"], ["default"])),
                      (search.example_queries, ()), (search.send_to_queue, ("q", "d001"))):
         assert_refused(demo, ANNOTATOR, fn, *args)
+
+
+# ------------------------------------------------------------------------------------- a run file as a side (⑨)
+
+@pytest.fixture
+def prod_run(demo, tmp_path, monkeypatch):
+    """runs/prod.trec ranking QUERY (by its key) and another query: d010, an unknown document, d003, d050."""
+    from studio import config
+    from studio.store.lookup import query_keys
+
+    monkeypatch.setattr(config, "RUNS_DIR", tmp_path / "runs")
+    (tmp_path / "runs").mkdir()
+    with opened(demo.db_path) as db:
+        key = query_keys(db, f"  {QUERY} ")[0]
+    (tmp_path / "runs" / "prod.trec").write_text(
+        f"{key} Q0 d010 1 9.5 prod\n{key} Q0 not-in-corpus 2 9.0 prod\n{key} Q0 d003 3 8.25 prod\n"
+        f"{key} Q0 d050 4 1.5 prod\nq-other Q0 d001 1 3.0 prod\n", encoding="utf-8")
+    return key
+
+
+def test_a_run_file_side_shows_its_ranking_for_a_project_query(demo, prod_run):
+    side = search.search(demo, EXPERT, QUERY, "run:prod.trec", k=3).side
+    assert side.name == "run:prod.trec" and side.missing_run is None
+    assert [(h.rank, h.doc_key, h.score) for h in side.hits] == [(1, "d010", 9.5), (2, "d003", 8.25), (3, "d050", 1.5)]
+    assert side.details.precomputed == ("run:prod.trec",) and side.details.unknown_documents == 1 and side.ms == 0
+    bm25 = search.search(demo, EXPERT, QUERY, "bm25", k=100).side
+    fused = search.search(demo, EXPERT, QUERY, "run:prod.trec+bm25@rrf", k=5).side
+    expected = fuse_rrf({"q": {h.doc_key: h.score for h in side.hits}}, run_of(bm25))
+    assert [h.doc_key for h in fused.hits] == ranking(expected, 5) and fused.details.precomputed == ("run:prod.trec",)
+
+
+def test_a_run_file_without_the_query_says_so_on_its_side(demo, prod_run):
+    other = "糖尿病患者可以吃水果吗？"  # a project query the file does not rank
+    result = search.compare(demo, EXPERT, other, "bm25", "run:prod.trec", 5)
+    assert result.right.missing_run == "prod.trec" and result.right.hits == [] and len(result.left.hits) == 5
+    for query in (other, "a query the project has never seen"):
+        with pytest.raises(StudioError) as err:
+            search.search(demo, EXPERT, query, "run:prod.trec")
+        assert str(err.value) == "prod.trec has no ranking for this query"
+    with pytest.raises(StudioError) as err:
+        search.search(demo, EXPERT, QUERY, "run:nope.trec")
+    assert err.value.code == "run_file_missing"
+
+
+def test_the_page_names_run_files_inside_runs_only(demo, prod_run):
+    from studio.ui.tabs.compare import side_html
+
+    fields = {"field": "Left: system", "model_field": "Left: model", "reranker_field": "Left: then rerank with"}
+    assert search.page_system("run:prod.trec + bm25", None, **fields) == "run:prod.trec+bm25"
+    for spec, code in (("run:/etc/passwd", "path_outside"), ("run:../prod.trec", "path_outside"),
+                       ("run:nope.trec", "run_file_missing")):
+        with pytest.raises(StudioError) as err:
+            search.page_system(spec, None, **fields)
+        assert err.value.code == code, spec
+    assert search.run_names() == ["prod.trec"]
+    assert search.system_choices(["m1"], search.run_names()) == ["bm25", "m1", "m1+bm25", "run:prod.trec"]
+    side = search.compare(demo, EXPERT, "糖尿病患者可以吃水果吗？", "bm25", "run:prod.trec", 5).right
+    assert "prod.trec 中没有这个查询的排序结果" in side_html(side, {}, {}, "q", "zh-CN")

@@ -1,3 +1,4 @@
+import getpass
 import json
 
 from click.testing import CliRunner
@@ -87,7 +88,8 @@ def test_quality_and_export_triplets(db_path, tmp_path):
     assert [f["code"] for f in report["findings"]] == ["few_triplets"]
     out = tmp_path / "exp" / "train.jsonl"
     manifest = json.loads(run(db_path, "export", "triplets", str(out), "--hard-negatives", "bm25", "--json").stdout)
-    assert manifest["counts"]["train_lines"] + manifest["counts"]["valid_lines"] == 20
+    assert manifest["counts"]["train_lines"] + manifest["counts"]["valid_lines"] + manifest["test"]["queries"] == 20
+    assert manifest["test"]["queries"] == len(manifest["test"]["query_keys"]) > 0, "kept back for evaluation"
     assert (tmp_path / "exp" / "train.valid.jsonl").exists() and (tmp_path / "exp" / "train.csv").exists()
     first = json.loads(out.read_text(encoding="utf-8").splitlines()[0])
     assert set(first) == {"query", "pos", "neg"} and len(first["neg"]) == 7
@@ -269,7 +271,8 @@ def test_export_triplets_without_a_file_writes_into_exports(db_path, tmp_path, m
     written = sorted((tmp_path / "exports").glob("*/train.jsonl"))
     assert len(written) == 1 and manifest["files"]["train"] == "train.jsonl"
     entry = connect(db_path).execute("SELECT actor, after FROM audit_log WHERE action = 'export'").fetchall()
-    assert [(actor, json.loads(after)["path"]) for actor, after in entry] == [("cli", str(written[0]))]
+    assert [(actor, json.loads(after)["path"]) for actor, after in entry] == [(f"cli:{getpass.getuser()}",
+                                                                               str(written[0]))]
 
 
 def test_models_check_and_delete_by_name(db_path, tmp_path, monkeypatch):

@@ -93,12 +93,12 @@ def test_a_reranker_that_worsens_ranking_is_flagged_never_hidden():
     report, _ = build_report(evalset, results, (1, 10))
     [comparison] = report["comparisons"]
     assert comparison["kind"] == "reranker" and comparison["worse"] and comparison["headline"]["metric"] == "ndcg@10"
-    [warning] = report["warnings"]
+    [warning] = [w for w in report["warnings"] if w["kind"] != "low_judged"]  # 8 unjudged in each top 10
     assert warning["kind"] == "reranker_worse" and warning["significant"] and warning["delta"] < 0
-    en, = warning_lines(report, "en")
+    en = warning_lines(report, "en")[0]
     assert en.startswith("⚠ The reranker makes ranking worse: ndcg@10 drops by")
     assert f"p = {comparison['headline']['p_holm']:.4f}, significant" in en
-    zh, = warning_lines(report, "zh-CN")
+    zh = warning_lines(report, "zh-CN")[0]
     assert "重排序让排序变差了" in zh and "经 Holm 校正后显著" in zh
 
 
@@ -109,7 +109,8 @@ def test_a_better_reranker_gives_no_warning_and_plan_pairs_stages():
             RunResult("B", reversed_run(first), group=1), RunResult("B → R", first, group=1, stage="reranked")]
     assert comparison_plan(runs) == [("model", 0, 2), ("model", 1, 3), ("reranker", 0, 1), ("reranker", 2, 3)]
     report, _ = build_report(evalset, runs, (10,))
-    assert report["warnings"] == [] and warning_lines(report, "en") == []
+    assert {w["kind"] for w in report["warnings"]} == {"low_judged"}, "only the coverage cautions"
+    assert len(warning_lines(report, "en")) == len(report["warnings"])
     assert [c["kind"] for c in report["comparisons"]] == ["model", "model", "reranker", "reranker"]
 
 
@@ -234,7 +235,7 @@ def test_csv_has_one_row_per_model_and_metric_with_deltas(significant_report, tm
     evalset, report = significant_report
     with open(export.write_csv(report, tmp_path / "m.csv"), encoding="utf-8-sig", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 2 * 8 and list(rows[0]) == list(export.METRIC_COLUMNS)
+    assert len(rows) == 2 * (8 + 6) and list(rows[0]) == list(export.METRIC_COLUMNS), "+ coverage at k = 1, 10"
     base = [r for r in rows if r["model"] == "base <model>"]
     tuned = {r["metric"]: r for r in rows if r["model"] == "tuned-v1"}
     assert all(r["delta"] == "" and r["baseline"] == "" for r in base)
@@ -361,13 +362,17 @@ def test_cli_eval_writes_html_and_csv_on_the_demo(tmp_path):
                      "--html", str(html), "--csv", str(table), "--lang", "zh-CN", "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert report["mode"] == "dense" and report["queries"] == 30 and report["warnings"] == []
+    assert report["mode"] == "dense" and report["queries"] == 30
+    assert {w["kind"] for w in report["warnings"]} <= {"low_judged"}, "a model vs itself: nothing worse"
     page = parse(html)
     assert [s for s in page.scripts if s["src"]] == [] and "评估报告" in " ".join(page.text)
     assert f"{report['models'][0]['metrics']['ndcg@10']:.4f}" in " ".join(page.text)
     with open(table, encoding="utf-8-sig") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 2 * 8 and {r["delta"] for r in rows if r["baseline"]} == {"0.0"}
+    # 4 IR metrics, condensed nDCG, judged share and unjudged count at k = 1 and 10, for two runs
+    assert len(rows) == 2 * 14 and {r["delta"] for r in rows if r["baseline"]} == {"0.0"}
+    assert {r["metric"] for r in rows[14:] if not r["baseline"]} == {"ndcg_condensed@1", "ndcg_condensed@10", "judged@1",
+                                                                "judged@10", "unjudged@1", "unjudged@10"}
     assert len((tmp_path / "metrics.queries.csv").read_text(encoding="utf-8-sig").splitlines()) == 1 + 2 * 30
 
 

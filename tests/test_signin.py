@@ -138,7 +138,8 @@ def test_an_annotator_calling_every_endpoint_acts_only_as_herself(server):
     assert after["pairs"] == before["pairs"] and after["jobs"] == before["jobs"] == 0
     assert (server["project"] / "models" / "victim" / "config.json").exists(), "no model deleted"
     new_files = {p for p in files_under(server["home"]) - files_before
-                 if not p.name.startswith("annotations.db") and "gradio-tmp" not in p.parts and p.name != "server.log"}
+                 if not p.name.startswith("annotations.db") and not {"gradio-tmp", ".gradio-tmp"} & set(p.parts)
+                 and p.name != "server.log"}
     assert new_files == set(), f"files written by an annotator's calls: {sorted(map(str, new_files))}"
     for text in texts:
         if text.startswith("/"):
@@ -166,3 +167,72 @@ def test_unsafe_or_invalid_serving_settings_exit_with_a_message(tmp_path, args, 
                             capture_output=True, text=True, timeout=60, cwd=tmp_path,
                             env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert result.returncode != 0 and message in result.stderr
+
+
+@pytest.fixture
+def launched(monkeypatch):
+    """`studio serve` with launch replaced by a recorder: what it would have started the app with."""
+    import studio.ui.app
+
+    calls = []
+    monkeypatch.setattr(studio.ui.app, "launch", lambda **kwargs: calls.append(kwargs))
+    monkeypatch.delenv("STUDIO_AUTH", raising=False)
+    return calls
+
+
+def serve(tmp_path, *args: str, env: dict | None = None):
+    from click.testing import CliRunner
+
+    from studio.cli import cli
+
+    return CliRunner().invoke(cli, ["--db", str(tmp_path / "x.db"), "serve", *args], env=env)
+
+
+def test_pairs_come_from_a_private_file_or_the_environment_without_a_warning(tmp_path, launched):
+    pairs = tmp_path / "accounts.txt"
+    pairs.write_text("# the team\nalice:pass,word1\n\nbob:password2\n", encoding="utf-8")
+    pairs.chmod(0o600)
+    result = serve(tmp_path, "--auth-file", str(pairs), "--allow-origin", "https://studio.example.org",
+                   "--signin-cooldown", "2", "--session-hours", "1.5", "--max-upload-mb", "50")
+    assert result.exit_code == 0 and result.stderr == "", result.output
+    web = launched[0]["web"]
+    assert (web.allow_origins, web.signin_cooldown_s, web.session_idle_s, web.max_upload_mb) == (
+        ("https://studio.example.org",), 120, 5400, 50)
+    from studio.actions import Project, team
+
+    project = Project(tmp_path / "x.db")
+    assert team.quick_start_accounts(project, launched[0]["auth"]) == ["alice", "bob"]
+    assert team.sign_in(project, "alice", "pass,word1"), "one pair per line: a comma may be in a password"
+
+    result = serve(tmp_path, "--auth", env={"STUDIO_AUTH": "carol:password3"})
+    assert result.exit_code == 0 and result.stderr == "" and launched[1]["auth"] == "carol:password3"
+    result = serve(tmp_path, "--auth")
+    assert result.exit_code == 0 and launched[2]["auth"] == "@accounts"
+    web = launched[2]["web"]
+    assert (web.signin_cooldown_s, web.session_idle_s, web.max_upload_mb) == (300, 12 * 3600, 200), "defaults"
+    result = serve(tmp_path)
+    assert result.exit_code == 0 and launched[3]["auth"] is None
+    assert launched[3]["web"].max_upload_mb is None, "on one's own machine uploads stay unlimited, as before"
+
+
+def test_passwords_on_the_command_line_or_in_a_readable_file_warn(tmp_path, launched):
+    result = serve(tmp_path, "--auth", "alice:password1")
+    assert result.exit_code == 0 and "`ps`" in result.stderr and launched[0]["auth"] == "alice:password1"
+    pairs = tmp_path / "accounts.txt"
+    pairs.write_text("alice:password1\n", encoding="utf-8")
+    pairs.chmod(0o644)
+    result = serve(tmp_path, "--auth-file", str(pairs))
+    assert result.exit_code == 0 and "chmod 600" in result.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--auth", "alice:password1", "--auth-file", "{file}"], "one way only"),
+    (["--auth-file", "{empty}"], "no name:password line"),
+    (["--auth", "--allow-origin", "studio.example.org"], "--allow-origin"),
+])
+def test_sign_in_settings_that_cannot_work_exit_with_a_message(tmp_path, launched, args, message):
+    (tmp_path / "file").write_text("alice:password1\n", encoding="utf-8")
+    (tmp_path / "empty").write_text("# nobody yet\n", encoding="utf-8")
+    args = [a.format(file=tmp_path / "file", empty=tmp_path / "empty") for a in args]
+    result = serve(tmp_path, *args)
+    assert result.exit_code != 0 and message in result.output and not launched

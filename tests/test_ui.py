@@ -1,6 +1,7 @@
 """UI handlers as plain functions, plus one check that the whole app builds."""
 
 import json
+import re
 from pathlib import Path
 
 import plotly.graph_objects as go
@@ -302,9 +303,9 @@ def test_train_tab_starts_a_job_and_shows_its_curves(train_project, tmp_path):
     ctx = train_project
     form = ["reranker", "tiny", "run/train.jsonl", "full", "tiny-rr", 1, 4, 4, "1e-3", 2, 16, 32, 0.02, 0.1, "auto",
             False, 16, 32, 0.05]
-    command = train.preview(*form)
+    command = train.preview(ctx, LOCAL, *form)
     assert "--task reranker" in command and "--max-steps 4" in command and "--base tiny" in command
-    assert f"--train {tmp_path / 'exports' / 'run' / 'train.jsonl'}" in command
+    assert "--train exports/run/train.jsonl" in command and str(tmp_path) not in command, "no server path"
     message, job, card, loss_plot, lr_plot, log, table, timer = train.start(ctx, LOCAL, "en", None, *form)
     assert "Job #1 created" in message and job["value"] == 1
     deadline = _time.time() + 120
@@ -373,36 +374,50 @@ def test_train_tab_shows_nothing_to_someone_who_is_not_an_admin(ctx, tmp_path, m
         assert list(db.query("SELECT id FROM jobs")) == []
 
 
-def test_train_tab_warns_when_a_reranker_would_start_without_a_reranker_head(tmp_path, monkeypatch):
+def test_train_tab_warns_when_a_reranker_would_start_without_a_reranker_head(ctx, tmp_path, monkeypatch):
     from studio import config as cfg
     from studio.ui.tabs import train
     from tests.tiny_models import build_tiny_reranker
 
     monkeypatch.setattr(cfg, "MODELS_DIR", tmp_path / "models")
-    warning = train.base_advice("reranker", "default", "en")  # all-MiniLM-L6-v2 is an embedder
+
+    def base_advice(task, base, lang):
+        return train.advice(ctx, LOCAL, task, base, None, 4, 1, -1, lang)[0]
+
+    warning = base_advice("reranker", "default", "en")  # all-MiniLM-L6-v2 is an embedder
     assert "rs-warn" in warning and "not a cross-encoder" in warning and "bge-reranker-v2-m3" in warning
-    assert "不是交叉编码器" in train.base_advice("reranker", "default", "zh-CN")
-    assert train.base_advice("embedder", "default", "en") == ""
+    assert "不是交叉编码器" in base_advice("reranker", "default", "zh-CN")
+    assert base_advice("embedder", "default", "en") == ""
     build_tiny_reranker(tmp_path / "models" / "tiny")
-    assert train.base_advice("reranker", "tiny", "en") == ""  # a cross-encoder
-    assert train.base_advice("reranker", "BAAI/bge-reranker-v2-m3", "en") == ""  # not on this machine: no guess
+    assert base_advice("reranker", "tiny", "en") == ""  # a cross-encoder
+    assert base_advice("reranker", "BAAI/bge-reranker-v2-m3", "en") == ""  # not on this machine: no guess
 
 
-def test_train_tab_warns_when_the_data_gives_too_few_steps(tmp_path, monkeypatch):
+def test_train_tab_warns_when_the_data_gives_too_few_steps(ctx, tmp_path, monkeypatch):
     from studio import config as cfg
     from studio.ui.tabs import train
 
     monkeypatch.setattr(cfg, "EXPORTS_DIR", tmp_path)
     data = tmp_path / "train.jsonl"
     data.write_text("".join('{"query": "q%d", "pos": ["p"], "neg": ["n"]}\n' % i for i in range(18)), encoding="utf-8")
-    warning = train.steps_advice("train.jsonl", 32, 1, -1, "en")
+
+    def steps_advice(name, batch, epochs, max_steps, lang, request=LOCAL):
+        return train.advice(ctx, request, "embedder", "default", name, batch, epochs, max_steps, lang)[0]
+
+    warning = steps_advice("train.jsonl", 32, 1, -1, "en")
     assert "Only 1 training step(s) (18 training queries at batch size 32 × 1 epoch(s))" in warning
-    assert "约 3 个训练步" in train.steps_advice("train.jsonl", 32, 3, -1, "zh-CN")
-    assert train.steps_advice("train.jsonl", 1, 2, -1, "en") == "", "36 steps are enough"
-    assert train.steps_advice("train.jsonl", 32, 1, 50, "en") == "", "max steps decide when set"
-    assert train.steps_advice("missing.jsonl", 32, 1, -1, "en") == ""
-    assert train.steps_advice(str(data), 32, 1, -1, "en") == "", "a server path from the page is not read"
-    assert train.form_advice("embedder", "default", "train.jsonl", 32, 1, -1, "en") == warning
+    assert "约 3 个训练步" in steps_advice("train.jsonl", 32, 3, -1, "zh-CN")
+    assert steps_advice("train.jsonl", 1, 2, -1, "en") == "", "36 steps are enough"
+    assert steps_advice("train.jsonl", 32, 1, 50, "en") == "", "max steps decide when set"
+    assert steps_advice("missing.jsonl", 32, 1, -1, "en") == ""
+    assert steps_advice(str(data), 32, 1, -1, "en") == "", "a server path from the page is not read"
+    from studio.store.annotators import ensure_annotator
+
+    monkeypatch.setattr(ctx, "auth", True)
+    with opened(ctx.db_path) as db:
+        ensure_annotator(db, "eve", "expert")
+    assert steps_advice("train.jsonl", 32, 1, -1, "en", SimpleNamespace(username="eve")) == "", \
+        "only an admin learns how many lines a file under exports/ has"
 
 
 def _train_form(**changes) -> list:
@@ -474,24 +489,30 @@ def test_train_tab_refuses_an_unwritable_models_folder_before_recording_a_job(tr
     assert not (tmp_path / "jobs").exists()
 
 
-def test_train_tab_offers_the_few_steps_fix_in_one_click(tmp_path, monkeypatch):
+def test_train_tab_offers_the_few_steps_fix_in_one_click(ctx, tmp_path, monkeypatch):
     from studio import config as cfg
     from studio.ui.tabs import train
 
     monkeypatch.setattr(cfg, "EXPORTS_DIR", tmp_path)
     (tmp_path / "train.jsonl").write_text("".join('{"query": "q%d", "pos": ["p"], "neg": ["n"]}\n' % i
                                                   for i in range(40)), encoding="utf-8")
-    assert "Only 3 training step(s)" in train.steps_advice("train.jsonl", 16, 1, -1, "en")
-    button = train.fix_button("train.jsonl", 16, 1, -1, "en")  # 3 batches an epoch: 7 epochs reach 20 steps
+
+    def advice(batch, epochs, max_steps, lang="en"):
+        return train.advice(ctx, LOCAL, "embedder", "default", "train.jsonl", batch, epochs, max_steps, lang)
+
+    def apply_fix(batch, epochs, max_steps):
+        return train.apply_fix(ctx, LOCAL, "embedder", "default", "train.jsonl", batch, epochs, max_steps)
+
+    warning, button = advice(16, 1, -1)  # 3 batches an epoch: 7 epochs reach 20 steps
+    assert "Only 3 training step(s)" in warning
     assert button["visible"] and button["value"] == "Set epochs to 7 (21 steps)"
-    assert train.fix_button("train.jsonl", 16, 1, -1, "zh-CN")["value"] == "把训练轮数设为 7（21 步）"
-    epochs, max_steps = train.apply_fix("train.jsonl", 16, 1, -1, "en")
+    assert advice(16, 1, -1, "zh-CN")[1]["value"] == "把训练轮数设为 7（21 步）"
+    epochs, max_steps = apply_fix(16, 1, -1)
     assert epochs["value"] == 7 and "value" not in max_steps
-    assert train.steps_advice("train.jsonl", 16, 7, -1, "en") == "", "the warning is gone once applied"
-    assert train.fix_button("train.jsonl", 16, 7, -1, "en") == {"__type__": "update", "visible": False}
-    assert train.fix_button("train.jsonl", 16, 1, 5, "en")["value"] == "Set max steps to 20 (20 steps)"
-    assert train.apply_fix("train.jsonl", 16, 1, 5, "en")[1]["value"] == 20
-    assert train.fix_button("train.jsonl", None, 1, -1, "en")["visible"] is False, "half-typed form: no button"
+    assert advice(16, 7, -1) == ("", {"__type__": "update", "visible": False}), "the warning is gone once applied"
+    assert advice(16, 1, 5)[1]["value"] == "Set max steps to 20 (20 steps)"
+    assert apply_fix(16, 1, 5)[1]["value"] == 20
+    assert advice(None, 1, -1)[1]["visible"] is False, "half-typed form: no button"
 
 
 def test_train_tab_says_what_happens_before_the_first_step_and_where_resume_continues():
@@ -590,8 +611,10 @@ def no_progress(*args, **kwargs):
 def test_evaluate_tab_evaluates_systems_beside_bm25_on_the_demo_beir_folder(ctx, exports):
     from studio.ui.tabs import evaluate
 
-    summary, bars, table, delta, errors, raw, html_file, csv_file, queries_file, picked = evaluate.run(
+    summary, bars, table, delta, errors, raw, html_file, csv_file, queries_file, picked, kept, holes = evaluate.run(
         ctx, ["default"], "beir", "demo", "test", None, "1,10", "zh-CN", progress=no_progress)
+    assert kept["report"] is raw and set(kept["runs"]) == set(raw["systems"]), "the server keeps what it measured"
+    assert "judged@10（已评判比例）" in errors.columns and not holes["visible"], "no queue button for a BEIR folder"
     assert raw["systems"] == ["default", "bm25", "default+bm25"], "BM25 and the model fused with it, always"
     assert "30 个查询" in summary and "在这 30 个查询上最好的系统：" in summary and "每个查询" in summary
     assert raw["recommended"] in raw["systems"]
@@ -675,7 +698,7 @@ def test_evaluate_tab_draws_the_embedding_map_into_the_report(ctx, exports):
     from studio.ui.tabs import evaluate
 
     form = (["default"], "beir", "demo", "test", None)
-    *_, raw, _, _, _, picked = evaluate.run(ctx, *form, "10", "en", progress=no_progress)
+    *_, raw, _, _, _, picked, _, _ = evaluate.run(ctx, *form, "10", "en", progress=no_progress)
     query = picked["choices"][0][1]
     figure, status, html_file = evaluate.draw_map(ctx, *form, [query], raw, "zh-CN")
     assert isinstance(figure, go.Figure) and "分布图" in status
@@ -711,10 +734,10 @@ def test_evaluate_tab_refuses_an_annotator_and_its_refresh_is_blank(ctx, exports
     summary, *rest = evaluate.run(ctx, ["default"], "beir", "demo", "test", None, "10", "en", request=alice,
                                   progress=no_progress)
     assert "needs the Expert role" in summary and rest[4] is None
-    models, exclude, reranker, folder = evaluate.refresh(ctx, None, None, None, "en", alice)
-    assert models["choices"] == [] and exclude["choices"] == [] and folder["choices"] == []
+    models, exclude, reranker, folder, runs = evaluate.refresh(ctx, None, None, None, "en", alice)
+    assert models["choices"] == [] and exclude["choices"] == [] and folder["choices"] == [] and runs["choices"] == []
     eve = _as(ctx, "eve", "expert")
-    models, exclude, reranker, folder = evaluate.refresh(ctx, None, None, None, "en", eve)
+    models, exclude, reranker, folder, _ = evaluate.refresh(ctx, None, None, None, "en", eve)
     assert models["value"] == ["all-MiniLM-L6-v2"] and folder["value"] == "demo" and "demo" in folder["choices"]
 
 
@@ -878,11 +901,11 @@ def test_evaluate_on_gold_labels_leaves_out_the_fine_tunes_training_queries(tmp_
 def test_evaluate_tab_exports_the_recommended_systems_recipe(ctx, exports):
     from studio.ui.tabs import evaluate
 
-    status, recipe = evaluate.export_recipe(ctx, None, None, "en")
+    status, recipe = evaluate.export_recipe(ctx, None, "en")
     assert "Run an evaluation first" in status and not recipe["interactive"]
-    *_, raw, _, _, _, _ = evaluate.run(ctx, ["default"], "beir", "demo", "test", None, "10", "en",
-                                       progress=no_progress)
-    status, recipe = evaluate.export_recipe(ctx, raw, None, "en")
+    *_, raw, _, _, _, _, kept, _ = evaluate.run(ctx, ["default"], "beir", "demo", "test", None, "10", "en",
+                                                progress=no_progress)
+    status, recipe = evaluate.export_recipe(ctx, kept, "en")
     written = json.loads(Path(recipe["value"]).read_text(encoding="utf-8"))
     assert recipe["interactive"] and Path(recipe["value"]).is_relative_to(exports)
     assert written["spec"] == raw["recommended"] and raw["recommended"] in status
@@ -1010,8 +1033,9 @@ PUBLIC_ENDPOINTS = {
     "annotate_rate_0", "annotate_skip", "annotate_undo", "agreement_report", "adjudicate_decide_2",
     "adjudicate_decide_1", "adjudicate_decide_0", "data_quality", "data_export", "train_start", "train_cancel",
     "train_resume", "models_check", "models_set_default", "models_delete", "evaluate_run", "evaluate_map",
-    "evaluate_calibrate", "evaluate_curve", "evaluate_recipe",
-    "compare_similarity", "compare_score", "compare_search", "compare_send_to_queue", "queue_strategy"}
+    "evaluate_calibrate", "evaluate_curve", "evaluate_recipe", "evaluate_holes",
+    "compare_similarity", "compare_score", "compare_search", "compare_send_to_queue", "queue_strategy",
+    "backup_make"}
 
 
 @pytest.mark.parametrize("auth", [False, True])
@@ -1047,3 +1071,63 @@ def test_closing_a_tab_gives_its_reserved_pair_back(demo_ctx):
     leave(tab)
     with opened(demo_ctx.db_path) as db:
         assert next(db.query("SELECT count(*) AS n FROM assignments WHERE pair_id = ?", [pair]))["n"] == 0
+
+
+def test_evaluate_tab_on_gold_labels_shows_coverage_and_an_admin_sends_the_holes_to_the_queue(demo_ctx, exports):
+    """The demo's gold labels cover about a quarter of each system's top 10: ⑧ shows judged@10 per system, warns that
+    the scores are lower bounds, and offers to queue the unjudged documents — from the runs the server kept, for an
+    admin only; a second click adds nothing new."""
+    from studio.store.gold import gold_set
+    from studio.ui.tabs import evaluate
+
+    summary, *_, errors, raw, _, _, _, _, kept, holes = evaluate.run(
+        demo_ctx, ["default"], "db", "", "test", None, "10", "en", progress=no_progress)
+    assert "likely an underestimate" in summary
+    judged = {m["model"]: m["metrics"]["judged@10"] for m in raw["models"]}
+    assert all(0 < share < 0.9 for share in judged.values())
+    assert list(errors["judged@10"]) == [f"{100 * judged[m]:.0f} %" for m in errors["model"]]
+    total = evaluate.unjudged_total(raw)
+    assert holes["visible"] and holes["value"] == f"Send the {total:,} unjudged documents to the annotation queue"
+    eve = _as(demo_ctx, "eve", "expert")
+    assert "needs the Admin role" in evaluate.send_holes(demo_ctx, kept, "en", eve)
+    status = evaluate.send_holes(demo_ctx, kept, "en", _as(demo_ctx, "ann", "admin"))
+    added, waiting = map(int, re.search(r"Queued (\d+) unjudged pairs .*; (\d+) were already waiting", status).groups())
+    assert added + waiting == total, "the demo's unrated imported pairs are queued already: counted, not added"
+    with opened(demo_ctx.db_path) as db:
+        queued = [(r["q"], r["d"]) for r in db.query(
+            "SELECT q.key AS q, d.key AS d FROM pairs p JOIN queries q ON q.id = p.query_id "
+            "JOIN documents d ON d.id = p.document_id WHERE p.source = 'holes'")]
+        gold = gold_set(db)
+    assert len(queued) == added > 0, "only the pairs it created"
+    assert not [pair for pair in queued if pair[1] in gold.labels.get(pair[0], {})], "only unjudged pairs"
+    assert "Queued 0 unjudged pairs" in evaluate.send_holes(demo_ctx, kept, "en", _as(demo_ctx, "ann", "admin"))
+
+
+def test_evaluate_tab_scoring_trained_on_queries_recommends_nothing_and_exports_no_recipe(demo_ctx, exports,
+                                                                                          tmp_path, monkeypatch):
+    import json as _json
+
+    from studio import config
+    from studio.dataset.fingerprints import fingerprint
+    from studio.store.gold import gold_set
+    from studio.ui.tabs import evaluate
+
+    monkeypatch.setattr(config, "MODELS_DIR", tmp_path / "models")
+    with opened(demo_ctx.db_path) as db:
+        gold = gold_set(db)
+    texts = sorted(t for q, t in gold.queries.items() if any(v > 0 for v in gold.labels[q].values()))
+    model = tmp_path / "models" / "ft"
+    model.mkdir(parents=True)
+    for part in config.default_model_path().iterdir():
+        (model / part.name).symlink_to(part)
+    (model / "studio_model.json").write_text(_json.dumps({"queries": {"train": [fingerprint(t) for t in texts[:10]],
+                                                                      "valid": []}}))
+    summary, *_, raw, _, _, _, _, kept, _ = evaluate.run(demo_ctx, ["ft"], "db", "", "test", None, "10", "en",
+                                                        progress=no_progress)
+    assert raw["queries"] == len(texts) - 10 and "Left out 10 labelled queries" in summary and "★" in summary
+    summary, *_, raw, _, _, _, _, kept, _ = evaluate.run(demo_ctx, ["ft"], "db", "", "test", None, "10", "zh-CN",
+                                                        progress=no_progress, include_trained=True)
+    assert raw["queries"] == len(texts) and raw["recommended"] is None and "★" not in summary
+    assert "不推荐任何系统" in summary
+    status, recipe = evaluate.export_recipe(demo_ctx, kept, "en")
+    assert "--include-trained" in status and not recipe["interactive"]

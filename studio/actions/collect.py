@@ -6,7 +6,7 @@ All of it changes (or reveals) the whole project, so it needs an admin.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +15,7 @@ from studio.actions.base import Actor, Project, action
 from studio.errors import InputError, StudioError
 
 KINDS = ("pairs", "ratings", "beir", "logs")
+HOLES = "holes"  # the source of the pairs pool_unjudged adds: the unjudged pairs of systems' top K
 
 Progress = Callable[[float, str], None]
 
@@ -101,6 +102,75 @@ def pool(project: Project, actor: Actor, k: int = 20, retriever: str = "hybrid",
         queue.set_strategy(project, actor, selection.DEFAULT, model=(model or "").strip() or None)
         result["strategy"] = selection.DEFAULT
     return result
+
+
+@action("admin", cli="pool")
+def pool_unjudged(project: Project, actor: Actor, /, systems: Sequence[str] = (), *, depth: int = 10,
+                  exclude: str | Path | None = None, runs: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None,
+                  progress: Progress | None = None, existing: bool = False) -> dict:
+    """Judge the holes: queue every unjudged (query, document) pair in the top `depth` of `systems`, served first.
+
+    The queries are those an evaluation on the project's gold labels uses (at least one relevant gold label),
+    without the queries of the training file `exclude` and of its ``.valid.jsonl`` twin
+    (:func:`studio.actions.evaluate.load_evalset`) and without those a model of `systems` was trained or validated
+    on (:func:`studio.evaluation.heldout.hold_out`, as an evaluation leaves them out). Each system (a spec: ``bm25``, ``NAME``, ``A+B``,
+    ``run:FILE``, ``…>RERANKER``) runs over the project's corpus as an evaluation runs it
+    (:func:`studio.evaluation.systems.run_systems`, candidates per first stage max(depth, 100), a reranker over the
+    top 100); an unpinned fusion is reciprocal-rank here, untuned (pin ``A+B@0.7`` to pool a tuned one). A spec in
+    `runs` is not run: its ranking is taken as given (query key → {document key: score}; ⑧ passes the runs of the
+    evaluation it just showed, keyed by their names).
+
+    Every pair of the union of their top `depth` without a gold label (:func:`studio.dataset.holes.holes`, pooling
+    order) is added under source ``holes`` and served before every other untouched pair, without changing the
+    queue's strategy (:func:`studio.store.queue.serve_first`; a strategy chosen afterwards, or the default one a
+    later ``studio pool`` applies, orders them with the rest again); one audited ``pool`` entry. Pairs already queued
+    (not rated yet, or awaiting a second rating or an expert) are counted, not added; a second call adds nothing.
+    Documents a run file names that the corpus lacks cannot be rated: counted as ``unknown_documents``.
+
+    Returns:
+        ``{"added": N (pairs created), "already_queued": M, "judged": J (labelled meanwhile), "outside_queue": O,
+        "ordered": pairs now served first, "candidates": distinct unjudged pairs, "unknown_documents": U,
+        "systems": {spec: {"pairs", "judged", "unjudged", "judged_share", "queries", "missing_queries",
+        "fusion", "ran"}}, "queries": Q, "depth": depth, "source": "holes"}``; ``ran`` is False for a spec taken
+        from `runs`, ``fusion`` how a fused system was fused (None otherwise).
+
+    Raises:
+        StudioError: ``pool_no_systems``, ``bad_pool_depth``, a spec's errors, ``no_eval_queries``,
+            ``train_file_missing``, ``model_missing``, ``run_file_missing``, a run file's InputError,
+            ``no_database`` (with `existing`).
+    """
+    from studio.actions.evaluate import load_evalset
+    from studio.dataset import holes
+    from studio.evaluation.heldout import hold_out, models_of
+    from studio.evaluation.systems import parse, run_systems
+    from studio.store import queue as store_queue
+
+    given = dict(runs or {})
+    specs = list(dict.fromkeys([*(parse(s).spec for s in systems or () if str(s).strip()), *given]))
+    if not specs:
+        raise StudioError("pool_no_systems")
+    depth = holes.check_depth(depth)
+    report = progress or (lambda fraction, what: None)
+    evalset = load_evalset(project, "db", exclude=exclude, existing=existing)
+    evalset, held = hold_out(evalset, models_of(specs))  # the queries an evaluation of these systems scores
+    to_run = [parse(s) for s in specs if s not in given]
+    results = run_systems(evalset, to_run, depth=max(depth, 100), rerank_top=100,
+                          progress=lambda f, what: report(0.9 * f, what)) if to_run else []
+    ran = {r.model: r for r in results}
+    rankings = {spec: given[spec] if spec in given else ran[spec].run for spec in specs}
+    per_system = holes.count_unjudged(rankings, evalset.qrels, depth)
+    for spec in specs:
+        info = (ran[spec].info or {}) if spec in ran else {}
+        per_system[spec].update(ran=spec in ran, fusion=info.get("fusion"))
+    found = holes.holes(rankings, evalset.qrels, depth)
+    known = [(q, d) for q, d in found if d in evalset.corpus]
+    report(0.95, "store")
+    with project.db() as db:
+        done = store_queue.serve_first(db, known, source=HOLES, actor=actor.name,
+                                       details={"systems": specs, "depth": depth, "queries": len(evalset.qrels),
+                                                "exclude": str(exclude) if exclude else None})
+    return {**done, "candidates": len(found), "unknown_documents": len(found) - len(known), "systems": per_system,
+            "queries": len(evalset.qrels), "left_out_trained": held.left_out, "depth": depth, "source": HOLES}
 
 
 @action("admin", cli="demo")

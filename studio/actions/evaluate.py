@@ -31,6 +31,7 @@ class Evaluation:
     comparisons: list
     evalset: Any
     map_queries: list[tuple[str, str]] = field(default_factory=list)
+    runs: dict = field(default_factory=dict)  # each system's run (spec → query → document → score)
 
 
 @dataclass
@@ -219,6 +220,7 @@ def evaluate(project: Project, actor: Actor, /, models: Sequence[str], source: s
             parse(spec)  # a typo fails before the evaluation set loads
     from studio.evaluation.heldout import hold_out, models_of
 
+    runs: dict = {}
     learners = models_of(specs) if specs else names + ([reranker] if reranker else [])
     evalset = load_evalset(project, source, folder=folder, split=split, exclude=exclude, lang=lang,
                            existing=existing)
@@ -227,7 +229,7 @@ def evaluate(project: Project, actor: Actor, /, models: Sequence[str], source: s
         tune = load_tuneset(project, source, folder=folder, split=split, tune_on=tune_on, exclude=exclude,
                             models=learners, existing=existing)
         report, comparisons = evaluate_systems(evalset, specs, cutoffs, tune=tune, rerank_top=int(rerank_top),
-                                               run_out=run_out, progress=progress)
+                                               run_out=run_out, progress=progress, keep_runs=runs)
     else:
         if (tune_on or "").strip():
             raise StudioError("tune_on_without_systems")
@@ -236,11 +238,18 @@ def evaluate(project: Project, actor: Actor, /, models: Sequence[str], source: s
                                               include_first_stage=include_first_stage, run_out=run_out,
                                               progress=progress)
     report["held_out"] = held.as_dict()
+    if runs:
+        from studio.dataset.holes import holes
+
+        flagged = [w["model"] for w in report.get("warnings", []) if w["kind"] == "low_judged" and w["model"] in runs]
+        # What "judge the holes" would queue: distinct pairs, a document two systems share counted once
+        report["holes"] = {"depth": 10, "systems": flagged,
+                           "pairs": len(holes({s: runs[s] for s in flagged}, evalset.qrels, 10)) if flagged else 0}
     if held.included:
         report["recommended"] = report["recommendation"] = None
         report["recommendation_withheld"] = "include_trained"
     picked = maps.sample(evalset).query_ids
-    return Evaluation(report, comparisons, evalset, [(q, evalset.queries[q]) for q in picked])
+    return Evaluation(report, comparisons, evalset, [(q, evalset.queries[q]) for q in picked], runs)
 
 
 @action("expert", why_no_cli="⑧'s interactive embedding map (t-SNE), drawn in the page")

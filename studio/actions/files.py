@@ -1,4 +1,5 @@
-"""Files a page names: BEIR folders in datasets/ (or the bundled ``demo``) and training files in exports/.
+"""Files a page names: BEIR folders in datasets/ (or the bundled ``demo``), training files in exports/ and TREC run
+files in runs/.
 
 The page lists names and hands names back; these turn them into paths inside the project's folders
 (:func:`studio.actions.base.inside` refuses an absolute path, '~' or '..'). The CLI, a local admin, takes paths.
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from studio import config
 from studio.actions.base import inside
+from studio.errors import NotFoundError
 from studio.dataset.naming import is_validation_file
 
 DEMO = "demo"  # the bundled demo BEIR folder (config.DEMO_DIR), as the page names it
@@ -44,3 +46,25 @@ def training_file_names() -> list[str]:
 def export_path(name: str | None, *, field: str) -> Path | None:
     """The file a page names inside exports/, or None when the field is empty."""
     return inside(config.EXPORTS_DIR, name, field=field) if (name or "").strip() else None
+
+
+def run_file_names() -> list[str]:
+    """The TREC run files a page may evaluate or search as ``run:NAME``: every file under runs/ (hidden ones
+    left out), as names inside runs/ (``prod.trec``, ``2026/prod.trec``), by name."""
+    root = Path(config.RUNS_DIR)
+    if not root.is_dir():
+        return []
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()
+                  and not any(part.startswith(".") for part in p.relative_to(root).parts))
+
+
+def run_path(name: str | None, *, field: str) -> Path:
+    """The run file a page names inside runs/ (an absolute path, '~' or '..' is refused: ``path_outside``).
+
+    Raises:
+        StudioError: ``empty_field``, ``path_outside``; NotFoundError ``run_file_missing``.
+    """
+    path = inside(config.RUNS_DIR, name, field=field)
+    if not path.is_file():
+        raise NotFoundError("run_file_missing", name=(name or "").strip(), folder=f"{Path(config.RUNS_DIR).name}/")
+    return path

@@ -9,12 +9,15 @@ model's name ("default" = the ★ default model of ⑦ Models).
 from __future__ import annotations
 
 import dataclasses
+import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from studio import config as studio_config
 from studio.actions import files
 from studio.actions.base import Actor, Project, action
+from studio.actions.models import model_field
 from studio.errors import StudioError
 from studio.store import jobs as store_jobs
 # Light (no torch): the CLI's and the Train form's few-steps warning and its one-click fix.
@@ -22,6 +25,7 @@ from studio.training.config import TrainConfig, steps_fix, too_few_steps  # noqa
 
 ACTIVE = ("queued", "running")
 recipe = TrainConfig.recipe  # the measured recipe's value of a setting: the CLI's and the Train form's defaults
+TRAIN_PLACEHOLDER = "<exports/…/train.jsonl>"  # the preview's training file before one is chosen
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,57 @@ def starts_without_reranker_head(task: str, base: str | None) -> bool:
 
     path = Path(resolve((base or "").strip() or "default"))
     return path.is_dir() and describe(path).kind != "reranker"
+
+
+@dataclass(frozen=True)
+class FormAdvice:
+    """What the Train form warns about before Start: a reranker that would start without a reranker head
+    (``new_head``), too few optimizer steps (``few_steps``: steps, training lines) and the one change that gives
+    enough (``fix``: setting, new value, steps it then takes)."""
+
+    new_head: bool = False
+    few_steps: tuple[int, int] | None = None
+    fix: tuple[str, int | float, int] | None = None
+
+
+@action("admin", why_no_cli="the Train form's warnings while it is filled in (`studio train` prints the same ones)")
+def form_advice(project: Project, actor: Actor, /, *, task: str, base: str | None, train: str | None,
+                batch_size: int, epochs: float, max_steps: int = -1) -> FormAdvice:
+    """The Train form's warnings for what the page sends: `base` a model name or hub id, `train` a name inside
+    exports/. A name the page may not send (a server path, '..') gives no advice rather than an error: Start
+    says what is wrong with it. The line count of a file under exports/ is an admin's to see, as the file is."""
+    try:
+        new_head = starts_without_reranker_head(task, model_field((base or "").strip() or "default", field="base"))
+    except StudioError:
+        new_head = False
+    try:
+        path = files.export_path(train, field="train")
+    except StudioError:
+        path = None
+    few = too_few_steps(path, batch_size, epochs, max_steps) if path is not None else None
+    fix = steps_fix(path, batch_size, epochs, max_steps) if few is not None else None
+    return FormAdvice(new_head, few, fix)
+
+
+@action("admin", why_no_cli="the Train form's preview of the `studio train` command it stands for")
+def command_preview(project: Project, actor: Actor, options: Mapping, /) -> str:
+    """The ``studio train …`` shell line that asks for the job the form describes (the form's options, `train` a
+    name inside exports/). Paths are shown relative to the project (``exports/run/train.jsonl``), never as the
+    server's own; without a training file a placeholder stands in.
+
+    Raises:
+        StudioError: ``path_outside`` for a training file or base model that is not a name the page may send.
+    """
+    opts = dict(options)
+    name = str(opts.get("train") or "").strip()
+    if name:
+        files.export_path(name, field="train")  # refuses a server path, '~' or '..'
+        opts["train"] = f"{Path(studio_config.EXPORTS_DIR).name}/{name}"
+    else:
+        opts["train"] = TRAIN_PLACEHOLDER
+    opts["base"] = model_field(str(opts.get("base") or "").strip() or "default", field="base")
+    opts["name"] = str(opts.get("name") or "").strip() or "<name>"
+    return " ".join(shlex.quote(a) for a in command_line(opts))
 
 
 @action("admin", cli="train")

@@ -65,17 +65,23 @@ def export_recipe(project: Project, actor: Actor, /, spec: str, out: str | Path 
     export is audited (``recipe.export``) in the project's log when the project has a database.
 
     Raises:
-        StudioError: a spec's errors (``system_*``), ``bad_precision``, ``bad_source``, ``tune_on_eval_split``,
+        StudioError: a spec's errors (``system_*``), ``recipe_run_file`` (a ``run:FILE`` stage),
+            ``bad_precision``, ``bad_source``, ``tune_on_eval_split``,
             ``tune_on_needs_beir``, ``train_file_missing``, ``model_missing``, ``not_m3``, ``no_database`` (with
-            `existing`, tuning on gold labels).
+            `existing`, tuning on gold labels), ``recipe_from_trained`` (`measured` scored queries its models were
+            trained or validated on: ``--include-trained``).
     """
     from studio import recipe as recipes
     from studio.retrieval.systems import parse
 
     system = parse(spec)
+    if system.run_files:  # precomputed rankings: nothing to deploy that could search a new query
+        raise StudioError("recipe_run_file", spec=system.spec, file=system.run_files[0])
     if not 0 < float(target_precision) <= 1:
         raise StudioError("bad_precision", value=target_precision)
     report = measured if measured is not None and "models" in measured else None
+    if report and (report.get("held_out") or {}).get("included"):
+        raise StudioError("recipe_from_trained", spec=system.spec)
     entry = recipes.report_entry(report, system.spec) if report else None
     measured = recipes.measured_from(report, system.spec) if report else (dict(measured) if measured else None)
     if fusion is None and entry:
@@ -106,7 +112,7 @@ def _tune(project: Project, system, source: str | None, *, folder, split, tune_o
     from studio.evaluation.systems import fusion_for
 
     tune = load_tuneset(project, source, folder=folder, split=split, tune_on=tune_on, exclude=exclude,
-                        existing=existing) if source else None
+                        models=system.models, existing=existing) if source else None
     if tune is None:
         return fusion_for(system, None)
     evaluated = load_evalset(project, source, folder=folder, split=split, exclude=exclude, lang=lang,

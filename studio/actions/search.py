@@ -4,7 +4,10 @@ playground's similarity and scoring checks; sending a result to the annotation q
 A side is a system spec (:mod:`studio.retrieval.systems`): ``bm25``, a model, ``NAME:sparse`` (BGE-M3), a fusion
 ``NAME+bm25`` (``@0.7`` pins a weight, ``@rrf`` reciprocal rank; unpinned, one query fuses by reciprocal rank), each
 optionally ``>RERANKER``; searched by :func:`studio.retrieval.system_search.search_system`. The older form, a model
-name plus a separate reranker, still works: it is the spec ``NAME>RERANKER``.
+name plus a separate reranker, still works: it is the spec ``NAME>RERANKER``. A side may be a TREC run file in runs/,
+``run:prod.trec`` (fused or reranked like any first stage): it shows the file's ranking for the typed query when the
+query is one of the project's (matched by its text) and the file ranks it; otherwise that side says the file has no
+ranking for this query (:attr:`Side.missing_run`).
 
 Searching shows gold labels, so it needs an expert; putting a pair in the queue changes the project and is an
 admin's (audited under the actor by the import it makes).
@@ -32,13 +35,15 @@ class Side:
     doc_key, score), how far each document moved up against the other side (None: not there; empty without another
     side), the milliseconds the search took (query encoding, searches, fusion and reranking; index building and
     model loading excluded) and how it was searched (:class:`studio.retrieval.system_search.Details`: the fusion
-    used, whether the spec pinned it, the reranker's depth)."""
+    used, whether the spec pinned it, the reranker's depth). `missing_run` names the run file that has no ranking
+    for the query (the side has no hits then)."""
 
     name: str
     hits: list
     moves: dict[str, int | None]
     ms: float
     details: Details | None = None
+    missing_run: str | None = None
 
 
 @dataclass(frozen=True)
@@ -91,26 +96,39 @@ def page_system(spec: str | None, reranker: str | None, *, field: str, model_fie
         field, model_field, reranker_field: how messages name the system field, a model in it and a reranker.
 
     Raises:
-        StudioError: ``empty_field``, ``path_outside``, the spec's errors.
+        StudioError: ``empty_field``, ``path_outside`` (a model or a run file outside its folder), the spec's errors;
+            NotFoundError ``run_file_missing``.
     """
+    from studio.actions.files import run_path
     from studio.actions.models import model_field as checked_model
 
     if not (spec or "").strip():
         raise StudioError("empty_field", field=field)
     system = system_of(spec)
-    stages = tuple(s if s.is_bm25 else replace(s, model=checked_model(s.model, field=model_field))
+    for stage in system.stages:
+        if stage.is_run:
+            run_path(stage.run_name, field=field)  # a name inside runs/, never a server path
+    stages = tuple(s if s.is_bm25 or s.is_run else replace(s, model=checked_model(s.model, field=model_field))
                    for s in system.stages)
     rerankers = [checked_model(r, field=reranker_field) for r in (system.reranker, _clean(reranker)) if r]
     return system_of(replace(system, stages=stages, reranker=rerankers[0] if rerankers else None),
                      rerankers[1] if len(rerankers) > 1 else None).spec
 
 
-def system_choices(embedders: Sequence[str]) -> list[str]:
+def system_choices(embedders: Sequence[str], runs: Sequence[str] = ()) -> list[str]:
     """What ⑨'s system pickers offer: ``bm25``, each embedder, then each fused with BM25 (``NAME+bm25``, reciprocal
-    rank for a single query); anything else can be typed."""
-    from studio.retrieval.systems import BM25
+    rank for a single query), then each run file in `runs` as ``run:NAME`` (:func:`run_names`); anything else can
+    be typed."""
+    from studio.retrieval.systems import BM25, RUN
 
-    return [BM25, *embedders, *(f"{name}+{BM25}" for name in embedders)]
+    return [BM25, *embedders, *(f"{name}+{BM25}" for name in embedders), *(RUN + name for name in runs)]
+
+
+def run_names() -> list[str]:
+    """The TREC run files in the project's runs/ folder, as names inside it (what ``run:NAME`` takes)."""
+    from studio.actions.files import run_file_names
+
+    return run_file_names()
 
 
 def default_depth() -> int:
@@ -129,25 +147,36 @@ def playground_example() -> tuple[str, list[str]]:
     return KEYWORD_TRAP[0], list(KEYWORD_TRAP[1])
 
 
-def _corpus(project: Project, query: str) -> tuple[list[str], list[str], dict[str, dict], dict[str, int]]:
-    from studio.store.lookup import gold_for_query, searchable_corpus
+def _corpus(project: Project, query: str) -> tuple[list[str], list[str], dict[str, dict], dict[str, int], list[str]]:
+    """The corpus (keys, texts, key → {title, text}), `query`'s gold labels and the keys of the stored queries
+    with its text (what a run file's rankings are keyed by)."""
+    from studio.store.lookup import gold_for_query, query_keys, searchable_corpus
 
     if not (query or "").strip():
         raise StudioError("empty_query")
     with project.db() as db:
         keys, texts, docs = searchable_corpus(db)
         gold = gold_for_query(db, query)
+        stored = query_keys(db, query)
     if not keys:
         raise StudioError("no_corpus")
-    return keys, texts, docs, gold
+    return keys, texts, docs, gold, stored
 
 
-def _side(system: System, query: str, keys: list[str], texts: list[str], k: int, depth: int | None) -> Side:
+def _side(system: System, query: str, keys: list[str], texts: list[str], k: int, depth: int | None,
+          query_keys: Sequence[str] = (), *, missing_ok: bool = False) -> Side:
     """One side's results (moves filled in by :func:`compare`). Indexes are built and models loaded before the
-    timing starts (once per process and corpus), so the first query does not show seconds of loading."""
+    timing starts (once per process and corpus), so the first query does not show seconds of loading. With
+    `missing_ok`, a run file without a ranking for the query gives a side without hits that names it."""
     from studio.retrieval.system_search import search_system
 
-    hits, ms, details = search_system(system, query, keys, texts, k, rerank_depth=depth or default_depth())
+    try:
+        hits, ms, details = search_system(system, query, keys, texts, k, rerank_depth=depth or default_depth(),
+                                          query_keys=query_keys)
+    except StudioError as exc:
+        if not (missing_ok and exc.code == "run_no_ranking"):
+            raise
+        return Side(system.spec, [], {}, 0.0, None, missing_run=exc.params["file"])
     return Side(system.spec, hits, {}, ms, details)
 
 
@@ -168,11 +197,12 @@ def search(project: Project, actor: Actor, /, query: str, system: str | System =
 
     Raises:
         StudioError: ``empty_query``, ``no_corpus``, the spec's errors (``system_*``), ``mode_not_searchable``,
-            ``not_m3``, ``model_is_reranker``, ``model_missing``.
+            ``not_m3``, ``model_is_reranker``, ``model_missing``, ``run_file_missing``, ``run_no_ranking`` (a
+            run file without a ranking for the query: it is not one of the project's, or the file lacks it).
     """
     chosen = system_of(system, reranker)  # a bad spec fails before the corpus is read
-    keys, texts, docs, gold = _corpus(project, query)
-    side = _side(chosen, query.strip(), keys, texts, int(k), depth)
+    keys, texts, docs, gold, stored = _corpus(project, query)
+    side = _side(chosen, query.strip(), keys, texts, int(k), depth, stored)
     return Results(query.strip(), side, _shown(docs, side.hits), gold)
 
 
@@ -182,18 +212,19 @@ def compare(project: Project, actor: Actor, /, query: str, left: str | System, r
             depth: int | None = None) -> Comparison:
     """`query` through two systems side by side (specs: ``bm25`` against ``medical-v1+bm25``, say), with how far
     each document moved against the other side. The older form, a model name per side with an optional reranker,
-    is the system ``NAME>RERANKER``; a reranker rescores its side's top `depth`.
+    is the system ``NAME>RERANKER``; a reranker rescores its side's top `depth`. A run-file side without a ranking
+    for the query has no hits and names the file (:attr:`Side.missing_run`); the other side still shows.
 
     Raises:
         StudioError: ``empty_query``, ``no_corpus``, the spec's errors (``system_*``), ``mode_not_searchable``,
-            ``not_m3``, ``model_is_reranker``, ``model_missing``.
+            ``not_m3``, ``model_is_reranker``, ``model_missing``, ``run_file_missing``.
     """
     from studio.retrieval.search import rank_moves
 
     systems = system_of(left, left_reranker), system_of(right, right_reranker)
-    keys, texts, docs, gold = _corpus(project, query)
+    keys, texts, docs, gold, stored = _corpus(project, query)
     query = query.strip()
-    one, two = (_side(s, query, keys, texts, int(k), depth) for s in systems)
+    one, two = (_side(s, query, keys, texts, int(k), depth, stored, missing_ok=True) for s in systems)
     return Comparison(query, replace(one, moves=rank_moves(one.hits, two.hits)),
                       replace(two, moves=rank_moves(two.hits, one.hits)), _shown(docs, one.hits, two.hits), gold)
 

@@ -27,6 +27,25 @@ def sign_in(project: Project, name: str, password: str) -> bool:
         return store_users.verify(db, name, password) is not None
 
 
+def session_stamp(project: Project, name: str) -> dict | None:
+    """``{"role", "stamp"}`` of an account that can sign in now, else None (removed, no password, unknown).
+
+    The web layer keeps the stamp a session was opened under and ends the session once it differs: a password
+    change, a role change or a removal ends that person's open sessions at their next request.
+    """
+    with project.db() as db:
+        return store_users.session_stamp(db, name)
+
+
+def record_sign_in(project: Project, event: str, name: str, address: str, **details) -> None:
+    """Audit a sign-in event (failed, refused, ok, expired, ended) with the name tried and the client address.
+
+    Not an action: there is no signed-in actor yet (the web layer calls it around the sign-in form and sessions).
+    """
+    with project.db() as db:
+        store_users.record_sign_in(db, event, name, address, **details)
+
+
 def signed_in_actor(project: Project, name: str | None) -> Actor:
     """The Actor of a signed-in request: its user name and the role the database gives it now (a role changed by an
     admin takes effect at the next action, and a removed person can do nothing)."""
@@ -42,11 +61,19 @@ def signed_in_actor(project: Project, name: str | None) -> Actor:
 def quick_start_accounts(project: Project, spec: str) -> list[str]:
     """Accounts from ``--auth alice:pw,bob:pw`` (the launcher's quick start, run at this machine by its admin).
 
-    Every entry needs a non-empty name and a password of at least 8 characters; nothing is written unless all are
-    valid. A name new to the team becomes an annotator; a name already there keeps its role. Returns the names.
+    Entries are separated by commas, or by line breaks when `spec` has any (an ``--auth-file`` or ``STUDIO_AUTH``
+    with one pair per line, whose passwords may then contain commas); blank lines and lines starting with ``#``
+    are skipped. Every entry needs a non-empty name and a password of at least 8 characters; nothing is written
+    unless all are valid. A name new to the team becomes an annotator; a name already there keeps its role.
+    Returns the names.
     """
+    spec = spec or ""
+    if "\n" in spec:
+        items = [line.rstrip("\r") for line in spec.split("\n") if line.strip() and not line.lstrip().startswith("#")]
+    else:
+        items = spec.split(",")
     entries = []
-    for item in (spec or "").split(","):
+    for item in items:
         name, sep, password = item.partition(":")
         if not sep or not name.strip():
             raise StudioError("bad_auth_entry", entry=item.split(":")[0] + (":…" if sep else ""))

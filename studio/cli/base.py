@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import getpass
 import json
+import os
 import sys
 from functools import wraps
 from pathlib import Path
@@ -13,15 +15,27 @@ from studio.actions import Actor, Project
 from studio.config import DEFAULT_DB
 from studio.errors import StudioError
 
+PRIVATE_UMASK = 0o077  # studio.private.UMASK (the CLI may not import it: presentation imports actions and config)
+
+
+def cli_actor_name() -> str:
+    """Who the CLI audits as: ``cli:<OS user>`` (``cli:alice``), so the audit log tells which login on this machine
+    did it; plain ``cli`` when the OS cannot say (no user name in the environment or the password database)."""
+    try:
+        user = getpass.getuser().strip()
+    except Exception:  # no LOGNAME/USER and a uid without a passwd entry (some containers)
+        user = ""
+    return f"cli:{user}" if user else "cli"
 
 
 class Context:
-    """The project a verb works on, and who acts: the CLI on this machine acts as a local admin."""
+    """The project a verb works on, and who acts: the CLI on this machine acts as a local admin, audited as
+    ``cli:<OS user>``."""
 
     def __init__(self, db_path: Path):
         self.db_path = db_path
         self.project = Project(db_path)
-        self.actor = Actor.local("cli")
+        self.actor = Actor.local(cli_actor_name())
 
     def require_db(self) -> None:
         """Refuse a database that is not there (a mistyped --db), naming the verb, before anything is created."""
@@ -85,6 +99,11 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print one JS
 @click.pass_context
 def cli(ctx: click.Context, db_path: Path) -> None:
     """Relevance Studio: collect, annotate and agree on query/document relevance labels."""
+    # Everything the studio writes is this account's only (0600 files, 0700 folders): the database, exports,
+    # recipes, jobs, models, backups, and what the app and its training workers write (they inherit the umask).
+    # Put back when the verb ends, for a caller that runs the group in-process (tests, scripts).
+    previous = os.umask(PRIVATE_UMASK)
+    ctx.call_on_close(lambda: os.umask(previous))
     ctx.obj = Context(db_path)
 
 

@@ -96,20 +96,83 @@ def import_logs(ctx: Context, file: Path, as_json: bool) -> None:
 @click.option("--retriever", type=click.Choice(["bm25", "dense", "hybrid"]), default="hybrid", show_default=True)
 @click.option("--model", default=None, help="Embedder for dense: a name in models/, a path, a hub id, 'default' (the ★ "
               "model of `studio models`, also used without --model) or all-MiniLM-L6-v2 (the embedded one).")
+@click.option("--unjudged", is_flag=True,
+              help="Judge the holes instead: queue the pairs without a gold label in the top --depth of each "
+                   "--system, over the queries an evaluation on --db uses; served before other pairs.")
+@click.option("--system", "systems", multiple=True, metavar="SPEC",
+              help="With --unjudged: a system whose top --depth to pool, as in eval --system (bm25, NAME, NAME+bm25, "
+                   "run:FILE, ...>RERANKER; an unpinned fusion is reciprocal-rank here). Repeat.")
+@click.option("--depth", default=10, show_default=True, type=click.IntRange(min=1, max=1000),
+              help="With --unjudged: how many of each system's top documents per query.")
+@click.option("--exclude-train", type=click.Path(exists=True, dir_okay=False),
+              help="With --unjudged: leave out the queries of this training file and of its .valid.jsonl, as "
+                   "eval --exclude-train does.")
 @json_option
 @click.pass_obj
 @friendly
-def pool(ctx: Context, k: int, retriever: str, model: str | None, as_json: bool) -> None:
-    """Retrieve top-k documents for every query and add them as pairs to annotate.
+def pool(ctx: Context, k: int, retriever: str, model: str | None, unjudged: bool, systems: tuple[str, ...],
+         depth: int, exclude_train: str | None, as_json: bool) -> None:
+    """Retrieve top-k documents for every query and add them as pairs to annotate; with --unjudged, the unjudged
+    pairs of systems' top documents (the holes an evaluation counts as not relevant).
 
     \b
+    --system, --depth and --exclude-train go with --unjudged only; --k, --retriever and --model without it.
     Example:
         studio pool --k 20 --retriever hybrid
+        studio pool --unjudged --system bm25 --system medical-v1+bm25 --system run:prod.trec --depth 10
     """
     ctx.require_db()
+    source = click.get_current_context().get_parameter_source
+    if unjudged:
+        given = [f"--{name}" for name in ("k", "retriever", "model")
+                 if source(name) not in (None, click.core.ParameterSource.DEFAULT)]
+        if given:
+            raise click.UsageError(f"{', '.join(given)} pool candidates for every query; --unjudged pools --system "
+                                   "SPEC's top --depth instead: give one or the other")
+        if not systems:
+            raise click.UsageError("--unjudged pools systems' top documents: name them with --system SPEC (repeat)")
+        unjudged_pool(ctx, list(systems), depth, exclude_train, as_json)
+        return
+    given = [option for name, option in (("systems", "--system"), ("depth", "--depth"),
+                                         ("exclude_train", "--exclude-train"))
+             if source(name) not in (None, click.core.ParameterSource.DEFAULT)]
+    if given:
+        raise click.UsageError(f"{', '.join(given)} go with --unjudged (pool the unjudged pairs of systems' top "
+                               "documents)")
     result = collect.pool(ctx.project, ctx.actor, k, retriever, model, existing=True)
     dense = f", model {result['model']}" if result["model"] else ""
     emit(result, as_json, f"{plural(result['added'], 'new pair')} from {plural(result['candidates'], 'candidate')} "
                           f"for {result['queries']} queries ({retriever}, k={k}{dense})"
                           + (f"; served in '{result['strategy']}' order (the default strategy)" if result["strategy"]
                              else ""))
+
+
+def unjudged_pool(ctx: Context, systems: list[str], depth: int, exclude_train: str | None, as_json: bool) -> None:
+    """`studio pool --unjudged`: queue the holes, then say how many were new and how judged each system's top is."""
+    result = collect.pool_unjudged(ctx.project, ctx.actor, systems, depth=depth, exclude=exclude_train,
+                                   existing=True)
+    if as_json:
+        emit(result, True, "")
+        return
+    if result["added"]:
+        head = (f"{plural(result['added'], 'new pair')} to judge from the top {depth} of "
+                f"{plural(len(result['systems']), 'system')} over {plural(result['queries'], 'query', 'queries')}, "
+                f"served first (source '{result['source']}')")
+    elif result["candidates"]:
+        head = (f"no new pair: every unjudged pair in the top {depth} of these systems over "
+                f"{plural(result['queries'], 'query', 'queries')} is already in the project")
+    else:
+        head = (f"nothing to judge: the top {depth} of these systems over "
+                f"{plural(result['queries'], 'query', 'queries')} is fully labelled")
+    extra = [f"{result['already_queued']} already queued"] if result["already_queued"] else []
+    if result["judged"]:
+        extra.append(f"{result['judged']} labelled meanwhile")
+    if result["outside_queue"]:
+        extra.append(f"{result['outside_queue']} kept out of the queue")
+    if result["unknown_documents"]:
+        extra.append(f"{plural(result['unknown_documents'], 'pair')} whose document the corpus lacks (not queued)")
+    click.echo(head + (f"; {', '.join(extra)}" if extra else ""))
+    for spec, row in result["systems"].items():
+        fused = " (fused by reciprocal rank, untuned)" if (row["fusion"] or {}).get("chosen_by") == "untuned" else ""
+        click.echo(f"  {spec}{fused}: {row['unjudged']} of {row['pairs']} top-{depth} pairs unjudged "
+                   f"(judged@{depth} {row['judged_share']:.3f})")

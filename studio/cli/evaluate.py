@@ -16,7 +16,8 @@ from studio.cli.base import Context, cli, emit, friendly, json_option, pad, pars
                    "the others are compared with.")
 @click.option("--system", "systems", multiple=True, metavar="SPEC",
               help="A system to evaluate (after the --model ones): bm25, NAME (dense), NAME:MODE (BGE-M3), "
-                   "NAME+bm25 (fusion, tuned with --tune-on), NAME+bm25@0.7 or @rrf (fixed fusion), NAME>RERANKER. "
+                   "NAME+bm25 (fusion, tuned with --tune-on), NAME+bm25@0.7 or @rrf (fixed fusion), NAME>RERANKER, "
+                   "run:FILE (a TREC run file in runs/ or a path, keyed by the project's ids; fusable, rerankable). "
                    "Repeat. The report names the recommended system.")
 @click.option("--tune-on", metavar="SPLIT",
               help="With --beir: the qrels split whose labelled queries tune fusion weights (never the evaluated "
@@ -28,6 +29,9 @@ from studio.cli.base import Context, cli, emit, friendly, json_option, pad, pars
 @click.option("--exclude-train", type=click.Path(exists=True, dir_okay=False),
               help="Leave out the queries of this training file and of its .valid.jsonl beside it (the gold "
                    "labels of --db hold a fine-tune's own training and validation queries).")
+@click.option("--include-trained", is_flag=True,
+              help="Also score the queries a model of the evaluated systems was trained or validated on (left out by "
+                   "default). They flatter it: the report then recommends no system and no recipe can be exported.")
 @click.option("--k", "ks", default="1,5,10,20", show_default=True, callback=parse_cutoffs,
               help="Cut-offs, comma-separated.")
 @click.option("--mode", type=click.Choice(["dense", "sparse", "colbert", "weighted"]), default="dense",
@@ -60,7 +64,7 @@ from studio.cli.base import Context, cli, emit, friendly, json_option, pad, pars
 @friendly
 def eval_(ctx: Context, models_: tuple[str, ...], systems: tuple[str, ...], tune_on: str | None,
           beir_dir: str | None, split: str, use_db: bool,
-          exclude_train: str | None, ks: tuple[int, ...], mode: str, weights: str, reranker: str | None, rerank_top: int,
+          exclude_train: str | None, include_trained: bool, ks: tuple[int, ...], mode: str, weights: str, reranker: str | None, rerank_top: int,
           rerank_only: bool, run_out: Path | None, html_out: Path | None, csv_out: Path | None, lang: str,
           curve: bool, fractions: str, seeds: str, epochs: float | None, curve_html: Path | None,
           as_json: bool) -> None:
@@ -96,7 +100,7 @@ def eval_(ctx: Context, models_: tuple[str, ...], systems: tuple[str, ...], tune
                               systems=list(systems), tune_on=tune_on, folder=beir_dir,
                               split=split, exclude=exclude_train, ks=ks, mode=mode, weights=mode_weights,
                               reranker=reranker, rerank_top=rerank_top, include_first_stage=not rerank_only,
-                              run_out=run_out, lang=lang, existing=True)
+                              run_out=run_out, include_trained=include_trained, lang=lang, existing=True)
     report, comparisons = result.report, result.comparisons
     written = []
     if html_out or csv_out:
@@ -109,6 +113,9 @@ def eval_(ctx: Context, models_: tuple[str, ...], systems: tuple[str, ...], tune
         emit(report, True, "")
         return
     click.echo(f"{report['evalset']}: {report['queries']} queries, {report['documents']} documents")
+    held_out = actions.held_out_line(report, "en")
+    if held_out:
+        click.echo(held_out)
     names = [m["model"] for m in report["models"]]
     metric_names = list(report["models"][0]["metrics"])
     click.echo(f"{'metric':<12}" + "".join(f"{pad(n[-22:], 24)}" for n in names))
@@ -130,6 +137,9 @@ def eval_(ctx: Context, models_: tuple[str, ...], systems: tuple[str, ...], tune
     recommendation = actions.recommendation_line(report, "en")
     if recommendation:
         click.echo("\n" + recommendation)
+    planner = actions.planner_line(report, "en")
+    if planner:
+        click.echo(planner)
 
 
 def learning_curve(ctx: Context, base: str, train_file: str, beir_dir: str | None, split: str, fractions: str,
@@ -170,8 +180,8 @@ def learning_curve(ctx: Context, base: str, train_file: str, beir_dir: str | Non
 @click.argument("query")
 @click.option("--system", metavar="SPEC",
               help="What searches: bm25, a model, NAME:sparse (BGE-M3), NAME+bm25 (fused by reciprocal rank; "
-                   "NAME+bm25@0.7 pins a weight), each optionally >RERANKER. The same spec as eval --system and "
-                   "⑨ Compare.")
+                   "NAME+bm25@0.7 pins a weight), run:FILE (a TREC run file's ranking for a query of the project), "
+                   "each optionally >RERANKER. The same spec as eval --system and ⑨ Compare.")
 @click.option("--model", help="Embedder (the older form of --system NAME): a name in models/, 'default' (the * model, "
                                "also when nothing is named), all-MiniLM-L6-v2, a folder or a hub id.")
 @click.option("--reranker", help="Cross-encoder that rescores the first stage's top --depth documents "

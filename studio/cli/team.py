@@ -124,20 +124,83 @@ def demo(ctx: Context) -> None:
                f"{s.queries} queries, {s.ratings} ratings")
 
 
+def _auth_spec(auth: str | None, auth_file: Path | None, environment: str | None) -> str | None:
+    """What `launch(auth=...)` takes: None (no sign-in), ``@accounts``, or name:password pairs to add first.
+
+    ``--auth-file FILE`` (one pair per line) implies ``--auth``; ``--auth`` alone reads pairs from ``STUDIO_AUTH``
+    when it is set; pairs on the command line still work but warn (``ps`` and shell history show them).
+    """
+    from studio.i18n import t
+
+    listed = auth not in (None, ACCOUNTS_FLAG)
+    if auth_file is not None:
+        if listed:
+            raise StudioError("auth_sources")
+        if auth_file.stat().st_mode & 0o077:
+            click.echo(t("serve.auth_file_readable", path=str(auth_file)), err=True)
+        text = auth_file.read_text(encoding="utf-8")
+        if not any(line.strip() and not line.lstrip().startswith("#") for line in text.splitlines()):
+            raise StudioError("auth_file_empty", path=str(auth_file))
+        return text if "\n" in text else text + "\n"
+    if listed:
+        click.echo(t("serve.auth_on_command_line"), err=True)
+        return auth
+    if auth == ACCOUNTS_FLAG and (environment or "").strip():
+        return environment if "\n" in environment else environment.strip()
+    return auth
+
+
+ACCOUNTS_FLAG = "@accounts"  # `--auth` given without a list (studio.ui.app.ACCOUNTS)
+DEFAULT_UPLOAD_MB = 200  # with sign-in; the studio on one's own machine keeps Gradio's "no limit"
+
+
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to serve on; anything but a loopback address needs --auth.")
 @click.option("--port", default=7860, show_default=True)
 @click.option("--share", is_flag=True, help="Gradio share link (requires --auth).")
-@click.option("--auth", is_flag=False, flag_value="@accounts", default=None,
-              help="Sign-in. Alone: the team's accounts (`studio users add`). With user:password[,user:password…]: "
-                   "a quick start (new names join as annotators, passwords at least 8 characters).")
+@click.option("--auth", is_flag=False, flag_value=ACCOUNTS_FLAG, default=None,
+              help="Sign-in with the team's accounts (`studio users add`); with STUDIO_AUTH set, its name:password "
+                   "pairs are added first. --auth user:password[,user:password…] still works (new names join as "
+                   "annotators, passwords at least 8 characters) but shows the passwords to `ps` and shell history.")
+@click.option("--auth-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Sign-in, adding the name:password pairs of this file first (one per line; keep it chmod 600).")
+@click.option("--allow-origin", "allow_origins", multiple=True, metavar="URL",
+              help="Accept requests from this site too: the public address of a reverse proxy "
+                   "(https://studio.example.org). Repeatable. Other sites' requests are refused.")
+@click.option("--signin-cooldown", type=click.FloatRange(min=0, min_open=True), default=5, show_default=True,
+              metavar="MIN", help="After 10 failed sign-ins in 15 minutes (per account, per address), refuse "
+                                  "sign-ins for this many minutes.")
+@click.option("--session-hours", type=click.FloatRange(min=0, min_open=True), default=12, show_default=True,
+              metavar="H", help="A session unused for this long ends; the person signs in again.")
+@click.option("--max-upload-mb", type=click.FloatRange(min=0, min_open=True), default=None, metavar="MB",
+              help="Largest file that may be uploaded (default: 200 with sign-in, no limit without).")
+@click.option("--backup-every", type=click.FloatRange(min=0, min_open=True), default=None, metavar="HOURS",
+              help="Back the database up every HOURS into backups/ (verified, 0600), while people rate.")
+@click.option("--backup-keep", type=click.IntRange(min=1), default=7, show_default=True, metavar="N",
+              help="With --backup-every: keep the newest N backups, delete older ones.")
 @click.pass_obj
-def serve(ctx: Context, host: str, port: int, share: bool, auth: str | None) -> None:
-    """Start the web app (the same as `python studio.py`)."""
+def serve(ctx: Context, host: str, port: int, share: bool, auth: str | None, auth_file: Path | None,
+          allow_origins: tuple[str, ...], signin_cooldown: float, session_hours: float, max_upload_mb: float | None,
+          backup_every: float | None, backup_keep: int) -> None:
+    """Start the web app (the same as `python studio.py`).
+
+    \b
+    Example (a team on the network, behind a TLS reverse proxy):
+        studio users add alice --role admin
+        studio serve --host 0.0.0.0 --auth --allow-origin https://studio.example.org
+    """
+    import os
+
     from studio.ui.app import launch
+    from studio.ui.web import WebSettings
 
     try:
-        launch(db_path=ctx.db_path, host=host, port=port, share=share, auth=auth)
+        spec = _auth_spec(auth, auth_file, os.environ.get("STUDIO_AUTH"))
+        web = WebSettings(allow_origins=allow_origins, signin_cooldown_s=signin_cooldown * 60,
+                          session_idle_s=session_hours * 3600,
+                          max_upload_mb=max_upload_mb or (DEFAULT_UPLOAD_MB if spec else None))
+        launch(db_path=ctx.db_path, host=host, port=port, share=share, auth=spec, web=web,
+               backup_every=backup_every, backup_keep=backup_keep)
     except StudioError as exc:
         raise click.ClickException(exc.message("en")) from exc

@@ -25,7 +25,6 @@ above. The manifest's ``checked_negatives`` counts them (:func:`checked_counts`)
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import random
@@ -35,6 +34,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TextIO
 
+from studio import csv_safe
 from studio.dataset.gold import GoldSet
 from studio.dataset.mining import Mined, mine
 from studio.dataset.naming import VALID_SUFFIX
@@ -354,8 +354,10 @@ def _write_jsonl(f: TextIO, gold: GoldSet, lines: list[_Line], options: ExportOp
 
 
 def _write_csv(f: TextIO, gold: GoldSet, lines: list[_Line]) -> None:
-    """Flat (query, positive, negative) rows: every positive with every negative of each training line."""
-    writer = csv.writer(f, lineterminator="\n")
+    """Flat (query, positive, negative) rows: every positive with every negative of each training line. A text a
+    spreadsheet would run as a formula (``=HYPERLINK(…)``, ``+1``, ``-2``, ``@SUM(…)``) gets a leading ``'``
+    (:mod:`studio.csv_safe`); the JSONL files keep the texts as they are."""
+    writer = csv_safe.writer(f, lineterminator="\n")
     writer.writerow(["query", "positive", "negative"])
     for line in lines:
         query = gold.queries[line.qid]

@@ -5,20 +5,27 @@ a ``<div>`` drawn by it, and nothing else is loaded from anywhere. Its text is i
 (:func:`studio.i18n.t`); every value that came from data (model names, query texts) is HTML-escaped.
 
 The CSV files are UTF-8 with a byte-order mark, so that Excel shows Chinese text correctly; pandas reads them
-with ``encoding="utf-8-sig"``.
+with ``encoding="utf-8-sig"``. Text cells that a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``...)
+are written with a leading ``'`` (:mod:`studio.csv_safe`); numbers are written as numbers.
+
+Besides the four IR metrics, both show how much of each system's ranking was judged: ``judged@K``,
+``ndcg_condensed@K`` (rows of the metrics table and CSV, never compared) and ``unjudged@K`` (a count), and the
+page shows the coverage warnings and how many queries the evaluation would need (:func:`studio.evaluation.report.
+planner_line`).
 """
 
 from __future__ import annotations
 
-import csv
 import html
 import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from studio import csv_safe
 from studio.evaluation.errors import BUCKETS
-from studio.evaluation.report import (fusion_line, recommendation_line, sample_size_line, significance_line,
-                                      warning_lines)
+from studio.evaluation.metrics import METRICS
+from studio.evaluation.report import (fusion_line, planner_line, recommendation_line, sample_size_line,
+                                      significance_line, warning_lines)
 from studio.i18n import t
 
 HEADLINE = ("ndcg@10", "mrr@10", "recall@10", "p@5")
@@ -118,16 +125,22 @@ def render_html(report: dict, lang: str, embedding_map=None) -> str:
     parts.append(_table([t("report.setting", lang), t("report.value", lang)], [[_e(a), _e(b)] for a, b in settings]))
 
     lines = warning_lines(report, lang)
+    kinds = [w["kind"] for w in report.get("warnings", [])]
     recommendation = recommendation_line(report, lang)
     if report["comparisons"] or lines:
         parts.append(f"<h2>{_e(t('report.summary_title', lang))}</h2>")
         if recommendation:
             parts.append(f'<div class="ok">★ {_e(recommendation)}</div>')
+        planner = planner_line(report, lang)
+        if planner:
+            parts.append(f"<p>{_e(planner)}</p>")
         fusions = [f"{m['model']}: {line}" for m in report["models"]
                    if (line := fusion_line((m.get("system") or {}).get("fusion"), m["model"], lang))]
         parts += [f"<p>{_e(line)}</p>" for line in fusions]
-        parts += [f'<div class="warning">{_e(line)}</div>' for line in lines]
-        if not lines:
+        # a coverage warning is a caution (amber), not a result that makes ranking worse (red)
+        parts += [f'<div class="{"caution" if kind == "low_judged" else "warning"}">{_e(line)}</div>'
+                  for kind, line in zip(kinds, lines)]
+        if all(kind == "low_judged" for kind in kinds):
             parts.append(f'<div class="ok">{_e(t("report.none_worse", lang))}</div>')
         significance = significance_line(report, lang)
         if significance:
@@ -139,10 +152,15 @@ def render_html(report: dict, lang: str, embedding_map=None) -> str:
     parts.append(f"<h2>{_e(t('report.metrics_title', lang))}</h2>")
     names = list(report["models"][0]["metrics"]) if report["models"] else []
     best = {m: max(model["metrics"][m] for model in report["models"]) for m in names}
-    rows = [[_e(m)] + [(f"<b>{v:.4f}</b>" if v == best[m] and len(report["models"]) > 1 else f"{v:.4f}")
+    rows = [[_e(m)] + [(f"<b>{v:.4f}</b>" if v == best[m] and len(report["models"]) > 1 and _ranked(m) else f"{v:.4f}")
                        for v in (model["metrics"][m] for model in report["models"])] for m in names]
+    counts = list(report["models"][0].get("unjudged", {})) if report["models"] else []
+    rows += [[_e(f"unjudged@{k}")] + [f"{model.get('unjudged', {}).get(k, '')}" for model in report["models"]]
+             for k in counts]
     parts.append(_table([t("evaluate.col_metric", lang)] + [m["model"] for m in report["models"]], rows,
                         numeric=set(range(1, len(report["models"]) + 1))))
+    if any(not _ranked(m) for m in names) or counts:
+        parts.append(f'<p class="note">{_e(t("report.coverage_note", lang))}</p>')
     if names:
         parts.append(_chart(charts.metric_bars(report, headline_metrics(report), lang)))
 
@@ -181,6 +199,11 @@ def render_html(report: dict, lang: str, embedding_map=None) -> str:
             f'<body>{"".join(parts)}</body></html>\n')
 
 
+def _ranked(metric: str) -> bool:
+    """Whether the best value of `metric` is worth bold type: the four IR metrics, not coverage (judged@K)."""
+    return metric.split("@")[0] in METRICS
+
+
 def write_html(report: dict, path: str | Path, lang: str = "en", *, embedding_map=None) -> Path:
     """Write :func:`render_html` to `path` (parent folders created); returns the path."""
     path = Path(path)
@@ -192,19 +215,23 @@ def write_html(report: dict, path: str | Path, lang: str = "en", *, embedding_ma
 def metric_rows(report: dict) -> list[dict]:
     """One row per model × metric (:data:`METRIC_COLUMNS`); the comparison columns stay empty for a run
     that is no comparison's candidate, and a run compared twice (with a reranker: with the first model's
-    reranked run and with its own first stage) has one row per comparison."""
+    reranked run and with its own first stage) has one row per comparison.
+
+    The coverage metrics (``ndcg_condensed@K``, ``judged@K``) and the ``unjudged@K`` counts of the model's
+    ``unjudged`` entry are rows too, with empty comparison columns: they are not compared."""
     by_run: dict[int, list[dict]] = {}
     for comparison in report["comparisons"]:
         by_run.setdefault(comparison["model_run"], []).append(comparison)
     rows = []
     for i, model in enumerate(report["models"]):
-        for metric, value in model["metrics"].items():
+        values = {**model["metrics"], **{f"unjudged@{k}": n for k, n in model.get("unjudged", {}).items()}}
+        for metric, value in values.items():
             base = {"model": model["model"], "stage": model.get("stage", "first"), "metric": metric,
                     "k": int(metric.split("@")[1]), "value": value}
-            if i not in by_run:
+            compared = [(c, r) for c in by_run.get(i, []) for r in c["rows"] if r["metric"] == metric]
+            if not compared:
                 rows.append({**base, **{c: "" for c in METRIC_COLUMNS if c not in base}})
-            for comparison in by_run.get(i, []):
-                row = next(r for r in comparison["rows"] if r["metric"] == metric)
+            for comparison, row in compared:
                 rows.append({**base, "baseline": comparison["baseline"], "delta": row["delta"],
                              "relative_delta": "" if row["relative"] is None else row["relative"],
                              "p_value": row["p_value"], "p_holm": row["p_holm"], "significant": row["significant"],
@@ -233,7 +260,7 @@ def _write(path: str | Path, columns: tuple[str, ...], rows: list[dict]) -> Path
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8-sig", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
+        writer = csv_safe.dict_writer(f, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
     return path

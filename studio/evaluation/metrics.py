@@ -13,6 +13,10 @@ conventions, all ranx's:
   in the mean.
 * A ranking shorter than k is not padded with anything but misses: P@k still divides by k.
 * Ties in score are broken by doc id ascending (see :func:`ranked_ids`).
+
+How much of a ranking was judged at all (Buckley & Voorhees 2004; Sakai 2007) is measured beside the four metrics
+by :func:`judged_at_k`, :func:`condensed_run` (condensed nDCG: :func:`coverage`) and :func:`unjudged_pairs`; those
+are not in :data:`METRICS`, so comparisons and significance tests stay on the four IR metrics.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 METRICS: tuple[str, ...] = ("p", "recall", "mrr", "ndcg")
+COVERAGE_METRICS: tuple[str, ...] = ("ndcg_condensed", "judged")  # :func:`coverage`'s, after the four
 DEFAULT_KS: tuple[int, ...] = (1, 5, 10, 20)
 
 
@@ -143,3 +148,68 @@ def _check(ks: Sequence[int], metrics: Sequence[str]) -> None:
     for m in metrics:
         if m not in METRICS:
             raise ValueError(f"metric {m!r} is not one of {METRICS}")
+
+
+def judged_at_k(qrels: Mapping[str, Mapping[str, int]], run: Mapping[str, Mapping[str, float]],
+                ks: Sequence[int] = DEFAULT_KS) -> dict[str, dict[str, float]]:
+    """The share of each query's top k that has a gold label of any grade, 0 included: ``{"judged@10": {qid: v}}``.
+
+    ``judged@k = #{i <= min(k, n) : doc_i is in qrels[q]} / k`` (Buckley & Voorhees 2004, TREC's "judged@k"), with
+    n the length of the ranking. A ranking shorter than k still divides by k, as P@k does: the missing ranks are
+    not judged documents, so a 3-document ranking with every document labelled has judged@10 = 0.3. The queries
+    are those of `qrels` (a query absent from the run scores 0; so does one with no judgment at all); ties as
+    :func:`ranked_ids`.
+
+    Raises:
+        ValueError: a bad cut-off, or a NaN score.
+    """
+    _check(ks, ("ndcg",))
+    out: dict[str, dict[str, float]] = {f"judged@{k}": {} for k in ks}
+    for qid, judged in qrels.items():
+        flags = np.array([doc in judged for doc in ranked_ids(run.get(qid, {}))[:max(ks)]], dtype=bool)
+        hits = np.concatenate([[0], np.cumsum(flags)])
+        for k in ks:
+            out[f"judged@{k}"][qid] = float(hits[min(k, flags.size)]) / k
+    return out
+
+
+def unjudged_pairs(qrels: Mapping[str, Mapping[str, int]], run: Mapping[str, Mapping[str, float]],
+                   k: int = 10) -> set[tuple[str, str]]:
+    """The distinct (query, document) pairs in the top `k` of the queries of `qrels` that have no gold label: what
+    an annotator would rate to make the run's metrics at `k` exact.
+
+    Raises:
+        ValueError: a bad cut-off, or a NaN score.
+    """
+    _check((k,), ("ndcg",))
+    return {(qid, doc) for qid, judged in qrels.items()
+            for doc in ranked_ids(run.get(qid, {}))[:k] if doc not in judged}
+
+
+def condensed_run(qrels: Mapping[str, Mapping[str, int]],
+                  run: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float]]:
+    """The run of the queries of `qrels` with every unjudged document removed (Sakai 2007's "condensed list"): the
+    judged documents keep their scores, so their order, and move up into the places the unjudged ones left."""
+    return {qid: {doc: score for doc, score in run.get(qid, {}).items() if doc in judged}
+            for qid, judged in qrels.items()}
+
+
+def coverage(qrels: Mapping[str, Mapping[str, int]], run: Mapping[str, Mapping[str, float]],
+             ks: Sequence[int] = DEFAULT_KS) -> dict[str, float]:
+    """Means over the queries of `qrels` of condensed nDCG and judged@k, at each cut-off:
+    ``{"ndcg_condensed@10": 0.61, ..., "judged@10": 0.74, ...}``.
+
+    ``ndcg_condensed@k`` is :func:`per_query`'s nDCG@k of :func:`condensed_run` (Sakai 2007): unjudged documents are
+    left out rather than counted as misses, so it is never below nDCG@k, and equals it when the top k is fully
+    judged. nDCG@k (unjudged = not relevant) is a lower bound of what complete labels would give; the condensed
+    value is what the labels that exist say. ``judged@k`` is :func:`judged_at_k`.
+
+    Raises:
+        ValueError: `qrels` has no query, or as :func:`per_query`.
+    """
+    if not qrels:
+        raise ValueError("qrels has no query to evaluate")
+    condensed = per_query(qrels, condensed_run(qrels, run), ks, ("ndcg",))
+    out = {f"ndcg_condensed@{k}": float(np.mean(list(condensed[f"ndcg@{k}"].values()))) for k in ks}
+    out.update({name: float(np.mean(list(values.values()))) for name, values in judged_at_k(qrels, run, ks).items()})
+    return out

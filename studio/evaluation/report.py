@@ -10,6 +10,12 @@ second run: the same retriever followed by the cross-encoder. The comparisons ar
 A comparison whose headline metric (:func:`headline`, nDCG@10 by default) goes down is marked ``worse`` and
 listed in the report's ``warnings`` whether or not the drop is significant, so a reranker (or a fine-tuned
 model) that makes ranking worse is never hidden behind the improvements.
+
+Unjudged documents count as irrelevant in the four IR metrics, so a system whose top 10 is poorly judged is scored
+low for want of labels rather than for its ranking: each model entry's ``metrics`` adds ``judged@K`` and
+``ndcg_condensed@K`` (:func:`studio.evaluation.metrics.coverage`), its ``unjudged`` counts the pairs to label, and
+:func:`coverage_warnings` flags the systems whose nDCG@10 is likely an underestimate. A systems evaluation's
+recommendation adds ``planner`` (:func:`studio.evaluation.power.plan`): how many queries would tell its lead apart.
 """
 
 from __future__ import annotations
@@ -18,12 +24,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from studio.evaluation import runner
+from studio.evaluation import power, runner
 from studio.evaluation.compare import TIE_TOLERANCE, Comparison, compare_models, min_queries_for_significance
 from studio.evaluation.errors import analyse, changes
-from studio.evaluation.metrics import DEFAULT_KS, evaluate, per_query, primary_metric
+from studio.evaluation.metrics import DEFAULT_KS, coverage, evaluate, per_query, primary_metric, unjudged_pairs
 from studio.errors import StudioError
 from studio.i18n import t
+
+COVERAGE_K = 10  # the cut-off whose judged share the coverage warning reads (nDCG@10's)
+MIN_JUDGED = 0.9  # below this share of judged documents in the top 10, nDCG@10 is called an underestimate
+MAX_JUDGED_GAP = 0.1  # ... or this far below the best-covered system's share
 
 
 def evaluate_models(evalset: runner.EvalSet, models: Sequence[str], ks: Sequence[int] = DEFAULT_KS, *,
@@ -94,7 +104,8 @@ def evaluate_models(evalset: runner.EvalSet, models: Sequence[str], ks: Sequence
 
 def evaluate_systems(evalset: runner.EvalSet, specs: Sequence[str], ks: Sequence[int] = DEFAULT_KS, *,
                      tune: runner.EvalSet | None = None, rerank_top: int = 100, run_out: Path | None = None,
-                     progress: Callable[[float, str], None] | None = None) -> tuple[dict, list[Comparison]]:
+                     progress: Callable[[float, str], None] | None = None,
+                     keep_runs: dict | None = None) -> tuple[dict, list[Comparison]]:
     """Run every system (studio.evaluation.systems specs; the first is the baseline) and compare them: each
     against the first, each reranked system against its own first stage, and every system against BM25 when
     BM25 is one of them (:func:`systems_plan`). The report adds ``recommended`` (the spec of the best system on
@@ -104,6 +115,8 @@ def evaluate_systems(evalset: runner.EvalSet, specs: Sequence[str], ks: Sequence
         tune: labelled queries that tune each fusion's method and weight (never the evaluated ones; see
             studio.evaluation.systems.tuning_qrels); None: fusions are reciprocal-rank, untuned.
         run_out: write one TREC run per system into this folder, named after its spec.
+        keep_runs: filled with each system's run (spec → query → document → score), for what the caller does next
+            with them (⑧ sends their unjudged top documents to the queue without running the systems again).
 
     Raises:
         StudioError: a spec's errors (``system_*``), ``model_missing``, ``not_m3``.
@@ -116,6 +129,8 @@ def evaluate_systems(evalset: runner.EvalSet, specs: Sequence[str], ks: Sequence
     depth = max(max(ks), rerank_top if any(s.reranker for s in parsed) else 0, 100)
     results = sysmod.run_systems(evalset, parsed, tune=tune, depth=depth, rerank_top=rerank_top,
                                  progress=lambda f, what: progress and progress(0.9 * f, what))
+    if keep_runs is not None:
+        keep_runs.update({result.model: result.run for result in results})
     if run_out:
         for result in results:
             stem = sysmod.file_stem(result.model)
@@ -124,6 +139,7 @@ def evaluate_systems(evalset: runner.EvalSet, specs: Sequence[str], ks: Sequence
     settings = {"systems": [s.spec for s in parsed], "tune_set": tune.name if tune is not None else None,
                 "rerank_top": rerank_top if any(s.reranker for s in parsed) else None}
     report, comparisons = build_report(evalset, results, ks, settings=settings, plan=systems_plan(parsed))
+    report["warnings"] += sysmod.run_file_warnings(results)  # a run file's unknown documents, missing queries
     recommendation = recommend(evalset, results, ks)
     report["recommended"] = recommendation["spec"] if recommendation else None
     report["recommendation"] = recommendation
@@ -148,7 +164,9 @@ def recommend(evalset: runner.EvalSet, results: Sequence[runner.RunResult],
               ks: Sequence[int] = DEFAULT_KS) -> dict | None:
     """The system with the best mean :data:`primary_metric` on these queries (ties: the earlier one), its lead
     over the runner-up and whether that lead is significant (the runner-up as baseline, paired randomisation,
-    Holm across the comparison's metrics), and its search latency."""
+    Holm across the comparison's metrics), its search latency, and ``planner``: how many queries a paired t-test
+    would need to confirm that lead, or a 0.02 one (:func:`studio.evaluation.power.plan` on the per-query
+    differences of the two; None with one system)."""
     if not results:
         return None
     name, k = primary_metric.split("@")
@@ -158,14 +176,15 @@ def recommend(evalset: runner.EvalSet, results: Sequence[runner.RunResult],
     out = {"spec": best.model, "metric": primary_metric, "value": value[order[0]],
            "ms_per_query": best.timings.get("ms_per_query"), "fusion": (best.info or {}).get("fusion"),
            "runner_up": None, "runner_up_value": None, "delta": None, "p_holm": None, "significant": False,
-           "queries": len(evalset.qrels)}
+           "queries": len(evalset.qrels), "planner": None}
     if len(order) < 2:
         return out
     second = results[order[1]]
     comparison = compare_models(evalset.qrels, second.run, best.run, ks)
     row = headline([asdict(r) for r in comparison.rows])
     out.update(runner_up=second.model, runner_up_value=value[order[1]], delta=value[order[0]] - value[order[1]],
-               p_holm=row["p_holm"], significant=bool(row["significant"]))
+               p_holm=row["p_holm"], significant=bool(row["significant"]),
+               planner=power.plan(list(comparison.per_query_delta.values())))
     return out
 
 
@@ -210,7 +229,13 @@ def build_report(evalset: runner.EvalSet, results: Sequence[runner.RunResult], k
 
     Every model entry carries ``per_query`` (each query's primary metric and error bucket) and its ten
     ``worst`` queries with their text; every comparison its ``kind``, ``headline`` row and ``worse`` flag;
-    ``warnings`` lists the worse comparisons (see the module docstring).
+    ``warnings`` lists the worse comparisons (see the module docstring), then :func:`coverage_warnings`.
+
+    A model entry's ``metrics`` holds the four IR metrics at each cut-off, then ``ndcg_condensed@K`` and
+    ``judged@K`` (:func:`studio.evaluation.metrics.coverage`; never compared or tested for significance), and its
+    ``unjudged`` maps each cut-off, as a string, and always ``"10"``, to the number of distinct (query, document)
+    pairs without a gold label in the top K over the evaluated queries: ``{"1": 12, "10": 340, ...}`` — what
+    ``studio pool --system SPEC --depth K --unjudged`` would send to the annotation queue.
     """
     errors = [analyse(evalset.qrels, r.run) for r in results]
     plan = comparison_plan(results) if plan is None else list(plan)
@@ -220,8 +245,11 @@ def build_report(evalset: runner.EvalSet, results: Sequence[runner.RunResult], k
     for result, err in zip(results, errors):
         primary = per_query(evalset.qrels, result.run, (int(k),), (name,))[primary_metric]
         worst = [{**row, "query": evalset.queries.get(row["query_id"], "")} for row in err.worst]
+        unjudged = {str(c): len(unjudged_pairs(evalset.qrels, result.run, c)) for c in sorted({*ks, COVERAGE_K})}
         models.append({"model": result.model, "group": result.group, "stage": result.stage,
-                       "metrics": evaluate(evalset.qrels, result.run, ks), "timings": result.timings,
+                       "metrics": {**evaluate(evalset.qrels, result.run, ks),
+                                   **coverage(evalset.qrels, result.run, ks)},
+                       "unjudged": unjudged, "timings": result.timings,
                        "errors": err.counts, "worst": worst,
                        "per_query": {q: {primary_metric: primary[q], "bucket": err.by_query.get(q)}
                                      for q in evalset.qrels}, **({"system": result.info} if result.info else {})})
@@ -236,11 +264,50 @@ def build_report(evalset: runner.EvalSet, results: Sequence[runner.RunResult], k
                  "metric": e["headline"]["metric"], "a": e["headline"]["a"], "b": e["headline"]["b"],
                  "delta": e["headline"]["delta"], "p_holm": e["headline"]["p_holm"],
                  "significant": e["headline"]["significant"]} for e in entries if e["worse"]]
+    warnings += coverage_warnings(evalset, results)
     warnings += training_overlap(evalset, results)
     report = {"evalset": evalset.name, "queries": len(evalset.qrels), "documents": len(evalset.corpus),
               "primary_metric": primary_metric, **(settings or {}), "models": models, "comparisons": entries,
               "warnings": warnings}
     return report, comparisons
+
+
+def coverage_warnings(evalset: runner.EvalSet, results: Sequence[runner.RunResult]) -> list[dict]:
+    """A ``low_judged`` warning per run whose judged@10 (:func:`studio.evaluation.metrics.judged_at_k`) is below
+    :data:`MIN_JUDGED`, or more than :data:`MAX_JUDGED_GAP` below the best-covered run's: its nDCG@10 counts
+    unjudged documents as misses, so it likely underestimates the system, and comparisons with better-judged
+    systems favour them.
+
+    Each warning gives the run's ``spec`` (the system spec to pool from), ``judged`` and the best-covered run's
+    (``best_judged``, ``best_model``), ``unjudged`` (distinct unjudged (query, document) pairs in its top 10),
+    ``ndcg`` and ``ndcg_condensed`` and ``k``. The two nDCG values are the pessimistic reading (unjudged =
+    irrelevant, the "lower bound" TREC speaks of) and the optimistic one (unjudged left out); neither is a strict
+    bound (a relevant unjudged document also raises the ideal DCG), but together they show how far the missing
+    labels can move the score. Never ``significant``: it is no test result, only a caution. A run with no unjudged
+    pair in its top 10 (its rankings are shorter than 10, every document judged) is exact and never warned about.
+    """
+    if not results:
+        return []
+    k = COVERAGE_K
+    stats = []
+    for result in results:
+        found = {**coverage(evalset.qrels, result.run, (k,)), **evaluate(evalset.qrels, result.run, (k,), ("ndcg",))}
+        stats.append((result, found))
+    best_result, best = max(stats, key=lambda item: item[1][f"judged@{k}"])
+    out = []
+    for result, found in stats:
+        judged = found[f"judged@{k}"]
+        if judged >= MIN_JUDGED - 1e-9 and best[f"judged@{k}"] - judged <= MAX_JUDGED_GAP + 1e-9:  # means of k-ths
+            continue
+        unjudged = len(unjudged_pairs(evalset.qrels, result.run, k))
+        if not unjudged:
+            continue  # rankings shorter than k, every document judged: nDCG@k is exact, nothing to label
+        out.append({"kind": "low_judged", "model": result.model, "spec": (result.info or {}).get("spec", result.model),
+                    "k": k, "judged": judged, "best_judged": best[f"judged@{k}"], "best_model": best_result.model,
+                    "unjudged": unjudged, "ndcg": found[f"ndcg@{k}"],
+                    "ndcg_condensed": found[f"ndcg_condensed@{k}"], "queries": len(evalset.qrels),
+                    "significant": False})
+    return out
 
 
 def training_overlap(evalset: runner.EvalSet, results: Sequence[runner.RunResult]) -> list[dict]:
@@ -284,6 +351,13 @@ def warning_lines(report: dict, lang: str) -> list[str]:
             lines.append(t(key, lang, model=w["model"], overlap=w["overlap"],
                            queries=w["queries"], file=file_names(w.get("files") or [w["file"]], lang)))
             continue
+        if w["kind"] == "low_judged":
+            lines.append(coverage_line(w, lang))
+            continue
+        if w["kind"] == "run_file_gaps":
+            lines.append(t("evaluate.warn_run_file_gaps", lang, model=w["model"], file=w["file"],
+                           documents=w["unknown_documents"], missing=w["missing_queries"], queries=w["queries"]))
+            continue
         verdict = t("evaluate.verdict_significant" if w["significant"] else "evaluate.verdict_not_significant", lang)
         key = {"reranker_worse": "evaluate.warn_reranker_worse",
                "bm25_worse": "evaluate.warn_loses_to_bm25"}.get(w["kind"], "evaluate.warn_model_worse")
@@ -293,6 +367,18 @@ def warning_lines(report: dict, lang: str) -> list[str]:
                        drop=f"{-w['delta']:.3f}", before=f"{w['a']:.3f}", after=f"{w['b']:.3f}",
                        p=f"{w['p_holm']:.4f}", verdict=verdict))
     return lines
+
+
+def coverage_line(w: dict, lang: str) -> str:
+    """A ``low_judged`` warning in `lang`: the judged share (and the best-covered system's, when it is more than
+    :data:`MAX_JUDGED_GAP` ahead), the unjudged pairs to label, both readings of nDCG@10 and the command that
+    queues the pairs (the spec quoted: it may hold ``>`` or ``+``)."""
+    key = "evaluate.warn_low_judged" + ("_behind" if w["best_judged"] - w["judged"] > MAX_JUDGED_GAP + 1e-9 else "")
+    key += "_one" if w["unjudged"] == 1 else ""
+    return t(key, lang, model=w["model"], k=w["k"], judged=f"{100 * w['judged']:.0f}",
+             best=f"{100 * w['best_judged']:.0f}", best_model=w["best_model"], unjudged=f"{w['unjudged']:,}",
+             ndcg=f"{w['ndcg']:.3f}", condensed=f"{w['ndcg_condensed']:.3f}",
+             command=f'studio pool --system "{w["spec"]}" --depth {w["k"]} --unjudged')
 
 
 def _uses_bm25(spec: str) -> bool:
@@ -342,6 +428,31 @@ def recommendation_line(report: dict, lang: str) -> str | None:
         parts.append(t("evaluate.best_latency", lang, ms=f"{rec['ms_per_query']:.1f}"))
     fusion = fusion_line(rec.get("fusion"), rec["spec"], lang)
     return " ".join(parts + ([fusion] if fusion else []))
+
+
+def planner_line(report: dict, lang: str) -> str | None:
+    """How many queries the evaluation would need (the recommendation's ``planner``): "You have 60 queries; about
+    140 would be needed to tell a 0.02 difference (80 % power, α = 0.05), and about 410 to confirm the observed
+    0.013 one."; or why that cannot be told; None without a planner (one system, or a report without systems)."""
+    plan = (report.get("recommendation") or {}).get("planner")
+    if not plan:
+        return None
+    unknown = {"too_few_queries": "evaluate.planner_too_few_queries", "no_spread": "evaluate.planner_no_spread"}
+    if plan["reason"] in unknown:
+        return t(unknown[plan["reason"]], lang, queries=plan["queries"])
+    target = plan[f"needed_{power.TARGET_DELTA:g}"]
+    needed = plan["needed_observed"]
+    if plan["reason"] == "no_difference":
+        observed = t("evaluate.planner_observed_tie", lang)
+    elif needed is None:
+        observed = t("evaluate.planner_observed_beyond", lang, delta=f"{abs(plan['observed_delta']):.3f}",
+                     n=f"{power.MAX_QUERIES:,}")
+    else:
+        observed = t("evaluate.planner_observed", lang, delta=f"{abs(plan['observed_delta']):.3f}", n=f"{needed:,}")
+    return t("evaluate.planner", lang, queries=plan["queries"],
+             needed=f"{target:,}" if target is not None else f"> {power.MAX_QUERIES:,}",
+             target=f"{plan['target_delta']:g}", power=f"{100 * plan['power']:g}", alpha=f"{plan['alpha']:g}",
+             observed=observed)
 
 
 def fusion_line(fusion: dict | None, spec: str, lang: str) -> str | None:

@@ -1,20 +1,31 @@
 """Evaluating systems (studio.retrieval.systems specs): runs for each system over an evaluation set, the first
 stages shared, and each fusion's method and weight chosen on labelled queries that are neither evaluated nor trained
-on (:func:`choose_fusion`)."""
+on (:func:`choose_fusion`).
+
+A ``run:FILE`` stage reads a TREC run file's rankings (studio.ingest.trec) instead of searching: its query and
+document ids are the project's keys, its scores are fused as given, and a reranker rescores its top N by the corpus
+texts. Its gaps are reported, never dropped in silence (:func:`run_file_gaps`): documents the corpus lacks stay in
+the ranking (unjudgeable, they count as not relevant, as trec_eval and ranx count them), evaluated queries it has no
+ranking for score 0, and its queries outside the evaluation are ignored and counted. It costs no search time here:
+a system of run files alone has no latency (``ms_per_query`` None) and ``info["precomputed"]`` names such stages.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from studio.evaluation import runner
 from studio.evaluation.metrics import evaluate, primary_metric
+from studio.ingest.trec import TrecRun, load_run
 from studio.retrieval.fusion import Run, fuse_rrf, fuse_weighted
 from studio.retrieval.systems import BM25, Stage, System, file_stem, parse  # noqa: F401  (re-exported)
 
 WEIGHT_GRID = tuple(i / 10 for i in range(11))  # ranx's optimize_fusion default step
 TUNE_PREFIX = "\x1ftune:"  # tuning queries' ids inside the component runs, so they never meet evaluated ones
+EXAMPLES = 3  # examples of each kind of run-file gap in a system's info
 
 
 @dataclass(frozen=True)
@@ -79,6 +90,9 @@ class _Components:
         if key not in self.runs:
             queries = self.queries()
             pool = runner.EvalSet(self.evalset.name, queries, self.evalset.corpus, {})
+            if stage.is_run:
+                self.runs[key] = from_run_file(load_run(Path(path)), queries, self.depth)
+                return self.runs[key]
             if stage.is_bm25:
                 result = retrieve_bm25(pool, self.depth)
             elif stage.mode == "dense":
@@ -108,6 +122,82 @@ def retrieve_bm25(evalset: runner.EvalSet, k: int = 100) -> runner.RunResult:
                                         "queries_per_s": round(len(qids) / max(search_s, 1e-9), 1)})
 
 
+def from_run_file(trec: TrecRun, queries: Iterable[str], depth: int = 100) -> runner.RunResult:
+    """A run file's top-`depth` documents for each of `queries` (ids; a tuning query's id carries
+    :data:`TUNE_PREFIX` before the project's key), scores as given; a query the file has no ranking for has none
+    here. Precomputed: ``ms_per_query`` 0."""
+    run = {}
+    for qid in queries:
+        ranked = trec.ranking(qid[len(TUNE_PREFIX):] if qid.startswith(TUNE_PREFIX) else qid, depth)
+        if ranked:
+            run[qid] = dict(ranked)
+    return runner.RunResult(f"run:{trec.name}", run, {"ms_per_query": 0.0})
+
+
+def run_file_gaps(trec: TrecRun, evaluated: Iterable[str], corpus: Mapping[str, str],
+                  tuning: Iterable[str] = ()) -> dict:
+    """What a run file lacks or holds beyond an evaluation (its ids are the project's keys), as a system's
+    ``info["run_file"]``:
+
+    * ``unknown_documents``: distinct documents in the rankings of the `evaluated` queries that `corpus` lacks
+      (kept in the ranking: no label can reach them, so they count as not relevant);
+    * ``missing_queries``: `evaluated` queries the file has no ranking for (they score 0);
+    * ``unknown_queries``: the file's queries that are neither evaluated nor `tuning` queries (ignored);
+
+    with ``path``, ``file``, ``lines`` (data lines read), ``queries`` (in the file), ``evaluated`` and
+    ``examples`` (up to :data:`EXAMPLES` of each kind: ``{"kind", "query"[, "document"]}``).
+    """
+    evaluated = list(dict.fromkeys(evaluated))
+    known = set(evaluated) | set(tuning)
+    missing = [q for q in evaluated if q not in trec.run]
+    unknown_queries = sorted(q for q in trec.run if q not in known)
+    unknown_docs: dict[str, str] = {}  # document -> the first evaluated query ranking it
+    for q in evaluated:
+        for doc, _ in trec.ranking(q):
+            if doc not in corpus:
+                unknown_docs.setdefault(doc, q)
+    examples = ([{"kind": "unknown_document", "query": q, "document": d}
+                 for d, q in list(unknown_docs.items())[:EXAMPLES]]
+                + [{"kind": "missing_query", "query": q} for q in missing[:EXAMPLES]]
+                + [{"kind": "unknown_query", "query": q} for q in unknown_queries[:EXAMPLES]])
+    return {"path": str(trec.path), "file": trec.name, "lines": trec.lines, "queries": len(trec.run),
+            "evaluated": len(evaluated), "unknown_documents": len(unknown_docs),
+            "unknown_queries": len(unknown_queries), "missing_queries": len(missing), "examples": examples}
+
+
+def run_file_warnings(results: Sequence[runner.RunResult]) -> list[dict]:
+    """A report warning (kind ``run_file_gaps``) per run file with documents the corpus lacks or evaluated queries
+    it has no ranking for, naming the first system that reads it."""
+    out, seen = [], set()
+    for result in results:
+        for gaps in (result.info or {}).get("run_files", []):
+            if gaps["path"] in seen or not (gaps["unknown_documents"] or gaps["missing_queries"]):
+                continue
+            seen.add(gaps["path"])
+            out.append({"kind": "run_file_gaps", "model": result.model, "file": gaps["file"],
+                        "unknown_documents": gaps["unknown_documents"], "missing_queries": gaps["missing_queries"],
+                        "queries": gaps["evaluated"], "examples": gaps["examples"], "significant": False})
+    return out
+
+
+def _rerank(evalset: runner.EvalSet, first: runner.RunResult, reranker: str, top: int) -> runner.RunResult:
+    """:func:`runner.rerank` over the documents the corpus has: a run file's documents without a text cannot be
+    rescored, so they follow every rescored document, in their first-stage order."""
+    unknown = {q: [d for d in ranked if d not in evalset.corpus] for q, ranked in first.run.items()}
+    if not any(unknown.values()):
+        return runner.rerank(evalset, first, reranker, top=top)
+    known = replace(first, run={q: {d: s for d, s in ranked.items() if d in evalset.corpus}
+                                for q, ranked in first.run.items()})
+    result = runner.rerank(evalset, known, reranker, top=top)
+    for q, docs in unknown.items():
+        if docs:
+            ranked = result.run.setdefault(q, {})
+            floor = min(ranked.values(), default=0.0)
+            ordered = sorted(docs, key=lambda d: (-first.run[q][d], d))
+            ranked.update({d: floor - i for i, d in enumerate(ordered, start=1)})
+    return result
+
+
 def _only(run: Run, prefix: bool) -> Run:
     return {(q[len(TUNE_PREFIX):] if prefix else q): r for q, r in run.items() if q.startswith(TUNE_PREFIX) == prefix}
 
@@ -129,11 +219,12 @@ def tuning_qrels(system: System, evaluated: Iterable[str], tune: runner.EvalSet 
 
 
 def check(systems: Sequence[System]) -> dict[str, str]:
-    """Each model of `systems` resolved to a path, before anything runs (a typo fails in a second, not after the
-    first system's corpus encoding).
+    """Each model of `systems` resolved to a path, and each run file found and parsed, before anything runs (a
+    typo or a malformed line fails in a second, not after the first system's corpus encoding). A run file is keyed
+    by its stage (``run:NAME``).
 
     Raises:
-        StudioError: ``model_missing``, ``not_m3``, ``bad_mode``.
+        StudioError: ``model_missing``, ``not_m3``, ``bad_mode``, ``run_file_missing``, a run file's InputError.
     """
     from studio.models.registry import resolve
     from studio.retrieval.m3 import check_mode
@@ -141,7 +232,9 @@ def check(systems: Sequence[System]) -> dict[str, str]:
     paths: dict[str, str] = {}
     for system in systems:
         for stage in system.stages:
-            if not stage.is_bm25:
+            if stage.is_run:
+                paths[stage.model] = str(load_run(stage.run_name).path)
+            elif not stage.is_bm25:
                 paths[stage.model] = resolve(stage.model)
                 check_mode(paths[stage.model], stage.mode, stage.model)
         if system.reranker:
@@ -154,7 +247,10 @@ def run_systems(evalset: runner.EvalSet, systems: Sequence[System], *, tune: run
                 progress: Callable[[float, str], None] | None = None) -> list[runner.RunResult]:
     """One run per system over `evalset` (a first stage computed once is shared by every system using it), each
     named by its spec with ``info``: its fusion (:class:`Fusion`), reranker depth and search latency per query
-    (query encoding, search, fusion and reranking; corpus encoding excluded)."""
+    (query encoding, search, fusion and reranking; corpus encoding excluded). A system with run-file stages also
+    has ``run_file`` (:func:`run_file_gaps` of its first run file), ``run_files`` (all of them) and
+    ``precomputed`` (those stages, which take no time here; a system of them alone has ``ms_per_query`` None in
+    its info and no rate in its timings)."""
     paths = check(systems)
     components = _Components(evalset, tune, depth)
     results = []
@@ -180,15 +276,25 @@ def run_systems(evalset: runner.EvalSet, systems: Sequence[System], *, tune: run
         result = runner.RunResult(system.first_stage.spec, run, timings, group=i)
         if system.reranker:
             progress and progress((i + 0.5) / max(len(systems), 1), system.spec)
-            result = runner.rerank(evalset, result, paths[system.reranker], top=rerank_top)
+            result = _rerank(evalset, result, paths[system.reranker], top=rerank_top)
             ms += 1000 * result.timings["rerank_s"] / max(len(evalset.queries), 1)
         result.model, result.group, result.stage = system.spec, i, "first"
-        # The whole system's rate (its stages, fusion and reranker), not one stage's
-        result.timings["ms_per_query"] = round(ms, 2)
-        result.timings["queries_per_s"] = round(1000 / max(ms, 1e-9), 1)
+        precomputed = [str(s) for s in system.stages if s.is_run]
+        timed = len(precomputed) < len(system.stages) or bool(system.reranker)
+        # The whole system's rate (its stages, fusion and reranker), not one stage's; none for rankings read
+        result.timings.pop("ms_per_query", None)
+        if timed:
+            result.timings["ms_per_query"] = round(ms, 2)
+            result.timings["queries_per_s"] = round(1000 / max(ms, 1e-9), 1)
         result.info = {"spec": system.spec, "stages": [str(s) for s in system.stages], "models": system.models,
                        "fusion": fusion.as_dict() if fusion else None, "reranker": system.reranker,
-                       "rerank_top": rerank_top if system.reranker else None, "ms_per_query": round(ms, 2)}
+                       "rerank_top": rerank_top if system.reranker else None,
+                       "ms_per_query": round(ms, 2) if timed else None}
+        if precomputed:
+            tuning = list(tune.queries) if tune is not None else []
+            gaps = [run_file_gaps(load_run(Path(paths[s.model])), evalset.queries, evalset.corpus, tuning)
+                    for s in system.stages if s.is_run]
+            result.info.update(run_file=gaps[0], run_files=gaps, precomputed=precomputed)
         results.append(result)
     return results
 

@@ -10,7 +10,11 @@ in-memory indexes built once per corpus:
 * ``NAME:sparse``: BGE-M3's lexical weights, the corpus's kept as one sparse matrix per model and corpus;
 * ``NAME:colbert`` and ``NAME:weighted`` are evaluated in ⑧ (exactly, the corpus encoded chunk by chunk) but are
   not searchable here: one query at a time would need every document's token vectors in memory (hundreds of
-  floats per token, gigabytes for a 10k corpus), so they raise ``mode_not_searchable``.
+  floats per token, gigabytes for a 10k corpus), so they raise ``mode_not_searchable``;
+* ``run:FILE``: a TREC run file's ranking (studio.ingest.trec) for the query's key — the caller matches the typed
+  text against the project's queries — or ``run_no_ranking`` when the file has none for it (a new query, or one it
+  lacks). Its documents that the corpus lacks cannot be shown and are skipped (:attr:`Details.unknown_documents`).
+  Precomputed: it takes 0 ms here (:attr:`Details.precomputed`).
 
 Two first stages are fused over each one's top `depth` (:data:`FUSION_DEPTH`, evaluation's default) by
 :mod:`studio.retrieval.fusion`: a pinned weighted sum (``A+B@0.7``), reciprocal rank (``A+B@rrf``), and reciprocal
@@ -25,11 +29,14 @@ indexing) and loading a model happen before the clock starts and are excluded.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from studio.errors import StudioError
+from studio.ingest.trec import load_run
 from studio.retrieval.fusion import fuse_rrf, fuse_weighted
 from studio.retrieval.recent import Recent
 from studio.retrieval.rerank import DEFAULT_DEPTH
@@ -46,8 +53,9 @@ _sparse: Recent[tuple] = Recent(MAX_SPARSE)
 @dataclass(frozen=True)
 class Details:
     """How a system found its hits: its spec and first stages (with each one's milliseconds), the fusion used
-    (``rrf`` or ``weighted``, its weight, whether the spec pinned it, the candidates per stage it saw) and the
-    reranker with how many candidates it rescored."""
+    (``rrf`` or ``weighted``, its weight, whether the spec pinned it, the candidates per stage it saw), the
+    reranker with how many candidates it rescored, and its run-file stages (rankings read, not searched: 0 ms) with
+    how many of their candidates the corpus lacks."""
 
     spec: str
     stages: tuple[str, ...]
@@ -60,6 +68,8 @@ class Details:
     reranker: str | None = None
     rerank_depth: int | None = None
     rerank_ms: float = 0.0
+    precomputed: tuple[str, ...] = ()
+    unknown_documents: int = 0
 
     @property
     def pin_example(self) -> str | None:
@@ -74,13 +84,16 @@ def check(system: System) -> dict[str, str]:
 
     Raises:
         StudioError: ``bad_mode``, ``not_m3`` (a mode other than dense on a model that is not a BGE-M3 folder),
-            ``mode_not_searchable`` (colbert, weighted).
+            ``mode_not_searchable`` (colbert, weighted), ``run_file_missing``, a run file's InputError.
     """
     from studio.models.registry import resolve
     from studio.retrieval.m3 import check_mode
 
     paths: dict[str, str] = {}
     for stage in system.stages:
+        if stage.is_run:
+            paths[stage.model] = str(load_run(stage.run_name).path)
+            continue
         if stage.is_bm25:
             continue
         paths[stage.model] = resolve(stage.model)
@@ -93,7 +106,8 @@ def check(system: System) -> dict[str, str]:
 
 
 def search_system(system: str | System, query: str, keys: list[str], texts: list[str], k: int = 10,
-                  depth: int = FUSION_DEPTH, rerank_depth: int = DEFAULT_DEPTH) -> tuple[list[Hit], float, Details]:
+                  depth: int = FUSION_DEPTH, rerank_depth: int = DEFAULT_DEPTH, *,
+                  query_keys: Sequence[str] = ()) -> tuple[list[Hit], float, Details]:
     """The top `k` documents of the corpus (`keys`, `texts`) for `query` by `system` (a spec or a parsed one).
 
     Args:
@@ -102,6 +116,8 @@ def search_system(system: str | System, query: str, keys: list[str], texts: list
             resolve` takes them.
         depth: candidates of each first stage a fusion sees (ignored with one first stage).
         rerank_depth: candidates of the first stage a reranker rescores (ignored without one).
+        query_keys: the project's keys of the stored queries with `query`'s text (a run file's rankings are by
+            key; the first it ranks is used); empty for a new query.
 
     Returns:
         The hits (rank from 1, document key, score: the retriever's, the fused one, or the reranker's logit), the
@@ -109,7 +125,8 @@ def search_system(system: str | System, query: str, keys: list[str], texts: list
 
     Raises:
         StudioError: the spec's errors (``system_*``), ``mode_not_searchable``, ``not_m3``, ``bad_mode``,
-            ``model_is_reranker``, ``model_missing``.
+            ``model_is_reranker``, ``model_missing``, ``run_file_missing``, ``run_no_ranking`` (a run file without a
+            ranking for the query).
     """
     system = parse(system) if isinstance(system, str) else system
     paths = check(system)
@@ -121,7 +138,7 @@ def search_system(system: str | System, query: str, keys: list[str], texts: list
     first_n = max(k, rerank_depth) if reranker else k
     fused = len(system.stages) > 1
     per_stage = max(depth, first_n) if fused else first_n
-    found = [_stage_search(stage, paths.get(stage.model, ""), query, keys, texts, per_stage)
+    found = [_stage_search(stage, paths.get(stage.model, ""), query, keys, texts, per_stage, query_keys)
              for stage in system.stages]
     hits = found[0][0][:first_n]
     fusion = weight = None
@@ -130,7 +147,7 @@ def search_system(system: str | System, query: str, keys: list[str], texts: list
         fusion = system.fusion or "rrf"
         weight = system.weight if fusion == "weighted" else None
         t0 = time.perf_counter()
-        a, b = ({"q": {h.doc_key: h.score for h in stage_hits}} for stage_hits, _ in found)
+        a, b = ({"q": {h.doc_key: h.score for h in stage_hits}} for stage_hits, _, _ in found)
         run = (fuse_weighted(a, b, float(weight), per_stage) if fusion == "weighted"
                else fuse_rrf(a, b, depth=per_stage)).get("q", {})
         ranked = sorted(run.items(), key=lambda item: (-item[1], item[0]))[:first_n]
@@ -139,20 +156,50 @@ def search_system(system: str | System, query: str, keys: list[str], texts: list
     rerank_ms = 0.0
     if reranker:
         hits, rerank_ms = _rerank(reranker, query, hits, keys, texts, k)
-    stage_ms = tuple(ms for _, ms in found)
+    stage_ms = tuple(ms for _, ms, _ in found)
     details = Details(system.spec, tuple(str(s) for s in system.stages), stage_ms, fusion, weight,
                       bool(system.fusion), per_stage if fused else None, fusion_ms, system.reranker,
-                      first_n if reranker else None, rerank_ms)
+                      first_n if reranker else None, rerank_ms, tuple(str(s) for s in system.stages if s.is_run),
+                      sum(skipped for _, _, skipped in found))
     return hits[:k], sum(stage_ms) + fusion_ms + rerank_ms, details
 
 
-def _stage_search(stage: Stage, path: str, query: str, keys: list[str], texts: list[str],
-                  n: int) -> tuple[list[Hit], float]:
+def _stage_search(stage: Stage, path: str, query: str, keys: list[str], texts: list[str], n: int,
+                  query_keys: Sequence[str]) -> tuple[list[Hit], float, int]:
+    """One first stage's top `n`, its milliseconds and how many of a run file's documents it skipped."""
+    if stage.is_run:
+        hits, skipped = search_run(path, query_keys, keys, n)
+        return hits, 0.0, skipped
     if stage.is_bm25:
-        return search_bm25(query, keys, texts, n)
+        return (*search_bm25(query, keys, texts, n), 0)
     if stage.mode == "sparse":
-        return search_sparse(path, query, keys, texts, n)
-    return search(path, query, keys, texts, n)
+        return (*search_sparse(path, query, keys, texts, n), 0)
+    return (*search(path, query, keys, texts, n), 0)
+
+
+def search_run(path: str, query_keys: Sequence[str], keys: list[str], k: int = 10) -> tuple[list[Hit], int]:
+    """The top `k` documents that the corpus (`keys`) has in the run file at `path` for the first of `query_keys`
+    it ranks, by the file's scores (ties: document key), and how many of the file's documents were skipped on the
+    way because the corpus lacks them.
+
+    Raises:
+        StudioError: ``run_no_ranking`` when the file ranks none of `query_keys` (none: a new query).
+    """
+    trec = load_run(Path(path))
+    query_key = next((q for q in query_keys if q in trec.run), None)
+    if query_key is None:
+        raise StudioError("run_no_ranking", file=trec.name)
+    known = set(keys)
+    hits: list[Hit] = []
+    skipped = 0
+    for doc, score in trec.ranking(query_key):
+        if len(hits) == k:
+            break
+        if doc in known:
+            hits.append(Hit(len(hits) + 1, doc, float(score)))
+        else:
+            skipped += 1
+    return hits, skipped
 
 
 def _rerank(reranker: str, query: str, hits: list[Hit], keys: list[str], texts: list[str],

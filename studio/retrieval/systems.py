@@ -11,6 +11,10 @@ the UI and a deploy recipe:
 ``medical-v1+bm25@rrf``    … with reciprocal-rank fusion
 ``medical-v1>rr-v1``       a cross-encoder rescoring the first stage's top N
 ``medical-v1+bm25>rr-v1``  both
+``run:prod.trec``          a TREC run file's rankings (a production system's, computed elsewhere): a file in
+                           runs/ (the CLI also takes a path); fusable (``run:prod.trec+bm25``) and rerankable
+                           (``run:prod.trec>rr-v1``), never deployable as a recipe (studio.ingest.trec); its
+                           name cannot hold ``+``, ``@`` or ``>``
 =========================  ==========================================================================
 
 Evaluation (studio.evaluation.systems) tunes an unpinned fusion on labelled queries; studio.retrieval.fusion
@@ -26,13 +30,15 @@ from pathlib import Path
 from studio.errors import StudioError
 
 BM25 = "bm25"
+RUN = "run:"  # a stage read from a TREC run file: run:FILE
 MODES = ("dense", "sparse", "colbert", "weighted")
 FUSIONS = ("rrf", "weighted")
 
 
 @dataclass(frozen=True)
 class Stage:
-    """One first-stage retriever: ``bm25`` or a model (as the user named it) with a scoring mode."""
+    """One first-stage retriever: ``bm25``, a model (as the user named it) with a scoring mode, or a run file
+    (``model`` is then ``run:FILE``)."""
 
     model: str
     mode: str = "dense"
@@ -40,6 +46,16 @@ class Stage:
     @property
     def is_bm25(self) -> bool:
         return self.model.lower() == BM25
+
+    @property
+    def is_run(self) -> bool:
+        """Whether the stage reads a TREC run file's precomputed rankings instead of searching."""
+        return self.model.startswith(RUN)
+
+    @property
+    def run_name(self) -> str | None:
+        """The run file as the spec names it (``prod.trec`` for ``run:prod.trec``); None for another stage."""
+        return self.model[len(RUN):] if self.is_run else None
 
     def __str__(self) -> str:
         return BM25 if self.is_bm25 else self.model if self.mode == "dense" else f"{self.model}:{self.mode}"
@@ -76,8 +92,14 @@ class System:
 
     @property
     def models(self) -> list[str]:
-        """The models it runs, as named (dense stages, then the reranker)."""
-        return [s.model for s in self.stages if not s.is_bm25] + ([self.reranker] if self.reranker else [])
+        """The models it runs, as named (dense stages, then the reranker); run files are not models."""
+        return [s.model for s in self.stages if not (s.is_bm25 or s.is_run)] + ([self.reranker] if self.reranker
+                                                                                else [])
+
+    @property
+    def run_files(self) -> list[str]:
+        """The run files its stages read, as named (``prod.trec`` for ``run:prod.trec``)."""
+        return [s.run_name for s in self.stages if s.is_run]
 
     def __str__(self) -> str:
         return self.spec
@@ -87,9 +109,10 @@ def parse(text: str) -> System:
     """A system from its spec (see the module docstring).
 
     Raises:
-        StudioError: ``system_empty``, ``system_too_many`` (more than two fused stages or rerankers),
-            ``system_bad_fusion`` (what follows ``@`` is neither ``rrf`` nor a weight in [0, 1], or there is
-            nothing to fuse), ``system_bad_mode`` (a mode on bm25).
+        StudioError: ``system_empty`` (also ``run:`` without a file), ``system_too_many`` (more than two fused
+            stages or rerankers), ``system_bad_fusion`` (what follows ``@`` is neither ``rrf`` nor a weight in
+            [0, 1], or there is nothing to fuse), ``system_bad_mode`` (a mode on bm25), ``system_run_mode`` (a
+            mode on a run file: its scores are given).
     """
     spec = str(text or "").strip()
     if not spec:
@@ -127,6 +150,14 @@ def _pin(pin: str, spec: str) -> tuple[str, float | None]:
 
 
 def _stage(text: str, spec: str) -> Stage:
+    if text[:len(RUN)].lower() == RUN:
+        name = text[len(RUN):].strip()
+        if not name:
+            raise StudioError("system_empty")
+        _, _, mode = name.rpartition(":")
+        if mode in MODES and name != mode:
+            raise StudioError("system_run_mode", spec=spec, mode=mode)
+        return Stage(RUN + name)
     model, _, mode = text.rpartition(":")
     if not model or mode not in MODES:  # "C:\\models\\x" or a hub id: no mode suffix
         model, mode = text, "dense"
@@ -141,8 +172,8 @@ def file_stem(spec: str) -> str:
     """A file name for a system's run or recipe: its spec with ``>`` as ``~``, a path model by its folder name,
     and anything else a file system may refuse as ``_``."""
     system = parse(spec)
-    named = replace(system, stages=tuple(replace(s, model=Path(s.model).name) if "/" in s.model or "\\" in s.model
-                                         else s for s in system.stages),
+    named = replace(system, stages=tuple(replace(s, model=(RUN if s.is_run else "") + Path(s.run_name or s.model).name)
+                                         if "/" in s.model or "\\" in s.model else s for s in system.stages),
                     reranker=Path(system.reranker).name if system.reranker and "/" in system.reranker
                     else system.reranker)
     return re.sub(r"[^\w.+@~:-]", "_", named.spec.replace(">", "~")).replace(":", "_")

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
+from studio.private import FILE_MODE, private_file, tighten
+
 _migrated: set[str] = set()
 _migrate_lock = threading.Lock()
 
@@ -20,10 +22,13 @@ _migrate_lock = threading.Lock()
 def connect(path: str | Path) -> Database:
     """Open (creating if needed) the studio database at `path`, migrated to the current schema.
 
-    WAL lets annotators read while one of them writes; ``synchronous=FULL`` makes a committed rating survive a
-    power cut, not only a process kill; ``busy_timeout`` makes concurrent writers wait instead of failing.
+    The file, its -wal/-shm and write lock are 0600 (:func:`_private`). WAL lets annotators read while one of them
+    writes; ``synchronous=FULL`` makes a committed rating survive a power cut, not only a process kill;
+    ``busy_timeout`` makes concurrent writers wait instead of failing.
     The connection may be used from any thread, one at a time (Gradio runs handlers in a thread pool).
     """
+    if str(path) != ":memory:":
+        _private(Path(path))
     conn = sqlite3.connect(str(path), timeout=30, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
@@ -39,6 +44,15 @@ def connect(path: str | Path) -> Database:
             migrate(db)
             _migrated.add(key)
     return db
+
+
+def _private(path: Path) -> None:
+    """The database file, its -wal/-shm and its write lock readable by this account only (0600): the file holds
+    password hashes and every rating. Created so before SQLite opens it (SQLite gives -wal/-shm the database's
+    mode); an existing one made 0644 by an older version is tightened."""
+    private_file(path)
+    for suffix in ("-wal", "-shm", "-writelock"):
+        tighten(f"{path}{suffix}", FILE_MODE)
 
 
 @contextmanager
@@ -63,7 +77,7 @@ def _writer_turn(db: Database) -> Iterator[None]:
     if not path or path.startswith(":memory:"):
         yield
         return
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

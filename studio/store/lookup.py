@@ -24,6 +24,11 @@ def example_queries(db: Database, limit: int = 12) -> list[str]:
            WHERE g.label IS NOT NULL GROUP BY q.id ORDER BY n DESC, q.id LIMIT ?""", [limit])]
 
 
+def query_keys(db: Database, query: str) -> list[str]:
+    """The keys of the stored queries with this text (white space around it aside), oldest first."""
+    return [r["key"] for r in db.query("SELECT key FROM queries WHERE text_hash = ? ORDER BY id", [text_hash(query)])]
+
+
 def gold_for_query(db: Database, query: str) -> dict[str, int]:
     """Document key → gold label for the stored query with this text (empty for a new query)."""
     return {r["key"]: r["label"] for r in db.query(

@@ -2,7 +2,9 @@
 
 Pairs with one slot taken always come first (so pairs get completed); a strategy orders the untouched ones by
 writing ``pairs.priority`` (lower first; NULL keeps the imported order, after every prioritised pair). A strategy that
-adds pairs ("check the negatives") adds them and serves them first in one transaction (:func:`queue_first`).
+adds pairs ("check the negatives") adds them and serves them first in one transaction (:func:`queue_first`). The
+unjudged pairs of systems' top K (``studio pool --unjudged``) are added and served first without changing the
+strategy (:func:`serve_first`).
 """
 
 from __future__ import annotations
@@ -87,6 +89,73 @@ def queue_first(db: Database, strategy: str, pairs: Sequence[tuple[str, str]], *
         apply_order(db, strategy, ordered, actor=actor, details={**(details or {}), "source": source,
                                                                  "candidates": len(ids), "added": added})
     return {"added": added, "ordered": len(ordered)}
+
+
+def serve_first(db: Database, pairs: Sequence[tuple[str, str]], *, source: str, actor: str,
+                details: dict | None = None) -> dict:
+    """Queue the (query key, document key) `pairs` that have no gold label and serve them before every other
+    untouched pair, in the order given, without changing the strategy or the order of the other pairs.
+
+    Each pair is, by what the project has:
+
+    * ``added``: no such pair yet: added to the queue under `source`;
+    * ``already_queued``: a queued pair without a gold label (not rated yet, half rated, or two ratings awaiting an
+      expert): left as it is;
+    * ``judged``: it has a gold label by now: left alone;
+    * ``outside_queue``: a pair kept out of the queue (an import that did not queue it): left alone.
+
+    The untouched ones among the added and already queued (no rating, nobody holds them) get priorities below every
+    priority there is, so :func:`studio.store.ratings.next_pair` serves them after the half-taken pairs and before
+    any other; choosing a strategy afterwards (:func:`apply_order`) orders them with the rest again. All or nothing,
+    in one transaction, audited as one ``pool`` entry with `source`, the counts and `details`.
+
+    Returns:
+        ``added``, ``already_queued``, ``judged``, ``outside_queue`` and ``ordered`` (pairs now served first).
+
+    Raises:
+        NotFoundError: a query or document key the project does not have.
+    """
+    counts = {"added": 0, "already_queued": 0, "judged": 0, "outside_queue": 0}
+    with immediate(db):
+        query_ids: dict[str, int] = {}
+        doc_ids: dict[str, int] = {}
+        ordered = []
+        for qkey, dkey in pairs:
+            qid = query_ids.get(qkey) or _key_id(db, "queries", qkey, "query_not_found")
+            did = doc_ids.get(dkey) or _key_id(db, "documents", dkey, "document_not_found")
+            query_ids[qkey], doc_ids[dkey] = qid, did
+            row = next(db.query("SELECT p.id, p.in_queue, p.ratings_n + p.holds_n AS touched, g.label FROM pairs p "
+                                "LEFT JOIN gold g ON g.pair_id = p.id WHERE p.query_id = ? AND p.document_id = ?",
+                                [qid, did]), None)
+            if row is None:
+                pair_id = db.execute("INSERT INTO pairs (query_id, document_id, source) VALUES (?, ?, ?)",
+                                     [qid, did, source]).lastrowid
+                counts["added"] += 1
+                ordered.append(pair_id)
+            elif row["label"] is not None:
+                counts["judged"] += 1
+            elif not row["in_queue"]:
+                counts["outside_queue"] += 1
+            else:
+                counts["already_queued"] += 1
+                if not row["touched"]:
+                    ordered.append(row["id"])
+        lowest = next(db.query("SELECT min(priority) AS p FROM pairs"))["p"]
+        start = min(lowest if lowest is not None else 0.0, -1.0) - 1.0  # strategies use [-1, 0): below them all
+        n = max(len(ordered), 1)
+        db.conn.executemany("UPDATE pairs SET priority = ? WHERE id = ?",
+                            ((start + i / n, pair_id) for i, pair_id in enumerate(ordered)))
+        record(db, actor=actor, action="pool", entity="pairs", entity_id=None,
+               after={"source": source, "candidates": len(pairs), **counts, "ordered": len(ordered),
+                      **(details or {})})
+    return {**counts, "ordered": len(ordered)}
+
+
+def _key_id(db: Database, table: str, key: str, missing: str) -> int:
+    row = next(db.query(f"SELECT id FROM {table} WHERE key = ?", [key]), None)
+    if row is None:
+        raise NotFoundError(missing, key=key)
+    return row["id"]
 
 
 def settled_pairs(db: Database, source: str) -> dict[str, set[str]]:

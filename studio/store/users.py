@@ -10,6 +10,7 @@ import base64
 import hashlib
 import hmac
 import os
+from typing import Any
 
 from sqlite_utils import Database
 
@@ -98,6 +99,44 @@ def active_role(db: Database, name: str) -> str | None:
     """The role of `name` if they are on the team and not removed, else None."""
     rows = list(db.query("SELECT role FROM annotators WHERE name = ? AND removed_at IS NULL", [(name or "").strip()]))
     return rows[0]["role"] if rows else None
+
+
+def session_stamp(db: Database, name: str) -> dict | None:
+    """What a web session of `name` is valid for: ``{"role", "stamp"}``, or None when they cannot sign in now.
+
+    The stamp is a digest of the account's id, role and password hash (a fresh salt each time a password is set),
+    so a password change, a role change or a removal gives a different stamp (or None), whatever code path made the
+    change. A session opened under another stamp has ended.
+    """
+    rows = list(db.query("SELECT id, role, password_hash FROM annotators "
+                         "WHERE name = ? AND removed_at IS NULL AND password_hash IS NOT NULL", [(name or "").strip()]))
+    if not rows:
+        return None
+    row = rows[0]
+    digest = hashlib.sha256(f"{row['id']}|{row['role']}|{row['password_hash']}".encode("utf-8")).hexdigest()
+    return {"role": row["role"], "stamp": digest[:32]}
+
+
+SIGN_IN_EVENTS = ("failed", "refused", "ok", "expired", "ended")
+_NAME_SHOWN = 100  # characters of a tried name kept in the audit log (a guess may be any length)
+
+
+def record_sign_in(db: Database, event: str, name: str, address: str, **details: Any) -> None:
+    """Audit a sign-in event: ``signin.failed`` (wrong password or unknown name), ``signin.refused`` (throttled,
+    the password not checked), ``signin.ok``, or ``session.expired`` / ``session.ended`` (idle, or the account changed).
+
+    Before a sign-in succeeds nobody is known, so failures and refusals are logged under the actor ``anonymous``
+    with the name tried and the client address in ``after``; the entity is the account when the name exists.
+    """
+    if event not in SIGN_IN_EVENTS:
+        raise ValueError(f"unknown sign-in event {event!r}")
+    tried = (name or "").strip()[:_NAME_SHOWN]
+    person = find_annotator(db, tried) if tried else None
+    action = f"session.{event}" if event in ("expired", "ended") else f"signin.{event}"
+    actor = tried if event in ("ok", "expired", "ended") and tried else "anonymous"
+    with db.atomic():
+        record(db, actor=actor, action=action, entity="annotator", entity_id=person["id"] if person else None,
+               after={"name": tried, "address": address, **details})
 
 
 def remove(db: Database, name: str, *, actor: str = "system") -> dict:

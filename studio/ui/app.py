@@ -15,6 +15,7 @@ from studio.i18n import LANGUAGE_NAMES, LANGUAGES
 from studio.ui.boot import boot_middleware
 from studio.ui.context import UIContext, make_i18n
 from studio.ui.tabs import adjudicate, agreement, annotate, compare, data, evaluate, import_, models, train
+from studio.ui.web import WebGuard, WebSettings, private_temp_dir
 
 UI_DIR = Path(__file__).parent
 CSS = (UI_DIR / "style.css").read_text(encoding="utf-8")
@@ -150,8 +151,14 @@ ACCOUNTS = "@accounts"  # `--auth` given without a list
 
 
 def launch(db_path: str | Path = DEFAULT_DB, host: str = "127.0.0.1", port: int = 7860, share: bool = False,
-           auth: str | None = None, prevent_thread_lock: bool = False) -> gr.Blocks:
+           auth: str | None = None, prevent_thread_lock: bool = False, web: WebSettings | None = None,
+           backup_every: float | None = None, backup_keep: int = 7) -> gr.Blocks:
     """Start the app. Binds to 127.0.0.1 unless told otherwise; another address or a share link requires sign-in.
+
+    `web` holds the web layer's settings (origins, sign-in throttling, session expiry, upload size; see
+    :mod:`studio.ui.web`; without it, uploads are limited only with sign-in). Gradio's cache is the project's private ``.gradio-tmp`` folder (0700), emptied of
+    copies older than ``web.cache_age_s``. The returned Blocks carries its :class:`~studio.ui.web.WebGuard` as
+    ``web_guard``.
 
     Raises StudioError (before anything starts) when the address or the sign-in settings are unsafe or invalid.
     """
@@ -159,14 +166,24 @@ def launch(db_path: str | Path = DEFAULT_DB, host: str = "127.0.0.1", port: int 
 
     if auth is None and (share or not is_loopback(host)):
         raise StudioError("auth_required", host="a share link" if share else host)
+    web = web or WebSettings(max_upload_mb=None if auth is None else WebSettings.max_upload_mb)
     with Project(Path(db_path)).db():
         pass  # create and migrate the database before the first request
     check = sign_in_check(db_path, auth)
+    temp_dir = private_temp_dir(Path(db_path).resolve().parent)  # before the Blocks: Gradio reads it then
+    guard = WebGuard(Path(db_path), web, auth=check is not None, password_check=check, temp_dir=temp_dir)
     start_scheduler(db_path)
+    if backup_every:  # a verified backup into backups/ every `backup_every` hours, the newest `backup_keep` kept
+        from studio.actions.backup import start_schedule
+
+        start_schedule(db_path, backup_every, backup_keep)
     demo, i18n = build_app(db_path, auth=check is not None)
+    demo.delete_cache = (web.cache_check_s, web.cache_age_s)
+    demo.web_guard = guard
     demo.queue(default_concurrency_limit=8)
-    demo.launch(server_name=host, server_port=port, share=share, auth=check, i18n=i18n, css=CSS,
-                theme=gr.themes.Soft(), prevent_thread_lock=prevent_thread_lock, show_error=True,
-                footer_links=["settings"], app_kwargs={"middleware": boot_middleware()},
+    demo.launch(server_name=host, server_port=port, share=share, auth=guard.check_password if check else None,
+                i18n=i18n, css=CSS, theme=gr.themes.Soft(), prevent_thread_lock=prevent_thread_lock, show_error=True,
+                footer_links=["settings"], max_file_size=web.max_upload_bytes,
+                app_kwargs={"middleware": boot_middleware() + guard.middleware(), "lifespan": guard.lifespan},
                 auth_message="Relevance Studio · 相关性标注工作室")
     return demo

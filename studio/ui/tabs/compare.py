@@ -3,7 +3,8 @@
 Each side is a system spec (``bm25``, a model, ``NAME+bm25`` fused, ``NAME+bm25@0.7`` with a pinned weight, each
 optionally ``>RERANKER``), picked or typed, the same as ``studio search --system``; the default demo is BM25 on the
 left against the ★ model fused with BM25 on the right. The reranker pickers add ``>RERANKER`` to their side's spec,
-so a demo can still show "embedder" against "embedder → reranker"."""
+so a demo can still show "embedder" against "embedder → reranker". The pickers also list the TREC run files in
+runs/ as ``run:NAME``: such a side shows the file's ranking for a query of the project, or says it has none."""
 
 from __future__ import annotations
 
@@ -54,6 +55,10 @@ def system_note(details, lang: str) -> str:
                        depth=details.depth, example=details.pin_example or ""))
     if details.reranker:
         parts.append(t("compare.reranked", lang, reranker=details.reranker, depth=details.rerank_depth))
+    if details.precomputed:
+        parts.append(t("compare.precomputed", lang, stages=", ".join(details.precomputed)))
+    if details.unknown_documents:
+        parts.append(t("compare.run_unknown_documents", lang, n=details.unknown_documents))
     if not parts:
         return ""
     return f'<div class="rs-system-note">{html.escape("; ".join(parts))}</div>'
@@ -111,15 +116,22 @@ def run_search(ctx: UIContext, query: str, left: str, right: str, k: float, lang
                                  _system(right, right_reranker, "right", lang), int(k),
                                  depth=int(depth) if depth else None)
         docs, gold = result.documents, result.gold
-        html_l = results_html(result.left.name, result.left.hits, result.left.moves, docs, gold, query,
-                              result.left.ms, lang, result.left.details)
-        html_r = results_html(result.right.name, result.right.hits, result.right.moves, docs, gold, query,
-                              result.right.ms, lang, result.right.details)
+        html_l, html_r = (side_html(side, docs, gold, query, lang) for side in (result.left, result.right))
         choices = [(f"{docs[d]['title'] or d} (#{d})", d) for d in rated_order(result.left.hits, result.right.hits)]
         return html_l, html_r, gr.update(choices=choices, value=None), ""
     except Exception as exc:
         error = render.message(error_text(exc, lang), "error")
         return error, "", gr.update(choices=[], value=None), ""
+
+
+def side_html(side, docs: dict, gold: dict, query: str, lang: str) -> str:
+    """One side as :func:`results_html` draws it, or, for a run file without a ranking for the query, its name and
+    "prod.trec has no ranking for this query"."""
+    if side.missing_run:
+        head = f'<div class="rs-side-head"><b>{html.escape(side.name.replace(">", " → "))}</b></div>'
+        note = render.message(t("error.run_no_ranking", lang, file=side.missing_run), "warn")
+        return f'<div class="rs-side">{head}{note}</div>'
+    return results_html(side.name, side.hits, side.moves, docs, gold, query, side.ms, lang, side.details)
 
 
 def rated_order(left: list, right: list) -> list[str]:
@@ -224,7 +236,7 @@ def refresh(ctx: UIContext, current_right: str | None, current_left_rr: str | No
         return blank, blank, blank, gr.update(choices=[], value=[]), blank, blank
     names = found.embedders
     rerankers = [(t("compare.no_reranker", lang), "")] + [(name, name) for name in found.rerankers]
-    systems = actions.system_choices(names)
+    systems = actions.system_choices(names, actions.run_names())
     best = right_system(current_right, names, found.starred)
     return (gr.update(choices=systems), gr.update(choices=systems, value=best), gr.update(choices=examples),
             gr.update(choices=names), gr.update(choices=rerankers, value=current_left_rr or ""),
@@ -299,8 +311,8 @@ def build(ctx: UIContext) -> dict:
     def on_score(q: str, d: str, m: list[str], r: str | None, lg: str, request: gr.Request):
         return run_scoring(ctx, q, d, m, r, lg, request)
 
-    def show_pick(left_html: str | None):
-        return gr.update(visible="rs-hit" in (left_html or ""))
+    def show_pick(left_html: str | None, right_html: str | None):
+        return gr.update(visible="rs-hit" in (left_html or "") + (right_html or ""))
 
     def on_open(current_right: str | None, current_left_rr: str | None, current_right_rr: str | None, lg: str,
                 request: gr.Request):
@@ -314,7 +326,7 @@ def build(ctx: UIContext) -> dict:
     for event in (search_btn.click(on_search, inputs, outputs, api_name="compare_search"),
                   query.submit(on_search, inputs, outputs, api_visibility="private"),
                   examples.input(on_example, [examples, *inputs[1:]], [query, *outputs], api_visibility="private")):
-        event.then(show_pick, [out_left], [pick_row], show_progress="hidden", api_visibility="private")
+        event.then(show_pick, [out_left, out_right], [pick_row], show_progress="hidden", api_visibility="private")
     queue_btn.click(on_queue, [query, pick, ctx.lang], status, api_name="compare_send_to_queue")
     return {"refresh": (on_open, [right, left_rr, right_rr, ctx.lang],
                         [left, right, examples, play_models, left_rr, right_rr])}

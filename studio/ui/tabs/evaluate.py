@@ -40,12 +40,29 @@ def comparison_table(report: dict, lang: str) -> pd.DataFrame:
 
 
 def errors_table(report: dict, lang: str) -> pd.DataFrame:
+    """Per system: the error buckets, how much of its top 10 was ever judged (judged@10, the unjudged pairs, nDCG@10
+    with unjudged documents counted as misses and with them removed) and its speed."""
     buckets = ("complete_failure", "partial_failure", "ranking_issue")
     columns = [t("evaluate.col_model", lang)] + [t(f"evaluate.bucket_{b}", lang) for b in buckets] + \
-              [t("evaluate.col_qps", lang)]
-    columns.append(t("evaluate.col_ms", lang))
-    return pd.DataFrame([(m["model"], *[m["errors"][b] for b in buckets], m["timings"].get("queries_per_s"),
+              [t("evaluate.col_judged", lang), t("evaluate.col_unjudged", lang), "nDCG@10",
+               t("evaluate.col_condensed", lang), t("evaluate.col_qps", lang), t("evaluate.col_ms", lang)]
+
+    def share(value):
+        return "—" if value is None else f"{100 * value:.0f} %"
+
+    def number(value):
+        return "—" if value is None else f"{value:.3f}"
+
+    return pd.DataFrame([(m["model"], *[m["errors"][b] for b in buckets], share(m["metrics"].get("judged@10")),
+                          (m.get("unjudged") or {}).get("10"), number(m["metrics"].get("ndcg@10")),
+                          number(m["metrics"].get("ndcg_condensed@10")), m["timings"].get("queries_per_s"),
                           m["timings"].get("ms_per_query")) for m in report["models"]], columns=columns)
+
+
+def unjudged_total(report: dict | None) -> int:
+    """Distinct unjudged (query, document) pairs in the top 10 of the systems a coverage warning names: what ⑧'s
+    button sends to the annotation queue."""
+    return ((report or {}).get("holes") or {}).get("pairs", 0)
 
 
 def summary_html(report: dict, lang: str) -> str:
@@ -53,9 +70,15 @@ def summary_html(report: dict, lang: str) -> str:
     line per comparison that makes ranking worse."""
     out = render.message(t(render.counted("evaluate.done", report["queries"]), lang, evalset=report["evalset"],
                            queries=report["queries"], documents=report["documents"]), "ok")
+    held_out = actions.held_out_line(report, lang)
+    if held_out:
+        out += render.message(held_out, "error" if report["held_out"]["included"] else "info")
     recommendation = actions.recommendation_line(report, lang)
     if recommendation:
         out += render.message("★ " + recommendation, "ok")
+    planner = actions.planner_line(report, lang)
+    if planner:
+        out += render.message(planner, "info")
     significance = actions.significance_line(report, lang)
     if significance:
         significant = any(r["significant"] for c in report["comparisons"] for r in c["rows"])
@@ -95,22 +118,32 @@ def _reports(ctx: UIContext, request: gr.Request | None, report: dict, lang: str
 
 def run(ctx: UIContext, models: list[str], source: str, folder: str, split: str, exclude: str | None, ks: str,
         lang: str, mode: str = "dense", reranker: str | None = None, rerank_top: float = 20,
-        tune_on: str | None = None, request: gr.Request | None = None, progress=gr.Progress()) -> tuple:
-    """Evaluate the picked models as systems beside BM25 and their fusion with it (actions.evaluate.page_systems);
-    returns summary, bars, comparison table, delta histogram, error table, report, three downloads (HTML, metrics
-    CSV, per-query CSV) and the map's query choices."""
+        tune_on: str | None = None, request: gr.Request | None = None, progress=gr.Progress(), *,
+        include_trained: bool = False, run_files: list[str] | None = None) -> tuple:
+    """Evaluate the picked models as systems beside BM25 and their fusion with it (actions.evaluate.page_systems),
+    and the picked run files of runs/ as systems of their own; returns summary, bars, comparison table, delta
+    histogram, error table, report, three downloads (HTML, metrics CSV, per-query CSV), the map's query choices, the
+    evaluation as the server keeps it (a gr.State: the recipe, map and holes buttons read it, never the page's copy)
+    and the "send the unjudged documents" button."""
     try:
         form = _form(models, source, folder, split, exclude, lang)
         reranker = model_actions.optional_model_field(reranker, field=t("evaluate.reranker", lang))
-        if not form["models"]:
+        for name in run_files or []:
+            files.run_path(name, field=t("evaluate.run_files", lang))  # a name inside runs/, never a server path
+        runs = [f"run:{name.strip()}" for name in run_files or []]
+        names = form.pop("models")
+        if not names and not runs:
             raise StudioError("pick_models")
         step = {"compare": t("evaluate.progress_compare", lang)}  # the library's step names that are not models
-        specs = actions.page_systems(form.pop("models"), mode=mode or "dense", reranker=reranker)
+        # BM25 always: the baseline to beat; a run file (the system a team runs today) is one more system
+        specs = (actions.page_systems(names, mode=mode or "dense", reranker=reranker) if names else ["bm25"]) + runs
         result = actions.evaluate(ctx.project, ctx.actor(request), [], form.pop("source"), **form, systems=specs,
                                   tune_on=(tune_on or "").strip() if source == "beir" else None,
-                                  ks=ks, rerank_top=int(rerank_top or 20),
+                                  ks=ks, rerank_top=int(rerank_top or 20), include_trained=bool(include_trained),
                                   progress=lambda f, what: progress(f, desc=step.get(what, what)))
         report = result.report
+        kept = {"report": report, "runs": result.runs, "source": source, "exclude": form["exclude"],
+                "queries": dict(result.evalset.queries)}
         first = next((c for c, e in zip(result.comparisons, report["comparisons"]) if e["kind"] == "model"),
                      result.comparisons[0] if result.comparisons else None)
         delta = charts.delta_histogram(first.per_query_delta, lang) if first else None
@@ -118,10 +151,36 @@ def run(ctx: UIContext, models: list[str], source: str, folder: str, split: str,
         return (summary_html(report, lang),
                 charts.metric_bars(report, actions.headline_metrics(report), lang),
                 comparison_table(report, lang), delta, errors_table(report, lang), report,
-                *_reports(ctx, request, report, lang, result.evalset.queries), gr.update(choices=choices, value=[]))
+                *_reports(ctx, request, report, lang, result.evalset.queries), gr.update(choices=choices, value=[]),
+                kept, holes_button(kept, lang))
     except Exception as exc:
         return (render.message(error_text(exc, lang), "error"), None, None, None, None, None, *_downloads(None),
-                gr.update(choices=[], value=[]))
+                gr.update(choices=[], value=[]), None, holes_button(None, lang))
+
+
+def holes_button(kept: dict | None, lang: str):
+    """"Send the 340 unjudged documents to the annotation queue": shown when a coverage warning names unjudged
+    documents of an evaluation on the project's own gold labels (the queue holds the project's pairs)."""
+    n = unjudged_total(kept["report"]) if kept and kept.get("source") == "db" else 0
+    return gr.update(visible=n > 0, value=t(render.counted("evaluate.holes_send", n), lang, n=f"{n:,}"))
+
+
+def send_holes(ctx: UIContext, kept: dict | None, lang: str, request: gr.Request | None = None) -> str:
+    """Queue the unjudged top-10 documents of the systems whose coverage ⑧ warned about, from the runs the server
+    kept of the last evaluation (an admin's: it changes the queue)."""
+    from studio.actions import collect
+
+    try:
+        report = (kept or {}).get("report")
+        specs = ((report or {}).get("holes") or {}).get("systems")
+        if not specs:
+            return render.message(t("evaluate.run_first", lang), "warn")
+        done = collect.pool_unjudged(ctx.project, ctx.actor(request), depth=10, exclude=kept.get("exclude"),
+                                     runs={spec: kept["runs"][spec] for spec in specs})
+        return render.message(t("evaluate.holes_sent", lang, added=done["added"], queued=done["already_queued"],
+                                systems=", ".join(specs)), "ok")
+    except Exception as exc:
+        return render.message(error_text(exc, lang), "error")
 
 
 def draw_map(ctx: UIContext, models: list[str], source: str, folder: str, split: str, exclude: str | None,
@@ -203,20 +262,22 @@ def learning_curve(ctx: UIContext, models: list[str], source: str, folder: str, 
         return None, render.message(error_text(exc, lang), "error")
 
 
-def export_recipe(ctx: UIContext, report: dict | None, exclude: str | None, lang: str,
-                  request: gr.Request | None = None) -> tuple:
-    """The recommended system of the last evaluation as a deploy recipe (its measured fusion weight, the
-    calibrated threshold) in a fresh folder under exports/recipes/: a status and the recipe.json download."""
+def export_recipe(ctx: UIContext, kept: dict | None, lang: str, request: gr.Request | None = None) -> tuple:
+    """The recommended system of the last evaluation — as the server kept it, never the page's copy — as a deploy
+    recipe (its measured fusion weight, the calibrated threshold) in a fresh folder under exports/recipes/: a status
+    and the recipe.json download. A report that scored trained-on queries recommends nothing and exports nothing."""
     from studio.actions import recipe as recipes
 
     try:
+        report = (kept or {}).get("report")
+        if report and (report.get("held_out") or {}).get("included"):
+            raise StudioError("recipe_from_trained", spec=", ".join(m["model"] for m in report["models"][:1]))
         picked = recipes.recommended(report or {})
         if picked is None:
             return render.message(t("evaluate.run_first", lang), "warn"), gr.update(value=None, interactive=False)
         spec, _ = picked
         path = recipes.export_recipe(ctx.project, ctx.actor(request), spec, recipes.page_folder("", spec, lang),
-                                     measured=report, exclude=files.export_path(exclude, field=t(
-                                         "evaluate.exclude", lang)), lang=lang)
+                                     measured=report, exclude=kept.get("exclude"), lang=lang)
         status = "".join(render.message(line, "ok") for line in recipes.summary_lines(path, lang))
         return status, gr.update(value=str(path), interactive=True)
     except Exception as exc:
@@ -260,14 +321,16 @@ def refresh(ctx: UIContext, current: list[str] | None, current_reranker: str | N
         found = model_actions.choices(ctx.project, ctx.actor(request))
     except StudioError:
         return (gr.update(choices=[], value=[]), gr.update(choices=[], value=None), gr.update(choices=[], value=""),
-                gr.update(choices=[], value=None))
+                gr.update(choices=[], value=None), gr.update(choices=[], value=[]))
     names = found.embedders
     folders = files.dataset_names()
+    runs = files.run_file_names()
     return (gr.update(choices=names, value=[n for n in (current or []) if n in names] or first_models(names,
                                                                                                  found.starred)),
             gr.update(choices=files.training_file_names()),
             gr.update(choices=reranker_choices(lang, found.rerankers), value=current_reranker or ""),
-            gr.update(choices=folders, value=current_folder if current_folder in folders else files.DEMO))
+            gr.update(choices=folders, value=current_folder if current_folder in folders else files.DEMO),
+            gr.update(choices=runs))
 
 
 def build(ctx: UIContext) -> dict:
@@ -292,8 +355,17 @@ def build(ctx: UIContext) -> dict:
         reranker = gr.Dropdown(choices=[(i18n("evaluate.no_reranker"), "")], value="", allow_custom_value=True,
                                label=i18n("evaluate.reranker"), info=i18n("evaluate.reranker_info"), scale=2)
         rerank_top = gr.Slider(5, 100, value=20, step=5, label=i18n("evaluate.rerank_top"), scale=1)
+    with gr.Row():
+        run_files = gr.Dropdown(choices=[], value=[], multiselect=True, label=i18n("evaluate.run_files"),
+                                info=i18n("evaluate.run_files_info"), scale=2)
+        include_trained = gr.Checkbox(False, label=i18n("evaluate.include_trained"),
+                                      info=i18n("evaluate.include_trained_info"), scale=2)
+    kept = gr.State(None)  # the last evaluation, held by the server: what the recipe, map and holes buttons use
     run_btn = gr.Button(i18n("evaluate.run"), variant="primary", elem_id="rs-eval-run")
     summary = gr.HTML()
+    with gr.Row():
+        holes_btn = gr.Button(visible=False, size="sm", elem_id="rs-eval-holes")
+    holes_status = gr.HTML()
     with gr.Column(visible=False, elem_id="rs-eval-results") as results:  # shown once a run has a report
         with gr.Row():
             bars = gr.Plot(show_label=False)
@@ -339,12 +411,17 @@ def build(ctx: UIContext) -> dict:
         return suggested_exclusion(m, src, current)
 
     def on_run(m: list[str] | None, src: str, fld: str | None, spl: str, exc: str | None, k: str, lg: str, md: str,
-               rr: str | None, top: float, tune: str | None, request: gr.Request, progress=gr.Progress()):
-        return run(ctx, m, src, fld, spl, exc, k, lg, md, rr, top, tune, request, progress)
+               rr: str | None, top: float, tune: str | None, rf: list[str] | None, inc: bool, request: gr.Request,
+               progress=gr.Progress()):
+        return run(ctx, m, src, fld, spl, exc, k, lg, md, rr, top, tune, request, progress, include_trained=inc,
+                   run_files=rf)
 
     def on_map(m: list[str] | None, src: str, fld: str | None, spl: str, exc: str | None, pick: list[str] | None,
-               report: dict | None, lg: str, request: gr.Request):
-        return draw_map(ctx, m, src, fld, spl, exc, pick, report, lg, request)
+               last: dict | None, lg: str, request: gr.Request):
+        return draw_map(ctx, m, src, fld, spl, exc, pick, (last or {}).get("report"), lg, request)
+
+    def on_holes(last: dict | None, lg: str, request: gr.Request):
+        return send_holes(ctx, last, lg, request)
 
     def on_open(current: list[str] | None, current_reranker: str | None, current_folder: str | None, lg: str,
                 request: gr.Request):
@@ -352,12 +429,13 @@ def build(ctx: UIContext) -> dict:
 
     for picker in (models, source):
         picker.change(on_form, [models, source, exclude], exclude, show_progress="hidden", api_visibility="private")
-    run_btn.click(on_run, [*form, ks, ctx.lang, mode, reranker, rerank_top, tune_on],
-                  [summary, bars, table, delta, errors, raw, html_file, csv_file, queries_file, picked],
-                  concurrency_limit=1, api_name="evaluate_run").then(
+    run_btn.click(on_run, [*form, ks, ctx.lang, mode, reranker, rerank_top, tune_on, run_files, include_trained],
+                  [summary, bars, table, delta, errors, raw, html_file, csv_file, queries_file, picked, kept,
+                   holes_btn], concurrency_limit=1, api_name="evaluate_run").then(
         _show_results, raw, [results, delta, table], show_progress="hidden", api_visibility="private")
-    map_btn.click(on_map, [*form, picked, raw, ctx.lang], [map_plot, map_status, html_file], concurrency_limit=1,
+    map_btn.click(on_map, [*form, picked, kept, ctx.lang], [map_plot, map_status, html_file], concurrency_limit=1,
                   api_name="evaluate_map")
+    holes_btn.click(on_holes, [kept, ctx.lang], [holes_status], concurrency_limit=1, api_name="evaluate_holes")
 
     def on_calibrate(m: list[str] | None, rr: str | None, exc: str | None, lg: str, request: gr.Request):
         return calibrate(ctx, m, rr, exc, lg, request)
@@ -366,13 +444,14 @@ def build(ctx: UIContext) -> dict:
                  lg: str, request: gr.Request, progress=gr.Progress()):
         return learning_curve(ctx, m, src, fld, spl, exc, fr, sd, lg, request, progress)
 
-    def on_recipe(report: dict | None, exc: str | None, lg: str, request: gr.Request):
-        return export_recipe(ctx, report, exc, lg, request)
+    def on_recipe(last: dict | None, lg: str, request: gr.Request):
+        return export_recipe(ctx, last, lg, request)
 
-    recipe_btn.click(on_recipe, [raw, exclude, ctx.lang], [recipe_status, recipe_file], concurrency_limit=1,
+    recipe_btn.click(on_recipe, [kept, ctx.lang], [recipe_status, recipe_file], concurrency_limit=1,
                      api_name="evaluate_recipe")
     calib_btn.click(on_calibrate, [models, reranker, exclude, ctx.lang], [calib_status, calib_table],
                     concurrency_limit=1, api_name="evaluate_calibrate")
     curve_btn.click(on_curve, [*form, fractions, seeds, ctx.lang], [curve_plot, curve_status],
                     concurrency_limit=1, concurrency_id="learning_curve", api_name="evaluate_curve")
-    return {"refresh": (on_open, [models, reranker, folder, ctx.lang], [models, exclude, reranker, folder])}
+    return {"refresh": (on_open, [models, reranker, folder, ctx.lang],
+                        [models, exclude, reranker, folder, run_files])}

@@ -7,6 +7,7 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
+from studio.actions import backup as backup_actions
 from studio.actions import collect, files
 from studio.actions import queue as queue_actions
 from studio.actions import team as team_actions
@@ -124,6 +125,18 @@ def add_person(ctx: UIContext, name: str, role: str, lang: str,
         return render.message(error_text(exc, lang), "error"), _team_or_keep(ctx, actor, lang, exc)
 
 
+def make_backup(ctx: UIContext, lang: str, request: gr.Request | None = None) -> tuple[str, dict]:
+    """(message, file) for the Backup button: a new verified backup in the project's backups/ folder, offered to
+    download (an admin's); the message names the file, never where the server keeps it."""
+    try:
+        info = backup_actions.make_backup(ctx.project, ctx.actor(request))
+    except Exception as exc:
+        return render.message(error_text(exc, lang), "error"), gr.update(value=None, visible=False)
+    size = f"{info.bytes / 1e6:.1f} MB" if info.bytes >= 100_000 else f"{info.bytes / 1e3:.0f} KB"
+    return (render.message(t("import.backup_made", lang, name=info.path.name, ratings=info.ratings, size=size), "ok"),
+            gr.update(value=str(info.path), visible=True))
+
+
 STRATEGIES = ("imported", "random", "systems", "disagree", "uncertain", "negatives")
 DEFAULT_STRATEGY = queue_actions.DEFAULT_STRATEGY
 
@@ -223,6 +236,11 @@ def build(ctx: UIContext) -> dict:
                                    value="annotator", label=i18n("import.col_role"), scale=1)
             person_btn = gr.Button(i18n("import.person_save"), size="sm")
             team = gr.Dataframe(interactive=False, max_height=260)
+            with gr.Accordion(i18n("import.backup_title"), open=False, elem_id="rs-backup"):
+                gr.Markdown(i18n("import.backup_info"))
+                backup_btn = gr.Button(i18n("import.backup_make"), size="sm", elem_id="rs-backup-make")
+                backup_file = gr.File(label=i18n("import.backup_file"), interactive=False, visible=False,
+                                      elem_id="rs-backup-file")
 
     def on_kind(kind_: str):
         beir = kind_ == "beir"
@@ -244,6 +262,9 @@ def build(ctx: UIContext) -> dict:
     def on_refresh(lang: str, request: gr.Request):
         return refresh(ctx, lang, request)
 
+    def on_backup(lang: str, request: gr.Request):
+        return make_backup(ctx, lang, request)
+
     def on_strategy(name: str, per_query_: float, lang: str, request: gr.Request, progress=gr.Progress()):
         return run_strategy(ctx, name, lang, progress, request, per_query=per_query_)
 
@@ -259,6 +280,7 @@ def build(ctx: UIContext) -> dict:
     demo_btn.click(on_demo, [ctx.lang], [message, counts, welcome, team], api_name="import_demo",
                    concurrency_limit=1)
     person_btn.click(on_person, [person, role, ctx.lang], [message, team], api_name="team_save")
+    backup_btn.click(on_backup, [ctx.lang], [message, backup_file], api_name="backup_make", concurrency_limit=1)
 
     return {"welcome": welcome, "demo": demo_btn, "counts": counts, "message": message,
             "refresh": (on_refresh, [ctx.lang], [welcome, counts, team, folder, strategy, makeup])}

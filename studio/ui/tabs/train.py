@@ -7,7 +7,6 @@ training file is a name inside exports/, the base model a name in models/ or a h
 from __future__ import annotations
 
 import math
-import shlex
 import time
 from pathlib import Path
 
@@ -37,7 +36,6 @@ NUMBERS = {"epochs": float, "max_steps": int, "batch_size": int, "lr": float, "g
 AUTOMATIC = ("lr", "passage_max_len")  # left empty: chosen for the job (the method's rate, the base's length)
 # The catalogue key of each field's label where it is not train.<field>.
 LABELS = {"warmup_ratio": "train.warmup", "train": "train.data"}
-TRAIN_PLACEHOLDER = "<exports/…/train.jsonl>"
 # What the worker is doing, in words, before its first step is logged (studio.training.config.PHASES).
 PHASE_KEYS = {None: "train.phase_launching", "checking": "train.phase_checking",
               "loading_model": "train.phase_loading_model", "reading_data": "train.phase_reading_data",
@@ -109,26 +107,14 @@ def page_options(lang: str, *values) -> dict:
     return {**opts, "base": base_name(opts["base"], lang), "train": training_path(opts["train"], lang)}
 
 
-def preview(*values) -> str:
-    """The `studio train` command that does the same as the form (for a GPU server, or a script)."""
+def preview(ctx: UIContext, request: gr.Request | None, *values) -> str:
+    """The `studio train` command that does the same as the form (for a GPU server, or a script), its training file
+    relative to the project; blank for anyone but an admin and while the form does not read."""
     try:
         opts = options(*values)
+        return jobs.command_preview(ctx.project, ctx.actor(request), opts)
     except (StudioError, TypeError, ValueError):
-        return ""  # a half-typed number: the command shows again once the form reads
-    opts["train"] = str(Path(config.EXPORTS_DIR) / opts["train"]) if opts["train"] else TRAIN_PLACEHOLDER
-    opts["name"] = opts["name"] or "<name>"
-    return " ".join(shlex.quote(a) for a in jobs.command_line(opts))
-
-
-def base_advice(task: str, base: str | None, lang: str) -> str:
-    """A warning when a reranker would start from a model that is not a cross-encoder (a new, untrained head)."""
-    try:
-        name = base_name(base, lang)
-    except StudioError:
-        return ""
-    if not jobs.starts_without_reranker_head(task, name):
-        return ""  # a cross-encoder, an embedder job, or a hub id this machine cannot inspect
-    return render.message(t("train.reranker_new_head", lang), "warn")
+        return ""  # not an admin, a half-typed number or a name outside exports/: the command shows once it reads
 
 
 def _whole(value: float | None, default: int) -> int:
@@ -147,57 +133,54 @@ def _float(value: float | None) -> float:
     return number_ if math.isfinite(number_) else 0.0
 
 
-def steps_advice(train_file: str | None, batch_size: float | None, epochs: float | None, max_steps: float | None,
-                 lang: str) -> str:
-    """A warning when the chosen file, batch size and epochs give so few optimizer steps that little will change."""
+def form_advice(ctx: UIContext, request: gr.Request | None, task: str, base: str | None, train_file: str | None,
+                batch_size: float | None, epochs: float | None, max_steps: float | None) -> jobs.FormAdvice:
+    """What the form warns about (studio.actions.jobs.form_advice); nothing for anyone but an admin."""
     try:
-        path = training_path(train_file, lang)
-    except StudioError:
-        return ""
-    few = jobs.too_few_steps(path or None, _whole(batch_size, 0), _float(epochs), _whole(max_steps, -1))
-    if few is None:
-        return ""
-    steps, lines = few
-    return render.message(t("train.few_steps", lang, steps=steps, lines=lines, batch=int(batch_size),
-                            epochs=f"{float(epochs):g}"), "warn")
+        return jobs.form_advice(ctx.project, ctx.actor(request), task=task, base=base, train=train_file,
+                                batch_size=_whole(batch_size, 0), epochs=_float(epochs),
+                                max_steps=_whole(max_steps, -1))
+    except StudioError:  # Forbidden or signed out: no advice, and nothing about the files under exports/
+        return jobs.FormAdvice()
 
 
-def steps_fix(train_file: str | None, batch_size: float | None, epochs: float | None, max_steps: float | None,
-              lang: str) -> tuple[str, int, int] | None:
-    """The one change that gives a too-short job enough steps: (field, new value, steps), or None (jobs.steps_fix)."""
-    try:
-        path = training_path(train_file, lang)
-    except StudioError:
-        return None
-    return jobs.steps_fix(path or None, _whole(batch_size, 0), _float(epochs), _whole(max_steps, -1))
+def advice_html(found: jobs.FormAdvice, batch_size: float | None, epochs: float | None, lang: str) -> str:
+    """The form's warnings: a reranker that would start without a reranker head (a new, untrained head), then so few
+    optimizer steps that little will change."""
+    html = render.message(t("train.reranker_new_head", lang), "warn") if found.new_head else ""
+    if found.few_steps is not None:
+        steps, lines = found.few_steps
+        html += render.message(t("train.few_steps", lang, steps=steps, lines=lines, batch=int(batch_size),
+                                 epochs=f"{float(epochs):g}"), "warn")
+    return html
 
 
-def fix_button(train_file: str | None, batch_size: float | None, epochs: float | None, max_steps: float | None,
-               lang: str) -> dict:
+def fix_button(found: jobs.FormAdvice, lang: str) -> dict:
     """The one-click fix under the few-steps warning, saying what it will set ("Set epochs to 7 (21 steps)");
     hidden when the job takes enough steps."""
-    fix = steps_fix(train_file, batch_size, epochs, max_steps, lang)
-    if fix is None:
+    if found.fix is None:
         return gr.update(visible=False)
-    field, value, steps = fix
+    field, value, steps = found.fix
     key = "train.fix_epochs" if field == "epochs" else "train.fix_max_steps"
     return gr.update(value=t(key, lang, value=value, steps=steps), visible=True)
 
 
-def apply_fix(train_file: str | None, batch_size: float | None, epochs: float | None, max_steps: float | None,
-              lang: str) -> tuple[dict, dict]:
-    """(epochs, max steps) updated by the one-click fix: the value its button showed, nothing else changed."""
-    fix = steps_fix(train_file, batch_size, epochs, max_steps, lang)
+def advice(ctx: UIContext, request: gr.Request | None, task: str, base: str | None, train_file: str | None,
+           batch_size: float | None, epochs: float | None, max_steps: float | None, lang: str) -> tuple[str, dict]:
+    """(warnings, fix button) for the form as it stands: everything worth knowing before pressing Start."""
+    found = form_advice(ctx, request, task, base, train_file, batch_size, epochs, max_steps)
+    return advice_html(found, batch_size, epochs, lang), fix_button(found, lang)
+
+
+def apply_fix(ctx: UIContext, request: gr.Request | None, task: str, base: str | None, train_file: str | None,
+              batch_size: float | None, epochs: float | None, max_steps: float | None) -> tuple[dict, dict]:
+    """(epochs, max steps) updated by the one-click fix: the value its button showed, nothing else changed; no
+    change for anyone but an admin."""
+    fix = form_advice(ctx, request, task, base, train_file, batch_size, epochs, max_steps).fix
     if fix is None:
         return gr.update(), gr.update()
     field, value, _ = fix
     return (gr.update(value=value), gr.update()) if field == "epochs" else (gr.update(), gr.update(value=value))
-
-
-def form_advice(task: str, base: str | None, train_file: str | None, batch_size: float | None, epochs: float | None,
-                max_steps: float | None, lang: str) -> str:
-    """Everything worth knowing about the form before pressing Start."""
-    return base_advice(task, base, lang) + steps_advice(train_file, batch_size, epochs, max_steps, lang)
 
 
 def jobs_table(rows: list[dict], lang: str) -> pd.DataFrame:
@@ -244,6 +227,11 @@ def waiting_text(snapshot: jobs.JobSnapshot, lang: str) -> str | None:
     return None if snapshot.last_loss else phase_text(snapshot, lang)
 
 
+def model_folder(output_dir: str) -> str:
+    """Where a job's model lies, as the project names it (``models/NAME``), not as the server's path."""
+    return f"{Path(config.MODELS_DIR).name}/{Path(output_dir).name}"
+
+
 def status_card(snapshot: jobs.JobSnapshot, lang: str) -> str:
     """Status, step, loss, time left and base model of a job (a JobSnapshot), with what its end means and where
     a resume would continue."""
@@ -271,7 +259,7 @@ def status_card(snapshot: jobs.JobSnapshot, lang: str) -> str:
         html += render.message(t("train.failed_because", lang, error=error), "error")
         html += render.message(resume_note(snapshot.checkpoint_step, lang), "warn")
     elif job["status"] == "succeeded":
-        html += render.message(t("train.succeeded", lang, path=job["output_dir"]), "ok")
+        html += render.message(t("train.succeeded", lang, path=model_folder(job["output_dir"])), "ok")
     elif job["status"] == "cancelled":
         html += render.message(t("train.cancelled_note", lang) + " " + resume_note(snapshot.checkpoint_step, lang),
                                "warn")
@@ -430,16 +418,15 @@ def build(ctx: UIContext) -> dict:
 
     # Gradio fills a gr.Request parameter only among the leading positional ones: it comes first here.
     def on_preview(request: gr.Request, *values):
-        return preview(*values)
+        return preview(ctx, request, *values)
 
     def on_advice(request: gr.Request, task_: str, base_: str | None, file_: str | None, batch_: float | None,
                   epochs_: float | None, steps_: float | None, lg: str):
-        return (form_advice(task_, base_, file_, batch_, epochs_, steps_, lg),
-                fix_button(file_, batch_, epochs_, steps_, lg))
+        return advice(ctx, request, task_, base_, file_, batch_, epochs_, steps_, lg)
 
-    def on_fix(request: gr.Request, file_: str | None, batch_: float | None, epochs_: float | None,
-               steps_: float | None, lg: str):
-        return apply_fix(file_, batch_, epochs_, steps_, lg)
+    def on_fix(request: gr.Request, task_: str, base_: str | None, file_: str | None, batch_: float | None,
+               epochs_: float | None, steps_: float | None):
+        return apply_fix(ctx, request, task_, base_, file_, batch_, epochs_, steps_)
 
     def on_start(request: gr.Request, lg: str, current: int | None, *values):
         return start(ctx, request, lg, current, *values)
@@ -464,7 +451,7 @@ def build(ctx: UIContext) -> dict:
     advice_inputs = [task, base, train_file, batch, epochs, max_steps, ctx.lang]
     for component in advice_inputs[:-1]:
         component.change(on_advice, advice_inputs, [advice, fix], **private)
-    fix.click(on_fix, [train_file, batch, epochs, max_steps, ctx.lang], [epochs, max_steps], **private)
+    fix.click(on_fix, advice_inputs[:-1], [epochs, max_steps], **private)
     start_btn.click(on_start, [ctx.lang, job, *form], [message, job, *watched], api_name="train_start",
                     concurrency_limit=1)
     job.change(on_poll, [job, ctx.lang], watched, **private)
