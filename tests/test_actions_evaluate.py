@@ -105,6 +105,8 @@ def test_evaluation_leaves_out_what_any_model_of_a_system_learned_from_by_defaul
                                          "included": False, "trained_on_evaluated": 0}
     assert result.report["recommended"] in ("bm25", "ft+bm25")
     assert "Left out 7 labelled queries" in evaluate.held_out_line(result.report, "en")
+    html = evaluate.write_reports(demo, EXPERT, result.report, html=tmp_path / "r.html").html
+    assert "Left out 7 labelled queries" in html.read_text(encoding="utf-8"), "the HTML report says it too"
     fusion = next(m["system"]["fusion"] for m in result.report["models"] if m["model"] == "ft+bm25")
     assert fusion["chosen_by"] == "tuned" and fusion["tune_queries"] == 2, "tuned on the validated-only queries"
 
@@ -211,15 +213,3 @@ def test_the_page_names_folders_inside_the_project(tmp_path, monkeypatch):
     assert files.export_path("", field="x") is None
     with pytest.raises(StudioError):
         files.export_path("/etc/passwd", field="x")
-
-
-def test_on_gold_labels_the_fine_tunes_training_file_is_suggested(tmp_path, monkeypatch):
-    monkeypatch.setattr(config, "MODELS_DIR", tmp_path / "models")
-    monkeypatch.setattr(config, "EXPORTS_DIR", tmp_path / "exports")
-    train = training_file(tmp_path / "exports" / "run" / "train.jsonl", ["q"])
-    (tmp_path / "models" / "medical-v1").mkdir(parents=True)
-    (tmp_path / "models" / "medical-v1" / "studio_model.json").write_text(json.dumps({"train": train}))
-    assert evaluate.suggested_exclusion(["default", "medical-v1"], "db", None) == "run/train.jsonl"
-    assert evaluate.suggested_exclusion(["medical-v1"], "db", "mine.jsonl") == "mine.jsonl", "the user's choice"
-    assert evaluate.suggested_exclusion(["medical-v1"], "beir", None) is None, "a BEIR split is held out already"
-    assert evaluate.suggested_exclusion(["default"], "db", None) is None

@@ -406,7 +406,7 @@ def test_a_model_evaluated_on_its_own_training_queries_is_flagged(tmp_path):
     warnings = training_overlap(evalset, runs)
     assert [(w["model"], w["overlap"], w["queries"]) for w in warnings] == [(str(model), 1, 2)]
     line = warning_lines({"warnings": warnings}, "en")[0]
-    assert "trained on 1 of these 2 queries (train.jsonl)" in line and "--exclude-train" in line
+    assert "trained or validated on 1 of these 2 queries (train.jsonl)" in line and "--include-trained" in line
     assert "偏高" in warning_lines({"warnings": warnings}, "zh-CN")[0]
     held_out = EvalSet("gold", {"q2": "statin pain"}, {"d1": "x"}, {"q2": {"d1": 0}})
     assert training_overlap(held_out, runs) == []

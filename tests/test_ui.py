@@ -881,23 +881,6 @@ def test_evaluate_offers_the_starred_model_beside_the_baseline():
         "a ★ that no longer loads is not offered"
 
 
-def test_evaluate_on_gold_labels_leaves_out_the_fine_tunes_training_queries(tmp_path, exports, monkeypatch):
-    from studio import config
-    from studio.ui.tabs.evaluate import suggested_exclusion
-
-    monkeypatch.setattr(config, "MODELS_DIR", tmp_path / "models")
-    train = exports / "run" / "train.jsonl"
-    train.parent.mkdir(parents=True)
-    train.write_text('{"query": "q", "pos": ["p"], "neg": ["n"]}\n', encoding="utf-8")
-    (tmp_path / "models" / "medical-v1").mkdir(parents=True)
-    (tmp_path / "models" / "medical-v1" / "studio_model.json").write_text(json.dumps({"train": str(train)}))
-    assert suggested_exclusion(["default", "medical-v1"], "db", None) == "run/train.jsonl", "a name in exports/"
-    assert suggested_exclusion(["default", "medical-v1"], "db", "mine.jsonl") == "mine.jsonl", "the user's choice"
-    assert suggested_exclusion(["default", "medical-v1"], "beir", None) is None, "a BEIR split is held out already"
-    assert suggested_exclusion(["default"], "db", None) is None
-    assert suggested_exclusion([str(tmp_path / "models" / "medical-v1")], "db", None) is None, "no server paths"
-
-
 def test_evaluate_tab_exports_the_recommended_systems_recipe(ctx, exports):
     from studio.ui.tabs import evaluate
 
@@ -931,7 +914,7 @@ def test_evaluate_tab_learning_curve_needs_a_training_file_and_an_admin(demo_ctx
 
     plot, status = evaluate.learning_curve(demo_ctx, ["default"], "db", "", "test", None, "50,100", "42", "en",
                                            progress=no_progress)
-    assert plot is None and "pick the training file in &#x27;Leave out the queries of&#x27;" in status
+    assert plot is None and "pick the training file in &#x27;Also leave out the queries of&#x27;" in status
     eve = _as(demo_ctx, "eve", "expert")
     plot, status = evaluate.learning_curve(demo_ctx, ["default"], "db", "", "test", "train.jsonl", "50,100", "42",
                                            "en", eve, progress=no_progress)

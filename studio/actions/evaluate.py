@@ -160,22 +160,6 @@ def page_systems(models: Sequence[str], *, mode: str = "dense", reranker: str | 
     return specs + ["bm25"] + [f"{spec}+bm25" for spec in firsts]
 
 
-def suggested_exclusion(models: Sequence[str] | None, source: str, current: str | None) -> str | None:
-    """What "leave out the queries of" should hold: on the project's gold labels with nothing left out yet, the
-    training file (as a name inside exports/) of the last picked studio-trained model — scored on its own training
-    queries it would look better than it is (report.training_overlap); otherwise what the user chose."""
-    from studio.models.registry import trained_on
-
-    if source != "db" or current:
-        return current
-    root = Path(config.EXPORTS_DIR).resolve()
-    for files in map(trained_on, reversed(list(models or []))):
-        for path in (Path(f).resolve() for f in files[:1]):
-            if root in path.parents:
-                return path.relative_to(root).as_posix()
-    return current
-
-
 # ------------------------------------------------------------------------------------------------------- actions
 
 @action("expert", cli="eval")
@@ -306,6 +290,13 @@ def held_out_line(report: dict, lang: str) -> str | None:
     from studio.evaluation.heldout import held_out_line as line
 
     return line(report.get("held_out"), lang)
+
+
+def coverage_summary(report: dict, lang: str) -> str | None:
+    """The coverage warnings of a report as one sentence (several systems) or the one warning's, or None."""
+    from studio.evaluation.report import coverage_summary as line
+
+    return line(report, lang)
 
 
 def warning_lines(report: dict, lang: str) -> list[str]:

@@ -24,6 +24,7 @@ from pathlib import Path
 from studio import csv_safe
 from studio.evaluation.errors import BUCKETS
 from studio.evaluation.metrics import METRICS
+from studio.evaluation.heldout import held_out_line
 from studio.evaluation.report import (fusion_line, planner_line, recommendation_line, sample_size_line,
                                       significance_line, warning_lines)
 from studio.i18n import t
@@ -115,6 +116,9 @@ def render_html(report: dict, lang: str, embedding_map=None) -> str:
     done = t("evaluate.done_one" if report["queries"] == 1 else "evaluate.done", lang, evalset=report["evalset"], queries=report["queries"], documents=report["documents"])
     generated = t("report.generated", lang, when=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
     parts = [f"<h1>{_e(t('report.title', lang))}</h1>", f'<p class="meta">{_e(done)}<br>{_e(generated)}</p>']
+    held_out = held_out_line(report.get("held_out"), lang)  # what was left out because a model learned from it
+    if held_out:
+        parts.append(f'<div class="{"warning" if report["held_out"].get("included") else "ok"}">{_e(held_out)}</div>')
     none = t("report.none", lang)
     settings = [(t("report.mode", lang), report.get("mode") or "dense"),
                 (t("report.reranker", lang), report.get("reranker") or none)]

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from studio.dataset.fingerprints import file_fingerprints, fingerprint
+from studio.dataset.naming import validation_twin
 from studio.errors import StudioError
 from studio.i18n import t
 
@@ -64,12 +65,14 @@ def learned(model: str, models_dir: str | Path | None = None) -> Learned:
             train |= set(recorded.get("train") or ())
             valid |= set(recorded.get("valid") or ())
             sources.append("fingerprints")
-        else:
-            for key, into in (("train", train), ("valid", valid)):
-                file = info.get(key)
-                if isinstance(file, str) and Path(file).is_file():
+        else:  # trained before fingerprints were recorded: read the files still on disk
+            files = [("train", info.get("train")), ("valid", info.get("valid"))]
+            if isinstance(info.get("train"), str):  # the job validated on the twin beside its training file
+                files.append(("valid", validation_twin(info["train"])))
+            for key, file in files:
+                if file and Path(file).is_file():
                     try:
-                        into |= set(file_fingerprints(file))
+                        (train if key == "train" else valid).update(file_fingerprints(file))
                     except (OSError, ValueError, KeyError, TypeError):
                         continue  # not FlagEmbedding JSONL any more: nothing to read
                     sources.append("files")

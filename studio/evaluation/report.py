@@ -311,26 +311,25 @@ def coverage_warnings(evalset: runner.EvalSet, results: Sequence[runner.RunResul
 
 
 def training_overlap(evalset: runner.EvalSet, results: Sequence[runner.RunResult]) -> list[dict]:
-    """A warning per studio-trained model that learned from some of the evaluation's queries (its training or
-    validation file, named in its ``studio_model.json``, or the training file's ``.valid.jsonl`` twin holds their
-    texts; the warning counts and names both): its scores there flatter it.
+    """A warning per studio-trained model that learned from some of the evaluation's queries (the query fingerprints
+    its ``studio_model.json`` recorded, or its training and validation files — the training file's
+    ``.valid.jsonl`` twin too; the warning names the files): its scores there flatter it.
 
-    Typical on the project's own gold labels, which the training file was exported from; the fix is to leave that
-    file's queries out (``--exclude-train`` / ⑧'s "leave out" field) or to evaluate on a held-out BEIR split.
+    An evaluation leaves those queries out by default (:mod:`studio.evaluation.heldout`); this warns when they were
+    scored anyway (``include_trained``), or when a model's record could not be read before.
     """
+    from studio.dataset.fingerprints import fingerprint
+    from studio.evaluation.heldout import learned
     from studio.models.registry import trained_on
 
-    texts = {evalset.queries.get(q, "") for q in evalset.qrels}
+    texts = {fingerprint(evalset.queries.get(q, "")) for q in evalset.qrels}
     out = []
     named = [m for r in results for m in (r.info.get("models") if r.info else [r.model])]
     for model in dict.fromkeys(named):
-        files = list(dict.fromkeys(str(p) for f in trained_on(model) for p in runner.held_out_files(f)))
-        try:
-            seen = set().union(*(runner.training_queries(f) for f in files))
-        except (OSError, ValueError, KeyError, TypeError):
-            continue  # a training file that is not FlagEmbedding JSONL any more: nothing to compare
-        overlap = len(texts & seen)
+        overlap = len(texts & learned(model).all)
         if overlap:
+            files = list(dict.fromkeys(str(p) for f in trained_on(model) for p in runner.held_out_files(f)))
+            files = files or ["studio_model.json"]  # the files are gone; the record of what it learned stays
             out.append({"kind": "trained_on_eval", "model": model, "overlap": overlap, "queries": len(evalset.qrels),
                         "file": files[0], "files": files, "significant": True})
     return out
@@ -379,6 +378,21 @@ def coverage_line(w: dict, lang: str) -> str:
              best=f"{100 * w['best_judged']:.0f}", best_model=w["best_model"], unjudged=f"{w['unjudged']:,}",
              ndcg=f"{w['ndcg']:.3f}", condensed=f"{w['ndcg_condensed']:.3f}",
              command=f'studio pool --system "{w["spec"]}" --depth {w["k"]} --unjudged')
+
+
+def coverage_summary(report: dict, lang: str) -> str | None:
+    """The ``low_judged`` warnings of several systems as one sentence (⑧ shows the per-system figures in its table):
+    "⚠ Only 20–23 % of the top-10 documents of 5 systems (…) have a gold label: 43 unjudged documents in all …";
+    the warning's own sentence for one system; None without any."""
+    found = [w for w in report.get("warnings", []) if w["kind"] == "low_judged"]
+    if len(found) < 2:
+        return coverage_line(found[0], lang) if found else None
+    shares = sorted(round(100 * w["judged"]) for w in found)
+    span = f"{shares[0]}" if shares[0] == shares[-1] else f"{shares[0]}–{shares[-1]}"
+    holes = (report.get("holes") or {}).get("pairs")
+    return t("evaluate.warn_low_judged_many", lang, judged=span, n=len(found), k=found[0]["k"],
+             systems=", ".join(w["model"] for w in found),
+             unjudged=f"{holes if holes is not None else sum(w['unjudged'] for w in found):,}")
 
 
 def _uses_bm25(spec: str) -> bool:

@@ -203,19 +203,20 @@ def _only(run: Run, prefix: bool) -> Run:
 
 
 def tuning_qrels(system: System, evaluated: Iterable[str], tune: runner.EvalSet | None) -> dict[str, dict[str, int]]:
-    """The tuning set's labels without the queries a fine-tune in `system` was trained on (its studio_model.json
-    names its training file) and without any `evaluated` query text: a fine-tune scores its own training queries too
-    well, so a weight tuned on them would over-trust it."""
-    from studio.models.registry import trained_on
+    """The tuning set's labels without the queries a fine-tune in `system` was trained on (the fingerprints its
+    studio_model.json recorded, or its training file; :func:`studio.evaluation.heldout.learned`) and without any
+    `evaluated` query text: a fine-tune scores its own training queries too well, so a weight tuned on them would
+    over-trust it. Its validation queries may tune (never a gradient step)."""
+    from studio.dataset.fingerprints import fingerprint
+    from studio.evaluation.heldout import learned
 
     if tune is None:
         return {}
     seen = set(evaluated)
-    for model in system.models:
-        for path in trained_on(model, include_valid=False):
-            seen |= runner.file_queries(path)
+    trained = frozenset().union(*(learned(model).train for model in system.models))
     return {q: labels for q, labels in tune.qrels.items()
-            if tune.queries.get(q) not in seen and any(v > 0 for v in labels.values())}
+            if tune.queries.get(q) not in seen and fingerprint(tune.queries.get(q, "")) not in trained
+            and any(v > 0 for v in labels.values())}
 
 
 def check(systems: Sequence[System]) -> dict[str, str]:

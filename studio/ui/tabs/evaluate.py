@@ -86,8 +86,12 @@ def summary_html(report: dict, lang: str) -> str:
     too_few = actions.sample_size_line(report, lang)
     if too_few:
         out += render.message(too_few, "warn")
+    coverage = actions.coverage_summary(report, lang)  # one line for all systems: their figures are in the table
+    if coverage:
+        out += render.message(coverage, "warn")
     for warning, line in zip(report["warnings"], actions.warning_lines(report, lang)):
-        out += render.message(line, "error" if warning["significant"] else "warn")
+        if warning["kind"] != "low_judged":
+            out += render.message(line, "error" if warning["significant"] else "warn")
     if not report["comparisons"]:
         out += render.message(t("evaluate.add_model", lang), "info")
     return out
@@ -295,18 +299,6 @@ def first_models(names: list[str], starred: str) -> list[str]:
     return [model_actions.EMBEDDED] + ([starred] if starred != model_actions.EMBEDDED and starred in names else [])
 
 
-def suggested_exclusion(models: list[str] | None, source: str, current: str | None) -> str | None:
-    """What "leave out the queries of" should hold (:func:`studio.actions.evaluate.suggested_exclusion`); model
-    names that are server paths are ignored."""
-    names = []
-    for name in models or []:
-        try:
-            names.append(model_actions.model_field(name, field=""))
-        except StudioError:
-            continue
-    return actions.suggested_exclusion(names, source, current)
-
-
 def _show_results(report: dict | None) -> tuple:
     """Results once a run has a report; the comparison parts only when it compared models."""
     compared = bool(report and report.get("comparisons"))
@@ -407,9 +399,6 @@ def build(ctx: UIContext) -> dict:
         curve_plot = gr.Plot(show_label=False)
     form = [models, source, folder, split, exclude]
 
-    def on_form(m: list[str] | None, src: str, current: str | None):
-        return suggested_exclusion(m, src, current)
-
     def on_run(m: list[str] | None, src: str, fld: str | None, spl: str, exc: str | None, k: str, lg: str, md: str,
                rr: str | None, top: float, tune: str | None, rf: list[str] | None, inc: bool, request: gr.Request,
                progress=gr.Progress()):
@@ -427,8 +416,6 @@ def build(ctx: UIContext) -> dict:
                 request: gr.Request):
         return refresh(ctx, current, current_reranker, current_folder, lg, request)
 
-    for picker in (models, source):
-        picker.change(on_form, [models, source, exclude], exclude, show_progress="hidden", api_visibility="private")
     run_btn.click(on_run, [*form, ks, ctx.lang, mode, reranker, rerank_top, tune_on, run_files, include_trained],
                   [summary, bars, table, delta, errors, raw, html_file, csv_file, queries_file, picked, kept,
                    holes_btn], concurrency_limit=1, api_name="evaluate_run").then(
