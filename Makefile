@@ -46,6 +46,7 @@ bench-smoke: $(STAMP) bench-deps
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/annotate_store.py --smoke
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/queue_strategies.py --smoke
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/query_count.py --smoke
+	HF_HUB_OFFLINE=1 $(BIN)/python bench/recipe_serve.py --smoke
 
 run: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python studio.py

@@ -13,21 +13,28 @@ evaluation did (a system spec of :mod:`studio.retrieval.systems`, made concrete)
 - ``threshold``: the score above which a result counts as relevant, calibrated on the project's gold labels
   (:mod:`studio.evaluation.calibration`), or null with ``threshold_note`` saying why (``threshold_reason``: the
   same as a catalogue key and its parameters);
-- ``measured``: the metrics the evaluation measured for this system, when known.
+- ``measured``: the metrics the evaluation measured for this system, when known;
+- ``document_text``: how a document's text is formed from its fields (the studio's: title and text stripped, the
+  title on the first line; :data:`studio.recipe_runtime.DOCUMENT_TEXT`);
+- ``int8``: what dynamic int8 quantisation costs it (speed-up, nDCG@10 change, whether it is advertised), when
+  ``--int8-check`` measured it (:mod:`studio.serving.int8`).
 
-README.md ("Deploying what you measured: recipes") shows the Python that reads it; tests/test_recipe.py runs that
-snippet and checks it ranks as the studio does.
+Beside recipe.json goes ``recipe_runtime.py`` (a copy of :mod:`studio.recipe_runtime`, no studio import):
+``load_recipe(folder).search(query, documents)`` ranks as the studio does. README.md ("Deploying what you measured:
+recipes") shows it; tests/test_recipe.py runs that snippet and checks it ranks as the studio's own search.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from studio import recipe_runtime
 from studio.i18n import t
 from studio.retrieval.fusion import RRF_K
 from studio.retrieval.systems import System, parse
@@ -35,6 +42,7 @@ from studio.retrieval.systems import System, parse
 FORMAT = "relevance-studio-recipe"
 VERSION = 1
 FILE_NAME = "recipe.json"
+RUNTIME_FILE = "recipe_runtime.py"  # the runtime copied beside it
 DEFAULT_DEPTH = 100  # candidates per first stage, as ⑧'s evaluation retrieves
 # Where a threshold applies: the final ranking's own scores (a single dense stage's cosine, or the reranker's raw
 # score), or — for a fused first stage without a reranker — the dense component's cosine (fused scores are
@@ -56,6 +64,8 @@ class Recipe:
     threshold_note: str | None = None
     threshold_reason: dict | None = None  # the note as a catalogue key and its params, to word it in any language
     measured: dict | None = None
+    document_text: dict | None = None  # how a document's text is formed (None in older recipes: the studio's)
+    int8: dict | None = None  # what int8 costs, when measured
     format: str = FORMAT
     version: int = VERSION
 
@@ -245,15 +255,20 @@ def build_recipe(spec: str | System, *, fusion: Any = None, calibration: Mapping
                     bm25=bm25_settings() if any(s.is_bm25 for s in system.stages) else None,
                     reranker=reranker_settings(system.reranker, rerank_top) if system.reranker else None,
                     depth=depth, threshold=threshold, threshold_note=threshold_note, threshold_reason=reason,
-                    measured=dict(measured) if measured else None)
+                    measured=dict(measured) if measured else None,
+                    document_text=dict(recipe_runtime.DOCUMENT_TEXT))
     return recipe.as_dict()
 
 
 def write_recipe(recipe: Recipe | Mapping, out_dir: str | Path) -> Path:
-    """Write `recipe` as ``out_dir/recipe.json`` (folders created, an older recipe there replaced); its path."""
+    """Write `recipe` as ``out_dir/recipe.json`` and the runtime beside it as ``recipe_runtime.py`` (folders created,
+    an older recipe there replaced); the recipe.json's path."""
     data = recipe.as_dict() if isinstance(recipe, Recipe) else dict(recipe)
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
+    runtime = folder / RUNTIME_FILE
+    shutil.copyfile(recipe_runtime.__file__, runtime.with_name(RUNTIME_FILE + ".tmp"))
+    runtime.with_name(RUNTIME_FILE + ".tmp").replace(runtime)
     path = folder / FILE_NAME
     tmp = path.with_name(FILE_NAME + ".tmp")
     tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")

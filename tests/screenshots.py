@@ -82,7 +82,11 @@ def evaluate(page: Page) -> dict:
     page.locator("#rs-eval-run").click()
     page.locator("#rs-eval-results").wait_for(state="visible", timeout=300_000)
     page.wait_for_timeout(2500)  # the charts draw
-    table = page.locator("#rs-eval-errors").bounding_box()
+    errors = page.locator("#rs-eval-errors")  # the system table: judged@10 and both nDCG readings
+    errors.scroll_into_view_if_needed()
+    errors.get_by_text("bm25", exact=True).first.wait_for()
+    page.wait_for_timeout(1000)
+    table = errors.bounding_box()
     return {"x": 0, "y": 0, "width": 1280, "height": table["y"] + table["height"] + 16}
 
 

@@ -94,3 +94,58 @@ def test_a_report_that_scored_trained_on_queries_exports_no_recipe(p, tmp_path):
     written = json.loads(recipe.export_recipe(p, EXPERT, "bm25", tmp_path / "r", measured=report).read_text())
     assert written["measured"]["held_out_queries"] == 9 and written["measured"]["trained_on_evaluated"] == 0
     assert written["measured"]["left_out_trained"] == 3
+
+
+# ----------------------------------------------------------------------------------- serving and int8 (issue 28)
+
+def test_an_annotator_may_not_serve_a_recipe_and_an_expert_gets_a_service(p, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from studio.actions import serve
+
+    recipe.export_recipe(p, EXPERT, "bm25", tmp_path / "r")
+    assert_refused(p, ANNOTATOR, serve.serve_recipe, tmp_path / "r")
+    service = serve.serve_recipe(p, EXPERT, tmp_path / "r", documents=config.DEMO_DIR / "corpus.jsonl")
+    assert (service.host, len(service.index), service.notes) == ("127.0.0.1", 95, [])
+    hits = TestClient(service.app).post("/search", json={"query": "糖尿病 blood pressure", "k": 3}).json()["results"]
+    assert len(hits) == 3 and all(hit["relevant"] is None for hit in hits)  # BM25 has no calibrated threshold
+    with pytest.raises(StudioError) as err:
+        serve.serve_recipe(p, EXPERT, tmp_path / "r", host="192.168.1.5")
+    assert err.value.code == "serve_needs_token"
+    assert serve.serve_recipe(p, EXPERT, tmp_path / "r", host="::1").host == "::1"
+
+
+def tiny_beir(folder) -> None:
+    """Six documents, three labelled queries."""
+    (folder / "qrels").mkdir(parents=True)
+    docs = ["Aspirin thins the blood.", "Coffee raises blood pressure.", "糖尿病足需要每天检查。",
+            "Insulin lowers blood sugar.", "Sleep helps recovery.", "高血压患者应少吃盐。"]
+    (folder / "corpus.jsonl").write_text("".join(json.dumps({"_id": f"d{i}", "title": "", "text": t}) + "\n"
+                                                 for i, t in enumerate(docs)), encoding="utf-8")
+    queries = {"q0": "blood thinner", "q1": "coffee and blood pressure", "q2": "糖尿病足"}
+    (folder / "queries.jsonl").write_text("".join(json.dumps({"_id": k, "text": v}) + "\n"
+                                                  for k, v in queries.items()), encoding="utf-8")
+    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq0\td0\t1\nq1\td1\t1\nq2\td2\t1\n")
+
+
+def test_int8_check_measures_speed_and_ndcg_on_the_evaluation_set(p, tmp_path):
+    tiny_beir(tmp_path / "beir")
+    path = recipe.export_recipe(p, EXPERT, "default", tmp_path / "r", source="beir", folder=tmp_path / "beir",
+                                int8_check=True)
+    q8 = json.loads(path.read_text(encoding="utf-8"))["int8"]
+    assert (q8["queries"], q8["documents"], q8["evalset"], q8["max_drop"]) == (3, 6, "beir/test", 0.01)
+    assert q8["ndcg_delta"] == pytest.approx(q8["ndcg_int8"] - q8["ndcg_fp32"], abs=1e-3)
+    assert q8["speedup"] == pytest.approx(q8["fp32_s"] / q8["int8_s"], rel=0.05)
+    assert q8["advertised"] == (q8["ndcg_delta"] >= -0.01 and q8["speedup"] > 1)
+    lines = recipe.summary_lines(path)
+    assert lines[-1].startswith(f"int8: {q8['speedup']:.2f}× the speed of fp32, nDCG@10 {q8['ndcg_delta']:+.4f} "
+                                "on 3 held-out queries of beir/test: ")
+
+
+def test_int8_check_needs_a_model_and_labelled_queries(tmp_path):
+    nowhere = Project(tmp_path / "none.db")
+    for spec, code in (("bm25", "int8_no_model"), ("default", "int8_needs_labels")):
+        with pytest.raises(StudioError) as err:
+            recipe.export_recipe(nowhere, EXPERT, spec, tmp_path / "r", int8_check=True)
+        assert err.value.code == code
+    assert not (tmp_path / "none.db").exists()

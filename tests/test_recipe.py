@@ -1,12 +1,13 @@
 """Recipes: `studio recipe export` writes what was measured (models by path, fusion, BM25 tokenizer, reranker,
-threshold), and the README's snippet — run here exactly as printed — ranks documents as the studio's own search
-does."""
+threshold, how a document's text is formed) with the runtime beside it, and the README's snippet — run here exactly
+as printed, importing that runtime from the recipe folder — ranks documents as the studio's own search does."""
 
 from __future__ import annotations
 
 import ast
 import json
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,9 +19,11 @@ from studio.actions import Project
 from studio.actions.recipe import export_recipe
 from studio.evaluation import runner, systems
 from studio.recipe import Recipe, build_recipe, calibration_target, measured_from
+from studio.recipe_runtime import DOCUMENT_TEXT, document_text, tokenizer_of
 from studio.retrieval.fusion import fuse_rrf, fuse_weighted
 from studio.retrieval.tokenize import tokenize
 from studio.store import opened
+from studio.store.gold import document_text as studio_document_text
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 QUERIES = ("糖尿病的主要并发症有哪些？", "high blood pressure: can I drink coffee 咖啡 every day?")
@@ -41,10 +44,12 @@ def readme_snippet() -> str:
     return found.group(1)
 
 
-def run_snippet(folder: Path, documents: list[str], query: str, monkeypatch) -> list[tuple[int, float]]:
-    """Run the README snippet in `folder` (the recipe in folder/recipe/) with only `documents` and `query` given."""
+def run_snippet(folder: Path, corpus: dict[str, str], query: str, monkeypatch) -> list[tuple[int, float]]:
+    """Run the README snippet in `folder` (the recipe in folder/recipe/) with only `documents` (`corpus` as
+    ``{"id", "text"}`` dicts) and `query` given."""
     monkeypatch.chdir(folder)
-    scope = {"documents": documents, "query": query}
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the snippet's sys.path.insert, undone after
+    scope = {"documents": [{"id": key, "text": text} for key, text in corpus.items()], "query": query}
     exec(compile(readme_snippet(), "README.md", "exec"), scope)  # noqa: S102  (the README's own code)
     return scope["results"]
 
@@ -109,30 +114,54 @@ def test_the_readme_snippet_ranks_as_the_studios_fused_search(pin, tuned, split_
     recipe = json.loads((folder / "recipe" / "recipe.json").read_text(encoding="utf-8"))
     assert recipe["fusion"]["method"] == ("rrf" if pin else "weighted")  # the demo's tuning picks a weighted sum
     corpus = short_corpus(split_demo)
-    doc_ids, documents = list(corpus), list(corpus.values())
+    doc_ids = list(corpus)
     for query in QUERIES:
-        results = run_snippet(folder, documents, query, monkeypatch)
+        results = run_snippet(folder, corpus, query, monkeypatch)
         assert len(results) == 10
         assert_same_ranking(results, studio_fused(recipe, corpus, query), doc_ids)
 
 
-def test_the_snippets_tokenizer_is_the_studios(tuned, monkeypatch):
-    monkeypatch.chdir(tuned)
-    tree = ast.parse(readme_snippet())
-    # Only the imports, the recipe's loading and the tokenizer: nothing that loads a model.
-    keep = [node for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom)) or
-            (isinstance(node, ast.Assign) and node.lineno < next(n.lineno for n in tree.body
-                                                                  if isinstance(n, ast.FunctionDef))) or
-            (isinstance(node, ast.FunctionDef) and node.name == "tokenize")]
-    scope: dict = {}
-    exec(compile(ast.Module(keep, type_ignores=[]), "README.md", "exec"), scope)  # noqa: S102
+def test_the_runtimes_tokenizer_is_the_studios(tuned):
+    recipe_tokenize = tokenizer_of(Recipe.load(tuned / "recipe").bm25["tokenizer"])
     texts = ["糖尿病的主要并发症有哪些？What are the complications of Type-2 diabetes (HbA1c > 7%)?",
              "高血压患者能喝咖啡吗 I/O x_y a 5 mg 2型糖尿病 ＡＢＣ１２ 中 the of Ünïcödé naïve café 𠀀字",
              "", "   ", "COVID-19疫苗 mRNA 接种后发烧38.5℃怎么办", "a an I 1 22 _ 乙"]
     texts += [json.loads(line)["text"] for line in (config.DEMO_DIR / "corpus.jsonl").open(encoding="utf-8")]
     texts += [json.loads(line)["text"] for line in (config.DEMO_DIR / "queries.jsonl").open(encoding="utf-8")]
     for text in texts:
-        assert scope["tokenize"](text) == tokenize(text), text
+        assert recipe_tokenize(text) == tokenize(text), text
+
+
+@pytest.mark.parametrize("title, text", [("Title", "Body"), ("", "Body"), ("  Title ", "  Body\n"),
+                                         ("Title only", ""), ("糖尿病", "  并发症 ")])
+def test_a_documents_text_is_formed_as_the_studio_forms_it(title, text, tmp_path):
+    # A corpus line read as `studio import beir` / ⑧'s evaluation read it (stripped, a missing text is the title).
+    (tmp_path / "qrels").mkdir()
+    (tmp_path / "corpus.jsonl").write_text(json.dumps({"_id": "d", "title": title, "text": text}) + "\n")
+    (tmp_path / "queries.jsonl").write_text(json.dumps({"_id": "q", "text": "query"}) + "\n")
+    (tmp_path / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq\td\t1\n")
+    studio_text = runner.from_beir(tmp_path, "test").corpus["d"]
+    assert document_text({"id": "d", "title": title, "text": text}, DOCUMENT_TEXT) == studio_text
+    assert studio_document_text(title.strip(), text.strip() or title.strip()) == studio_text
+
+
+def test_the_recipe_folder_carries_a_runtime_that_imports_nothing_of_the_studio(tuned):
+    recipe = Recipe.load(tuned / "recipe")
+    assert recipe.document_text == DOCUMENT_TEXT == {"fields": ["title", "text"], "separator": "\n",
+                                                     "strip": True, "skip_empty": True, "empty_text": "title"}
+    copy = tuned / "recipe" / "recipe_runtime.py"
+    from studio import recipe_runtime
+
+    assert copy.read_text(encoding="utf-8") == Path(recipe_runtime.__file__).read_text(encoding="utf-8")
+    imported = {alias.name.split(".")[0] for node in ast.walk(ast.parse(copy.read_text(encoding="utf-8")))
+                for alias in getattr(node, "names", []) if isinstance(node, (ast.Import, ast.ImportFrom))}
+    imported |= {node.module.split(".")[0] for node in ast.walk(ast.parse(copy.read_text(encoding="utf-8")))
+                 if isinstance(node, ast.ImportFrom) and node.module}
+    assert "studio" not in imported
+    assert imported - {"__future__", "base64", "hashlib", "json", "re", "threading", "warnings", "collections",
+                       "dataclasses", "pathlib", "numpy", "bm25s", "sentence_transformers", "torch", "annotations",
+                       "Iterable", "Mapping", "Sequence", "dataclass", "field", "Path", "SentenceTransformer",
+                       "CrossEncoder"} == set()
 
 
 def test_the_snippet_reranks_with_the_raw_cross_encoder_scores_the_studio_uses(tiny_reranker, split_demo,
@@ -145,12 +174,30 @@ def test_the_snippet_reranks_with_the_raw_cross_encoder_scores_the_studio_uses(t
     assert recipe["first_stage"] == [{"kind": "dense", "model": str(config.default_model_path()), "name": "default",
                                       "mode": "dense"}]
     corpus = short_corpus(split_demo)
-    doc_ids, documents = list(corpus), list(corpus.values())
-    results = run_snippet(tmp_path, documents, QUERIES[0], monkeypatch)
+    doc_ids = list(corpus)
+    results = run_snippet(tmp_path, corpus, QUERIES[0], monkeypatch)
     pool = runner.EvalSet("q", {"q": QUERIES[0]}, corpus, {})
     first = runner.retrieve(pool, recipe["first_stage"][0]["model"], k=recipe["depth"])
     reranked = runner.rerank(pool, first, str(tiny_reranker), top=12).run["q"]
     assert_same_ranking(results, reranked, doc_ids)  # the 12 reranked, then the rest below them
+
+
+def test_the_runtime_ranks_the_project_as_studio_search_does(demo, tiny_reranker, tmp_path):
+    # Fused, then reranked (the fused recipe alone is checked through the service: tests/test_recipe_serve.py).
+    from studio.cli import cli
+    from studio.recipe_runtime import load_recipe
+
+    spec = f"default+bm25@rrf>{tiny_reranker}"
+    export_recipe(demo, EXPERT, spec, tmp_path / "r", rerank_top=12)
+    runtime = load_recipe(tmp_path / "r")
+    documents = [json.loads(line) for line in (config.DEMO_DIR / "corpus.jsonl").open(encoding="utf-8")]
+    for query in QUERIES:
+        hits = runtime.search(query, documents, k=10)
+        args = ["--db", str(demo.db_path), "search", query, "--system", spec, "--depth", "12", "--json"]
+        studio = json.loads(CliRunner().invoke(cli, args, catch_exceptions=False).stdout)["results"]
+        assert [h["id"] for h in hits] == [r["key"] for r in studio]
+        assert [h["score"] for h in hits] == pytest.approx([r["score"] for r in studio], abs=1e-5)
+        assert all(h["id"] == documents[h["index"]]["_id"] for h in hits)
 
 
 # ------------------------------------------------------------------------------------------------ what it holds
@@ -196,6 +243,7 @@ def test_what_an_evaluation_measured_goes_into_the_recipe(no_project, tmp_path):
                                       measured=report).read_text(encoding="utf-8"))
     assert recipe["fusion"]["weight"] == 0.3 and recipe["fusion"]["tune_set"] == "scifact/train"
     assert recipe["measured"] == {"evalset": "scifact/test", "queries": 300, "ms_per_query": 4.2,
+                                  "held_out_queries": 300, "left_out_trained": 0, "trained_on_evaluated": 0,
                                   "metrics": {"ndcg@10": 0.7, "recall@10": 0.8}}
     assert measured_from(report, "default+bm25@rrf") is None
 

@@ -41,7 +41,8 @@ def export_recipe(project: Project, actor: Actor, /, spec: str, out: str | Path 
                   source: str | None = None, folder: str | Path | None = None, split: str | None = None,
                   tune_on: str | None = None, exclude: str | Path | None = None, fusion: Mapping | None = None,
                   measured: Mapping | None = None, rerank_top: int | None = None, depth: int | None = None,
-                  target_precision: float = 0.9, lang: str = "en", existing: bool = False) -> Path:
+                  target_precision: float = 0.9, int8_check: bool = False, lang: str = "en",
+                  existing: bool = False) -> Path:
     """Write the recipe of the system `spec` (e.g. ``medical-v1+bm25>rr-v1``) as ``out/recipe.json``; its path.
 
     Args:
@@ -58,6 +59,9 @@ def export_recipe(project: Project, actor: Actor, /, spec: str, out: str | Path 
         rerank_top: candidates the reranker rescores (default: the measured one, else 100); depth: candidates per
             first stage (default 100).
         target_precision: the precision the second threshold must reach.
+        int8_check: also measure int8's speed-up and nDCG@10 change (:mod:`studio.serving.int8`) on the
+            evaluation set `source` names (the project's gold labels when it names none), without `exclude`'s
+            queries, into the recipe's ``int8``.
         lang: the language of the recipe's notes.
 
     The threshold is calibrated (:func:`studio.actions.calibrate.calibrate`) on the project's gold labels; without
@@ -96,6 +100,9 @@ def export_recipe(project: Project, actor: Actor, /, spec: str, out: str | Path 
     calibration, note = _calibrate(project, actor, system, exclude, float(target_precision))
     data = recipes.build_recipe(system, fusion=chosen, calibration=calibration, rerank_top=int(rerank_top),
                                 depth=depth, threshold_note=note, measured=measured, lang=lang)
+    if int8_check:
+        data["int8"] = _int8(project, data, source, folder=folder, split=split, exclude=exclude, lang=lang,
+                             existing=existing)
     path = recipes.write_recipe(data, Path(out) if out else default_folder(system.spec))
     if project.db_path.is_file():
         audit(project, actor, "recipe.export", entity="recipe",
@@ -118,6 +125,26 @@ def _tune(project: Project, system, source: str | None, *, folder, split, tune_o
     evaluated = load_evalset(project, source, folder=folder, split=split, exclude=exclude, lang=lang,
                              existing=existing).queries.values()
     return fusion_for(system, tune, depth=depth, evaluated=list(evaluated))
+
+
+def _int8(project: Project, data: dict, source: str | None, *, folder, split, exclude, lang: str,
+          existing: bool) -> dict:
+    """int8's cost for the recipe `data` on the held-out labelled queries of `source` (None: the gold labels).
+
+    Raises:
+        StudioError: ``int8_no_model`` (BM25 alone), ``int8_needs_labels`` (no source and no database), or
+            :func:`load_evalset`'s errors.
+    """
+    from studio.actions.evaluate import load_evalset
+    from studio.serving.int8 import has_models, int8_check
+
+    if not has_models(data):
+        raise StudioError("int8_no_model", spec=data["spec"])
+    if source is None and not project.db_path.is_file():
+        raise StudioError("int8_needs_labels")
+    evalset = load_evalset(project, source or "db", folder=folder, split=split, exclude=exclude, lang=lang,
+                           existing=existing)
+    return int8_check(data, evalset)
 
 
 def _calibrate(project: Project, actor: Actor, system, exclude,
@@ -175,6 +202,12 @@ def summary_lines(path: str | Path, lang: str = "en") -> list[str]:
         lines.append(t("recipe.no_threshold", lang, why=t(reason["key"], lang, **reason["params"])))
     elif recipe.threshold_note:
         lines.append(t("recipe.no_threshold", lang, why=recipe.threshold_note))
+    if recipe.int8:
+        q8 = recipe.int8
+        lines.append(t("recipe.int8", lang, speedup=f"{q8['speedup']:.2f}", delta=f"{q8['ndcg_delta']:+.4f}",
+                       queries=q8["queries"], evalset=q8.get("evalset", ""),
+                       verdict=t("recipe.int8_advertised" if q8["advertised"] else "recipe.int8_not_advertised",
+                                 lang, limit=q8.get("max_drop", 0.01))))
     return lines
 
 

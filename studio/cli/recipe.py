@@ -1,4 +1,4 @@
-"""CLI verbs: recipe export."""
+"""CLI verbs: recipe export, recipe serve."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from studio.cli.base import Context, cli, emit, friendly, json_option
+from studio.i18n import t
 
 
 @cli.group(name="recipe")
@@ -37,12 +38,16 @@ def recipe() -> None:
               help="With a reranker: how many first-stage candidates it rescores (default: as measured, else 100).")
 @click.option("--precision", "target_precision", type=click.FloatRange(0, 1, min_open=True), default=0.9,
               show_default=True, help="Also record the lowest threshold that reaches this precision.")
+@click.option("--int8-check", is_flag=True,
+              help="Also measure int8 (dynamic quantisation of the models' Linear layers, CPU): its speed-up and "
+                   "nDCG@10 change on the held-out labelled queries of --beir/--db (else the project's gold "
+                   "labels), written as the recipe's \"int8\"; a drop above 0.01 is not advertised.")
 @json_option
 @click.pass_obj
 @friendly
 def export_cmd(ctx: Context, spec: str, out: Path, beir_dir: str | None, split: str, tune_on: str | None,
                use_db: bool, exclude_train: str | None, report_file: Path | None, rerank_top: int | None,
-               target_precision: float, as_json: bool) -> None:
+               target_precision: float, int8_check: bool, as_json: bool) -> None:
     """Write OUT/recipe.json: the system SPEC's models (by path), fusion method and weight, BM25 tokenizer,
     reranker and top N, and the score threshold calibrated on the project's gold labels (max F1, and one for
     --precision). README.md shows the Python that runs it.
@@ -55,6 +60,7 @@ def export_cmd(ctx: Context, spec: str, out: Path, beir_dir: str | None, split: 
             --exclude-train exports/run/train.jsonl
         studio eval --system "medical-v1+bm25" --beir ./scifact --tune-on train --json > report.json
         studio recipe export "medical-v1+bm25" deploy/ --report report.json
+        studio --db annotations.db recipe export "medical-v1+bm25" deploy/ --int8-check
     """
     from studio.actions import recipe as actions
 
@@ -68,8 +74,49 @@ def export_cmd(ctx: Context, spec: str, out: Path, beir_dir: str | None, split: 
     path = actions.export_recipe(ctx.project, ctx.actor, spec, out, source="beir" if beir_dir else "db" if use_db
                                  else None, folder=beir_dir, split=split, tune_on=tune_on, exclude=exclude_train,
                                  measured=report, rerank_top=rerank_top, target_precision=target_precision,
-                                 existing=True)
+                                 int8_check=int8_check, existing=True)
     if as_json:
         emit({"path": str(path), "recipe": json.loads(path.read_text(encoding="utf-8"))}, True, "")
         return
     click.echo("\n".join(actions.summary_lines(path, "en")))
+
+
+@recipe.command(name="serve")
+@click.argument("folder", type=click.Path(exists=True, path_type=Path))
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to serve on; anything but a loopback address needs --token.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--int8", is_flag=True,
+              help="Serve the models quantised to int8 (CPU); refused when the recipe's --int8-check measured an "
+                   "nDCG@10 drop above 0.01.")
+@click.option("--documents", type=click.Path(exists=True, path_type=Path),
+              help="The documents /search ranks: a JSONL corpus (_id or id, title, text) or a BEIR folder "
+                   "(more can be POSTed to /documents).")
+@click.option("--token", envvar="STUDIO_RECIPE_TOKEN", show_envvar=True,
+              help="Bearer token every request but /health must carry (Authorization: Bearer TOKEN).")
+@click.option("--max-batch", default=256, show_default=True, type=click.IntRange(min=1),
+              help="Texts per /v1/embeddings or /rerank request.")
+@click.pass_obj
+@friendly
+def serve_cmd(ctx: Context, folder: Path, host: str, port: int, int8: bool, documents: Path | None,
+              token: str | None, max_batch: int) -> None:
+    """Serve the recipe in FOLDER (written by `studio recipe export`) over HTTP: POST /v1/embeddings (OpenAI's
+    API, the recipe's dense model), POST /rerank (text-embeddings-inference's, its reranker), POST /search (the
+    documents held, ranked as the recipe's system ranks them), POST /documents, GET /health and GET /metrics.
+
+    \b
+    Example:
+        studio recipe export "default+bm25" deploy/
+        studio recipe serve deploy/ --port 8080 --documents assets/demo/corpus.jsonl
+        curl -s localhost:8080/search -d '{"query": "糖尿病的并发症", "k": 5}' -H 'content-type: application/json'
+        STUDIO_RECIPE_TOKEN=s3cret studio recipe serve deploy/ --host 0.0.0.0 --int8
+    """
+    from studio.actions import serve as actions
+
+    service = actions.serve_recipe(ctx.project, ctx.actor, folder, host=host, port=port, int8=int8,
+                                   documents=documents, token=token, max_batch=max_batch)
+    for note in service.notes:
+        click.echo(f"warning: {note}", err=True)
+    click.echo(t("serve.listening", "en", spec=service.runtime.spec, host=service.host, port=service.port,
+                 documents=len(service.index), int8="int8" if service.runtime.int8 else "fp32"), err=True)
+    service.run()

@@ -356,18 +356,20 @@ def build(ctx: UIContext) -> dict:
     run_btn = gr.Button(i18n("evaluate.run"), variant="primary", elem_id="rs-eval-run")
     summary = gr.HTML()
     with gr.Row():
-        holes_btn = gr.Button(visible=False, size="sm", elem_id="rs-eval-holes")
+        holes_btn = gr.Button(visible=False, variant="secondary", elem_id="rs-eval-holes")
     holes_status = gr.HTML()
     with gr.Column(visible=False, elem_id="rs-eval-results") as results:  # shown once a run has a report
         with gr.Row():
             bars = gr.Plot(show_label=False)
             delta = gr.Plot(show_label=False)  # per-query change; hidden with a single model (nothing to compare)
         # Widths set here: measured from the cells alone, Gradio breaks the longer headers letter by letter.
+        # Each system first (judged share, both readings of nDCG@10, speed), then the long per-metric comparison
+        errors = gr.Dataframe(label=i18n("evaluate.errors"), interactive=False, wrap=True,
+                              column_widths=["16%", "9%", "9%", "9%", "10%", "10%", "8%", "11%", "9%", "9%"],
+                              elem_id="rs-eval-errors")
         table = gr.Dataframe(label=i18n("evaluate.comparison"), interactive=False, wrap=True, max_height=560,
                              column_widths=["14%", "9%", "13%", "8%", "7%", "7%", "13%", "9%", "9%", "11%"],
                              elem_id="rs-eval-table")
-        errors = gr.Dataframe(label=i18n("evaluate.errors"), interactive=False, wrap=True,
-                              column_widths=["24%", "19%", "19%", "19%", "9%", "10%"], elem_id="rs-eval-errors")
         with gr.Row():
             html_file = gr.DownloadButton(i18n("evaluate.download_html"), interactive=False, elem_id="rs-eval-html")
             csv_file = gr.DownloadButton(i18n("evaluate.download_csv"), interactive=False)
