@@ -86,8 +86,8 @@ def evaluate(page: Page) -> dict:
     errors.scroll_into_view_if_needed()
     errors.get_by_text("bm25", exact=True).first.wait_for()
     page.wait_for_timeout(1000)
-    table = errors.bounding_box()
-    return {"x": 0, "y": 0, "width": 1280, "height": table["y"] + table["height"] + 16}
+    bottom = errors.evaluate("e => e.getBoundingClientRect().bottom + window.scrollY")  # page, not viewport
+    return {"x": 0, "y": 0, "width": 1280, "height": bottom + 16}
 
 
 def compare(page: Page) -> dict:
