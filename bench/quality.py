@@ -113,7 +113,7 @@ def train_plain(bench: Bench, out: Path) -> float:
     from sentence_transformers.base.sampler import BatchSamplers
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
-    from studio.config import default_model_path
+    from studio.config import embedded_model_path
 
     train = runner.from_beir(bench.beir, split="train")
     anchors, positives = [], []
@@ -124,7 +124,7 @@ def train_plain(bench: Bench, out: Path) -> float:
                 positives.append(train.corpus[doc])
     torch.manual_seed(bench.seed)
     start = time.perf_counter()
-    model = SentenceTransformer(str(default_model_path()), device="cpu" if not torch.cuda.is_available() else None)
+    model = SentenceTransformer(str(embedded_model_path()), device="cpu" if not torch.cuda.is_available() else None)
     args = SentenceTransformerTrainingArguments(
         output_dir=str(out / "checkpoints"), num_train_epochs=bench.epochs, per_device_train_batch_size=PLAIN["batch_size"],
         learning_rate=PLAIN["lr"], warmup_steps=PLAIN["warmup"], seed=bench.seed,
@@ -308,9 +308,9 @@ def markdown_table(lines: list[dict]) -> str:
 
 
 def _default() -> Path:
-    from studio.config import default_model_path
+    from studio.config import embedded_model_path
 
-    return default_model_path()
+    return embedded_model_path()
 
 
 def environment() -> dict:

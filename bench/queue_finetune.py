@@ -211,7 +211,7 @@ def fine_tune(beir: Path, work: Path, cache: Path, name: str, rated: list[tuple[
 # --- driver --------------------------------------------------------------------------------------------------
 
 def run_language(lang: str, args, emit) -> None:
-    from studio.config import default_model_path
+    from studio.config import embedded_model_path
     from studio.evaluation.compare import compare_models
 
     manpages = load_manpages()
@@ -235,7 +235,7 @@ def run_language(lang: str, args, emit) -> None:
                       "queries_rated": len({q for q, _ in rated}), "queries_with_positive": len(positive)})
         return
     env = studio_env(work / "base", cache)
-    base_ndcg, base_run = evaluate(env, str(default_model_path()), work / "base", folder)
+    base_ndcg, base_run = evaluate(env, str(embedded_model_path()), work / "base", folder)
     emit({**common, "strategy": "base", "ndcg@10": round(base_ndcg, 4)})
     test_qrels = {q: {d: (2 if s > 0 else 0) for d, s in labels.items()} for q, labels in test.items()}
 

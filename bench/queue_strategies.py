@@ -25,7 +25,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-STRATEGIES = ("imported", "random", "systems", "disagree", "uncertain")
 BUDGETS = (100, 200, 500)
 
 
@@ -66,7 +65,7 @@ def run(lang: str, folder: Path, k: int, seed: int) -> list[dict]:
                 "SELECT p.id, q.key AS qkey, d.key AS dkey FROM pairs p JOIN queries q ON q.id = p.query_id "
                 "JOIN documents d ON d.id = p.document_id WHERE p.in_queue = 1")}
         total_relevant = sum(key in relevant for key in key_of.values())
-        for strategy in STRATEGIES:
+        for strategy in queue.names(ordering_only=True):  # the registry: studio/queue/
             t0 = time.perf_counter()
             queue.set_strategy(project, admin, strategy, seed=seed)
             seconds = time.perf_counter() - t0

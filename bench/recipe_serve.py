@@ -61,9 +61,9 @@ def build_reranker(folder: Path, tiny: bool) -> Path:
     import torch
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-    from studio.config import default_model_path
+    from studio.config import embedded_model_path
 
-    source = str(default_model_path())
+    source = str(embedded_model_path())
     torch.manual_seed(0)
     if tiny:
         tokenizer = AutoTokenizer.from_pretrained(source)
@@ -116,7 +116,7 @@ def run(args) -> None:
     import torch
     from sentence_transformers import CrossEncoder, SentenceTransformer
 
-    from studio.config import DEMO_DIR, default_model_path
+    from studio.config import DEMO_DIR, embedded_model_path
     from studio.recipe import build_recipe, write_recipe
     from studio.recipe_runtime import _identity, _int8, document_text
     from studio.serving.service import build_service
@@ -144,7 +144,7 @@ def run(args) -> None:
             with contextlib.redirect_stdout(sys.stderr):
                 service = build_service(recipe.parent, port=free_port(), int8=int8, documents=corpus)
                 service.notes.clear()
-                embedder = SentenceTransformer(str(default_model_path()), device="cpu")
+                embedder = SentenceTransformer(str(embedded_model_path()), device="cpu")
                 cross = CrossEncoder(str(reranker), max_length=512, device="cpu")
                 if int8:
                     embedder, cross = _int8(embedder), _int8(cross)

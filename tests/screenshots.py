@@ -60,7 +60,7 @@ def sign_in(page: Page, name: str) -> None:
 
     page.get_by_label(re.compile("username|用户名", re.I)).fill(name)
     page.get_by_label(re.compile("password|密码", re.I)).fill(PASSWORD)
-    page.get_by_role("button", name=re.compile("login|登录", re.I)).click()
+    page.get_by_role("button", name=re.compile("login|sign in|登录", re.I)).click()
     page.locator("#rs-tabs").wait_for()
     page.wait_for_timeout(1500)  # the tabs follow the role
 

@@ -107,14 +107,14 @@ def test_a_fine_tunes_own_queries_are_left_out_by_default(demo, tmp_path, monkey
     """No --exclude-train: the queries the model's studio_model.json says it trained or validated on are left out
     (a fine-tune looks better separated on them), and the summary says how many; --include-trained keeps them."""
     from studio import config
-    from studio.dataset.fingerprints import fingerprint
+    from studio.training.train_file import fingerprint
 
     monkeypatch.setattr(config, "MODELS_DIR", tmp_path / "models")
     counts = gold_pairs_per_query(demo)
     texts = sorted(counts)
     model = tmp_path / "models" / "ft"
     model.mkdir(parents=True)
-    for part in config.default_model_path().iterdir():  # the embedded model, as if fine-tuned
+    for part in config.embedded_model_path().iterdir():  # the embedded model, as if fine-tuned
         (model / part.name).symlink_to(part)
     (model / "studio_model.json").write_text(json.dumps(
         {"queries": {"train": [fingerprint(texts[0])], "valid": [fingerprint(texts[1])]}}))

@@ -310,7 +310,7 @@ def test_pool_unjudged_is_refused_below_admin(demo, actor):
 
 
 def test_holes_are_counted_per_system_and_pooled_by_rank():
-    from studio.dataset.holes import count_unjudged, holes
+    from studio.evaluation.holes import count_unjudged, holes
 
     qrels = {"q1": {"a": 2, "b": 0}, "q2": {"c": 1}}
     runs = {"A": {"q1": {"a": 3, "x": 2, "b": 1}, "q2": {"y": 5, "c": 4}},

@@ -7,7 +7,7 @@ import pytest
 
 from studio import config
 from studio.actions import Actor, Project, collect, data
-from studio.config import default_model_path
+from studio.config import embedded_model_path
 from studio.errors import Forbidden
 from studio.store import opened
 
@@ -42,7 +42,7 @@ def starred(tmp_path):
     from studio.models.registry import set_default
 
     (tmp_path / "models").mkdir()
-    (tmp_path / "models" / "mini").symlink_to(default_model_path(), target_is_directory=True)
+    (tmp_path / "models" / "mini").symlink_to(embedded_model_path(), target_is_directory=True)
     set_default("mini", tmp_path / "models")
     return "mini"
 

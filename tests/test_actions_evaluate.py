@@ -10,7 +10,7 @@ import pytest
 from actors import ADMIN, ANNOTATOR, EXPERT, assert_refused
 from studio import config
 from studio.actions import files
-from studio.actions import Project, evaluate
+from studio.actions import Project, evaluate, wording
 from studio.config import DEMO_DIR
 from studio.errors import StudioError
 from studio.store import opened
@@ -66,7 +66,7 @@ def test_a_fine_tunes_validation_queries_are_left_out_with_its_training_queries(
     valid = training_file(tmp_path / "run" / "train.valid.jsonl", labelled[4:6])
     model = tmp_path / "models" / "medical-v1"
     model.mkdir(parents=True)
-    for part in config.default_model_path().iterdir():  # the embedded model, as if fine-tuned
+    for part in config.embedded_model_path().iterdir():  # the embedded model, as if fine-tuned
         (model / part.name).symlink_to(part)
     (model / "studio_model.json").write_text(json.dumps({"train": train, "valid": valid}))
     result = evaluate.evaluate(demo, EXPERT, ["default", "medical-v1"], "db", exclude=train, ks="10")
@@ -76,14 +76,14 @@ def test_a_fine_tunes_validation_queries_are_left_out_with_its_training_queries(
     whole = evaluate.evaluate(demo, EXPERT, ["medical-v1"], "db", ks="10", lang="zh-CN", include_trained=True)
     [warning] = [w for w in whole.report["warnings"] if w["kind"] == "trained_on_eval"]
     assert warning["overlap"] == 6, "training and validation queries both counted"
-    assert "train.jsonl 和 train.valid.jsonl" in evaluate.warning_lines(whole.report, "zh-CN")[-1]
+    assert "train.jsonl 和 train.valid.jsonl" in wording.warning_lines(whole.report, "zh-CN")[-1]
 
 
 def fine_tune_of_embedded(tmp_path, name: str, info: dict):
     """A folder in models/ that loads as the embedded model, with the studio_model.json a fine-tune would have."""
     model = tmp_path / "models" / name
     model.mkdir(parents=True)
-    for part in config.default_model_path().iterdir():
+    for part in config.embedded_model_path().iterdir():
         (model / part.name).symlink_to(part)
     (model / "studio_model.json").write_text(json.dumps(info))
     return model
@@ -93,7 +93,7 @@ def test_evaluation_leaves_out_what_any_model_of_a_system_learned_from_by_defaul
     """No --exclude-train: every query a model in the evaluated systems was trained or validated on is left out —
     a dense stage's (from the fingerprints its studio_model.json recorded, after the files are gone) and a reranker's
     alike — and the report says how many; --include-trained keeps them and then recommends nothing."""
-    from studio.dataset.fingerprints import fingerprint
+    from studio.training.train_file import fingerprint
 
     monkeypatch.setattr(config, "MODELS_DIR", tmp_path / "models")
     labelled = sorted(gold_queries(demo).values())
@@ -104,7 +104,7 @@ def test_evaluation_leaves_out_what_any_model_of_a_system_learned_from_by_defaul
     assert result.report["held_out"] == {"queries": len(labelled) - 7, "left_out": 7, "by_model": {"ft": 7},
                                          "included": False, "trained_on_evaluated": 0}
     assert result.report["recommended"] in ("bm25", "ft+bm25")
-    assert "Left out 7 labelled queries" in evaluate.held_out_line(result.report, "en")
+    assert "Left out 7 labelled queries" in wording.held_out_line(result.report, "en")
     html = evaluate.write_reports(demo, EXPERT, result.report, html=tmp_path / "r.html").html
     assert "Left out 7 labelled queries" in html.read_text(encoding="utf-8"), "the HTML report says it too"
     fusion = next(m["system"]["fusion"] for m in result.report["models"] if m["model"] == "ft+bm25")
@@ -113,11 +113,11 @@ def test_evaluation_leaves_out_what_any_model_of_a_system_learned_from_by_defaul
     whole = evaluate.evaluate(demo, EXPERT, [], "db", systems=["bm25", "ft+bm25"], ks="10", include_trained=True)
     assert whole.report["queries"] == len(labelled) and whole.report["held_out"]["trained_on_evaluated"] == 7
     assert whole.report["recommended"] is None and whole.report["recommendation_withheld"] == "include_trained"
-    assert "no system is recommended" in evaluate.held_out_line(whole.report, "en")
+    assert "no system is recommended" in wording.held_out_line(whole.report, "en")
 
 
 def test_a_rerankers_training_queries_are_left_out_too(demo, tmp_path, monkeypatch, tiny_reranker):
-    from studio.dataset.fingerprints import fingerprint
+    from studio.training.train_file import fingerprint
 
     monkeypatch.setattr(config, "MODELS_DIR", tmp_path / "models")
     labelled = sorted(gold_queries(demo).values())
@@ -133,7 +133,7 @@ def test_a_rerankers_training_queries_are_left_out_too(demo, tmp_path, monkeypat
 
 
 def test_nothing_held_out_is_refused_with_the_way_out(demo, tmp_path, monkeypatch):
-    from studio.dataset.fingerprints import fingerprint
+    from studio.training.train_file import fingerprint
 
     monkeypatch.setattr(config, "MODELS_DIR", tmp_path / "models")
     labelled = gold_queries(demo).values()

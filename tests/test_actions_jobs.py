@@ -152,7 +152,8 @@ def test_form_advice_counts_lines_of_a_file_named_inside_exports_only(project, t
 def test_command_preview_shows_the_training_file_relative_to_the_project(project, tmp_path):
     options = {"task": "reranker", "base": "tiny", "train": "run/train.jsonl", "name": "tiny-rr", "max_steps": 4}
     command = jobs.command_preview(project, ADMIN, options)
-    assert command.startswith("studio train") and "--train exports/run/train.jsonl" in command
+    assert command.startswith("studio --db ") and " train " in command
+    assert "--train exports/run/train.jsonl" in command
     assert str(tmp_path) not in command
     assert "--train '<exports/…/train.jsonl>'" in jobs.command_preview(project, ADMIN, {**options, "train": ""})
     for typed in ("/etc/passwd", "../x.jsonl", "~/x.jsonl"):
@@ -255,3 +256,45 @@ def test_the_cli_cancel_waits_for_the_step_and_says_where_resume_continues(proje
         shutil.rmtree(folder)
     out = runner.invoke(cli, [*db, "jobs", "resume", "1"])
     assert "job 1: queued; no checkpoint yet: starts again from step 1" in out.output, out.output
+
+
+def test_a_second_job_with_the_name_of_a_queued_or_running_one_is_refused_naming_it(project, recipe, monkeypatch):
+    monkeypatch.setattr(cfg, "MAX_RUNNING_JOBS", 0)
+    first = jobs.start(project, ADMIN, recipe)
+    with pytest.raises(StudioError) as err:
+        jobs.start(project, ADMIN, recipe)
+    assert err.value.code == "job_name_queued" and f"job {first['id']} named 'tiny-rr'" in str(err.value)
+    assert "任务 1" in err.value.message("zh-CN")
+    with opened(project.db_path) as db:
+        db.execute("UPDATE jobs SET status = 'running' WHERE id = ?", [first["id"]])
+    with pytest.raises(StudioError, match="is running now"):
+        jobs.start(project, ADMIN, {**recipe, "name": " tiny-rr "})
+    assert job_rows(project) == [{"id": first["id"], "status": "running"}], "nothing recorded"
+    assert jobs.start(project, ADMIN, {**recipe, "name": "tiny-rr-2"})["status"] == "queued"
+
+
+@pytest.mark.parametrize("status, en, zh", [
+    ("succeeded", "job 1 has finished: nothing to resume", "任务 1 已完成：没有可继续的内容"),
+    ("queued", "job 1 is already waiting to start: nothing to resume", "任务 1 已在排队等待启动：没有可继续的内容"),
+    ("running", "job 1 is still running: nothing to resume", "任务 1 仍在运行：没有可继续的内容")])
+def test_resume_of_a_job_that_cannot_resume_says_why_in_words(project, recipe, monkeypatch, status, en, zh):
+    monkeypatch.setattr(cfg, "MAX_RUNNING_JOBS", 0)
+    job_id = jobs.start(project, ADMIN, recipe)["id"]
+    with opened(project.db_path) as db:
+        db.execute("UPDATE jobs SET status = ? WHERE id = ?", [status, job_id])
+    with pytest.raises(StudioError) as err:
+        jobs.resume(project, ADMIN, job_id)
+    assert (err.value.message("en"), err.value.message("zh-CN")) == (en, zh)
+
+
+def test_the_command_preview_names_the_database_and_prints_whole_numbers_as_integers(project, monkeypatch,
+                                                                                     tmp_path):
+    monkeypatch.chdir(tmp_path)
+    options = {"task": "embedder", "train": "run/train.jsonl", "name": "m", "epochs": 20.0, "lr": 2e-5}
+    command = jobs.command_preview(project, ADMIN, options)
+    assert command.startswith(f"studio --db {project.db_path.relative_to(tmp_path)} train ")
+    assert "--epochs 20 " in command + " " and "20.0" not in command and "--lr 2e-05" in command
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert jobs.command_preview(project, ADMIN, options).startswith(f"studio --db {project.db_path.name} train "), \
+        "a database outside the working folder is named, never shown as the server's path"

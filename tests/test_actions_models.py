@@ -8,7 +8,7 @@ import pytest
 from actors import ADMIN, ANNOTATOR, EXPERT, assert_refused
 from studio import config
 from studio.actions import Project, models
-from studio.config import default_model_path
+from studio.config import embedded_model_path
 from studio.errors import StudioError
 from studio.store import opened
 
@@ -26,7 +26,7 @@ def models_dir(tmp_path, monkeypatch):
     root = tmp_path / "models"
     root.mkdir()
     for name in ("mini", "other"):
-        (root / name).symlink_to(default_model_path(), target_is_directory=True)
+        (root / name).symlink_to(embedded_model_path(), target_is_directory=True)
     build_tiny_reranker(root / "rr")
     monkeypatch.setattr(config, "MODELS_DIR", root)
     return root
@@ -71,7 +71,7 @@ def test_an_admin_sets_the_default_and_the_audit_names_them(p, models_dir):
 def test_an_admin_deletes_a_model_and_the_star_falls_back(p, models_dir):
     models.set_default(p, ADMIN, "other")
     models.delete(p, ADMIN, "other")
-    assert not (models_dir / "other").exists() and default_model_path().is_dir(), "a link: the target stays"
+    assert not (models_dir / "other").exists() and embedded_model_path().is_dir(), "a link: the target stays"
     assert models.choices(p, ADMIN).starred == "all-MiniLM-L6-v2"
     [entry] = audit_rows(p, "model.delete")
     assert entry["actor"] == ADMIN.name and entry["before"]["name"] == "other" and entry["before"]["default"]

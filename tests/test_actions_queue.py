@@ -50,13 +50,14 @@ def test_systems_serves_what_some_system_ranks_highest_first_and_disagreements_b
     with opened(p.db_path) as db:
         entry = next(db.query("SELECT actor, after FROM audit_log WHERE action = 'queue.strategy' ORDER BY id DESC"))
     assert entry["actor"] == "root" and '"bm25"' in entry["after"]
-    from studio import selection
+    from studio import queue as strategies
+    from studio.queue.ranks import system_ranks
     from studio.store import pairs as store_pairs
     from studio.store.queue import untouched_pairs
 
     with opened(p.db_path) as db:
         pairs, docs, qs = untouched_pairs(db), store_pairs.corpus(db), store_pairs.queries(db)
-    ranks = selection._ranks(pairs, docs, qs, ["default"], None)
+    ranks = system_ranks(pairs, docs, qs, ["default"], None)
     best = {pair["id"]: min(int(ranks["bm25"][i]), int(ranks["default"][i])) for i, pair in enumerate(pairs)}
     spread = {pair["id"]: abs(int(ranks["bm25"][i]) - int(ranks["default"][i])) for i, pair in enumerate(pairs)}
     order = untouched_order(p)
@@ -67,18 +68,19 @@ def test_systems_serves_what_some_system_ranks_highest_first_and_disagreements_b
 
 
 def test_disagree_serves_top_ranked_pairs_the_systems_contradict_first(p):
-    from studio import selection
+    from studio import queue as strategies
+    from studio.queue.ranks import system_ranks
     from studio.store import pairs as store_pairs
     from studio.store.queue import untouched_pairs
 
     with opened(p.db_path) as db:
         pairs, docs, qs = untouched_pairs(db), store_pairs.corpus(db), store_pairs.queries(db)
-    ranks = selection._ranks(pairs, docs, qs, ["default"], None)
+    ranks = system_ranks(pairs, docs, qs, ["default"], None)
     queue.set_strategy(p, ADMIN, "disagree")
     info = {pair["id"]: (min(int(ranks["bm25"][i]), int(ranks["default"][i])),
                          abs(int(ranks["bm25"][i]) - int(ranks["default"][i]))) for i, pair in enumerate(pairs)}
     order = untouched_order(p)
-    top = [info[i] for i in order if info[i][0] <= selection.TOP]
+    top = [info[i] for i in order if info[i][0] <= strategies.TOP]
     assert [info[i] for i in order[:len(top)]] == top, "some system's top 10 first"
     assert [s for _, s in top] == sorted((s for _, s in top), reverse=True), "widest disagreement first"
 

@@ -1,5 +1,6 @@
-"""The layering rules of DESIGN.md, checked on the code: who may import what, who may run SQL, and that every action
-has a CLI verb (or a stated reason) and a test."""
+"""The layering rules of docs/ARCHITECTURE.md, checked on the code: who may import what (presentation → actions →
+domain, never back up to the UI, no circle between folders), who may run SQL, and that every action has a CLI verb
+(or a stated reason) and a test that calls it."""
 
 from __future__ import annotations
 
@@ -70,7 +71,52 @@ def cli_verbs(group: click.Group = cli, prefix: str = "") -> set[str]:
     return verbs
 
 
-ACTION_TESTS = "\n".join(p.read_text(encoding="utf-8") for p in sorted(TESTS.glob("test_actions_*.py")))
+def called_actions(path: Path) -> set[str]:
+    """The actions ("module.name") a test file really calls: ``module.name(…)`` or ``name(…)`` after importing it
+    from studio.actions, or hands to ``assert_refused`` (as the function or as its "module.name"). A mention in a
+    comment or any other string does not count."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    modules: dict[str, str] = {}  # local name → actions module
+    functions: dict[str, str] = {}  # local name → "module.name"
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            for alias in node.names:
+                if node.module == "studio.actions":
+                    modules[alias.asname or alias.name] = alias.name
+                elif node.module.startswith("studio.actions."):
+                    functions[alias.asname or alias.name] = f"{node.module.rsplit('.', 1)[-1]}.{alias.name}"
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("studio.actions.") and alias.asname:
+                    modules[alias.asname] = alias.name.rsplit(".", 1)[-1]
+
+    def named(expr: ast.expr) -> str | None:
+        if isinstance(expr, ast.Attribute) and isinstance(expr.value, ast.Name) and expr.value.id in modules:
+            return f"{modules[expr.value.id]}.{expr.attr}"
+        if isinstance(expr, ast.Name) and expr.id in functions:
+            return functions[expr.id]
+        return None
+
+    found = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        found.add(named(node.func))
+        callee = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+        if callee == "assert_refused":
+            for arg in node.args:
+                found.add(named(arg))
+                if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                    found.add(arg.value)
+    for loop in ast.walk(tree):  # for fn, args in ((team.add_person, …), …): assert_refused(project, actor, fn, …)
+        if isinstance(loop, ast.For) and any(
+                isinstance(call, ast.Call) and getattr(call.func, "id", "") == "assert_refused"
+                for statement in loop.body for call in ast.walk(statement)):
+            found |= {named(expr) for expr in ast.walk(loop.iter) if isinstance(expr, ast.expr)}
+    return found - {None}
+
+
+ACTION_CALLS = set().union(*(called_actions(p) for p in sorted(TESTS.glob("test_actions_*.py"))))
 
 
 @pytest.mark.parametrize("name", sorted(all_actions()))
@@ -80,7 +126,90 @@ def test_every_action_has_a_cli_verb_or_a_reason_and_a_test(name):
         assert spec.cli in cli_verbs(), f"{name} names the CLI verb `studio {spec.cli}`, which does not exist"
     else:
         assert spec.why_no_cli and len(spec.why_no_cli) > 10, f"{name} has no CLI verb and no reason"
-    assert re.search(rf"\b{re.escape(name)}\b", ACTION_TESTS), f"no tests/test_actions_*.py calls {name}"
+    assert name in ACTION_CALLS, f"no tests/test_actions_*.py calls {name} (or hands it to assert_refused)"
+
+
+def test_a_mention_of_an_action_is_not_a_call(tmp_path):
+    test = tmp_path / "test_actions_x.py"
+    test.write_text("from studio.actions import team\nfrom studio.actions.data import summary as s\n"
+                    "# team.add_account(project, admin) in a comment\nNOTE = 'team.remove_account'\n"
+                    "def test():\n    team.list_accounts(p, a)\n    s(p, a)\n"
+                    "    assert_refused(p, a, team.set_role)\n    assert_refused(db, a, 'collect.pool')\n"
+                    "    for fn, args in ((team.team, ()),):\n        assert_refused(p, a, fn, *args)\n")
+    assert called_actions(test) == {"team.list_accounts", "data.summary", "team.set_role", "collect.pool", "team.team"}
+
+
+def studio_unit(module: str) -> str | None:
+    """The top-level folder or module of studio that `module` lies in ("studio.store.gold" → "store")."""
+    parts = module.split(".")
+    return parts[1] if parts[0] == "studio" and len(parts) > 1 else None
+
+
+def studio_files() -> list[Path]:
+    return sorted(STUDIO.rglob("*.py"))
+
+
+def unit_of(path: Path) -> str:
+    return path.relative_to(STUDIO).parts[0].removesuffix(".py")
+
+
+# Everything below the presentation layer (ui/, cli/ and the `python -m studio` entry point).
+DOMAIN_FILES = [p for p in studio_files() if unit_of(p) not in ("ui", "cli", "__main__")]
+
+
+@pytest.mark.parametrize("path", DOMAIN_FILES, ids=lambda p: str(p.relative_to(STUDIO)))
+def test_no_domain_module_imports_the_ui(path):
+    wrong = [f"line {line}: {module}" for line, module in imported_modules(path)
+             if module == "studio.ui" or module.startswith(("studio.ui.", "studio.cli"))]
+    assert not wrong, f"{path.relative_to(STUDIO)} imports the presentation layer (the arrow runs back up): {wrong}"
+
+
+def folder_graph() -> dict[str, dict[str, list[str]]]:
+    """unit → {imported unit → ["file:line", …]}: the folders (and top-level modules) of studio/ and their imports,
+    those inside functions included."""
+    graph: dict[str, dict[str, list[str]]] = {}
+    for path in studio_files():
+        source = unit_of(path)
+        for line, module in imported_modules(path):
+            target = studio_unit(module)
+            if target and target != source and ((STUDIO / target).is_dir() or (STUDIO / f"{target}.py").exists()):
+                graph.setdefault(source, {}).setdefault(target, []).append(f"{path.relative_to(STUDIO)}:{line}")
+    return graph
+
+
+def find_circle(graph: dict[str, dict[str, list[str]]]) -> list[str] | None:
+    """One circle of `graph` as [a, b, …, a], or None (depth-first search, three colours)."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph.get(node, {})):
+            if state.get(nxt) == 1:
+                return path[path.index(nxt):] + [nxt]
+            if nxt not in state and (circle := visit(nxt)):
+                return circle
+        path.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (circle := visit(node)):
+            return circle
+    return None
+
+
+def test_find_circle_finds_one():
+    assert find_circle({"a": {"b": []}, "b": {"c": []}, "c": {"a": []}}) == ["a", "b", "c", "a"]
+    assert find_circle({"a": {"b": []}, "b": {"c": []}, "a2": {"c": []}}) is None
+
+
+def test_no_circle_between_folders():
+    graph = folder_graph()
+    circle = find_circle(graph)
+    where = [f"{a} → {b}: {graph[a][b][:3]}" for a, b in zip(circle, circle[1:])] if circle else []
+    assert circle is None, "the folders of studio/ import each other in a circle: " + "; ".join(where)
 
 
 def test_the_registry_knows_the_actions_users_do():

@@ -226,7 +226,7 @@ def sign_in(browser, url: str, name: str, password: str, locale: str = "en-US"):
     page.goto(url)
     page.get_by_label(re.compile("username|用户名", re.I)).fill(name)  # Gradio's own sign-in page, translated
     page.get_by_label(re.compile("password|密码", re.I)).fill(password)
-    page.get_by_role("button", name=re.compile("login|登录", re.I)).click()
+    page.get_by_role("button", name=re.compile("login|sign in|登录", re.I)).click()
     return context, page
 
 

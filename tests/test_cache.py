@@ -1,7 +1,7 @@
 import numpy as np
 
 from studio.retrieval import cache
-from studio.retrieval.dense import encode
+from studio.retrieval.dense import cached_encode, encode
 
 
 def test_cache_reuses_vectors_and_invalidates_on_corpus_or_model_change(tmp_path, monkeypatch):
@@ -14,10 +14,10 @@ def test_cache_reuses_vectors_and_invalidates_on_corpus_or_model_change(tmp_path
         return real(texts_, model, batch_size)
 
     monkeypatch.setattr("studio.retrieval.dense.encode", counting)
-    first = cache.cached_encode(texts, None, cache_dir=tmp_path)
-    again = cache.cached_encode(texts, None, cache_dir=tmp_path)
+    first = cached_encode(texts, None, cache_dir=tmp_path)
+    again = cached_encode(texts, None, cache_dir=tmp_path)
     assert calls == [3] and np.array_equal(first, again), "the second call reads the cache"
-    cache.cached_encode(texts[:2] + ["warfarin and vitamin K2"], None, cache_dir=tmp_path)
+    cached_encode(texts[:2] + ["warfarin and vitamin K2"], None, cache_dir=tmp_path)
     assert calls == [3, 3], "an edited corpus is encoded again"
     assert np.allclose(np.linalg.norm(first, axis=1), 1.0, atol=1e-5)
 
@@ -30,7 +30,10 @@ def test_model_fingerprint_changes_when_weights_change(tmp_path):
     before = cache.model_fingerprint(folder)
     weights.write_bytes(b"y" * 11)
     assert cache.model_fingerprint(folder) != before
-    assert cache.model_fingerprint("BAAI/bge-m3") == cache.model_fingerprint("BAAI/bge-m3")
+    changed = cache.model_fingerprint(folder)
+    (folder / "README.md").write_text("notes are not weights")
+    assert cache.model_fingerprint(folder) == changed, "only weight files count"
+    assert cache.model_fingerprint("BAAI/bge-m3") != cache.model_fingerprint("BAAI/bge-small-zh-v1.5")
 
 
 def test_playground_scores_per_model_and_the_keyword_trap():

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from studio.errors import StudioError
-from studio.evaluation.calibration import calibrate, for_precision, gold_pairs, max_f1
+from studio.evaluation.calibration import calibrate, gold_pairs
+from studio.evaluation.thresholds import for_precision, max_f1
 from studio.store import opened
 from studio.store.gold import gold_set
 
@@ -76,7 +77,7 @@ def test_a_dense_model_is_calibrated_on_the_gold_pairs_by_cosine_similarity(demo
     from studio.retrieval.dense import encode
 
     monkeypatch.setattr(cache, "CACHE_DIR", tmp_path / "cache")
-    model = str(config.default_model_path())
+    model = str(config.embedded_model_path())
     cal = calibrate(demo_gold, model, target_precision=0.8)
     assert (cal.kind, cal.pairs, cal.positives, cal.negatives, cal.partial) == ("dense", 64, 23, 41, 16)
     assert_thresholds_hold_by_hand(cal)

@@ -204,10 +204,11 @@ def test_the_cli_verb_checks_the_negatives_and_the_export_summary_mentions_them(
 
 
 def test_the_collect_tab_offers_it_and_says_what_it_queued(template, tmp_path):
+    from studio.actions import queue as queue_actions
     from studio.ui.context import UIContext, make_i18n
     from studio.ui.tabs import import_
 
-    assert "negatives" in import_.STRATEGIES
+    assert "negatives" in queue_actions.STRATEGIES, "① lists the registry's strategies"
     p = copy_of(template, "before", tmp_path)
     ctx = UIContext(p.db_path, make_i18n())
     message, makeup = import_.run_strategy(ctx, "negatives", "zh-CN", per_query=1)

@@ -152,11 +152,11 @@ def test_train_in_the_foreground_registers_the_model(db_path, tmp_path, monkeypa
 def test_the_starred_model_is_the_one_used_where_none_is_named(db_path, tmp_path, monkeypatch):
     """`studio models default NAME` (★) decides which embedder pools candidates and prepares training data."""
     from studio import config as cfg
-    from studio.config import default_model_path
+    from studio.config import embedded_model_path
 
     monkeypatch.setattr(cfg, "MODELS_DIR", tmp_path / "models")
     (tmp_path / "models").mkdir()
-    (tmp_path / "models" / "mini").symlink_to(default_model_path(), target_is_directory=True)
+    (tmp_path / "models" / "mini").symlink_to(embedded_model_path(), target_is_directory=True)
     run(db_path, "demo")
     pooled = json.loads(run(db_path, "pool", "--k", "2", "--retriever", "dense", "--json").stdout)
     assert pooled["model"] == "all-MiniLM-L6-v2", "no ★ set: the embedded model, by its name"
@@ -277,11 +277,11 @@ def test_export_triplets_without_a_file_writes_into_exports(db_path, tmp_path, m
 
 def test_models_check_and_delete_by_name(db_path, tmp_path, monkeypatch):
     from studio import config as cfg
-    from studio.config import default_model_path
+    from studio.config import embedded_model_path
 
     monkeypatch.setattr(cfg, "MODELS_DIR", tmp_path / "models")
     (tmp_path / "models").mkdir()
-    (tmp_path / "models" / "mini").symlink_to(default_model_path(), target_is_directory=True)
+    (tmp_path / "models" / "mini").symlink_to(embedded_model_path(), target_is_directory=True)
     checked = run(db_path, "models", "check", "mini", "--json")
     assert checked.exit_code == 0 and json.loads(checked.stdout)["loads_with"] == ["sentence-transformers"]
     assert run(db_path, "models", "check", "ghost").exit_code == 1
@@ -289,7 +289,7 @@ def test_models_check_and_delete_by_name(db_path, tmp_path, monkeypatch):
     assert refused.exit_code == 1 and "cannot be deleted" in refused.output
     deleted = run(db_path, "models", "delete", "mini", "--yes")
     assert deleted.exit_code == 0 and not (tmp_path / "models" / "mini").exists()
-    assert default_model_path().is_dir(), "a linked-in model: only the link goes"
+    assert embedded_model_path().is_dir(), "a linked-in model: only the link goes"
 
 
 def test_search_shows_the_top_documents_with_gold_labels(db_path):

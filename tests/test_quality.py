@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from studio.dataset.gold import GoldSet
+from studio.records import GoldSet
 from studio.dataset.quality import THRESHOLDS, Finding, QualityReport, quality_report
 from studio.errors import StudioError
 

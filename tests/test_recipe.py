@@ -23,7 +23,7 @@ from studio.recipe_runtime import DOCUMENT_TEXT, document_text, tokenizer_of
 from studio.retrieval.fusion import fuse_rrf, fuse_weighted
 from studio.retrieval.tokenize import tokenize
 from studio.store import opened
-from studio.store.gold import document_text as studio_document_text
+from studio.records import document_text as studio_document_text
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 QUERIES = ("糖尿病的主要并发症有哪些？", "high blood pressure: can I drink coffee 咖啡 every day?")
@@ -142,7 +142,7 @@ def test_a_documents_text_is_formed_as_the_studio_forms_it(title, text, tmp_path
     (tmp_path / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq\td\t1\n")
     studio_text = runner.from_beir(tmp_path, "test").corpus["d"]
     assert document_text({"id": "d", "title": title, "text": text}, DOCUMENT_TEXT) == studio_text
-    assert studio_document_text(title.strip(), text.strip() or title.strip()) == studio_text
+    assert studio_document_text(title, text) == studio_text, "studio.records and the recipe runtime agree"
 
 
 def test_the_recipe_folder_carries_a_runtime_that_imports_nothing_of_the_studio(tuned):
@@ -171,7 +171,7 @@ def test_the_snippet_reranks_with_the_raw_cross_encoder_scores_the_studio_uses(t
     assert recipe["reranker"] == {"model": str(tiny_reranker), "name": str(tiny_reranker), "top_n": 12,
                                   "max_length": 512, "score": "logit"}
     assert recipe["fusion"] is None and recipe["bm25"] is None
-    assert recipe["first_stage"] == [{"kind": "dense", "model": str(config.default_model_path()), "name": "default",
+    assert recipe["first_stage"] == [{"kind": "dense", "model": str(config.embedded_model_path()), "name": "default",
                                       "mode": "dense"}]
     corpus = short_corpus(split_demo)
     doc_ids = list(corpus)
@@ -260,7 +260,7 @@ def test_the_threshold_is_the_gold_labels_calibration(spec, applies_to, demo, tm
     assert threshold["best"] == pytest.approx(expected["best"])
     assert threshold["at_precision"] == pytest.approx(expected["at_precision"])
     assert (threshold["pairs"], threshold["positives"], threshold["negatives"]) == (64, 23, 41)
-    assert threshold["applies_to"] == applies_to and threshold["model"] == str(config.default_model_path())
+    assert threshold["applies_to"] == applies_to and threshold["model"] == str(config.embedded_model_path())
     assert recipe["threshold_note"] is None
     assert (threshold["note"] is None) == (applies_to == "final")
     if applies_to == "dense_stage":

@@ -80,7 +80,7 @@ def test_health_names_the_recipe_its_models_and_the_documents_held(client, recip
     body = health.json()
     assert body["recipe_sha256"] == hashlib.sha256((recipe_dir / "recipe.json").read_bytes()).hexdigest()
     assert (body["spec"], body["documents"], body["int8"], body["fusion"]) == (SPEC, 95, False, "rrf")
-    assert body["models"] == {"dense": [config.default_model_path().name], "bm25": True, "reranker": None}
+    assert body["models"] == {"dense": [config.embedded_model_path().name], "bm25": True, "reranker": None}
     assert body["threshold"]["applies_to"] == "dense_stage"
 
 
@@ -93,10 +93,10 @@ def test_embeddings_are_sentence_transformers_own_normalised_vectors(client):
     body = response.json()
     assert body["object"] == "list" and [d["index"] for d in body["data"]] == [0, 1, 2]
     assert all(d["object"] == "embedding" for d in body["data"])
-    assert body["model"] == config.default_model_path().name
+    assert body["model"] == config.embedded_model_path().name
     assert body["usage"]["prompt_tokens"] == body["usage"]["total_tokens"] > 3 and body["truncated"] == 0
     served = np.array([d["embedding"] for d in body["data"]])
-    own = SentenceTransformer(str(config.default_model_path()), device="cpu").encode(texts,
+    own = SentenceTransformer(str(config.embedded_model_path()), device="cpu").encode(texts,
                                                                                       normalize_embeddings=True)
     cosine = (served * own).sum(axis=1) / np.linalg.norm(served, axis=1) / np.linalg.norm(own, axis=1)
     assert served.shape == (3, 384) and cosine.min() >= 0.999

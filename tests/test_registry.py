@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from studio.config import default_model_path
+from studio.config import embedded_model_path
 from studio.errors import StudioError
 from studio.models import registry
 from studio.models.registry import Problem
 
-DEFAULT = Path(default_model_path())
+DEFAULT = Path(embedded_model_path())
 
 
 def copy_model(dst: Path) -> Path:

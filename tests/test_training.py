@@ -19,7 +19,7 @@ import pytest
 import torch
 from transformers import TrainerCallback
 
-from studio.config import PROJECT_ROOT, default_model_path
+from studio.config import PROJECT_ROOT, embedded_model_path
 from studio.errors import InputError, StudioError
 from studio.training import worker
 from studio.training.config import (EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, METRIC_FIELDS, TrainConfig, base_label,
@@ -132,11 +132,11 @@ def rerank(folder: Path) -> np.ndarray:
 def test_pooling_architecture_and_jsonl_checks(tmp_path, tiny_m3):
     from studio.training.embedder import base_pooling
 
-    assert base_pooling(default_model_path()) == "mean"
+    assert base_pooling(embedded_model_path()) == "mean"
     assert base_pooling(tiny_m3) == "cls" and base_pooling(tmp_path) == "cls"
     config = TrainConfig(task="embedder", base="x", train="t.jsonl", name="n", output_dir="o")
     assert worker.resolve_architecture(config, tiny_m3) == "m3"
-    assert worker.resolve_architecture(config, default_model_path()) == "encoder"
+    assert worker.resolve_architecture(config, embedded_model_path()) == "encoder"
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"query": "q", "pos": ["p"], "neg": ["n"]}\n{"query": "q", "pos": ["p"], "neg": []}\n')
     with pytest.raises(worker.WorkerError, match=r"not valid FlagEmbedding JSONL: .*bad.jsonl, line 2, field 'neg'"):
@@ -228,7 +228,7 @@ def test_minilm_dense_full_subprocess(tmp_path, data):
     pooling = json.loads((out / "1_Pooling" / "config.json").read_text())
     assert pooling["pooling_mode_mean_tokens"] and not pooling["pooling_mode_cls_token"]
     assert json.loads((out / "studio_model.json").read_text())["architecture"] == "encoder"
-    tuned, base = st_encode(out), st_encode(default_model_path())
+    tuned, base = st_encode(out), st_encode(embedded_model_path())
     assert tuned.shape == base.shape and np.allclose(np.linalg.norm(tuned, axis=1), 1, atol=1e-4)
     assert np.abs(tuned - base).max() > 1e-3
     # save_steps 100 > 12 steps: only the Trainer's end-of-training checkpoint.
@@ -247,7 +247,7 @@ def test_minilm_dense_lora_merged(tmp_path, data):
 
     model = AutoModel.from_pretrained(str(out))  # a plain BertModel: no peft involved
     assert type(model).__name__ == "BertModel"
-    assert np.abs(st_encode(out) - st_encode(default_model_path())).max() > 1e-3
+    assert np.abs(st_encode(out) - st_encode(embedded_model_path())).max() > 1e-3
 
 
 def test_tiny_m3_unified_with_validation(tmp_path, data, tiny_m3):
@@ -295,7 +295,7 @@ def test_default_reranker_gets_a_new_head(tmp_path, data):
     model = AutoModelForSequenceClassification.from_pretrained(str(out))
     assert type(model).__name__ == "BertForSequenceClassification" and model.config.num_labels == 1
     set_seed(config.seed)  # the worker's seed: the same new head before training
-    base = AutoModelForSequenceClassification.from_pretrained(str(default_model_path()), num_labels=1)
+    base = AutoModelForSequenceClassification.from_pretrained(str(embedded_model_path()), num_labels=1)
     tokenizer_inputs = _pair_inputs(out)
     with torch.no_grad():
         tuned, untuned = model(**tokenizer_inputs).logits, base.eval()(**tokenizer_inputs).logits
@@ -454,7 +454,7 @@ def test_missing_distillation_scores_and_bad_base(tmp_path, data):
 def test_export_replaces_only_studio_models(tmp_path, tiny_reranker):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from studio.models.export import export_model
+    from studio.training.model_export import export_model
 
     model = AutoModelForSequenceClassification.from_pretrained(str(tiny_reranker))
     tokenizer = AutoTokenizer.from_pretrained(str(tiny_reranker))
@@ -478,13 +478,13 @@ def test_export_replaces_only_studio_models(tmp_path, tiny_reranker):
 def test_passages_are_trained_at_the_length_the_model_reads(tmp_path, tiny_m3):
     """all-MiniLM-L6-v2 encodes 256 tokens: training it on 512 would double each step's cost for nothing."""
     config = TrainConfig(task="embedder", base="default", train="x", name="n", output_dir="")
-    assert worker.passage_max_len(config, default_model_path()) == 256
+    assert worker.passage_max_len(config, embedded_model_path()) == 256
     assert worker.passage_max_len(config, tiny_m3) == 512  # no sentence_bert_config.json: the cap
     config.passage_max_len = 64
-    assert worker.passage_max_len(config, default_model_path()) == 64
+    assert worker.passage_max_len(config, embedded_model_path()) == 64
 
 
-def test_cli_and_train_tab_start_from_the_recipe():
+def test_cli_and_train_tab_start_from_the_recipe(db_path):
     """`studio train` and the Train tab show TrainConfig's defaults (the recipe measured by bench/quality.py)."""
     from click.testing import CliRunner
 
@@ -496,15 +496,25 @@ def test_cli_and_train_tab_start_from_the_recipe():
                          ("--save-every", "save_every")):
         line = next(line for line in help_text.splitlines() if line.strip().startswith(option))
         assert f"[default: {TrainConfig.recipe(name)}]" in line, line
-    source = (PROJECT_ROOT / "studio" / "ui" / "tabs" / "train.py").read_text(encoding="utf-8")
-    assert "gr.Number(8" not in source and "gr.Number(3," not in source and 'R("group_size")' in source
+    from studio.ui.app import build_app
+
+    demo, _ = build_app(db_path)  # the ⑥ form as the page receives it: each number field's starting value
+    shown = {}
+    for component in demo.blocks.values():
+        label = str(getattr(component, "label", ""))
+        if type(component).__name__ == "Number" and '"key": "train.' in label:
+            shown[label.split('"key": "')[1].split('"')[0]] = component.value
+    for key, name in (("train.epochs", "epochs"), ("train.batch_size", "batch_size"),
+                      ("train.group_size", "group_size"), ("train.temperature", "temperature"),
+                      ("train.warmup", "warmup_ratio"), ("train.save_every", "save_every")):
+        assert shown.get(key) == TrainConfig.recipe(name), (key, shown)
 
 
 def test_a_one_step_job_still_changes_the_model(tmp_path, data):
     """A ratio warmup rounds up to every step of a one-step run, whose learning rate would then be 0."""
     job, config = make_job(tmp_path, data, max_steps=1, warmup_ratio=0.1, lr=1e-3)
     assert worker.main([str(job)]) == EXIT_OK
-    assert np.abs(st_encode(Path(result(job)["model_dir"])) - st_encode(default_model_path())).max() > 1e-4
+    assert np.abs(st_encode(Path(result(job)["model_dir"])) - st_encode(embedded_model_path())).max() > 1e-4
 
 
 def test_metrics_of_a_resumed_job_read_as_one_run(tmp_path):

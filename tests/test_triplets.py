@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from studio.dataset.gold import GoldSet, fingerprint
+from studio.records import GoldSet, fingerprint
 from studio.dataset.mining import mine, mine_negatives
 from studio.dataset.split import split_by_query
 from studio.dataset.triplets import ExportOptions, export_triplets
@@ -387,11 +387,11 @@ def flag_dataset(path: Path, cache: Path, distill: bool = False):
     from transformers import AutoTokenizer
     from FlagEmbedding.abc.finetune.embedder import AbsEmbedderDataArguments, AbsEmbedderTrainDataset
 
-    from studio.config import default_model_path
+    from studio.config import embedded_model_path
 
     args = AbsEmbedderDataArguments(train_data=[str(path)], train_group_size=4, query_max_len=32,
                                     passage_max_len=64, knowledge_distillation=distill, cache_path=str(cache))
-    return AbsEmbedderTrainDataset(args, AutoTokenizer.from_pretrained(str(default_model_path())))
+    return AbsEmbedderTrainDataset(args, AutoTokenizer.from_pretrained(str(embedded_model_path())))
 
 
 @pytest.mark.parametrize("scores", ["none", "ratings"])

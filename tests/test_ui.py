@@ -266,7 +266,7 @@ def test_data_tab_empty_model_box_means_the_starred_model(demo_ctx, tmp_path, mo
     monkeypatch.setattr(config, "EXPORTS_DIR", tmp_path / "exports")
     monkeypatch.setattr(config, "MODELS_DIR", tmp_path / "models")
     (tmp_path / "models").mkdir()
-    (tmp_path / "models" / "mini").symlink_to(config.default_model_path(), target_is_directory=True)
+    (tmp_path / "models" / "mini").symlink_to(config.embedded_model_path(), target_is_directory=True)
     set_default("mini")
     assert "mini" in data.refresh(demo_ctx, "en")["placeholder"]
     _, _, _, report_file = data.run_quality(demo_ctx, "", "en", progress=lambda *a, **k: None)
@@ -746,10 +746,10 @@ def test_compare_shows_two_models_side_by_side_with_moves_badges_and_queueing(de
     from sentence_transformers import SentenceTransformer
 
     from studio import config
-    from studio.config import default_model_path
+    from studio.config import embedded_model_path
     from studio.ui.tabs import compare
 
-    other = SentenceTransformer(str(default_model_path()), device="cpu")
+    other = SentenceTransformer(str(embedded_model_path()), device="cpu")
     torch.manual_seed(0)
     with torch.no_grad():
         for p in other[0].auto_model.encoder.layer[-1].parameters():
@@ -797,11 +797,11 @@ def test_compare_asks_for_a_query(ctx):
 
 
 def test_compare_refuses_server_paths_and_roles_below_its_own(demo_ctx):
-    from studio.config import default_model_path
+    from studio.config import embedded_model_path
     from studio.retrieval.playground import KEYWORD_TRAP
     from studio.ui.tabs import compare
 
-    left, right, pick, _ = compare.run_search(demo_ctx, "糖尿病", str(default_model_path()), "default", 5, "en")
+    left, right, pick, _ = compare.run_search(demo_ctx, "糖尿病", str(embedded_model_path()), "default", 5, "en")
     assert "Left: model: &#x27;/" in left and "must be a name inside" in left and pick["choices"] == []
     left, *_ = compare.run_search(demo_ctx, "糖尿病", "default", "default", 5, "en", None, "../models/rr")
     assert "must be a name inside" in left
@@ -866,7 +866,10 @@ def test_compare_puts_the_starred_model_on_the_right():
     from studio.ui.tabs import compare
 
     names = ["all-MiniLM-L6-v2", "alpha", "zeta"]
-    assert compare.right_model(None, names, "all-MiniLM-L6-v2") == "zeta", "no ★: the last in models/"
+    assert compare.right_model(None, names, "all-MiniLM-L6-v2") == "all-MiniLM-L6-v2", \
+        "no ★ set: the ★ is the embedded model, never the last in models/"
+    assert compare.right_system(None, names, "all-MiniLM-L6-v2") == "all-MiniLM-L6-v2+bm25"
+    assert compare.right_system("default+bm25", names, "alpha") == "alpha+bm25", "the page's placeholder is named"
     assert compare.right_model(None, names, "alpha") == "alpha"
     assert compare.right_model("zeta", names, "alpha") == "zeta", "the presenter's own choice stays"
 
@@ -930,13 +933,13 @@ def test_evaluate_tab_refuses_bad_cutoffs_in_the_users_language(ctx):
 
 def test_models_tab_checks_sets_the_default_and_deletes_by_name(ctx, tmp_path, monkeypatch):
     from studio import config
-    from studio.config import default_model_path
+    from studio.config import embedded_model_path
     from studio.ui.tabs import models
 
     monkeypatch.setattr(config, "MODELS_DIR", tmp_path / "models")
     (tmp_path / "models").mkdir()
     for name in ("mini", "spare"):
-        (tmp_path / "models" / name).symlink_to(default_model_path(), target_is_directory=True)
+        (tmp_path / "models" / name).symlink_to(embedded_model_path(), target_is_directory=True)
     table, picker = models.refresh(ctx, "en", None)
     assert list(table["name"]) == ["all-MiniLM-L6-v2", "mini", "spare"] and list(table["default"]) == ["★", "", ""]
     assert picker["value"] == "all-MiniLM-L6-v2"
@@ -956,12 +959,12 @@ def test_models_tab_checks_sets_the_default_and_deletes_by_name(ctx, tmp_path, m
 
 def test_models_tab_refuses_an_expert_and_its_refresh_is_blank(ctx, tmp_path, monkeypatch):
     from studio import config
-    from studio.config import default_model_path
+    from studio.config import embedded_model_path
     from studio.ui.tabs import models
 
     monkeypatch.setattr(config, "MODELS_DIR", tmp_path / "models")
     (tmp_path / "models").mkdir()
-    (tmp_path / "models" / "mini").symlink_to(default_model_path(), target_is_directory=True)
+    (tmp_path / "models" / "mini").symlink_to(embedded_model_path(), target_is_directory=True)
     eve = _as(ctx, "eve", "expert")
     table, picker = models.refresh(ctx, "en", None, eve)
     assert table is None and picker["choices"] == []
@@ -1091,7 +1094,7 @@ def test_evaluate_tab_scoring_trained_on_queries_recommends_nothing_and_exports_
     import json as _json
 
     from studio import config
-    from studio.dataset.fingerprints import fingerprint
+    from studio.training.train_file import fingerprint
     from studio.store.gold import gold_set
     from studio.ui.tabs import evaluate
 
@@ -1101,7 +1104,7 @@ def test_evaluate_tab_scoring_trained_on_queries_recommends_nothing_and_exports_
     texts = sorted(t for q, t in gold.queries.items() if any(v > 0 for v in gold.labels[q].values()))
     model = tmp_path / "models" / "ft"
     model.mkdir(parents=True)
-    for part in config.default_model_path().iterdir():
+    for part in config.embedded_model_path().iterdir():
         (model / part.name).symlink_to(part)
     (model / "studio_model.json").write_text(_json.dumps({"queries": {"train": [fingerprint(t) for t in texts[:10]],
                                                                       "valid": []}}))

@@ -17,13 +17,13 @@ import torch
 from transformers import (AutoTokenizer, BertConfig, BertForSequenceClassification, XLMRobertaConfig,
                           XLMRobertaModel)
 
-from studio.config import default_model_path
+from studio.config import embedded_model_path
 
 HIDDEN, LAYERS, HEADS, INTERMEDIATE = 32, 2, 2, 64
 
 
 def _tokenizer(eos_as_sep: bool = False):
-    tokenizer = AutoTokenizer.from_pretrained(str(default_model_path()))
+    tokenizer = AutoTokenizer.from_pretrained(str(embedded_model_path()))
     if eos_as_sep:
         tokenizer.eos_token = tokenizer.sep_token
     return tokenizer

@@ -7,6 +7,10 @@ function ``fn(project, actor, /, ...options) -> result`` decorated with :func:`a
   :class:`~studio.errors.Forbidden`), so the check lives here and not in hidden tabs;
 - registers the action in :data:`ACTIONS` with its CLI verb (or the reason it has none), which a test reads.
 
+The audit log records what a person tried: what the page loads by itself (a tab's refresh, the page's load chain,
+run under :func:`preloading` or :func:`preloaded`) is still refused for a role below the action's, but writes no
+"refused" entry — an annotator opening the page did not try to read ①'s counts.
+
 The UI and the CLI call actions only; the actor comes from the server (the sign-in, or the local machine),
 never from a field the client sends.
 """
@@ -14,8 +18,10 @@ never from a field the client sends.
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,6 +30,7 @@ from studio.config import ROLES
 from studio.errors import Forbidden, StudioError
 
 ROLE_RANK = {role: rank for rank, role in enumerate(ROLES)}  # annotator < expert < admin
+_PRELOAD: ContextVar[bool] = ContextVar("studio_preload", default=False)
 
 
 @dataclass(frozen=True)
@@ -114,10 +121,44 @@ def action(role: str, *, cli: str | None = None, why_no_cli: str | None = None) 
     return wrap
 
 
+@contextmanager
+def preloading() -> Iterator[None]:
+    """Actions called inside are what the page loads by itself, not what a person tried: a refusal still raises
+    :class:`~studio.errors.Forbidden` but writes no audit entry."""
+    token = _PRELOAD.set(True)
+    try:
+        yield
+    finally:
+        _PRELOAD.reset(token)
+
+
+def preloaded(fn: F) -> F:
+    """`fn` (a page handler: a tab's refresh, a step of the page's load chain) run under :func:`preloading`; its
+    signature is kept (``functools.wraps``), so Gradio still hands it the request. A generator stays one."""
+    if getattr(fn, "preloads", False):
+        return fn
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def each(*args, **kwargs):
+            with preloading():
+                yield from fn(*args, **kwargs)
+        wrapper = each
+    else:
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with preloading():
+                return fn(*args, **kwargs)
+    wrapper.preloads = True  # type: ignore[attr-defined]
+    return wrapper  # type: ignore[return-value]
+
+
 def require(project: Project, actor: Actor, role: str, what: str) -> None:
-    """Refuse `actor` unless their role is at least `role`; a refusal is audited under the real actor."""
+    """Refuse `actor` unless their role is at least `role`; a refusal is audited under the real actor, unless the
+    page asked by itself (:func:`preloading`)."""
     if actor.can(role):
         return
+    if _PRELOAD.get():
+        raise Forbidden(what, actor=actor.name, role=actor.role, needs=role)
     from studio.store.audit import record
 
     try:

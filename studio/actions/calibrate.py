@@ -14,7 +14,8 @@ from studio.actions.base import Actor, Project, action
 from studio.i18n import t
 
 if TYPE_CHECKING:
-    from studio.evaluation.calibration import Calibration, Threshold
+    from studio.evaluation.calibration import Calibration
+    from studio.evaluation.thresholds import Threshold
 
 
 @action("expert", cli="calibrate")
@@ -33,7 +34,7 @@ def calibrate(project: Project, actor: Actor, /, model: str, *, exclude: str | P
         StudioError: ``bad_precision``, ``train_file_missing``, ``no_database`` (with `existing`),
             ``calibration_needs_both``, ``model_missing``.
     """
-    from studio.dataset.fingerprints import fingerprint
+    from studio.training.train_file import fingerprint
     from studio.evaluation import calibration, runner
     from studio.evaluation.heldout import learned
     from studio.models.registry import DEFAULT_NAME, get_default, resolve

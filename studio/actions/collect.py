@@ -13,6 +13,7 @@ from pathlib import Path
 from studio.actions import files
 from studio.actions.base import Actor, Project, action
 from studio.errors import InputError, StudioError
+from studio.retrieval.systems import FIRST_STAGE_DEPTH, RERANK_TOP
 
 KINDS = ("pairs", "ratings", "beir", "logs")
 HOLES = "holes"  # the source of the pairs pool_unjudged adds: the unjudged pairs of systems' top K
@@ -82,12 +83,12 @@ def pool(project: Project, actor: Actor, k: int = 20, retriever: str = "hybrid",
 
     `model` (dense, hybrid): a name in models/, a path or a hub id; None or empty means the default model (★).
     Unless an admin chose another queue strategy, the untouched pairs are then served in the ``systems`` order
-    (:data:`studio.selection.DEFAULT`: the strategy the man-page benchmark measured best, for finding relevant
+    (:data:`studio.queue.DEFAULT`: the strategy the man-page benchmark measured best, for finding relevant
     pairs and for the fine-tune trained on the first ratings; bench/RESULTS.md).
     Returns counts: queries, candidates and pairs added, with the retriever, k and the model used, and
     ``strategy``: the order the queue now serves in (None: unchanged).
     """
-    from studio import selection
+    from studio import queue as strategies
     from studio.retrieval.pooling import pool_candidates
     from studio.store import queue as store_queue
 
@@ -96,11 +97,11 @@ def pool(project: Project, actor: Actor, k: int = 20, retriever: str = "hybrid",
                                  progress=progress, actor=actor.name)
         chosen = store_queue.get_setting(db, store_queue.STRATEGY_KEY)
     result["strategy"] = None
-    if result["added"] and chosen in (None, selection.DEFAULT):
+    if result["added"] and chosen in (None, strategies.DEFAULT):
         from studio.actions import queue
 
-        queue.set_strategy(project, actor, selection.DEFAULT, model=(model or "").strip() or None)
-        result["strategy"] = selection.DEFAULT
+        queue.set_strategy(project, actor, strategies.DEFAULT, model=(model or "").strip() or None)
+        result["strategy"] = strategies.DEFAULT
     return result
 
 
@@ -115,12 +116,12 @@ def pool_unjudged(project: Project, actor: Actor, /, systems: Sequence[str] = ()
     (:func:`studio.actions.evaluate.load_evalset`) and without those a model of `systems` was trained or validated
     on (:func:`studio.evaluation.heldout.hold_out`, as an evaluation leaves them out). Each system (a spec: ``bm25``, ``NAME``, ``A+B``,
     ``run:FILE``, ``…>RERANKER``) runs over the project's corpus as an evaluation runs it
-    (:func:`studio.evaluation.systems.run_systems`, candidates per first stage max(depth, 100), a reranker over the
-    top 100); an unpinned fusion is reciprocal-rank here, untuned (pin ``A+B@0.7`` to pool a tuned one). A spec in
+    (:func:`studio.evaluation.systems.run_systems`, candidates per first stage max(depth, FIRST_STAGE_DEPTH), a reranker
+    over the top RERANK_TOP); an unpinned fusion is reciprocal-rank here, untuned (pin ``A+B@0.7`` to pool a tuned one). A spec in
     `runs` is not run: its ranking is taken as given (query key → {document key: score}; ⑧ passes the runs of the
     evaluation it just showed, keyed by their names).
 
-    Every pair of the union of their top `depth` without a gold label (:func:`studio.dataset.holes.holes`, pooling
+    Every pair of the union of their top `depth` without a gold label (:func:`studio.evaluation.holes.holes`, pooling
     order) is added under source ``holes`` and served before every other untouched pair, without changing the
     queue's strategy (:func:`studio.store.queue.serve_first`; a strategy chosen afterwards, or the default one a
     later ``studio pool`` applies, orders them with the rest again); one audited ``pool`` entry. Pairs already queued
@@ -140,7 +141,7 @@ def pool_unjudged(project: Project, actor: Actor, /, systems: Sequence[str] = ()
             ``no_database`` (with `existing`).
     """
     from studio.actions.evaluate import load_evalset
-    from studio.dataset import holes
+    from studio.evaluation import holes
     from studio.evaluation.heldout import hold_out, models_of
     from studio.evaluation.systems import parse, run_systems
     from studio.store import queue as store_queue
@@ -154,7 +155,7 @@ def pool_unjudged(project: Project, actor: Actor, /, systems: Sequence[str] = ()
     evalset = load_evalset(project, "db", exclude=exclude, existing=existing)
     evalset, held = hold_out(evalset, models_of(specs))  # the queries an evaluation of these systems scores
     to_run = [parse(s) for s in specs if s not in given]
-    results = run_systems(evalset, to_run, depth=max(depth, 100), rerank_top=100,
+    results = run_systems(evalset, to_run, depth=max(depth, FIRST_STAGE_DEPTH), rerank_top=RERANK_TOP,
                           progress=lambda f, what: report(0.9 * f, what)) if to_run else []
     ran = {r.model: r for r in results}
     rankings = {spec: given[spec] if spec in given else ran[spec].run for spec in specs}

@@ -16,7 +16,9 @@ from typing import Any
 from studio import config
 from studio.actions.base import Actor, Project, action
 from studio.errors import StudioError
+from studio.evaluation import charts as report_charts  # the report's figures, which ⑧ shows too
 from studio.i18n import t
+from studio.retrieval.systems import FIRST_STAGE_DEPTH, RERANK_TOP  # noqa: F401  (⑧'s defaults)
 
 SOURCES = ("beir", "db")  # a BEIR folder, or this project's gold labels
 DEFAULT_SPLIT = "test"
@@ -167,7 +169,7 @@ def evaluate(project: Project, actor: Actor, /, models: Sequence[str], source: s
              systems: Sequence[str] | None = None, tune_on: str | None = None,
              folder: str | Path | None = None, split: str | None = None, exclude: str | Path | None = None,
              ks: str | Sequence[int] | None = None, mode: str = "dense", weights: Sequence[float] | None = None,
-             reranker: str | None = None, rerank_top: int = 100, include_first_stage: bool = True,
+             reranker: str | None = None, rerank_top: int = RERANK_TOP, include_first_stage: bool = True,
              run_out: Path | None = None, include_trained: bool = False, lang: str = "en", existing: bool = False,
              progress: Callable[[float, str], None] | None = None) -> Evaluation:
     """Evaluate `models` (the first is the baseline) on :func:`load_evalset`'s set; P@K, Recall@K, MRR@K, nDCG@K
@@ -223,7 +225,7 @@ def evaluate(project: Project, actor: Actor, /, models: Sequence[str], source: s
                                               progress=progress)
     report["held_out"] = held.as_dict()
     if runs:
-        from studio.dataset.holes import holes
+        from studio.evaluation.holes import holes
 
         flagged = [w["model"] for w in report.get("warnings", []) if w["kind"] == "low_judged" and w["model"] in runs]
         # What "judge the holes" would queue: distinct pairs, a document two systems share counted once
@@ -284,73 +286,4 @@ def parse_cutoffs(text: str | None) -> tuple[int, ...]:
     return parse(text)
 
 
-def held_out_line(report: dict, lang: str) -> str | None:
-    """How many labelled queries the evaluation left out because a model learned from them (or kept anyway), or
-    None when no model had seen any."""
-    from studio.evaluation.heldout import held_out_line as line
-
-    return line(report.get("held_out"), lang)
-
-
-def coverage_summary(report: dict, lang: str) -> str | None:
-    """The coverage warnings of a report as one sentence (several systems) or the one warning's, or None."""
-    from studio.evaluation.report import coverage_summary as line
-
-    return line(report, lang)
-
-
-def warning_lines(report: dict, lang: str) -> list[str]:
-    """One sentence per warning of the report (a model or reranker that makes ranking worse, training overlap)."""
-    from studio.evaluation.report import warning_lines as lines
-
-    return lines(report, lang)
-
-
-def recommendation_line(report: dict, lang: str) -> str | None:
-    """Which system is best on these queries, whether its lead is significant, its latency; None without systems."""
-    from studio.evaluation.report import recommendation_line as line
-
-    return line(report, lang)
-
-
-def planner_line(report: dict, lang: str) -> str | None:
-    """How many queries would tell the best two systems apart (a 0.02 difference, and their observed one); None
-    without systems."""
-    from studio.evaluation.report import planner_line as line
-
-    return line(report, lang)
-
-
-def fusion_line(system: dict | None, lang: str) -> str | None:
-    """How a fused system's report entry (``model["system"]``) combines its stages; None for an unfused one."""
-    from studio.evaluation.report import fusion_line as line
-
-    return line(system.get("fusion"), system["spec"], lang) if system else None
-
-
-def significance_line(report: dict, lang: str) -> str | None:
-    """"n of total metric changes are significant", or None without comparisons."""
-    from studio.evaluation.report import significance_line as line
-
-    return line(report, lang)
-
-
-def sample_size_line(report: dict, lang: str) -> str | None:
-    """Why nothing can be significant on too few queries, or None."""
-    from studio.evaluation.report import sample_size_line as line
-
-    return line(report, lang)
-
-
-def verdict(row: dict, lang: str) -> str:
-    """A comparison row's verdict ("▲ better", "▼ worse", ...)."""
-    from studio.evaluation.export import verdict as word
-
-    return word(row, lang)
-
-
-def headline_metrics(report: dict) -> list[str]:
-    """The metrics worth a chart (nDCG@10, MRR@10, Recall@10, P@5 where computed)."""
-    from studio.evaluation.export import headline_metrics as metrics
-
-    return metrics(report)
+# The report's sentences and words (held_out_line, warning_lines, verdict…) are in studio/actions/wording.py.

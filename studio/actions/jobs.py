@@ -22,8 +22,10 @@ from studio.errors import StudioError
 from studio.store import jobs as store_jobs
 # Light (no torch): the CLI's and the Train form's few-steps warning and its one-click fix.
 from studio.training.config import TrainConfig, steps_fix, too_few_steps  # noqa: F401
+from studio.training.settings import SETTINGS, Setting  # noqa: F401  (the field table: CLI options, form widgets)
 
 ACTIVE = ("queued", "running")
+RESUMABLE = ("failed", "cancelled")
 recipe = TrainConfig.recipe  # the measured recipe's value of a setting: the CLI's and the Train form's defaults
 TRAIN_PLACEHOLDER = "<exports/…/train.jsonl>"  # the preview's training file before one is chosen
 
@@ -82,6 +84,15 @@ def make_config(config_or_options: TrainConfig | Mapping) -> TrainConfig:
     if isinstance(config_or_options, TrainConfig):
         return dataclasses.replace(config_or_options)
     return TrainConfig(**{"output_dir": "", "base": "default", **dict(config_or_options)})
+
+
+def settings_problems(options: Mapping) -> list[StudioError]:
+    """Every setting in `options` (named as TrainConfig's fields) the worker would refuse, each naming its field:
+    the Train form shows them all at once rather than one per click (:meth:`TrainConfig.setting_problems`)."""
+    try:
+        return make_config(options).setting_problems()
+    except TypeError as exc:  # an unknown or missing field: the caller's mistake, not the person's
+        raise ValueError(f"not TrainConfig options: {exc}") from exc
 
 
 def command_line(config_or_options: TrainConfig | Mapping) -> list[str]:
@@ -148,7 +159,20 @@ def command_preview(project: Project, actor: Actor, options: Mapping, /) -> str:
         opts["train"] = TRAIN_PLACEHOLDER
     opts["base"] = model_field(str(opts.get("base") or "").strip() or "default", field="base")
     opts["name"] = str(opts.get("name") or "").strip() or "<name>"
-    return " ".join(shlex.quote(a) for a in command_line(opts))
+    studio_, *rest = command_line(opts)
+    return " ".join(shlex.quote(a) for a in [studio_, "--db", _db_shown(project.db_path), *rest])
+
+
+def _db_shown(db_path: Path) -> str:
+    """The project's database as the preview names it: relative to the working folder (where ``studio`` runs),
+    its file name when it lies elsewhere: never the server's own path."""
+    path = Path(db_path)
+    if not path.is_absolute():
+        return str(path)
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return path.name
 
 
 @action("admin", cli="train")
@@ -169,12 +193,22 @@ def start(project: Project, actor: Actor, config_or_options: TrainConfig | Mappi
         config.valid = valid_beside(config.train)
     config.base = resolve(str(config.base or "").strip() or "default")
     with project.db() as db:
+        _refuse_taken_name(db, str(config.name or "").strip())
         job_id = training_jobs.create(db, config, created_by=actor.name)
         if now:
             training_jobs.launch(db, job_id, gpus=gpus)
         else:
             training_jobs.start_queued(db)
         return store_jobs.get_job(db, job_id)
+
+
+def _refuse_taken_name(db, name: str) -> None:
+    """A queued or running job already writes models/`name`: a second one would fail at its export, hours later.
+    Raises StudioError ``job_name_queued`` / ``job_name_running`` naming that job."""
+    for status in ACTIVE:
+        for job in store_jobs.list_jobs(db, status):
+            if job["name"] == name:
+                raise StudioError(f"job_name_{status}", job_id=job["id"], name=name)
 
 
 @action("admin", cli="jobs cancel")
@@ -203,6 +237,9 @@ def resume(project: Project, actor: Actor, job_id: int, /) -> dict:
     from studio.training import jobs as training_jobs
 
     with project.db() as db:
+        status = store_jobs.get_job(db, int(job_id))["status"]
+        if status not in RESUMABLE:  # "job 3 has finished: nothing to resume", not "job 3 is succeeded"
+            raise StudioError(f"job_resume_{status}", job_id=int(job_id))
         training_jobs.resume(db, int(job_id), actor=actor.name)
         training_jobs.start_queued(db)
         return store_jobs.get_job(db, int(job_id))

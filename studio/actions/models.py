@@ -14,7 +14,7 @@ from studio import config
 from studio.actions.base import Actor, Project, action, audit
 from studio.errors import StudioError
 
-EMBEDDED = config.DEFAULT_MODEL_NAME  # the embedded all-MiniLM-L6-v2 by its own name (what 'default' is without a ★)
+EMBEDDED = config.EMBEDDED_MODEL_NAME  # the embedded all-MiniLM-L6-v2 by its own name (what 'default' is without a ★)
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,30 @@ def model_field(text: str | None, *, field: str) -> str:
             or any(part in (".", "..") for part in parts)):
         raise StudioError("path_outside", field=field, name=name, folder=f"{Path(config.MODELS_DIR).name}/")
     return name
+
+
+def shown_path(path: str | Path | None) -> str | None:
+    """A server path as a page shows it: relative to the project folder that holds it (``exports/run/train.jsonl``,
+    ``models/demo-ft``), else the file's name alone: never the server's absolute path."""
+    if not path:
+        return None
+    target = Path(path).absolute()
+    for folder in (config.EXPORTS_DIR, config.MODELS_DIR, config.DATASETS_DIR, config.JOBS_DIR, config.RUNS_DIR):
+        for root in {Path(folder).absolute(), Path(folder).resolve()}:
+            if target.is_relative_to(root):
+                return str(PurePosixPath(Path(folder).name, *target.relative_to(root).parts))
+    return target.name
+
+
+def provenance(info) -> dict:
+    """Where a model came from (:func:`studio.models.registry.provenance` of its ``studio_model.json``: base, data,
+    date, query counts, final losses, held-out scores), its files named as :func:`shown_path` shows them; {} for a
+    model the studio did not train."""
+    from studio.models.registry import provenance as recorded
+
+    facts = recorded(info.origin)
+    return {**facts, "train": shown_path(facts.get("train")), "valid": shown_path(facts.get("valid"))} if facts \
+        else {}
 
 
 def optional_model_field(text: str | None, *, field: str) -> str | None:

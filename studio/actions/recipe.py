@@ -16,6 +16,7 @@ from studio.actions import files
 from studio.actions.base import Actor, Project, action, audit
 from studio.errors import StudioError
 from studio.i18n import t
+from studio.retrieval.systems import RERANK_TOP
 
 RECIPES = "recipes"  # the folder inside exports/ that holds the page's recipes
 # A calibration that cannot be done leaves the threshold out (null, with the reason), never the recipe.
@@ -56,7 +57,7 @@ def export_recipe(project: Project, actor: Actor, /, spec: str, out: str | Path 
         fusion: the fusion an evaluation chose (a report's ``recommendation["fusion"]`` or a system entry's).
         measured: an evaluation report (its entry for `spec` gives the metrics, and the fusion and reranker depth
             when `fusion` / `rerank_top` are not given) or :func:`studio.recipe.measured_from`'s dict.
-        rerank_top: candidates the reranker rescores (default: the measured one, else 100); depth: candidates per
+        rerank_top: candidates the reranker rescores (default: the measured one, else RERANK_TOP); depth: candidates per
             first stage (default 100).
         target_precision: the precision the second threshold must reach.
         int8_check: also measure int8's speed-up and nDCG@10 change (:mod:`studio.serving.int8`) on the
@@ -91,7 +92,7 @@ def export_recipe(project: Project, actor: Actor, /, spec: str, out: str | Path 
     if fusion is None and entry:
         fusion = entry.get("fusion")
     if rerank_top is None:
-        rerank_top = (entry or {}).get("rerank_top") or 100
+        rerank_top = (entry or {}).get("rerank_top") or RERANK_TOP
     depth = int(depth or recipes.DEFAULT_DEPTH)
     depth = max(depth, int(rerank_top) if system.reranker else 0)
     chosen = fusion if fusion is not None or len(system.stages) < 2 or system.fusion else \
@@ -173,7 +174,7 @@ def _calibrate(project: Project, actor: Actor, system, exclude,
 def summary_lines(path: str | Path, lang: str = "en") -> list[str]:
     """What a written recipe holds, in `lang`: where it is, its system, the fusion and the threshold (or why there
     is none)."""
-    from studio.actions.evaluate import fusion_line
+    from studio.actions.wording import fusion_line
     from studio.recipe import Recipe, calibration_target
 
     recipe = Recipe.load(path)

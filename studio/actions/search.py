@@ -180,6 +180,23 @@ def _side(system: System, query: str, keys: list[str], texts: list[str], k: int,
     return Side(system.spec, hits, {}, ms, details)
 
 
+def _require_models(system: System) -> None:
+    """Every model of `system` checked for its place before anything runs (:func:`studio.models.registry.require`):
+    a name that is nowhere (``foo`` in ``foo+bar``) is refused with the names in models/, a reranker as a first stage
+    and an embedder after ``>`` are refused, in the studio's words rather than the loader's.
+
+    Raises:
+        StudioError: ``model_unknown``, ``model_is_reranker``, ``model_not_reranker``.
+    """
+    from studio.models.registry import require
+
+    for stage in system.stages:
+        if not (stage.is_bm25 or stage.is_run):
+            require(stage.model, "embedder")
+    if system.reranker:
+        require(system.reranker, "reranker")
+
+
 def _shown(docs: dict[str, dict], *sides: list) -> dict[str, dict]:
     return {h.doc_key: docs[h.doc_key] for hits in sides for h in hits}
 
@@ -197,10 +214,12 @@ def search(project: Project, actor: Actor, /, query: str, system: str | System =
 
     Raises:
         StudioError: ``empty_query``, ``no_corpus``, the spec's errors (``system_*``), ``mode_not_searchable``,
-            ``not_m3``, ``model_is_reranker``, ``model_missing``, ``run_file_missing``, ``run_no_ranking`` (a
+            ``not_m3``, ``model_unknown``, ``model_is_reranker``, ``model_not_reranker``, ``model_missing``,
+            ``run_file_missing``, ``run_no_ranking`` (a
             run file without a ranking for the query: it is not one of the project's, or the file lacks it).
     """
     chosen = system_of(system, reranker)  # a bad spec fails before the corpus is read
+    _require_models(chosen)
     keys, texts, docs, gold, stored = _corpus(project, query)
     side = _side(chosen, query.strip(), keys, texts, int(k), depth, stored)
     return Results(query.strip(), side, _shown(docs, side.hits), gold)
@@ -217,11 +236,14 @@ def compare(project: Project, actor: Actor, /, query: str, left: str | System, r
 
     Raises:
         StudioError: ``empty_query``, ``no_corpus``, the spec's errors (``system_*``), ``mode_not_searchable``,
-            ``not_m3``, ``model_is_reranker``, ``model_missing``, ``run_file_missing``.
+            ``not_m3``, ``model_unknown``, ``model_is_reranker``, ``model_not_reranker``, ``model_missing``,
+            ``run_file_missing``.
     """
     from studio.retrieval.search import rank_moves
 
     systems = system_of(left, left_reranker), system_of(right, right_reranker)
+    for chosen in systems:
+        _require_models(chosen)
     keys, texts, docs, gold, stored = _corpus(project, query)
     query = query.strip()
     one, two = (_side(s, query, keys, texts, int(k), depth, stored, missing_ok=True) for s in systems)
@@ -232,12 +254,12 @@ def compare(project: Project, actor: Actor, /, query: str, left: str | System, r
 @action("expert", why_no_cli=_DEMO)
 def similarity(project: Project, actor: Actor, /, a: str, b: str, models: Sequence[str]) -> dict[str, float]:
     """Cosine similarity of texts `a` and `b` under each embedder (by the name given)."""
-    from studio.models.registry import resolve
+    from studio.models.registry import require
     from studio.retrieval import playground
 
     out = {}
     for name in models:
-        path = resolve(name)
+        path = require(name, "embedder")
         out[name] = playground.similarity(a, b, [path])[path]
     return out
 
@@ -247,17 +269,17 @@ def score_documents(project: Project, actor: Actor, /, query: str, documents: Se
                     reranker: str | None = None) -> dict[str, list[float]]:
     """Each embedder's cosine score of every document for `query`, and the reranker's (its logit) when given; keyed
     by the names given."""
-    from studio.models.registry import resolve
+    from studio.models.registry import require
     from studio.retrieval import playground
 
     documents = list(documents)
     out = {}
     for name in models:
-        path = resolve(name)
+        path = require(name, "embedder")
         out[name] = playground.score_documents(query, documents, [path])[path]
     reranker = _clean(reranker)
     if reranker:
-        path = resolve(reranker)
+        path = require(reranker, "reranker")
         out[reranker] = playground.score_documents(query, documents, [], path)[path]
     return out
 

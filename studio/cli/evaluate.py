@@ -7,7 +7,10 @@ from pathlib import Path
 
 import click
 
+from studio.actions import wording  # the report's sentences (one door, not a forwarding action each)
+from studio.actions.evaluate import RERANK_TOP  # the one reranker depth (studio/retrieval/systems.py)
 from studio.cli.base import Context, cli, emit, friendly, json_option, pad, parse_cutoffs
+
 
 @cli.command(name="eval")
 @click.option("--model", "models_", multiple=True,
@@ -40,7 +43,7 @@ from studio.cli.base import Context, cli, emit, friendly, json_option, pad, pars
               help="With --mode weighted: dense, sparse and colbert weights.")
 @click.option("--reranker", help="Cross-encoder that rescores each model's top documents (each model is also "
                                  "reported without it).")
-@click.option("--rerank-top", default=100, show_default=True)
+@click.option("--rerank-top", default=RERANK_TOP, show_default=True)
 @click.option("--rerank-only", is_flag=True, help="With --reranker: leave out the runs without it.")
 @click.option("--run-out", type=click.Path(file_okay=False, path_type=Path), help="Write TREC run files here.")
 @click.option("--html", "html_out", type=click.Path(dir_okay=False, path_type=Path),
@@ -113,7 +116,7 @@ def eval_(ctx: Context, models_: tuple[str, ...], systems: tuple[str, ...], tune
         emit(report, True, "")
         return
     click.echo(f"{report['evalset']}: {report['queries']} queries, {report['documents']} documents")
-    held_out = actions.held_out_line(report, "en")
+    held_out = wording.held_out_line(report, "en")
     if held_out:
         click.echo(held_out)
     names = [m["model"] for m in report["models"]]
@@ -128,16 +131,16 @@ def eval_(ctx: Context, models_: tuple[str, ...], systems: tuple[str, ...], tune
             mark = " *" if row.significant else ""
             click.echo(f"  {row.metric:<12} {row.delta:+.4f}{rel:<10} p={row.p_holm:.4f}{mark}  "
                        f"wins/ties/losses {row.wins}/{row.ties}/{row.losses}")
-    for line in actions.warning_lines(report, "en"):
+    for line in wording.warning_lines(report, "en"):
         click.echo("\n" + line)
     for model in report["models"]:
-        fusion = actions.fusion_line(model.get("system"), "en")
+        fusion = wording.fusion_line(model.get("system"), "en")
         if fusion:
             click.echo(f"\n{model['model']}: {fusion}")
-    recommendation = actions.recommendation_line(report, "en")
+    recommendation = wording.recommendation_line(report, "en")
     if recommendation:
         click.echo("\n" + recommendation)
-    planner = actions.planner_line(report, "en")
+    planner = wording.planner_line(report, "en")
     if planner:
         click.echo(planner)
 

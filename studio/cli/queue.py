@@ -6,8 +6,7 @@ import click
 
 from studio.actions import queue
 from studio.cli.base import Context, _Bar, cli, emit, friendly, json_option
-
-STRATEGIES = ("imported", "random", "systems", "disagree", "uncertain", "negatives")
+from studio.i18n import t
 
 
 def _makeup_text(m: dict) -> str:
@@ -42,8 +41,14 @@ def queue_group(click_ctx: click.Context, as_json: bool) -> None:
         emit(m, as_json, _makeup_text(m))
 
 
-@queue_group.command(name="strategy")
-@click.argument("name", type=click.Choice(STRATEGIES))
+def _strategies_epilog() -> str:
+    """Every strategy's one-line help, from the registry (studio/queue/) and the English catalogue."""
+    return "\b\nStrategies:\n" + "\n".join(f"  {t(s.help_key, 'en')}" for s in queue.STRATEGIES.values()) + (
+        f"\n\n\b\nExample:\n  studio queue strategy {queue.DEFAULT_STRATEGY}")
+
+
+@queue_group.command(name="strategy", epilog=_strategies_epilog())
+@click.argument("name", type=click.Choice(queue.names()))
 @click.option("--model", default=None, help="Dense model for systems/uncertain/negatives (default: the ★ model).")
 @click.option("--seed", default=42, show_default=True, help="Seed of the random order.")
 @click.option("--per-query", default=2, show_default=True, help="negatives: mined negatives to check per query.")
@@ -51,22 +56,15 @@ def queue_group(click_ctx: click.Context, as_json: bool) -> None:
 @click.pass_obj
 @friendly
 def queue_strategy(ctx: Context, name: str, model: str | None, seed: int, per_query: int, as_json: bool) -> None:
-    """Order the untouched pairs: imported, random, systems (what BM25 and the dense models rank highest first),
-    disagree (what one system ranks high and another low first) or uncertain (scores nearest the calibrated
-    relevance threshold first).
+    """Order the untouched pairs by strategy NAME (the list below: studio/queue/ is the only list of them).
 
-    negatives ("check the negatives") adds pairs instead: for each query with a relevant gold label, the
+    A strategy that adds pairs ("check the negatives") queues, for each query with a relevant gold label, the
     --per-query hard negatives the export would mine (hybrid, ranks 10-100) that score closest to the query's
     positives, served first. Rated relevant, one becomes a positive; rated irrelevant, a confirmed negative; the
     export's manifest counts both.
-
-    \b
-    Example:
-        studio queue strategy systems
-        studio queue strategy negatives --per-query 3
     """
     with _Bar("ordering") as bar:
-        if name == "negatives":
+        if name in queue.ADDS_PAIRS:
             m = queue.check_negatives(ctx.project, ctx.actor, per_query=per_query, model=model, progress=bar,
                                       existing=True)
         else:

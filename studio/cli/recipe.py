@@ -35,7 +35,7 @@ def recipe() -> None:
               help="A report of `studio eval --system ... --json`: the recipe takes the fusion, reranker depth "
                    "and metrics measured for SPEC from it.")
 @click.option("--rerank-top", type=click.IntRange(min=1),
-              help="With a reranker: how many first-stage candidates it rescores (default: as measured, else 100).")
+              help="With a reranker: how many first-stage candidates it rescores (default: as measured, else the evaluations' depth).")
 @click.option("--precision", "target_precision", type=click.FloatRange(0, 1, min_open=True), default=0.9,
               show_default=True, help="Also record the lowest threshold that reaches this precision.")
 @click.option("--int8-check", is_flag=True,

@@ -12,52 +12,48 @@ from studio.actions import jobs as job_actions
 from studio.cli.base import Context, cli, emit, friendly, json_option
 from studio.i18n import t
 
-_R = job_actions.recipe  # `studio train` starts from the measured recipe (one place: TrainConfig)
+_R = job_actions.recipe  # `studio train` starts from the measured recipe (one place: studio/training/settings.py)
+_TYPES = {int: click.INT, float: click.FLOAT, str: click.STRING}
+_PATHS = {"train": "train_file", "valid": "valid_file"}  # file settings: the parameter names the command reads
+
+
+def _option(s: job_actions.Setting):
+    """The click option of one setting of the field table: its flag, type or choices, recipe default and help."""
+    param = _PATHS.get(s.name, s.name)
+    if s.type is bool:
+        return click.option(s.flag, param, is_flag=True, default=bool(s.default), help=s.help or None)
+    kwargs: dict = {"help": s.help or None}
+    if s.name in _PATHS:
+        kwargs["type"] = click.Path(exists=True, dir_okay=False)
+    elif s.choices:
+        kwargs["type"] = click.Choice(list(s.choices))
+    elif s.type is list:
+        kwargs["type"] = click.STRING
+    else:
+        kwargs["type"] = _TYPES[s.type]
+    if s.required:
+        kwargs["required"] = True
+    elif s.default is not None:
+        value = ",".join(s.default) if s.type is list else s.default
+        kwargs.update(default=value, show_default=True)
+    if s.name == "save_every":
+        kwargs["metavar"] = "MINUTES"
+    return click.option(s.flag, param, **kwargs)
+
+
+def setting_options(command):
+    """Every setting of the field table that has a flag, as click options (as sqlite-utils shares option bundles)."""
+    for s in reversed([s for s in job_actions.SETTINGS if s.flag]):
+        command = _option(s)(command)
+    return command
 
 
 @cli.command()
-@click.option("--task", type=click.Choice(["embedder", "reranker"]), required=True)
-@click.option("--base", default="default", show_default=True,
-              help="Model name in models/, a folder, a hub id, or 'default' (the ★ default model).")
-@click.option("--train", "train_file", type=click.Path(exists=True, dir_okay=False), required=True,
-              help="FlagEmbedding JSONL from `studio export triplets`.")
-@click.option("--valid", "valid_file", type=click.Path(exists=True, dir_okay=False),
-              help="Validation JSONL (default: the .valid.jsonl beside --train, if any).")
-@click.option("--name", required=True, help="Output folder under models/.")
-@click.option("--method", type=click.Choice(["full", "lora"]), default=_R("method"), show_default=True)
-@click.option("--epochs", default=_R("epochs"), show_default=True)
-@click.option("--max-steps", default=_R("max_steps"), show_default=True, help="Stop after N steps (overrides --epochs).")
-@click.option("--batch-size", default=_R("batch_size"), show_default=True, help="Queries per device per step.")
-@click.option("--lr", type=float, help="Learning rate (default 5e-5 full, 1e-4 LoRA).")
-@click.option("--group-size", default=_R("group_size"), show_default=True, help="1 positive + N-1 negatives per query.")
-@click.option("--query-max-len", default=_R("query_max_len"), show_default=True)
-@click.option("--passage-max-len", type=int, default=_R("passage_max_len"),
-              help="Tokens per passage (default: the base model's max_seq_length, at most 512).")
-@click.option("--temperature", default=_R("temperature"), show_default=True,
-              help="Softmax temperature of the contrastive loss (embedder).")
-@click.option("--warmup", default=_R("warmup_ratio"), show_default=True, help="Warm-up, as a share of the steps.")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), default=_R("precision"),
-              show_default=True)
-@click.option("--gradient-checkpointing", is_flag=True)
-@click.option("--lora-r", default=_R("lora_r"), show_default=True)
-@click.option("--lora-alpha", default=_R("lora_alpha"), show_default=True)
-@click.option("--lora-dropout", default=_R("lora_dropout"), show_default=True)
-@click.option("--lora-targets", default=",".join(_R("lora_targets")), show_default=True, help="Modules LoRA adapts.")
-@click.option("--freeze-embeddings", is_flag=True, help="Keep the embedding layer fixed.")
-@click.option("--freeze-layers", default=_R("freeze_layers"), show_default=True,
-              help="Keep the lowest N transformer layers fixed.")
-@click.option("--seed", default=_R("seed"), show_default=True, help="Random seed (data order, negatives drawn).")
-@click.option("--save-every", type=float, default=_R("save_every"), show_default=True, metavar="MINUTES",
-              help="Also save a checkpoint every MINUTES of training (0: only every 50 steps); a kill or a power cut "
-                   "loses at most that much.")
+@setting_options
 @click.option("--gpus", default=1, show_default=True, help="Run under torchrun on this many GPUs.")
 @click.pass_obj
 @friendly
-def train(ctx: Context, task: str, base: str, train_file: str, valid_file: str | None, name: str, method: str,
-          epochs: float, max_steps: int, batch_size: int, lr: float | None, group_size: int, query_max_len: int,
-          passage_max_len: int | None, temperature: float, warmup: float, precision: str,
-          gradient_checkpointing: bool, lora_r: int, lora_alpha: int, lora_dropout: float, lora_targets: str,
-          freeze_embeddings: bool, freeze_layers: int, seed: int, save_every: float, gpus: int) -> None:
+def train(ctx: Context, train_file: str, valid_file: str | None, gpus: int, **settings) -> None:
     """Fine-tune an embedder or reranker in the foreground, with a progress bar; the model lands in models/NAME.
 
     \b
@@ -66,14 +62,9 @@ def train(ctx: Context, task: str, base: str, train_file: str, valid_file: str |
     Example:
         studio train --task embedder --base default --train exports/train.jsonl --name medical-v1
     """
-    options = dict(task=task, base=base, train=train_file, valid=valid_file, name=name, method=method, epochs=epochs,
-                   max_steps=max_steps, batch_size=batch_size, lr=lr, group_size=group_size,
-                   query_max_len=query_max_len, passage_max_len=passage_max_len, temperature=temperature,
-                   warmup_ratio=warmup, precision=precision, gradient_checkpointing=gradient_checkpointing,
-                   lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
-                   lora_targets=[x.strip() for x in lora_targets.split(",") if x.strip()],
-                   freeze_embeddings=freeze_embeddings, freeze_layers=freeze_layers, seed=seed,
-                   save_every=save_every)
+    options = dict(settings, train=train_file, valid=valid_file,
+                   lora_targets=[x.strip() for x in settings["lora_targets"].split(",") if x.strip()])
+    batch_size, epochs, max_steps = options["batch_size"], options["epochs"], options["max_steps"]
     few = job_actions.too_few_steps(train_file, batch_size, epochs, max_steps)
     if few is not None:
         steps, lines = few

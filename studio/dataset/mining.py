@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from studio.dataset.gold import GoldSet
+from studio.records import GoldSet
 
 MINING_METHODS = ("bm25", "dense", "hybrid")
 QUERY_BATCH = 256  # queries scored per retriever call: bounds the queries × corpus score matrix

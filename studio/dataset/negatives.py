@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from studio.dataset.gold import GoldSet
+from studio.records import GoldSet
 from studio.dataset.mining import mine
 from studio.dataset.triplets import ExportOptions
 from studio.errors import StudioError
@@ -108,7 +108,6 @@ def pick_negatives_to_check(gold: GoldSet, *, per_query: int = PER_QUERY, option
 
 def _vectors(gold: GoldSet, doc_keys: list[str], queries: list[str], model) -> tuple[np.ndarray, np.ndarray]:
     """Normalised embeddings of the corpus (cached, as mining's) and of `queries`."""
-    from studio.retrieval.cache import cached_encode
-    from studio.retrieval.dense import encode
+    from studio.retrieval.dense import cached_encode, encode
 
     return cached_encode([gold.corpus[d] for d in doc_keys], model), encode([gold.queries[q] for q in queries], model)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from studio.agreement import KAPPA_GATE, passes_gate
-from studio.dataset.gold import GoldSet
+from studio.records import GoldSet
 from studio.errors import StudioError
 from studio.retrieval.tokenize import tokenize
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from typing import NamedTuple
 
-from studio.dataset.gold import GoldSet
+from studio.records import GoldSet
 
 
 def query_groups(gold: GoldSet, partial_as_positive: bool) -> list[list[str]]:

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TextIO
 
 from studio import csv_safe
-from studio.dataset.gold import GoldSet
+from studio.records import GoldSet
 from studio.dataset.mining import Mined, mine
 from studio.dataset.naming import VALID_SUFFIX
 from studio.dataset.split import split_queries

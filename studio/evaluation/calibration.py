@@ -1,7 +1,7 @@
 """Score thresholds: where a model's score best separates the project's "relevant" from "irrelevant" pairs.
 
 Users ask how to pick one (FlagEmbedding #250: "select a threshold based on your data"); this picks it from the
-gold labels, with scikit-learn's precision/recall curve. :func:`calibrate` scores the gold pairs with a dense model
+gold labels, with scikit-learn's precision/recall curve (:mod:`studio.evaluation.thresholds`). :func:`calibrate` scores the gold pairs with a dense model
 (cosine similarity) or a reranker (cross-encoder score) and returns both thresholds (:class:`Calibration`).
 """
 
@@ -13,48 +13,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from studio.errors import StudioError
-
-
-@dataclass(frozen=True)
-class Threshold:
-    """A score threshold and what it gives on the labelled pairs: precision, recall and F1 of "score >= threshold
-    means relevant"."""
-
-    threshold: float
-    precision: float
-    recall: float
-    f1: float
-    positives: int
-    negatives: int
-
-
-def _curve(scores: Sequence[float], relevant: Sequence[bool]):
-    from sklearn.metrics import precision_recall_curve
-
-    y = np.asarray(relevant, dtype=bool)
-    if y.all() or not y.any():
-        raise ValueError("calibration needs both relevant and irrelevant pairs")
-    precision, recall, thresholds = precision_recall_curve(y, np.asarray(scores, dtype=float))
-    return precision[:-1], recall[:-1], thresholds, int(y.sum()), int((~y).sum())
-
-
-def max_f1(scores: Sequence[float], relevant: Sequence[bool]) -> Threshold:
-    """The threshold with the highest F1 (ties: the higher threshold, the more precise)."""
-    precision, recall, thresholds, pos, neg = _curve(scores, relevant)
-    f1 = np.where(precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0.0)
-    best = int(np.flatnonzero(f1 == f1.max())[-1])
-    return Threshold(float(thresholds[best]), float(precision[best]), float(recall[best]), float(f1[best]), pos, neg)
-
-
-def for_precision(scores: Sequence[float], relevant: Sequence[bool], target: float = 0.9) -> Threshold | None:
-    """The lowest threshold whose precision reaches `target` (the most recall at that precision); None if none does."""
-    precision, recall, thresholds, pos, neg = _curve(scores, relevant)
-    ok = np.flatnonzero(precision >= target)
-    if not len(ok):
-        return None
-    i = int(ok[0])
-    f1 = 2 * precision[i] * recall[i] / max(precision[i] + recall[i], 1e-12)
-    return Threshold(float(thresholds[i]), float(precision[i]), float(recall[i]), float(f1), pos, neg)
+from studio.evaluation.thresholds import Threshold, for_precision, max_f1
 
 
 # ------------------------------------------------------------------------------- a model on the project's gold labels
@@ -138,7 +97,7 @@ def score_pairs(gold, pairs: Sequence[tuple[str, str]], model: str, kind: str, b
         scores = load_reranker(model).compute_score([[gold.queries[q], gold.corpus[d]] for q, d in pairs],
                                                     batch_size=batch_size)
         return np.atleast_1d(np.asarray(scores, dtype=float))
-    from studio.retrieval.cache import cached_encode
+    from studio.retrieval.dense import cached_encode
     from studio.retrieval.dense import encode
 
     doc_keys = list(gold.corpus)

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from studio import csv_safe
+from studio.evaluation import charts
 from studio.evaluation.errors import BUCKETS
 from studio.evaluation.metrics import METRICS
 from studio.evaluation.heldout import held_out_line
@@ -86,8 +87,6 @@ def verdict(row: dict, lang: str) -> str:
 
 
 def _comparison_section(comparison: dict, lang: str) -> str:
-    from studio.ui import charts
-
     title = t(_KIND_KEYS.get(comparison["kind"], "report.kind_model"), lang, model=comparison["model"],
               baseline=comparison["baseline"])
     head = [t("evaluate.col_metric", lang), comparison["baseline"], comparison["model"], "Δ",
@@ -110,8 +109,6 @@ def _comparison_section(comparison: dict, lang: str) -> str:
 def render_html(report: dict, lang: str, embedding_map=None) -> str:
     """The report as one HTML document (see the module docstring); `embedding_map` is a plotly figure."""
     from plotly.offline import get_plotlyjs
-
-    from studio.ui import charts
 
     done = t("evaluate.done_one" if report["queries"] == 1 else "evaluate.done", lang, evalset=report["evalset"], queries=report["queries"], documents=report["documents"])
     generated = t("report.generated", lang, when=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from studio.dataset.fingerprints import file_fingerprints, fingerprint
+from studio.training.train_file import file_fingerprints, fingerprint
 from studio.dataset.naming import validation_twin
 from studio.errors import StudioError
 from studio.i18n import t

@@ -37,6 +37,7 @@ from pathlib import Path
 
 from studio.errors import StudioError
 from studio.i18n import t
+from studio.training.job_folder import JobFolder
 
 DEFAULT_FRACTIONS: tuple[float, ...] = (0.25, 0.5, 1.0)
 DEFAULT_SEEDS: tuple[int, ...] = (42,)
@@ -163,12 +164,10 @@ def subsample(train_file: str | Path, fraction: float, seed: int, out_path: str 
 
 def _records(train_file: str | Path):
     """(line, parsed record) of each non-empty line, checked as the worker reads them."""
-    from studio.training.config import check_train_line, read_lines
+    from studio.training import train_file as reader
 
-    for number, raw in read_lines(train_file):
-        if raw.strip():
-            check_train_line(raw, str(train_file), number)
-            yield raw, json.loads(raw)
+    for _, raw, record in reader.records(train_file):
+        yield raw, record
 
 
 def _is_fraction(value: object) -> bool:
@@ -377,7 +376,7 @@ def _run(template, train_file: str | Path, fraction: float, seed: int, workdir: 
         result = _result(run_dir)
         if result.get("status") != "succeeded":
             raise StudioError("curve_train_failed", error=result.get("error") or t("evaluate.curve_no_result", lang),
-                              log=str(run_dir / "log.txt"), **words)
+                              log=str(JobFolder(run_dir).log), **words)
         report(0.95, t("evaluate.curve_progress_eval", lang, **words))
         metrics = _score(evalset, retrieve(evalset, str(model), k=10).run)
     finally:
@@ -407,7 +406,7 @@ def _train(run_dir: Path, report: _Reporter) -> float:
 
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")}
     started = time.perf_counter()
-    with open(run_dir / "log.txt", "ab") as log:
+    with open(JobFolder(run_dir).log, "ab") as log:
         proc = subprocess.Popen(command(run_dir), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 cwd=cfg.PROJECT_ROOT, env=env, start_new_session=True)
     try:
@@ -423,10 +422,7 @@ def _train(run_dir: Path, report: _Reporter) -> float:
 
 
 def _result(run_dir: Path) -> dict:
-    try:
-        return json.loads((run_dir / "result.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
+    return JobFolder(run_dir).read_result() or {}
 
 
 def _discard_model(model: Path, evalset) -> None:
@@ -437,7 +433,7 @@ def _discard_model(model: Path, evalset) -> None:
     name = str(model.resolve())
     if model.is_dir():
         texts = list(evalset.corpus.values())
-        stale = Path(cache.CACHE_DIR) / f"{cache.model_fingerprint(name)}-{cache.corpus_fingerprint(texts)}.npy"
+        stale = cache.cache_path(name, texts)
         stale.unlink(missing_ok=True)
     with dense._lock:  # studio.retrieval.dense has no unload function yet: its private cache, under its lock
         dense._models.pop(name, None)

@@ -30,6 +30,7 @@ from studio.evaluation.errors import analyse, changes
 from studio.evaluation.metrics import DEFAULT_KS, coverage, evaluate, per_query, primary_metric, unjudged_pairs
 from studio.errors import StudioError
 from studio.i18n import t
+from studio.retrieval.systems import FIRST_STAGE_DEPTH, RERANK_TOP
 
 COVERAGE_K = 10  # the cut-off whose judged share the coverage warning reads (nDCG@10's)
 MIN_JUDGED = 0.9  # below this share of judged documents in the top 10, nDCG@10 is called an underestimate
@@ -38,7 +39,7 @@ MAX_JUDGED_GAP = 0.1  # ... or this far below the best-covered system's share
 
 def evaluate_models(evalset: runner.EvalSet, models: Sequence[str], ks: Sequence[int] = DEFAULT_KS, *,
                     mode: str = "dense", weights: Sequence[float] | None = None, reranker: str | None = None,
-                    rerank_top: int = 100, include_first_stage: bool = True, run_out: Path | None = None,
+                    rerank_top: int = RERANK_TOP, include_first_stage: bool = True, run_out: Path | None = None,
                     progress: Callable[[float, str], None] | None = None) -> tuple[dict, list[Comparison]]:
     """Run every model (optionally followed by `reranker`) and compare the runs (see the module docstring).
 
@@ -71,7 +72,7 @@ def evaluate_models(evalset: runner.EvalSet, models: Sequence[str], ks: Sequence
         check_mode(path, mode, name)
     reranker_path = resolve(reranker) if reranker else None
     weights = tuple(weights or DEFAULT_WEIGHTS)
-    depth = max(max(ks), rerank_top if reranker else 0, 100)
+    depth = max(max(ks), rerank_top if reranker else 0, FIRST_STAGE_DEPTH)
     steps = max(len(models) * (2 if reranker else 1), 1)
     results: list[runner.RunResult] = []
     done = 0
@@ -103,7 +104,7 @@ def evaluate_models(evalset: runner.EvalSet, models: Sequence[str], ks: Sequence
 
 
 def evaluate_systems(evalset: runner.EvalSet, specs: Sequence[str], ks: Sequence[int] = DEFAULT_KS, *,
-                     tune: runner.EvalSet | None = None, rerank_top: int = 100, run_out: Path | None = None,
+                     tune: runner.EvalSet | None = None, rerank_top: int = RERANK_TOP, run_out: Path | None = None,
                      progress: Callable[[float, str], None] | None = None,
                      keep_runs: dict | None = None) -> tuple[dict, list[Comparison]]:
     """Run every system (studio.evaluation.systems specs; the first is the baseline) and compare them: each
@@ -126,7 +127,7 @@ def evaluate_systems(evalset: runner.EvalSet, specs: Sequence[str], ks: Sequence
     parsed = list({s.spec: s for s in map(sysmod.parse, specs)}.values())
     if not parsed:
         raise StudioError("pick_models")
-    depth = max(max(ks), rerank_top if any(s.reranker for s in parsed) else 0, 100)
+    depth = max(max(ks), rerank_top if any(s.reranker for s in parsed) else 0, FIRST_STAGE_DEPTH)
     results = sysmod.run_systems(evalset, parsed, tune=tune, depth=depth, rerank_top=rerank_top,
                                  progress=lambda f, what: progress and progress(0.9 * f, what))
     if keep_runs is not None:
@@ -318,7 +319,7 @@ def training_overlap(evalset: runner.EvalSet, results: Sequence[runner.RunResult
     An evaluation leaves those queries out by default (:mod:`studio.evaluation.heldout`); this warns when they were
     scored anyway (``include_trained``), or when a model's record could not be read before.
     """
-    from studio.dataset.fingerprints import fingerprint
+    from studio.training.train_file import fingerprint
     from studio.evaluation.heldout import learned
     from studio.models.registry import trained_on
 

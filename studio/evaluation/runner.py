@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from studio.errors import StudioError
+from studio.records import document_text
+from studio.training.train_file import file_queries
 
 
 @dataclass
@@ -47,7 +49,6 @@ def from_beir(directory: str | Path, split: str = "test", exclude_queries: set[s
         StudioError: ``no_eval_queries`` when every labelled query is excluded.
     """
     from studio.ingest.beir import read_beir
-    from studio.store.gold import document_text
 
     batch = read_beir(directory, split=split)
     corpus = {d.key: document_text(d.title, d.text) for d in batch.extra_documents}
@@ -93,14 +94,6 @@ def training_queries(train_file: str | Path) -> set[str]:
     if not Path(train_file).is_file():
         raise StudioError("train_file_missing", path=str(train_file))
     return set().union(*map(file_queries, held_out_files(train_file)))
-
-
-def file_queries(path: str | Path) -> set[str]:
-    """The query texts of one FlagEmbedding JSONL file (training or validation)."""
-    import json
-
-    with open(path, encoding="utf-8") as f:
-        return {json.loads(line)["query"] for line in f if line.strip()}
 
 
 def retrieve(evalset: EvalSet, model: str, k: int = 100) -> RunResult:

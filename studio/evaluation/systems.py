@@ -22,6 +22,7 @@ from studio.evaluation.metrics import evaluate, primary_metric
 from studio.ingest.trec import TrecRun, load_run
 from studio.retrieval.fusion import Run, fuse_rrf, fuse_weighted
 from studio.retrieval.systems import BM25, Stage, System, file_stem, parse  # noqa: F401  (re-exported)
+from studio.retrieval.systems import FIRST_STAGE_DEPTH, RERANK_TOP
 
 WEIGHT_GRID = tuple(i / 10 for i in range(11))  # ranx's optimize_fusion default step
 TUNE_PREFIX = "\x1ftune:"  # tuning queries' ids inside the component runs, so they never meet evaluated ones
@@ -105,7 +106,7 @@ class _Components:
         return self.runs[key]
 
 
-def retrieve_bm25(evalset: runner.EvalSet, k: int = 100) -> runner.RunResult:
+def retrieve_bm25(evalset: runner.EvalSet, k: int = FIRST_STAGE_DEPTH) -> runner.RunResult:
     """Top-`k` documents per query by BM25 (bm25s, the studio's tokenizer) over the evaluation set's corpus."""
     from studio.retrieval.bm25 import BM25Index
 
@@ -122,7 +123,7 @@ def retrieve_bm25(evalset: runner.EvalSet, k: int = 100) -> runner.RunResult:
                                         "queries_per_s": round(len(qids) / max(search_s, 1e-9), 1)})
 
 
-def from_run_file(trec: TrecRun, queries: Iterable[str], depth: int = 100) -> runner.RunResult:
+def from_run_file(trec: TrecRun, queries: Iterable[str], depth: int = FIRST_STAGE_DEPTH) -> runner.RunResult:
     """A run file's top-`depth` documents for each of `queries` (ids; a tuning query's id carries
     :data:`TUNE_PREFIX` before the project's key), scores as given; a query the file has no ranking for has none
     here. Precomputed: ``ms_per_query`` 0."""
@@ -207,7 +208,7 @@ def tuning_qrels(system: System, evaluated: Iterable[str], tune: runner.EvalSet 
     studio_model.json recorded, or its training file; :func:`studio.evaluation.heldout.learned`) and without any
     `evaluated` query text: a fine-tune scores its own training queries too well, so a weight tuned on them would
     over-trust it. Its validation queries may tune (never a gradient step)."""
-    from studio.dataset.fingerprints import fingerprint
+    from studio.training.train_file import fingerprint
     from studio.evaluation.heldout import learned
 
     if tune is None:
@@ -224,10 +225,14 @@ def check(systems: Sequence[System]) -> dict[str, str]:
     typo or a malformed line fails in a second, not after the first system's corpus encoding). A run file is keyed
     by its stage (``run:NAME``).
 
+    A model is checked for its place (:func:`studio.models.registry.require`): an unknown name is refused with the
+    names in models/, a reranker as a first stage and an embedder as a reranker are refused, in the studio's words.
+
     Raises:
-        StudioError: ``model_missing``, ``not_m3``, ``bad_mode``, ``run_file_missing``, a run file's InputError.
+        StudioError: ``model_unknown``, ``model_is_reranker``, ``model_not_reranker``, ``not_m3``, ``bad_mode``,
+            ``run_file_missing``, a run file's InputError.
     """
-    from studio.models.registry import resolve
+    from studio.models.registry import require
     from studio.retrieval.m3 import check_mode
 
     paths: dict[str, str] = {}
@@ -236,15 +241,15 @@ def check(systems: Sequence[System]) -> dict[str, str]:
             if stage.is_run:
                 paths[stage.model] = str(load_run(stage.run_name).path)
             elif not stage.is_bm25:
-                paths[stage.model] = resolve(stage.model)
+                paths[stage.model] = require(stage.model, "embedder")
                 check_mode(paths[stage.model], stage.mode, stage.model)
         if system.reranker:
-            paths[system.reranker] = resolve(system.reranker)
+            paths[system.reranker] = require(system.reranker, "reranker")
     return paths
 
 
 def run_systems(evalset: runner.EvalSet, systems: Sequence[System], *, tune: runner.EvalSet | None = None,
-                depth: int = 100, rerank_top: int = 100,
+                depth: int = FIRST_STAGE_DEPTH, rerank_top: int = RERANK_TOP,
                 progress: Callable[[float, str], None] | None = None) -> list[runner.RunResult]:
     """One run per system over `evalset` (a first stage computed once is shared by every system using it), each
     named by its spec with ``info``: its fusion (:class:`Fusion`), reranker depth and search latency per query
@@ -300,7 +305,7 @@ def run_systems(evalset: runner.EvalSet, systems: Sequence[System], *, tune: run
     return results
 
 
-def fusion_for(system: System, tune: runner.EvalSet | None, *, depth: int = 100,
+def fusion_for(system: System, tune: runner.EvalSet | None, *, depth: int = FIRST_STAGE_DEPTH,
                evaluated: Sequence[str] = ()) -> Fusion | None:
     """How `system` fuses its two first stages: as pinned by its spec, else chosen on `tune`'s labelled queries
     (without those a fine-tune in it was trained on and the `evaluated` query texts), else RRF untuned; None for a

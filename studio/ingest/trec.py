@@ -26,7 +26,7 @@ from pathlib import Path
 
 from studio import config
 from studio.errors import InputError, NotFoundError, StudioError
-from studio.retrieval.recent import Recent
+from studio.recent import Recent
 
 FIELDS = ("qid", "Q0", "docid", "rank", "score", "tag")
 Q0 = ("Q0", "0")

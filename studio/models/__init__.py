@@ -1,1 +1,1 @@
-"""Fine-tuned model folders: :func:`studio.models.export.export_model` writes them (merged, loadable as is)."""
+"""Fine-tuned model folders: :func:`studio.training.model_export.export_model` writes them; :mod:`studio.models.registry` finds and inspects them (merged, loadable as is)."""

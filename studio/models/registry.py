@@ -1,6 +1,6 @@
 """The model registry: what is in ``models/``, whether each folder can be used, and which one is the default.
 
-A model is a folder. The embedded all-MiniLM-L6-v2 (:func:`studio.config.default_model_path`) is always
+A model is a folder. The embedded all-MiniLM-L6-v2 (:func:`studio.config.embedded_model_path`) is always
 listed first under its own name, :data:`EMBEDDED_NAME` (``all-MiniLM-L6-v2``; ``embedded`` names it too);
 every sub-folder of ``models/`` with a ``config.json`` or a ``modules.json`` follows, sorted by name. The
 folder name is the model's name.
@@ -33,7 +33,7 @@ from studio import config
 from studio.errors import StudioError
 
 DEFAULT_NAME = "default"                   # the ★ default model, whichever it is
-EMBEDDED_NAME = config.DEFAULT_MODEL_NAME  # the embedded all-MiniLM-L6-v2, by its own name
+EMBEDDED_NAME = config.EMBEDDED_MODEL_NAME  # the embedded all-MiniLM-L6-v2, by its own name
 EMBEDDED_NAMES = (EMBEDDED_NAME, "embedded")
 DEFAULT_FILE = ".default"
 ORIGIN_FILE = "studio_model.json"
@@ -116,7 +116,7 @@ def _models_dir(models_dir: str | os.PathLike | None) -> Path:
 
 
 def _default_path() -> Path:
-    return Path(config.default_model_path())
+    return Path(config.embedded_model_path())
 
 
 def _is_embedded(name: str) -> bool:
@@ -371,6 +371,35 @@ def describe(path: str | os.PathLike, *, name: str | None = None,
                      problems=problems, loads_with=loads_with, ok=ok)
 
 
+# Trainer bookkeeping among the final eval_* values: not a held-out score.
+_NOT_SCORES = ("eval_loss", "eval_runtime", "eval_samples_per_second", "eval_steps_per_second", "eval_steps")
+
+
+def provenance(origin: dict) -> dict:
+    """Where a studio-trained model came from, read from its ``studio_model.json`` (`origin`, as
+    :attr:`ModelInfo.origin`): ``base``, ``method``, ``train`` and ``valid`` (the files as recorded), ``created``,
+    ``train_queries`` / ``valid_queries`` (how many distinct queries each file held, from the recorded
+    fingerprints; None when not recorded), ``final_loss`` / ``final_eval_loss`` and ``held_out``: the scores an
+    evaluation recorded (``held_out`` in the file, or the trainer's final ``eval_*`` metrics other than losses and
+    timings), {} when none was. Missing fields are None; {} for a model without a record."""
+    if not origin:
+        return {}
+    queries = origin.get("queries") if isinstance(origin.get("queries"), dict) else {}
+    final = origin.get("final") if isinstance(origin.get("final"), dict) else {}
+    recorded = origin.get("held_out") if isinstance(origin.get("held_out"), dict) else {}
+    scores = {k: v for k, v in {**{k: v for k, v in final.items() if str(k).startswith("eval_")}, **recorded}.items()
+              if k not in _NOT_SCORES and isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+    def count(split: str) -> int | None:
+        found = queries.get(split)
+        return len(found) if isinstance(found, list) else None
+
+    return {"base": origin.get("base"), "method": origin.get("method"), "train": origin.get("train"),
+            "valid": origin.get("valid"), "created": origin.get("created"), "train_queries": count("train"),
+            "valid_queries": count("valid"), "final_loss": origin.get("final_loss"),
+            "final_eval_loss": origin.get("final_eval_loss"), "held_out": scores}
+
+
 def check(path: str | os.PathLike, load: bool = True, *, name: str | None = None,
           models_dir: str | os.PathLike | None = None) -> ModelInfo:
     """:func:`describe`, then — when there is no error and `load` is true — load the model on the CPU and run it.
@@ -487,6 +516,77 @@ def require_embedder(name_or_path: str | os.PathLike, models_dir: str | os.PathL
     if _is_cross_encoder(str(config), _changed(config)):
         raise StudioError("model_is_reranker", model=str(name_or_path))
     return resolved
+
+
+USES = ("embedder", "reranker")  # what a model does in a system: a first stage encodes, a reranker scores pairs
+
+
+def names(models_dir: str | os.PathLike | None = None) -> list[str]:
+    """The names a model box takes without a path: the embedded model's, then the model folders in `models_dir`
+    (as :func:`scan` lists them, nothing inspected)."""
+    root = _models_dir(models_dir)
+    found = [EMBEDDED_NAME]
+    if root.is_dir():
+        found += [e.name for e in sorted(root.iterdir(), key=lambda p: p.name)
+                  if not e.name.startswith(".") and not _is_reserved(e.name) and e.is_dir()
+                  and ((e / "config.json").is_file() or (e / "modules.json").is_file())]
+    return found
+
+
+def require(name_or_path: str | os.PathLike, use: str = "embedder",
+            models_dir: str | os.PathLike | None = None) -> str:
+    """:func:`resolve`, checked for `use` before anything loads, so a typo or a model in the wrong place of a system
+    is said in the studio's words rather than the loader's ("We couldn't connect to 'https://huggingface.co'",
+    "shape mismatch"):
+
+    * a reference that is neither ``default``, the embedded model, a folder in `models_dir`, an existing path nor
+      a hub id (``owner/name``) that can load (in the local hub cache, or the hub reachable: ``HF_HUB_OFFLINE``
+      unset) is refused with the names there are (``model_unknown``);
+    * ``use="embedder"`` (a first stage) refuses a cross-encoder (``model_is_reranker``);
+    * ``use="reranker"`` refuses a local model that is not a cross-encoder (``model_not_reranker``: an embedder or
+      a BGE-M3 folder scores no pairs).
+
+    Raises:
+        StudioError: ``model_unknown``, ``model_is_reranker``, ``model_not_reranker``.
+    """
+    text = str(name_or_path).strip()
+    resolved = resolve(text, models_dir)
+    local = Path(resolved).exists()
+    config_path = Path(resolved) / "config.json" if local else _cached_config(text)
+    if not local and config_path is None and not _hub_reachable(text):
+        raise StudioError("model_unknown", model=text, have=", ".join(names(models_dir)))
+    changed = _changed(config_path) if config_path is not None else None
+    cross = _is_cross_encoder(str(config_path), changed) if config_path is not None else False
+    if use == "reranker" and not cross and (local or config_path is not None):
+        raise StudioError("model_not_reranker", model=text)
+    if use != "reranker" and cross:
+        raise StudioError("model_is_reranker", model=text)
+    return resolved
+
+
+def _is_hub_id(text: str) -> bool:
+    """``owner/name``: two plain parts, the shape of a Hugging Face model id."""
+    parts = text.split("/")
+    return len(parts) == 2 and all(_is_plain_name(p) for p in parts)
+
+
+def _cached_config(text: str) -> Path | None:
+    """The config.json of hub id `text` in the local hub cache, or None (not a hub id, not cached)."""
+    if not _is_hub_id(text):
+        return None
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(text, "config.json")
+    except Exception:  # noqa: BLE001 — a malformed id or an unreadable cache: not available offline
+        return None
+    return Path(found) if isinstance(found, str) else None
+
+
+def _hub_reachable(text: str) -> bool:
+    """Whether hub id `text` may still be downloaded: the hub is not switched off (``HF_HUB_OFFLINE``)."""
+    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+    return _is_hub_id(text) and not offline
 
 
 def _changed(path: Path) -> int | None:

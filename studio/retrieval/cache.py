@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -41,17 +41,23 @@ def corpus_fingerprint(texts: Sequence[str]) -> str:
     return f"{h.hexdigest()[:16]}-{len(texts)}"
 
 
-def cached_encode(texts: Sequence[str], model: str | Path | None = None, cache_dir: Path | None = None) -> np.ndarray:
-    """Normalised embeddings of `texts`, from the cache when this model has encoded exactly this corpus before."""
-    from studio.retrieval.dense import encode, resolve_model
+def cache_path(model_name: str, texts: Sequence[str], cache_dir: Path | None = None) -> Path:
+    """Where the vectors of `texts` encoded by the resolved model `model_name` are kept."""
+    return Path(cache_dir or CACHE_DIR) / f"{model_fingerprint(model_name)}-{corpus_fingerprint(texts)}.npy"
 
-    name = resolve_model(model)
-    folder = Path(cache_dir or CACHE_DIR)
-    path = folder / f"{model_fingerprint(name)}-{corpus_fingerprint(texts)}.npy"
+
+def cached_vectors(texts: Sequence[str], model_name: str, compute: Callable[[], np.ndarray],
+                   cache_dir: Path | None = None) -> np.ndarray:
+    """The cached vectors of `texts` under `model_name`, or ``compute()``'s, written atomically for next time.
+
+    The encoder is passed in (:func:`studio.retrieval.dense.cached_encode` passes its own), so this module knows
+    files and keys only and imports nothing of the studio.
+    """
+    path = cache_path(model_name, texts, cache_dir)
     if path.exists():
         return np.load(path)
-    vectors = encode(texts, name)
-    folder.mkdir(parents=True, exist_ok=True)
+    vectors = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
     np.save(tmp, vectors)
     os.replace(tmp, path)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from studio.errors import StudioError
+from studio.retrieval import cache
 
 _models: dict[str, object] = {}
 _lock = threading.Lock()
@@ -51,6 +52,13 @@ def encode(texts: Sequence[str], model: str | Path | None = None, batch_size: in
     return np.asarray(vectors, dtype=np.float32)
 
 
+def cached_encode(texts: Sequence[str], model: str | Path | None = None, cache_dir: Path | None = None) -> np.ndarray:
+    """Normalised embeddings of `texts`, from the on-disk cache (:mod:`studio.retrieval.cache`) when this model has
+    encoded exactly this corpus before."""
+    name = resolve_model(model)
+    return cache.cached_vectors(texts, name, lambda: encode(texts, name), cache_dir)
+
+
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     """Column indices of the `k` highest scores of each row of a 2-D array, best first (no full sort)."""
     k = min(k, scores.shape[1])
@@ -63,8 +71,6 @@ class DenseIndex:
     """Exact cosine search over pre-computed, normalised document embeddings."""
 
     def __init__(self, texts: Sequence[str], model: str | Path | None = None, cache: bool = True):
-        from studio.retrieval.cache import cached_encode
-
         self.model = model
         self.size = len(texts)
         if not texts:

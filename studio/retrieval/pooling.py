@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from sqlite_utils import Database
 
 from studio.errors import StudioError
+from studio.records import document_text
 from studio.store import pairs as store_pairs
 
 RETRIEVERS = ("bm25", "dense", "hybrid")
@@ -38,7 +39,7 @@ def pool_candidates(db: Database, *, k: int = 20, retriever: str = "hybrid", mod
         raise StudioError("no_corpus")
     if not qs:
         raise StudioError("no_queries")
-    texts = [f"{d['title']}\n{d['text']}".strip() for d in docs]
+    texts = [document_text(d["title"], d["text"]) for d in docs]
     query_texts = [q["text"] for q in qs]
     rankings: list[list[list[tuple[int, float]]]] = []
     if retriever in ("bm25", "hybrid"):

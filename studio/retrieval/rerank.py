@@ -10,10 +10,11 @@ import time
 from collections.abc import Sequence
 
 from studio.retrieval.flag import load_cross_encoder
-from studio.retrieval.recent import Recent
+from studio.retrieval.systems import RERANK_TOP
+from studio.recent import Recent
 
 MAX_RERANKERS = 2
-DEFAULT_DEPTH = 30
+DEFAULT_DEPTH = RERANK_TOP
 
 _rerankers: Recent[object] = Recent(MAX_RERANKERS)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from studio.retrieval.bm25 import BM25Index
 from studio.retrieval.cache import corpus_fingerprint, model_fingerprint
 from studio.retrieval.dense import DenseIndex, encode, load_embedder, resolve_model, top_k
-from studio.retrieval.recent import Recent
+from studio.recent import Recent
 
 _indexes: Recent[DenseIndex] = Recent(4)
 _bm25: Recent[BM25Index] = Recent(2, once=True)  # two first queries on a new corpus build its BM25 index once

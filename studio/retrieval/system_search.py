@@ -38,12 +38,12 @@ import numpy as np
 from studio.errors import StudioError
 from studio.ingest.trec import load_run
 from studio.retrieval.fusion import fuse_rrf, fuse_weighted
-from studio.retrieval.recent import Recent
+from studio.recent import Recent
 from studio.retrieval.rerank import DEFAULT_DEPTH
 from studio.retrieval.search import Hit, search, search_bm25
-from studio.retrieval.systems import Stage, System, parse
+from studio.retrieval.systems import FIRST_STAGE_DEPTH, Stage, System, parse
 
-FUSION_DEPTH = 100  # candidates of each first stage that a fusion sees (studio.evaluation.systems' default)
+FUSION_DEPTH = FIRST_STAGE_DEPTH  # candidates of each first stage that a fusion sees, as evaluations retrieve
 SEARCHABLE_MODES = ("dense", "sparse")
 MAX_SPARSE = 2
 

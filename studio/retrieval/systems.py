@@ -31,6 +31,11 @@ from studio.errors import StudioError
 
 BM25 = "bm25"
 RUN = "run:"  # a stage read from a TREC run file: run:FILE
+# The defaults of a system's depths, once for the CLI, ⑧ Evaluate, ⑨ Compare and the recipes.
+FIRST_STAGE_DEPTH = 100  # candidates each first stage retrieves (what an evaluation ranks and a recipe ships)
+# First-stage candidates a reranker rescores. 100, as BEIR reranks BM25's top 100 and as ⑧'s evaluations and the
+# exported recipes measured: ⑨ then ranks as ⑧ measured (20 in ⑧ and 30 in ⑨ ranked differently from `studio eval`).
+RERANK_TOP = 100
 MODES = ("dense", "sparse", "colbert", "weighted")
 FUSIONS = ("rrf", "weighted")
 

@@ -4,12 +4,7 @@ from __future__ import annotations
 
 from sqlite_utils import Database
 
-from studio.dataset.gold import GoldSet, fingerprint
-
-
-def document_text(title: str, text: str) -> str:
-    """How a document is shown to models: its title, if any, on the first line."""
-    return f"{title}\n{text}" if title else text
+from studio.records import GoldSet, document_text, fingerprint
 
 
 def gold_set(db: Database) -> GoldSet:

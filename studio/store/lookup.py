@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlite_utils import Database
 
 from studio.errors import NotFoundError
-from studio.store.gold import document_text
+from studio.records import document_text
 from studio.store.imports import text_hash
 
 

@@ -9,7 +9,7 @@ strategy (:func:`serve_first`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 
 from sqlite_utils import Database
 
@@ -39,13 +39,15 @@ def gold_pairs(db: Database) -> list[tuple[int, int, int]]:
         "SELECT query_id, document_id, label FROM gold WHERE label IS NOT NULL")]
 
 
-def apply_order(db: Database, strategy: str, ordered: Iterable[int], *, actor: str, details: dict | None = None) -> int:
+def apply_order(db: Database, strategy: str, ordered: Iterable[int], *, actor: str, details: dict | None = None,
+                unset: str | None = None) -> int:
     """Serve `ordered` pair ids first, in that order (priorities -1 … 0, before every imported-order pair), the
-    rest in imported order; remember the strategy. One transaction, audited. Returns how many pairs were ordered."""
+    rest in imported order; remember the strategy. One transaction, audited (`unset`: the strategy the audit entry
+    names as "before" when none was chosen yet). Returns how many pairs were ordered."""
     ids = list(ordered)
     n = max(len(ids), 1)
     with immediate(db):
-        before = get_setting(db, STRATEGY_KEY, "imported")
+        before = get_setting(db, STRATEGY_KEY, unset)
         db.execute("UPDATE pairs SET priority = NULL WHERE priority IS NOT NULL")
         db.conn.executemany("UPDATE pairs SET priority = ? WHERE id = ?",
                             ((-1.0 + i / n, pair_id) for i, pair_id in enumerate(ids)))
@@ -57,7 +59,7 @@ def apply_order(db: Database, strategy: str, ordered: Iterable[int], *, actor: s
 
 
 def queue_first(db: Database, strategy: str, pairs: Sequence[tuple[str, str]], *, source: str, actor: str,
-                details: dict | None = None) -> dict:
+                details: dict | None = None, unset: str | None = None) -> dict:
     """Add the (query key, document key) `pairs` the project lacks to the queue under `source`, then serve every one
     of them nobody has touched yet first, in the order given (:func:`apply_order`), and remember `strategy`.
 
@@ -86,8 +88,8 @@ def queue_first(db: Database, strategy: str, pairs: Sequence[tuple[str, str]], *
             row = list(db.query("SELECT id FROM pairs WHERE query_id = ? AND document_id = ? AND in_queue = 1 "
                                 "AND ratings_n + holds_n = 0", [qid, did]))
             ordered += [row[0]["id"]] if row else []
-        apply_order(db, strategy, ordered, actor=actor, details={**(details or {}), "source": source,
-                                                                 "candidates": len(ids), "added": added})
+        apply_order(db, strategy, ordered, actor=actor, unset=unset,
+                    details={**(details or {}), "source": source, "candidates": len(ids), "added": added})
     return {"added": added, "ordered": len(ordered)}
 
 
@@ -176,9 +178,13 @@ def source_pairs(db: Database, source: str) -> list[tuple[str, str]]:
         "JOIN documents d ON d.id = p.document_id WHERE p.source = ? ORDER BY p.id", [source])]
 
 
-def makeup(db: Database) -> dict:
+def makeup(db: Database, *, unset: str, orders_all: Container[str]) -> dict:
     """The queue's make-up: strategy, pairs queued / double-rated / half-taken / untouched / reserved, how many
-    untouched pairs the strategy has not ordered (added since it was applied), and pairs by source."""
+    untouched pairs the strategy has not ordered (added since it was applied), and pairs by source.
+
+    `unset`: the strategy a project serves before anyone chose one; `orders_all`: the strategies whose order the
+    pairs added since leave (the others serve them in imported order on purpose). Both come from
+    :mod:`studio.queue`, the only list of the strategies' names."""
     counts = next(db.query("SELECT queued, double_rated FROM queue_counts WHERE id = 1"))
     lanes = next(db.query(
         "SELECT coalesce(sum(ratings_n + holds_n = 1), 0) AS half, coalesce(sum(ratings_n + holds_n = 0), 0) AS "
@@ -187,11 +193,10 @@ def makeup(db: Database) -> dict:
     sources = {r["source"]: r["n"] for r in db.query(
         "SELECT source, count(*) AS n FROM pairs WHERE in_queue = 1 GROUP BY source ORDER BY source")}
     reserved = next(db.query("SELECT count(*) AS n FROM assignments"))["n"]
-    strategy = get_setting(db, STRATEGY_KEY, "imported")
+    strategy = get_setting(db, STRATEGY_KEY, unset)
     return {"strategy": strategy, "queued": counts["queued"], "double_rated": counts["double_rated"],
             "half_taken": lanes["half"], "untouched": lanes["untouched"],
-            # "negatives" serves its own pairs first and leaves the rest in imported order on purpose
-            "untouched_unordered": lanes["unordered"] if strategy not in ("imported", "negatives") else 0,
+            "untouched_unordered": lanes["unordered"] if strategy in orders_all else 0,
             "reserved": reserved,
             "by_source": sources}
 

@@ -31,6 +31,7 @@ import torch
 from transformers import TrainerCallback
 
 from studio.training.config import METRIC_FIELDS
+from studio.training.job_folder import JobFolder
 
 
 def _finite(value: object) -> float | None:
@@ -176,8 +177,8 @@ class StudioCallback(TrainerCallback):
                  stop_requested: Callable[[], bool] | None = None, save_every: float = 0.0,
                  phase: Callable[[str], None] = lambda name: None):
         self.job_dir = Path(job_dir)
-        self.metrics_path = self.job_dir / "metrics.jsonl"
-        self.cancel_path = self.job_dir / "cancel"
+        folder = JobFolder(self.job_dir)
+        self.metrics_path, self.cancel_path = folder.metrics, folder.cancel
         self.evaluator, self.eval_every, self.printer = evaluator, eval_every, printer
         self.stop_requested = stop_requested or self.cancel_path.exists
         self.save_every, self.phase = float(save_every or 0.0), phase

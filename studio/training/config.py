@@ -24,23 +24,23 @@ import json
 import math
 import os
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from studio.errors import InputError, StudioError
+from studio.training import settings as table
+from studio.training.settings import default_factory as _d
 
-TASKS = ("embedder", "reranker")
-METHODS = ("full", "lora")
-ARCHITECTURES = ("auto", "m3", "encoder")
-PRECISIONS = ("auto", "fp32", "fp16", "bf16")
-DISTILL = ("auto", "on", "off")
+# Read from the one field table (studio/training/settings.py): choices, and the settings each rule applies to.
+TASKS, METHODS = table.choices("task"), table.choices("method")
+ARCHITECTURES, PRECISIONS, DISTILL = table.choices("architecture"), table.choices("precision"), table.choices("distill")
+CHOICES = tuple((s.name, s.choices) for s in table.SETTINGS if s.choices)
 # Whole-number settings of at least 1 (passage_max_len may also be None: the base's own length).
-COUNTS = ("batch_size", "query_max_len", "passage_max_len", "logging_steps", "save_steps", "lora_r")
+COUNTS = tuple(s.name for s in table.with_rule("count"))
 # Number settings with the range they must fall in: (field, lowest, highest, highest allowed itself).
-RANGES = (("warmup_ratio", 0.0, 1.0, False), ("lora_dropout", 0.0, 1.0, False), ("weight_decay", 0.0, 1.0, True),
-          ("save_every", 0.0, 10_000.0, True))
+RANGES = tuple((s.name, s.low, s.high, s.high_ok) for s in table.with_rule("range"))
 # Whole-number settings of at least 0.
-NATURALS = ("freeze_layers", "seed")
+NATURALS = tuple(s.name for s in table.with_rule("natural"))
 # What the worker is doing, written to <job folder>/phase in this order (the Train tab words each one).
 PHASES = ("checking", "loading_model", "reading_data", "starting", "training", "stopping", "exporting")
 # Checkpoints kept in a job folder unless config.extra sets the Trainer's save_total_limit.
@@ -48,18 +48,9 @@ CHECKPOINTS_KEPT = 2
 # Lines of a training file checked before a job is recorded (the worker reads them all): big files stay fast.
 CHECKED_LINES = 100
 EXIT_OK, EXIT_FAILED, EXIT_CANCELLED = 0, 2, 3
-# The `studio train` flag of each setting that has one (TrainConfig.to_argv; studio/cli/train.py declares them).
-CLI_FLAGS = {
-    "task": "--task", "base": "--base", "train": "--train", "name": "--name", "valid": "--valid",
-    "method": "--method", "epochs": "--epochs", "max_steps": "--max-steps", "batch_size": "--batch-size",
-    "lr": "--lr", "group_size": "--group-size", "query_max_len": "--query-max-len",
-    "passage_max_len": "--passage-max-len", "temperature": "--temperature", "warmup_ratio": "--warmup",
-    "precision": "--precision", "gradient_checkpointing": "--gradient-checkpointing", "lora_r": "--lora-r",
-    "lora_alpha": "--lora-alpha", "lora_dropout": "--lora-dropout", "lora_targets": "--lora-targets",
-    "freeze_embeddings": "--freeze-embeddings", "freeze_layers": "--freeze-layers", "seed": "--seed",
-    "save_every": "--save-every",
-}
-REQUIRED_FLAGS = ("task", "base", "train", "name")
+# The `studio train` flag of each setting that has one (TrainConfig.to_argv; studio/cli/train.py generates them).
+CLI_FLAGS = {s.name: s.flag for s in table.SETTINGS if s.flag}
+REQUIRED_FLAGS = tuple(s.name for s in table.SETTINGS if s.required) + ("base",)
 # Keys a metrics.jsonl line may carry; step and time are always present.
 METRIC_FIELDS = ("step", "total_steps", "epoch", "loss", "eval_loss", "lr", "grad_norm", "samples_per_s",
                  "gpu_mem_gb", "eta_s", "time")
@@ -74,36 +65,37 @@ class TrainConfig:
     train: str                     # FlagEmbedding JSONL from `studio export triplets`
     name: str                      # output folder name under models/
     output_dir: str                # models/<name>, resolved by the app
-    valid: str | None = None       # validation JSONL (same format); enables eval loss
-    method: str = "full"           # full | lora
-    architecture: str = "auto"     # auto: m3 when the base has colbert_linear.pt / sparse_linear.pt
-    epochs: float = 1.0
-    max_steps: int = -1            # > 0 overrides epochs
-    batch_size: int = 32           # queries per device per step (more in-batch negatives)
-    lr: float | None = None        # None: 5e-5 full, 1e-4 LoRA
-    group_size: int = 2            # 1 positive + (group_size - 1) hard negatives per query, drawn anew each epoch
-    query_max_len: int = 128
-    passage_max_len: int | None = None  # None: the base's max_seq_length (sentence_bert_config.json), at most 512
-    temperature: float = 0.05      # all-MiniLM-L6-v2's own (scale 20); 0.02 (BGE's) lost on both man-page sets
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    lora_targets: list[str] = field(default_factory=lambda: ["query", "key", "value"])
-    freeze_embeddings: bool = False
-    freeze_layers: int = 0         # freeze the lowest N transformer layers
-    gradient_checkpointing: bool = False
-    precision: str = "auto"        # auto: bf16 on GPUs that have it, fp16 on other GPUs, fp32 on CPU
-    unified: bool = True           # m3: dense + sparse + ColBERT together
-    self_distill: bool = True      # m3: self-knowledge distillation across the three heads
-    distill: str = "auto"          # auto: use pos_scores/neg_scores when the training file has them; on | off
-    seed: int = 42
-    logging_steps: int = 1
-    save_steps: int = 50
-    save_every: float = 10.0       # minutes of training between checkpoints besides save_steps (0: steps only)
-    resume: bool = False           # continue from the newest checkpoint in the job folder
-    extra: dict = field(default_factory=dict)
+    # Every default below is the field table's (studio/training/settings.py): change it there.
+    valid: str | None = _d("valid")                # validation JSONL (same format); enables eval loss
+    method: str = _d("method")                     # full | lora
+    architecture: str = _d("architecture")         # auto: m3 when the base has colbert_linear.pt / sparse_linear.pt
+    epochs: float = _d("epochs")
+    max_steps: int = _d("max_steps")               # > 0 overrides epochs
+    batch_size: int = _d("batch_size")             # queries per device per step (more in-batch negatives)
+    lr: float | None = _d("lr")                    # None: 5e-5 full, 1e-4 LoRA
+    group_size: int = _d("group_size")             # 1 positive + (group_size - 1) hard negatives per query
+    query_max_len: int = _d("query_max_len")
+    passage_max_len: int | None = _d("passage_max_len")  # None: the base's max_seq_length, at most 512
+    temperature: float = _d("temperature")         # all-MiniLM-L6-v2's own (scale 20); 0.02 (BGE's) lost on both sets
+    warmup_ratio: float = _d("warmup_ratio")
+    weight_decay: float = _d("weight_decay")
+    lora_r: int = _d("lora_r")
+    lora_alpha: int = _d("lora_alpha")
+    lora_dropout: float = _d("lora_dropout")
+    lora_targets: list[str] = _d("lora_targets")
+    freeze_embeddings: bool = _d("freeze_embeddings")
+    freeze_layers: int = _d("freeze_layers")       # freeze the lowest N transformer layers
+    gradient_checkpointing: bool = _d("gradient_checkpointing")
+    precision: str = _d("precision")               # auto: bf16 on GPUs that have it, fp16 on other GPUs, fp32 on CPU
+    unified: bool = _d("unified")                  # m3: dense + sparse + ColBERT together
+    self_distill: bool = _d("self_distill")        # m3: self-knowledge distillation across the three heads
+    distill: str = _d("distill")                   # auto: use pos_scores/neg_scores when the file has them; on | off
+    seed: int = _d("seed")
+    logging_steps: int = _d("logging_steps")
+    save_steps: int = _d("save_steps")
+    save_every: float = _d("save_every")           # minutes between checkpoints besides save_steps (0: steps only)
+    resume: bool = _d("resume")                    # continue from the newest checkpoint in the job folder
+    extra: dict = _d("extra")
 
     @classmethod
     def recipe(cls, name: str):
@@ -125,8 +117,8 @@ class TrainConfig:
                 argv += [flag] if value else []
             elif isinstance(value, list):
                 argv += [flag, ",".join(str(v) for v in value)]
-            elif isinstance(value, float):
-                argv += [flag, repr(value)]  # the shortest text that reads back as the same float
+            elif isinstance(value, float):  # 20.0 as "20"; else the shortest text that reads back as the same float
+                argv += [flag, str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)]
             else:
                 argv += [flag, str(value)]
         return argv
@@ -147,37 +139,47 @@ class TrainConfig:
             check_train_file(self.valid, distill="off")  # scores in validation files are optional
 
     def check_settings(self) -> None:
-        """Choices, counts, steps, learning rate, temperature and group size, each named in the error."""
-        for name, allowed in (("task", TASKS), ("method", METHODS), ("architecture", ARCHITECTURES),
-                              ("precision", PRECISIONS), ("distill", DISTILL)):
+        """Choices, counts, steps, learning rate, temperature and group size: the first problem, named in the error
+        (:meth:`setting_problems` lists them all)."""
+        problems = self.setting_problems()
+        if problems:
+            raise problems[0]
+
+    def setting_problems(self) -> list[StudioError]:
+        """Every setting the worker would refuse, each as the StudioError naming its field (empty: all fine)."""
+        found: list[StudioError] = []
+        for name, allowed in CHOICES:
             if getattr(self, name) not in allowed:
-                raise StudioError("train_bad_choice", field=name, value=getattr(self, name), allowed=", ".join(allowed))
+                found.append(StudioError("train_bad_choice", field=name, value=getattr(self, name),
+                                         allowed=", ".join(allowed)))
         for name in COUNTS:
             value = getattr(self, name)
             if not (value is None and name == "passage_max_len") and not (_whole(value) and value >= 1):
-                raise StudioError("train_bad_count", field=name, value=value)
+                found.append(StudioError("train_bad_count", field=name, value=value))
         for name, low, high, high_ok in RANGES:
             value = getattr(self, name)
             if not _in_range(value, low, high, high_ok):
-                raise StudioError("train_bad_range", field=name, value=value, low=f"{low:g}", high=f"{high:g}")
+                found.append(StudioError("train_bad_range", field=name, value=value, low=f"{low:g}", high=f"{high:g}"))
         for name in NATURALS:
             if not (_whole(getattr(self, name)) and getattr(self, name) >= 0):
-                raise StudioError("train_bad_natural", field=name, value=getattr(self, name))
+                found.append(StudioError("train_bad_natural", field=name, value=getattr(self, name)))
         if not _whole(self.max_steps):
-            raise StudioError("train_bad_max_steps", field="max_steps", value=self.max_steps)
+            found.append(StudioError("train_bad_max_steps", field="max_steps", value=self.max_steps))
         if not _positive(self.lora_alpha):
-            raise StudioError("train_not_positive", field="lora_alpha", value=self.lora_alpha)
+            found.append(StudioError("train_not_positive", field="lora_alpha", value=self.lora_alpha))
         if self.method == "lora" and not (isinstance(self.lora_targets, list) and self.lora_targets
                                           and all(isinstance(x, str) and x.strip() for x in self.lora_targets)):
-            raise StudioError("train_no_lora_targets", field="lora_targets")
+            found.append(StudioError("train_no_lora_targets", field="lora_targets"))
         minimum = 2 if self.task == "reranker" else 1  # a reranker scores its positive against negatives
         if not (_whole(self.group_size) and self.group_size >= minimum):
-            raise StudioError("train_bad_group_size", field="group_size", value=self.group_size, minimum=minimum)
+            found.append(StudioError("train_bad_group_size", field="group_size", value=self.group_size,
+                                     minimum=minimum))
         if not (_whole(self.max_steps) and self.max_steps > 0) and not _positive(self.epochs):
-            raise StudioError("train_no_steps", epochs=self.epochs, max_steps=self.max_steps)
+            found.append(StudioError("train_no_steps", epochs=self.epochs, max_steps=self.max_steps))
         for name, value in (("lr", self.learning_rate()), ("temperature", self.temperature)):
             if not _positive(value):
-                raise StudioError("train_not_positive", field=name, value=value)
+                found.append(StudioError("train_not_positive", field=name, value=value))
+        return found
 
     def save(self, job_dir: Path) -> Path:
         path = Path(job_dir) / "config.json"
@@ -443,7 +445,7 @@ def base_label(base: str | Path, models_dir: str | Path | None = None) -> str:
     text = str(base or "").strip()
     path = Path(text)
     if text == "default":
-        return cfg.DEFAULT_MODEL_NAME
+        return cfg.EMBEDDED_MODEL_NAME
     if not text or not path.is_absolute():
         return text
 
@@ -451,8 +453,8 @@ def base_label(base: str | Path, models_dir: str | Path | None = None) -> str:
         return os.path.realpath(a) == os.path.realpath(b)
 
     try:
-        if same(path, cfg.default_model_path()):
-            return cfg.DEFAULT_MODEL_NAME
+        if same(path, cfg.embedded_model_path()):
+            return cfg.EMBEDDED_MODEL_NAME
     except ImportError:  # the embedded model's package is missing: nothing to compare with
         pass
     if same(path.parent, Path(models_dir or cfg.MODELS_DIR)):

@@ -11,7 +11,6 @@ step, saves a checkpoint and exits, however long that step takes. Only a worker 
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -30,6 +29,7 @@ from studio.store import jobs as store_jobs
 from studio.store.connection import immediate
 from studio.training import preflight
 from studio.training.config import EXIT_CANCELLED, EXIT_OK, PHASES, TrainConfig, check_base, resume_step
+from studio.training.job_folder import JobFolder
 
 # A job's error when its worker vanished without a result (the UI shows it in the user's language: train.worker_died,
 # with the step its resume continues from, read from the checkpoints on disk).
@@ -128,9 +128,9 @@ def launch(db: Database, job_id: int, gpus: int = 1) -> subprocess.Popen:
     """Start the worker of a job now, detached from this process (it survives an app restart)."""
     job = store_jobs.get_job(db, job_id)
     job_dir = Path(job["job_dir"])
-    for stale in ("cancel", "result.json", "phase", "heartbeat"):
-        (job_dir / stale).unlink(missing_ok=True)
-    log = open(job_dir / "log.txt", "ab")
+    folder = JobFolder(job_dir)
+    folder.clear_run_files()
+    log = open(folder.log, "ab")
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")}
     proc = subprocess.Popen(command(job_dir, gpus), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             cwd=cfg.PROJECT_ROOT, env=env, start_new_session=True)
@@ -157,30 +157,24 @@ def start_queued(db: Database, max_running: int | None = None) -> list[int]:
 
 def cancel_requested(job_dir: str | Path) -> bool:
     """Whether the app has asked this job's worker to stop (it is finishing its step, then saving)."""
-    return (Path(job_dir) / "cancel").exists()
+    return JobFolder(job_dir).cancel_requested()
 
 
 def read_phase(job_dir: str | Path) -> str | None:
     """What the worker says it is doing (config.PHASES: loading_model, reading_data, training...), or None."""
     try:
-        phase = (Path(job_dir) / "phase").read_text(encoding="utf-8").strip()
+        phase = JobFolder(job_dir).phase.read_text(encoding="utf-8").strip()
     except OSError:
         return None
     return phase if phase in PHASES else None
 
 
-def _age(path: Path) -> float | None:
-    try:
-        return time.time() - path.stat().st_mtime
-    except OSError:
-        return None
-
-
 def _stale(job_dir: Path) -> bool:
     """No heartbeat for HEARTBEAT_TIMEOUT_SECONDS: the worker is dead, frozen, or never got going."""
-    age = _age(job_dir / "heartbeat")
+    folder = JobFolder(job_dir)
+    age = folder.age(folder.heartbeat)
     if age is None:  # never beat: judged from when it was asked to stop
-        age = _age(job_dir / "cancel")
+        age = folder.age(folder.cancel)
     return age is not None and age > cfg.HEARTBEAT_TIMEOUT_SECONDS
 
 
@@ -203,9 +197,9 @@ def _alive(job: dict) -> bool:
         return False
     except PermissionError:
         pass
-    beat = job_dir / "heartbeat"
     # A live pid with a stale heartbeat is another process that reused the number, or a hung worker.
-    return beat.exists() and time.time() - beat.stat().st_mtime < cfg.HEARTBEAT_TIMEOUT_SECONDS
+    age = JobFolder(job_dir).age(JobFolder(job_dir).heartbeat)
+    return age is not None and age < cfg.HEARTBEAT_TIMEOUT_SECONDS
 
 
 def kill(proc: subprocess.Popen) -> None:
@@ -218,11 +212,7 @@ def kill(proc: subprocess.Popen) -> None:
 
 
 def read_result(job_dir: str | Path) -> dict | None:
-    path = Path(job_dir) / "result.json"
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
+    return JobFolder(job_dir).read_result()
 
 
 def refresh(db: Database, job_id: int, *, cancelling: bool = False) -> dict:
@@ -268,7 +258,7 @@ def cancel(db: Database, job_id: int, *, wait: bool = True, actor: str = "system
     if job["status"] == "queued":
         store_jobs.mark_ended(db, job_id, "cancelled", actor=actor)
         return store_jobs.get_job(db, job_id)
-    (Path(job["job_dir"]) / "cancel").write_text(str(time.time()), encoding="utf-8")
+    JobFolder(job["job_dir"]).request_cancel()
     if not wait:
         return refresh(db, job_id)
     started = reported = time.time()
@@ -294,7 +284,7 @@ def resume(db: Database, job_id: int, *, actor: str = "system") -> dict:
     preflight.check_writable(Path(config.output_dir).parent, "models_folder_unwritable")
     config.resume = True
     config.save(job_dir)
-    result = job_dir / "result.json"
+    result = JobFolder(job_dir).result
     if result.exists():
         shutil.move(result, job_dir / f"result.{int(time.time())}.json")
     store_jobs.mark_queued(db, job_id, actor=actor)
@@ -308,14 +298,14 @@ def resume_point(job_dir: str | Path) -> int | None:
 
 def checkpoints(job_dir: str | Path) -> list[Path]:
     """The job's checkpoints, oldest first."""
-    folder = Path(job_dir) / "checkpoints"
+    folder = JobFolder(job_dir).checkpoints
     found = [p for p in folder.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
     return sorted(found, key=lambda p: int(p.name.split("-")[-1]))
 
 
 def log_tail(job_dir: str | Path, lines: int = 40) -> str:
     """The last lines of the worker's log (progress bars' carriage returns folded)."""
-    path = Path(job_dir) / "log.txt"
+    path = JobFolder(job_dir).log
     if not path.exists():
         return ""
     with open(path, "rb") as f:

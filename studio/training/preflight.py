@@ -85,9 +85,9 @@ def weights_bytes(folder: Path) -> int:
 def base_folder(base: str) -> Path | None:
     """The folder of a base model as check_base returns it (``default``, a folder, a cached hub id), or None."""
     if base == "default":
-        from studio.config import default_model_path
+        from studio.config import embedded_model_path
 
-        return default_model_path()
+        return embedded_model_path()
     path = Path(base)
     if path.is_dir():
         return path

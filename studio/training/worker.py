@@ -36,6 +36,7 @@ from studio.errors import StudioError
 from studio.training.config import (CHECKPOINTS_KEPT, EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, PHASES, TrainConfig,
                                     base_label, check_train_file, check_train_line, checkpoint_step,
                                     latest_checkpoint, names_a_folder, passage_max_len, read_lines)
+from studio.training.job_folder import JobFolder
 
 HEARTBEAT_SECONDS = 2.0
 # config.extra may set any FlagEmbedding / TrainingArguments field, except those the job folder contract fixes.
@@ -48,16 +49,11 @@ class WorkerError(Exception):
 
 
 # --- job folder files --------------------------------------------------------------------------------------------
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def write_result(job_dir: Path, status: str, model_dir: str | None = None, error: str | None = None,
                  final: dict | None = None) -> None:
     """result.json: {"status": succeeded|failed|cancelled, "model_dir", "error", "final"}."""
-    _write_atomic(Path(job_dir) / "result.json", json.dumps(
+    folder = JobFolder(job_dir)
+    folder.write_atomic(folder.result, json.dumps(
         {"status": status, "model_dir": model_dir, "error": error, "final": final or {}},
         ensure_ascii=False, indent=2) + "\n")
 
@@ -67,7 +63,8 @@ def write_phase(job_dir: Path, name: str) -> None:
     if name not in PHASES:
         raise ValueError(f"unknown phase {name!r}")
     try:
-        _write_atomic(Path(job_dir) / "phase", name + "\n")
+        folder = JobFolder(job_dir)
+        folder.write_atomic(folder.phase, name + "\n")
     except OSError:
         pass  # cosmetic: never a reason to fail a job
 
@@ -88,7 +85,7 @@ class StopRequest:
     """
 
     def __init__(self, job_dir: Path):
-        self.cancel_path = Path(job_dir) / "cancel"
+        self.cancel_path = JobFolder(job_dir).cancel
         self.requested = self.training = False
         self._interrupting = False
         self._previous = None
@@ -143,7 +140,8 @@ class Heartbeat:
     `on_beat` (the cancel file watch) each time."""
 
     def __init__(self, job_dir: Path, every: float = HEARTBEAT_SECONDS, on_beat: Callable[[], None] | None = None):
-        self.path = Path(job_dir) / "heartbeat"
+        self.folder = JobFolder(job_dir)
+        self.path = self.folder.heartbeat
         self.every = every
         self.on_beat = on_beat
         self._stop = threading.Event()
@@ -151,7 +149,7 @@ class Heartbeat:
 
     def beat(self) -> None:
         try:
-            _write_atomic(self.path, f"{os.getpid()} {int(time.time())}\n")
+            self.folder.write_atomic(self.path, f"{os.getpid()} {int(time.time())}\n")
         except OSError:
             pass  # a full disk must not kill training; the app sees a stale heartbeat
 
@@ -176,9 +174,9 @@ class Heartbeat:
 def resolve_base(base: str) -> Path:
     """``default`` → the embedded all-MiniLM-L6-v2; a folder → itself; otherwise a hub id (cached or downloaded)."""
     if base == "default":
-        from studio.config import default_model_path
+        from studio.config import embedded_model_path
 
-        return default_model_path()
+        return embedded_model_path()
     path = Path(base).expanduser()
     if path.is_dir():
         return path.resolve()
@@ -567,11 +565,11 @@ def make_evaluator(runner, config: TrainConfig, plan: Plan):
 
 
 def export(runner, job_dir: Path, config: TrainConfig, plan: Plan, final: dict) -> Path:
-    """Write the trained model to config.output_dir (studio.models.export.export_model); its card and
+    """Write the trained model to config.output_dir (studio.training.model_export.export_model); its card and
     studio_model.json name the base as people do (``all-MiniLM-L6-v2``, not its folder inside the environment)."""
     import torch
 
-    from studio.models.export import export_model
+    from studio.training.model_export import export_model
 
     model = runner.model
     heads = {}

@@ -5,17 +5,19 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import gradio as gr
 
+from studio.actions.base import preloaded
 from studio.config import DEFAULT_DB
 from studio.errors import StudioError
 from studio.i18n import LANGUAGE_NAMES, LANGUAGES
 from studio.ui.boot import boot_middleware
 from studio.ui.context import UIContext, make_i18n
 from studio.ui.tabs import adjudicate, agreement, annotate, compare, data, evaluate, import_, models, train
-from studio.ui.web import WebGuard, WebSettings, private_temp_dir
+from studio.ui.web import WebGuard, WebSettings, private_temp_dir, sign_in_message
 
 UI_DIR = Path(__file__).parent
 CSS = (UI_DIR / "style.css").read_text(encoding="utf-8")
@@ -52,13 +54,19 @@ def build_app(db_path: str | Path = DEFAULT_DB, *, auth: bool = False) -> tuple[
                 with gr.Tab(i18n(f"tab.{key}"), id=key, visible=not auth or TAB_ROLES[key] == "annotator") as tab:
                     tabs[key], parts[key] = tab, builder.build(ctx)
 
-        # Each tab refreshes when it is opened, so what one person did in another tab shows up.
+        # Each tab refreshes when it is opened, so what one person did in another tab shows up. A refresh, like each
+        # step of the load chain, is what the page loads by itself: a refusal in it is not audited (preloaded).
+        once: dict = {}
+
+        def page_loads(fn: Callable) -> Callable:
+            return once.setdefault(fn, preloaded(fn))
+
         for key, tab in tabs.items():
             refresh = parts[key].get("refresh_names" if key == "annotate" else "refresh")
             if refresh is None:
                 continue
             fn, inputs, outputs = refresh
-            tab.select(fn, inputs, outputs, show_progress="hidden", api_visibility="private",
+            tab.select(page_loads(fn), inputs, outputs, show_progress="hidden", api_visibility="private",
                        js=_with_browser_language(inputs, ctx.lang))
 
         def visible_tabs(request: gr.Request):
@@ -75,7 +83,7 @@ def build_app(db_path: str | Path = DEFAULT_DB, *, auth: bool = False) -> tuple[
             load = load.then(visible_tabs, None, list(tabs.values()), show_progress="hidden",
                              api_visibility="private")
         for fn, inputs, outputs in [parts["import"]["refresh"], *ctx.on_load]:
-            load = load.then(fn, inputs, outputs, show_progress="hidden", api_visibility="private")
+            load = load.then(page_loads(fn), inputs, outputs, show_progress="hidden", api_visibility="private")
         for fn in ctx.on_unload:
             demo.unload(fn)
     return demo, i18n
@@ -185,5 +193,5 @@ def launch(db_path: str | Path = DEFAULT_DB, host: str = "127.0.0.1", port: int 
                 i18n=i18n, css=CSS, theme=gr.themes.Soft(), prevent_thread_lock=prevent_thread_lock, show_error=True,
                 footer_links=["settings"], max_file_size=web.max_upload_bytes,
                 app_kwargs={"middleware": boot_middleware() + guard.middleware(), "lifespan": guard.lifespan},
-                auth_message="Relevance Studio · 相关性标注工作室")
+                auth_message=sign_in_message())  # the header's name; the page words it per visitor
     return demo

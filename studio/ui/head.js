@@ -92,3 +92,42 @@
   }).observe(document.documentElement, {subtree: true, childList: true, attributes: true,
                                         attributeFilter: ["aria-label", "title"]});
 })();
+
+// 4. Gradio's progress overlay writes "processing | 5.4/0.3s" and "queue: 2/5 |" as literal English text (no i18n
+//    key): the catalogue's `gradio.processing` and `gradio.queue` word them; only the status tracker's text nodes
+//    (its meta-text, progress-text and eta elements) are touched, as Gradio sets and resets them.
+(function () {
+  var lang = window.studioLang ? window.studioLang() : "en";
+  if (lang === "en") return;
+  var words = null;
+  function load() {
+    var all = (window.gradio_config || {}).i18n_translations || {};
+    var en = all.en || {}, here = all[lang] || {}, found = [];
+    ["gradio.processing", "gradio.queue"].forEach(function (k) { if (en[k] && here[k]) found.push([en[k], here[k]]); });
+    return found.length ? found : null;
+  }
+  var SCOPE = '[class*="meta-text"],[class*="progress-text"],[class*="eta"]';
+  function fix(node) {
+    if (node.nodeType !== 3 || !node.parentElement || !node.parentElement.closest(SCOPE)) return;
+    var value = node.nodeValue || "", start = value.length - value.replace(/^\s+/, "").length;
+    words.forEach(function (pair) {
+      var rest = value.slice(start + pair[0].length);
+      if (value.indexOf(pair[0], start) === start && /^(\s*\||:)/.test(rest)) {
+        node.nodeValue = value.slice(0, start) + pair[1] + rest;
+      }
+    });
+  }
+  function walk(node) {
+    if (node.nodeType === 3) { fix(node); return; }
+    if (node.nodeType !== 1) return;
+    var w = document.createTreeWalker(node, NodeFilter.SHOW_TEXT), n;
+    while ((n = w.nextNode())) fix(n);
+  }
+  new MutationObserver(function (records) {
+    if (!words && !(words = load())) return;
+    records.forEach(function (r) {
+      if (r.type === "characterData") { fix(r.target); return; }
+      r.addedNodes.forEach(walk);
+    });
+  }).observe(document.documentElement, {subtree: true, childList: true, characterData: true});
+})();

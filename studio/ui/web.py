@@ -93,6 +93,54 @@ _SIGN_IN_NOTICE = (
     " box.textContent = d.detail; } } catch (e) {} return r; }; })();</script>").encode("utf-8")
 
 
+
+def sign_in_message() -> str:
+    """What the sign-in page says above the form (Gradio's ``auth_message``, one text for every visitor): the app's
+    name as the header writes it (Chinese first, then English); :func:`sign_in_words` words it in the visitor's
+    language."""
+    return f"{t('app.name', 'zh-CN')} {t('app.name', 'en')}"
+
+
+# Gradio's sign-in form in English (and the odd Gradio translation), by the catalogue key that words it; a heading's
+# "Login" is the page's title, the button's is the button.
+_GRADIO_SIGN_IN = {"login": "web.signin_button", "title:login": "web.signin_title",
+                   "username": "web.signin_username", "password": "web.signin_password",
+                   "incorrect credentials": "web.signin_incorrect", "凭据不正确": "web.signin_incorrect"}
+
+
+def sign_in_words(lang: str) -> dict[str, str]:
+    """Gradio's sign-in texts (lower-cased) → the catalogue's words in `lang`; the page's own message → the app's name
+    and how to sign in."""
+    words = {text: t(key, lang) for text, key in _GRADIO_SIGN_IN.items()}
+    words[sign_in_message().lower()] = f"{t('app.name', lang)} · {t('app.signin_message', lang)}"
+    return words
+
+
+def _sign_in_script() -> bytes:
+    """The sign-in page's words in the visitor's language (the studio's choice, else the browser's): each text node
+    of Gradio's form that reads as :data:`_GRADIO_SIGN_IN` says, as it is drawn or redrawn (an error shown later)."""
+    words = json.dumps({lang: sign_in_words(lang) for lang in ("en", "zh-CN")}, ensure_ascii=False)
+    return (
+        "<script>(() => { const words = " + words + ";"
+        " const asked = (window.studioLang ? window.studioLang() : navigator.language) || 'en';"
+        " const here = words[/^zh/i.test(asked) ? 'zh-CN' : 'en'];"
+        " const swap = (node) => { const p = node.parentElement; if (!p || p.closest('script,style')) return;"
+        " const text = (node.nodeValue || '').trim(); if (!text) return; const key = text.toLowerCase();"
+        " const said = (/^H[1-6]$/.test(p.tagName) && here['title:' + key]) || here[key];"
+        " if (said && said !== text) node.nodeValue = node.nodeValue.replace(text, said); };"
+        " const walk = (root) => { if (root.nodeType === 3) { swap(root); return; } if (root.nodeType !== 1) return;"
+        " const w = document.createTreeWalker(root, NodeFilter.SHOW_TEXT); let n; while ((n = w.nextNode())) swap(n);"
+        " root.querySelectorAll('input[placeholder]').forEach((i) => { const s = here[i.placeholder.trim()"
+        ".toLowerCase()]; if (s) i.placeholder = s; }); };"
+        " new MutationObserver((records) => records.forEach((r) => { if (r.type === 'characterData') swap(r.target);"
+        " else r.addedNodes.forEach(walk); })).observe(document.documentElement,"
+        " {subtree: true, childList: true, characterData: true});"
+        " document.addEventListener('DOMContentLoaded', () => walk(document.body)); })();</script>").encode("utf-8")
+
+
+_SIGN_IN_WORDS = _sign_in_script()
+
+
 @dataclass(frozen=True)
 class WebSettings:
     """The web policy's knobs (``studio serve`` options in brackets)."""
@@ -727,7 +775,7 @@ class ResponseWatch:
                 self._grant_json(user, body)
             elif sign_in_page:
                 body = _between(body, _API_INFO_START, lambda _: _NO_API)
-                body = body.replace(b"</head>", _SIGN_IN_NOTICE + b"</head>", 1)
+                body = body.replace(b"</head>", _SIGN_IN_NOTICE + _SIGN_IN_WORDS + b"</head>", 1)
             elif user:
                 _between(body, _CONFIG_START, lambda config: self._grant_json(user, config) or config)
             out = MutableHeaders(raw=list(start.get("headers", [])))

@@ -116,8 +116,9 @@ def undo(ctx: UIContext, picked: str | None, lang: str, request: gr.Request | No
         if undone.kind == "skip":
             return show(queue, lang, render.message(t("annotate.skip_undone", lang, pair_id=undone.pair_id), "warn"))
         was = f"{undone.rating} · {t(f'rating.{undone.rating}', lang)}"
+        said = "annotate.undone" if (undone.note or "").strip() else "annotate.undone_no_note"  # no note, no box
         card, pid, prog, status, _ = show(queue, lang, render.message(
-            t("annotate.undone", lang, pair_id=undone.pair_id, label=was), "warn"))
+            t(said, lang, pair_id=undone.pair_id, label=was), "warn"))
         return card, pid, prog, status, undone.note  # the note comes back: nobody retypes it
 
     return _acting(ctx, picked, lang, request, do)

@@ -207,11 +207,11 @@ def run_scoring(ctx: UIContext, query: str, documents: str, models: list[str], r
 
 
 def right_model(current: str | None, names: list[str], starred: str) -> str:
-    """The right side's model: the one already chosen, else the default model (★) when one other than the
-    embedded model is set, else the last in models/ (`names` starts with the embedded model)."""
+    """The right side's model: the one already chosen, else the ★ default model (the embedded one while no ★ is
+    set, as the README says: never whichever folder sorts last), else the first of `names` (the embedded model)."""
     if current in names:
         return current
-    return starred if starred in names[1:] else names[-1]
+    return starred if starred in names else names[0]
 
 
 def right_system(current: str | None, names: list[str], starred: str) -> str:
@@ -265,7 +265,7 @@ def build(ctx: UIContext) -> dict:
                               label=i18n("compare.left_reranker"), scale=1)
         right_rr = gr.Dropdown(choices=[(i18n("compare.no_reranker"), "")], value="", allow_custom_value=True,
                                label=i18n("compare.right_reranker"), scale=1)
-        depth = gr.Slider(10, 50, value=actions.default_depth(), step=5, label=i18n("compare.rerank_depth"), scale=1)
+        depth = gr.Slider(10, 100, value=actions.default_depth(), step=5, label=i18n("compare.rerank_depth"), scale=1)
     with gr.Row():
         out_left = gr.HTML(elem_id="rs-compare-left")
         out_right = gr.HTML(elem_id="rs-compare-right")

@@ -12,6 +12,7 @@ import pandas as pd
 from studio.actions import evaluate as actions
 from studio.actions import files
 from studio.actions import models as model_actions
+from studio.actions import wording
 from studio.errors import StudioError
 from studio.i18n import t
 from studio.ui import charts, render
@@ -31,7 +32,7 @@ def comparison_table(report: dict, lang: str) -> pd.DataFrame:
             rel = "" if row["relative"] is None else f" ({row['relative']:+.1%})"
             rows.append((kind, comparison["baseline"], model, row["metric"], f"{row['a']:.4f}", f"{row['b']:.4f}",
                          f"{row['delta']:+.4f}{rel}", f"{row['p_holm']:.4f}" + (" ★" if row["significant"] else ""),
-                         actions.verdict(row, lang), f"{row['wins']}/{row['ties']}/{row['losses']}"))
+                         wording.verdict(row, lang), f"{row['wins']}/{row['ties']}/{row['losses']}"))
     columns = [t("evaluate.col_kind", lang), t("evaluate.col_baseline_model", lang), t("evaluate.col_model", lang),
                t("evaluate.col_metric", lang), t("evaluate.col_base_value", lang), t("evaluate.col_model_value", lang),
                t("evaluate.col_delta", lang), t("evaluate.col_p", lang), t("evaluate.col_verdict", lang),
@@ -70,26 +71,26 @@ def summary_html(report: dict, lang: str) -> str:
     line per comparison that makes ranking worse."""
     out = render.message(t(render.counted("evaluate.done", report["queries"]), lang, evalset=report["evalset"],
                            queries=report["queries"], documents=report["documents"]), "ok")
-    held_out = actions.held_out_line(report, lang)
+    held_out = wording.held_out_line(report, lang)
     if held_out:
         out += render.message(held_out, "error" if report["held_out"]["included"] else "info")
-    recommendation = actions.recommendation_line(report, lang)
+    recommendation = wording.recommendation_line(report, lang)
     if recommendation:
         out += render.message("★ " + recommendation, "ok")
-    planner = actions.planner_line(report, lang)
+    planner = wording.planner_line(report, lang)
     if planner:
         out += render.message(planner, "info")
-    significance = actions.significance_line(report, lang)
+    significance = wording.significance_line(report, lang)
     if significance:
         significant = any(r["significant"] for c in report["comparisons"] for r in c["rows"])
         out += render.message(significance, "ok" if significant else "warn")
-    too_few = actions.sample_size_line(report, lang)
+    too_few = wording.sample_size_line(report, lang)
     if too_few:
         out += render.message(too_few, "warn")
-    coverage = actions.coverage_summary(report, lang)  # one line for all systems: their figures are in the table
+    coverage = wording.coverage_summary(report, lang)  # one line for all systems: their figures are in the table
     if coverage:
         out += render.message(coverage, "warn")
-    for warning, line in zip(report["warnings"], actions.warning_lines(report, lang)):
+    for warning, line in zip(report["warnings"], wording.warning_lines(report, lang)):
         if warning["kind"] != "low_judged":
             out += render.message(line, "error" if warning["significant"] else "warn")
     if not report["comparisons"]:
@@ -121,7 +122,7 @@ def _reports(ctx: UIContext, request: gr.Request | None, report: dict, lang: str
 
 
 def run(ctx: UIContext, models: list[str], source: str, folder: str, split: str, exclude: str | None, ks: str,
-        lang: str, mode: str = "dense", reranker: str | None = None, rerank_top: float = 20,
+        lang: str, mode: str = "dense", reranker: str | None = None, rerank_top: float = actions.RERANK_TOP,
         tune_on: str | None = None, request: gr.Request | None = None, progress=gr.Progress(), *,
         include_trained: bool = False, run_files: list[str] | None = None) -> tuple:
     """Evaluate the picked models as systems beside BM25 and their fusion with it (actions.evaluate.page_systems),
@@ -143,7 +144,8 @@ def run(ctx: UIContext, models: list[str], source: str, folder: str, split: str,
         specs = (actions.page_systems(names, mode=mode or "dense", reranker=reranker) if names else ["bm25"]) + runs
         result = actions.evaluate(ctx.project, ctx.actor(request), [], form.pop("source"), **form, systems=specs,
                                   tune_on=(tune_on or "").strip() if source == "beir" else None,
-                                  ks=ks, rerank_top=int(rerank_top or 20), include_trained=bool(include_trained),
+                                  ks=ks, rerank_top=int(rerank_top or actions.RERANK_TOP),
+                                  include_trained=bool(include_trained),
                                   progress=lambda f, what: progress(f, desc=step.get(what, what)))
         report = result.report
         kept = {"report": report, "runs": result.runs, "source": source, "exclude": form["exclude"],
@@ -153,7 +155,7 @@ def run(ctx: UIContext, models: list[str], source: str, folder: str, split: str,
         delta = charts.delta_histogram(first.per_query_delta, lang) if first else None
         choices = [(f"{q} · {text[:60]}", q) for q, text in result.map_queries]
         return (summary_html(report, lang),
-                charts.metric_bars(report, actions.headline_metrics(report), lang),
+                charts.metric_bars(report, wording.headline_metrics(report), lang),
                 comparison_table(report, lang), delta, errors_table(report, lang), report,
                 *_reports(ctx, request, report, lang, result.evalset.queries), gr.update(choices=choices, value=[]),
                 kept, holes_button(kept, lang))
@@ -346,7 +348,7 @@ def build(ctx: UIContext) -> dict:
                         value="dense", label=i18n("evaluate.mode"), info=i18n("evaluate.mode_info"), scale=2)
         reranker = gr.Dropdown(choices=[(i18n("evaluate.no_reranker"), "")], value="", allow_custom_value=True,
                                label=i18n("evaluate.reranker"), info=i18n("evaluate.reranker_info"), scale=2)
-        rerank_top = gr.Slider(5, 100, value=20, step=5, label=i18n("evaluate.rerank_top"), scale=1)
+        rerank_top = gr.Slider(5, 100, value=actions.RERANK_TOP, step=5, label=i18n("evaluate.rerank_top"), scale=1)
     with gr.Row():
         run_files = gr.Dropdown(choices=[], value=[], multiselect=True, label=i18n("evaluate.run_files"),
                                 info=i18n("evaluate.run_files_info"), scale=2)

@@ -94,7 +94,7 @@ def run_pool(ctx: UIContext, k: float, retriever: str, lang: str, progress=None,
         done = t("import.pool_done", lang, added=result["added"], candidates=result["candidates"],
                  queries=result["queries"])
         if result.get("strategy"):
-            done += " " + t("import.pool_ordered", lang, strategy=t(f"import.strategy_{result['strategy']}", lang))
+            done += " " + t("import.pool_ordered", lang, strategy=strategy_label(result["strategy"], lang))
         return render.message(done, "ok"), counts_html(ctx, actor, lang)
     except Exception as exc:
         return render.message(error_text(exc, lang), "error"), _counts_or_blank(ctx, actor, lang, exc)
@@ -137,8 +137,13 @@ def make_backup(ctx: UIContext, lang: str, request: gr.Request | None = None) ->
             gr.update(value=str(info.path), visible=True))
 
 
-STRATEGIES = ("imported", "random", "systems", "disagree", "uncertain", "negatives")
 DEFAULT_STRATEGY = queue_actions.DEFAULT_STRATEGY
+
+
+def strategy_label(name: str, lang: str) -> str:
+    """A strategy's name in the page's language (its label key comes from the registry, studio/queue/)."""
+    strategy = queue_actions.STRATEGIES.get(name)
+    return t(strategy.label_key, lang) if strategy else name
 
 
 def makeup_html(m: dict, lang: str) -> str:
@@ -151,7 +156,7 @@ def makeup_html(m: dict, lang: str) -> str:
     ])
     if m["untouched_unordered"]:
         html += render.message(t("import.queue_unordered", lang, count=m["untouched_unordered"],
-                                 strategy=t(f"import.strategy_{m['strategy']}", lang)), "warn")
+                                 strategy=strategy_label(m["strategy"], lang)), "warn")
     return html
 
 
@@ -162,14 +167,14 @@ def run_strategy(ctx: UIContext, name: str, lang: str, progress=None, request: g
     try:
         stage = (lambda f, what: progress(f, desc=t(f"import.pool_stage_{what}", lang))) if progress else None
         actor = ctx.actor(request)
-        if name == "negatives":
+        if name in queue_actions.ADDS_PAIRS:
             n = 2 if per_query is None else int(per_query)
             m = queue_actions.check_negatives(ctx.project, actor, per_query=n, progress=stage)
             c = m["check_negatives"]
             text = t("import.negatives_queued", lang, count=c["candidates"], queries=c["queries"], added=c["added"])
         else:
             m = queue_actions.set_strategy(ctx.project, actor, name, progress=stage)
-            text = t("import.queue_applied", lang, strategy=t(f"import.strategy_{name}", lang))
+            text = t("import.queue_applied", lang, strategy=strategy_label(name, lang))
         return render.message(text, "ok"), makeup_html(m, lang)
     except Exception as exc:
         return render.message(error_text(exc, lang), "error"), gr.update()
@@ -220,14 +225,17 @@ def build(ctx: UIContext) -> dict:
             retriever = gr.Radio([(i18n(f"import.retriever_{r}"), r) for r in ("bm25", "dense", "hybrid")],
                                  value="hybrid", label=i18n("import.retriever"))
             pool_btn = gr.Button(i18n("import.pool_run"), elem_id="rs-pool-run")
+            pool_message = gr.HTML(elem_id="rs-pool-message")  # beside its button, not at the top of the page
             gr.Markdown(i18n("import.queue_title"))
-            strategy = gr.Radio([(i18n(f"import.strategy_{s_}"), s_) for s_ in STRATEGIES], value=DEFAULT_STRATEGY,
+            strategy = gr.Radio([(i18n(s_.label_key), s_.name) for s_ in queue_actions.STRATEGIES.values()],
+                                value=DEFAULT_STRATEGY,
                                 label=i18n("import.strategy"), info=i18n("import.strategy_info"),
                                 elem_id="rs-strategy")
             per_query = gr.Number(value=2, precision=0, minimum=1, maximum=20, visible=False,
                                   label=i18n("import.negatives_per_query"),
                                   info=i18n("import.negatives_per_query_info"), elem_id="rs-negatives-per-query")
             strategy_btn = gr.Button(i18n("import.strategy_apply"), size="sm", elem_id="rs-strategy-apply")
+            queue_message = gr.HTML(elem_id="rs-queue-message")  # beside its button, not at the top of the page
             makeup = gr.HTML(elem_id="rs-queue-makeup")
             gr.Markdown(i18n("import.team_title"))
             with gr.Row():
@@ -268,15 +276,16 @@ def build(ctx: UIContext) -> dict:
     def on_strategy(name: str, per_query_: float, lang: str, request: gr.Request, progress=gr.Progress()):
         return run_strategy(ctx, name, lang, progress, request, per_query=per_query_)
 
-    strategy_btn.click(on_strategy, [strategy, per_query, ctx.lang], [message, makeup], api_name="queue_strategy",
+    strategy_btn.click(on_strategy, [strategy, per_query, ctx.lang], [queue_message, makeup], api_name="queue_strategy",
                        concurrency_limit=1)
-    strategy.change(lambda name: gr.update(visible=name == "negatives"), [strategy], [per_query],
+    strategy.change(lambda name: gr.update(visible=name in queue_actions.ADDS_PAIRS), [strategy], [per_query],
                     api_visibility="private")
 
     kind.change(on_kind, [kind], [upload, beir_row, annotate], api_visibility="private")
     import_btn.click(on_import, [kind, upload, folder, split, min_rel, annotate, ctx.lang], [message, counts],
                      api_name="import_run", concurrency_limit=1)
-    pool_btn.click(on_pool, [k, retriever, ctx.lang], [message, counts], api_name="import_pool", concurrency_limit=1)
+    pool_btn.click(on_pool, [k, retriever, ctx.lang], [pool_message, counts], api_name="import_pool",
+                   concurrency_limit=1)
     demo_btn.click(on_demo, [ctx.lang], [message, counts, welcome, team], api_name="import_demo",
                    concurrency_limit=1)
     person_btn.click(on_person, [person, role, ctx.lang], [message, team], api_name="team_save")

@@ -27,20 +27,48 @@ def _loss(value) -> str:
     return f"{value:.4f}" if isinstance(value, (int, float)) else ""
 
 
+def _scores(held_out: dict, lang: str) -> str:
+    """Held-out scores as ``ndcg@10 0.5120``, or that none was recorded."""
+    if not held_out:
+        return t("models.origin_no_held_out", lang)
+    return ", ".join(f"{name.removeprefix('eval_')} {value:.4f}" for name, value in sorted(held_out.items()))
+
+
+def origin_rows(info, lang: str) -> list[tuple[str, str]]:
+    """(label, value) of where a studio-trained model came from: base, method, training and validation data (named
+    inside the project, never by a server path), date, how many queries each held, final losses and the held-out
+    score; [] for a model the studio did not train."""
+    facts = actions.provenance(info)
+    if not facts:
+        return []
+    queries = ""
+    if facts["train_queries"] is not None:
+        queries = t("models.origin_queries_value", lang, train=facts["train_queries"],
+                    valid=facts["valid_queries"] or 0)
+    rows = [(t("models.origin_base", lang), facts["base"]), (t("models.origin_method", lang), facts["method"]),
+            (t("models.origin_train", lang), facts["train"]), (t("models.origin_valid", lang), facts["valid"]),
+            (t("models.origin_created", lang), facts["created"]), (t("models.origin_queries", lang), queries),
+            (t("models.origin_loss", lang), _loss(facts["final_loss"])),
+            (t("models.origin_eval_loss", lang), _loss(facts["final_eval_loss"])),
+            (t("models.origin_held_out", lang), _scores(facts["held_out"], lang))]
+    return [(k, str(v)) for k, v in rows if v not in (None, "")]
+
+
+def _shown(params: dict) -> dict:
+    """A problem's parameters with a folder named inside the project (``not_a_folder``'s path)."""
+    return {**params, "path": actions.shown_path(params["path"])} if params.get("path") else params
+
+
 def details(info, lang: str) -> str:
+    """The picked model's card: its place in the project (never a server path), where it came from, its
+    problems."""
     items = "".join(
-        render.message(t(f"models.problem_{p.code}", lang, **p.params), "error" if p.severity == "error" else "warn")
+        render.message(t(f"models.problem_{p.code}", lang, **_shown(p.params)),
+                       "error" if p.severity == "error" else "warn")
         for p in info.problems) or render.message(t("models.no_problems", lang), "ok")
-    origin = ""
-    if info.origin:
-        fields = [(t("models.origin_base", lang), info.origin.get("base", "")),
-                  (t("models.origin_method", lang), info.origin.get("method", "")),
-                  (t("models.origin_job", lang), info.origin.get("job_dir", "")),
-                  (t("models.origin_created", lang), info.origin.get("created", "")),
-                  (t("models.origin_loss", lang), _loss(info.origin.get("final_loss")))]
-        origin = "".join(f"<div><b>{html.escape(k)}</b>: {html.escape(str(v))}</div>" for k, v in fields if v != "")
+    origin = "".join(f"<div><b>{html.escape(k)}</b>: {html.escape(v)}</div>" for k, v in origin_rows(info, lang))
     return f'<div class="rs-card"><div class="rs-query">{html.escape(info.name)}</div>' \
-           f'<div class="rs-path">{html.escape(info.path)}</div>{origin}{items}</div>'
+           f'<div class="rs-path">{html.escape(actions.shown_path(info.path) or "")}</div>{origin}{items}</div>'
 
 
 def _error(exc: Exception, lang: str) -> str:

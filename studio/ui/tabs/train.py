@@ -17,25 +17,25 @@ from studio import config
 from studio.actions import jobs
 from studio.actions import files
 from studio.actions.models import model_field
-from studio.errors import StudioError
+from studio.errors import Forbidden, StudioError
 from studio.i18n import catalogue, t
 from studio.ui import charts, render
 from studio.ui.context import UIContext, error_text
 
 R = jobs.recipe  # the form starts from the measured recipe (bench/quality.py), as `studio train` does
 
+# The hyper-parameters the form shows, from the training settings' field table (studio/training/settings.py).
+HYPER = tuple(s for s in jobs.SETTINGS if s.advanced)
 # The form's fields, in the order of its components (TrainConfig's names); fields a caller leaves out at the end
 # take the recipe's value.
-FORM = ("task", "base", "train", "method", "name", "epochs", "max_steps", "batch_size", "lr", "group_size",
-        "query_max_len", "passage_max_len", "temperature", "warmup_ratio", "precision", "gradient_checkpointing",
-        "lora_r", "lora_alpha", "lora_dropout", "lora_targets", "freeze_embeddings", "freeze_layers", "save_every")
+FORM = ("task", "base", "train", "method", "name", *(s.name for s in HYPER))
 # The form's number fields and the kind of number each holds.
-NUMBERS = {"epochs": float, "max_steps": int, "batch_size": int, "lr": float, "group_size": int,
-           "query_max_len": int, "passage_max_len": int, "temperature": float, "warmup_ratio": float, "lora_r": int,
-           "lora_alpha": int, "lora_dropout": float, "freeze_layers": int, "save_every": float}
-AUTOMATIC = ("lr", "passage_max_len")  # left empty: chosen for the job (the method's rate, the base's length)
+NUMBERS = {s.name: s.type for s in HYPER if s.type in (int, float)}
+# Left empty: chosen for the job (the method's rate, the base's length).
+AUTOMATIC = tuple(s.name for s in HYPER if s.optional)
 # The catalogue key of each field's label where it is not train.<field>.
-LABELS = {"warmup_ratio": "train.warmup", "train": "train.data"}
+LABELS = {"train": "train.data", **{s.name: s.label for s in HYPER if s.label != f"train.{s.name}"}}
+HYPER_ROW = 5  # widgets per row of the hyper-parameter accordion
 # What the worker is doing, in words, before its first step is logged (studio.training.config.PHASES).
 PHASE_KEYS = {None: "train.phase_launching", "checking": "train.phase_checking",
               "loading_model": "train.phase_loading_model", "reading_data": "train.phase_reading_data",
@@ -290,8 +290,46 @@ def poll(ctx: UIContext, request: gr.Request | None, job_id: int | None, lang: s
             charts.lr_curve(snapshot.metrics, lang), snapshot.log, table, gr.Timer(active=snapshot.active))
 
 
+def form_problems(lang: str, *values) -> list[Exception]:
+    """Everything wrong with the form at once, each naming its field as the form labels it: empty or non-numeric
+    number fields, an empty name, a training file or base model the page may not send, no training file, then
+    every setting the worker would refuse. Empty: the form reads."""
+    v = dict(zip(FORM, values))
+    found: list[Exception] = []
+    if not (v.get("name") or "").strip():
+        found.append(StudioError("train_field_empty", field="name"))
+    numbers_read = True
+    for key in NUMBERS:
+        try:
+            number(v, key)
+        except StudioError as exc:
+            found.append(exc)
+            numbers_read = False
+    try:
+        base_name(v.get("base"), lang)
+    except StudioError as exc:
+        found.append(exc)
+    try:
+        if not training_path(v.get("train"), lang):
+            found.append(StudioError("train_file_none"))
+    except StudioError as exc:
+        found.append(exc)
+    if numbers_read:  # the settings' own rules (ranges, choices), whatever else is wrong
+        filled = {**v, "name": (v.get("name") or "").strip() or "-"}
+        found += jobs.settings_problems({**options(*(filled[f] for f in FORM if f in filled)), "output_dir": ""})
+    return [labelled(exc, lang) for exc in found]
+
+
+def _all_problems(lang: str, values: tuple) -> list[Exception]:
+    try:
+        return form_problems(lang, *values)
+    except Exception:  # the form's own check failed: the start's error still says what is wrong
+        return []
+
+
 def start(ctx: UIContext, request: gr.Request | None, lang: str, current_job: int | None, *values) -> tuple:
-    """Record and start a job from the form; on a refused form, keep watching `current_job` (the selected one)."""
+    """Record and start a job from the form; on a refused form, keep watching `current_job` (the selected one).
+    A form with several problems shows them all, one line each."""
     try:
         actor = ctx.actor(request)
         job = jobs.start(ctx.project, actor, page_options(lang, *values))
@@ -299,7 +337,10 @@ def start(ctx: UIContext, request: gr.Request | None, lang: str, current_job: in
         choices = job_choices(jobs.list_jobs(ctx.project, actor))
         return (msg, gr.update(choices=choices, value=job["id"]), *poll(ctx, request, job["id"], lang))
     except Exception as exc:
-        return (render.message(error_text(labelled(exc, lang), lang), "error"), gr.update(),
+        # The first problem stopped the start; the form shows every one it has (one line each), not one per click.
+        problems = [] if isinstance(exc, Forbidden) or not isinstance(exc, StudioError) else _all_problems(lang, values)
+        shown = problems if len(problems) > 1 else [labelled(exc, lang)]
+        return ("".join(render.message(error_text(e, lang), "error") for e in shown), gr.update(),
                 *poll(ctx, request, current_job, lang))
 
 
@@ -354,6 +395,23 @@ def refresh(ctx: UIContext, request: gr.Request | None, lang: str, current_job: 
             gr.update(choices=choices, value=selected), jobs_table(rows, lang))
 
 
+def widget(s: jobs.Setting, i18n) -> gr.components.Component:
+    """The form widget of one setting of the field table, starting from the recipe's value."""
+    label = i18n(s.label)
+    info = {"info": i18n(s.info)} if s.info else {}
+    if s.widget == "check":
+        return gr.Checkbox(R(s.name), label=label, **info)
+    if s.widget == "choice":
+        return gr.Dropdown(list(s.choices), value=R(s.name), label=label, **info)
+    if s.widget == "text":
+        if s.type is list:
+            return gr.Textbox(",".join(R(s.name)), label=label, **info)
+        # An optional number typed as text: empty means "chosen for the job" (the placeholder says what).
+        return gr.Textbox("" if R(s.name) is None else str(R(s.name)), label=label,
+                          placeholder=i18n(f"train.{s.name}_auto"), **info)
+    return gr.Number(R(s.name), label=label, **({"precision": 0} if s.widget == "whole" else {}), **info)
+
+
 def build(ctx: UIContext) -> dict:
     i18n = ctx.i18n
     gr.Markdown(i18n("train.intro"))
@@ -370,33 +428,14 @@ def build(ctx: UIContext) -> dict:
         name = gr.Textbox(label=i18n("train.name"), info=i18n("train.name_info"))
     advice = gr.HTML()
     fix = gr.Button(visible=False, size="sm", elem_id="rs-train-fix")  # its text says what it sets (fix_button)
-    with gr.Accordion(i18n("train.hyper"), open=False):
-        with gr.Row():
-            epochs = gr.Number(R("epochs"), label=i18n("train.epochs"))
-            max_steps = gr.Number(R("max_steps"), precision=0, label=i18n("train.max_steps"))
-            batch = gr.Number(R("batch_size"), precision=0, label=i18n("train.batch_size"))
-            lr = gr.Textbox("", label=i18n("train.lr"), placeholder=i18n("train.lr_auto"))
-            group = gr.Number(R("group_size"), precision=0, label=i18n("train.group_size"))
-        with gr.Row():
-            qlen = gr.Number(R("query_max_len"), precision=0, label=i18n("train.query_max_len"))
-            plen = gr.Number(R("passage_max_len"), precision=0, label=i18n("train.passage_max_len"),
-                             info=i18n("train.passage_max_len_info"))
-            temperature = gr.Number(R("temperature"), label=i18n("train.temperature"))
-            warmup = gr.Number(R("warmup_ratio"), label=i18n("train.warmup"))
-            precision = gr.Dropdown(["auto", "fp32", "fp16", "bf16"], value=R("precision"), label=i18n("train.precision"))
-        with gr.Row():
-            checkpointing = gr.Checkbox(R("gradient_checkpointing"), label=i18n("train.gradient_checkpointing"))
-            lora_r = gr.Number(R("lora_r"), precision=0, label=i18n("train.lora_r"))
-            lora_alpha = gr.Number(R("lora_alpha"), precision=0, label=i18n("train.lora_alpha"))
-            lora_dropout = gr.Number(R("lora_dropout"), label=i18n("train.lora_dropout"))
-            lora_targets = gr.Textbox(",".join(R("lora_targets")), label=i18n("train.lora_targets"))
-        with gr.Row():
-            freeze_embeddings = gr.Checkbox(R("freeze_embeddings"), label=i18n("train.freeze_embeddings"))
-            freeze_layers = gr.Number(R("freeze_layers"), precision=0, label=i18n("train.freeze_layers"))
-            save_every = gr.Number(R("save_every"), label=i18n("train.save_every"), info=i18n("train.save_every_info"))
-    form = [task, base, train_file, method, name, epochs, max_steps, batch, lr, group, qlen, plen, temperature, warmup,
-            precision, checkpointing, lora_r, lora_alpha, lora_dropout, lora_targets, freeze_embeddings, freeze_layers,
-            save_every]
+    hyper: dict[str, gr.components.Component] = {}
+    with gr.Accordion(i18n("train.hyper"), open=False):  # generated from the field table, HYPER_ROW a row
+        for start_at in range(0, len(HYPER), HYPER_ROW):
+            with gr.Row():
+                for s in HYPER[start_at:start_at + HYPER_ROW]:
+                    hyper[s.name] = widget(s, i18n)
+    form = [task, base, train_file, method, name, *hyper.values()]
+    epochs, max_steps, batch = hyper["epochs"], hyper["max_steps"], hyper["batch_size"]
     command = gr.Code(label=i18n("train.command"), language="shell", interactive=False)
     start_btn = gr.Button(i18n("train.start"), variant="primary", elem_id="rs-train-start")
     message = gr.HTML()

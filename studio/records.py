@@ -1,9 +1,29 @@
-"""The gold labels as plain data, the one input of the quality report and the triplet export."""
+"""The records every layer passes around, and how a document's text is formed: a leaf that imports nothing of the
+studio, so store/ (which reads them out of SQL) and the domain folders (which compute with them) can both import it.
+
+- :func:`document_text`: a document's text as models see it: the title on the first line, then the body, both
+  stripped, an empty part left out, a missing body replaced by the title. The recipe runtime forms it the same way
+  from :data:`studio.recipe_runtime.DOCUMENT_TEXT` (it carries its own copy, since it imports nothing of the studio;
+  tests/test_recipe.py checks that they agree).
+- :class:`GoldSet`: the gold labels as plain data, the one input of the quality report and the triplet export.
+"""
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+
+
+def document_text(title: str | None, text: str | None) -> str:
+    """How a document is shown to models: ``title\nbody`` (each stripped; an empty title left out; an empty body is
+    the title, as `studio import` stores it).
+
+    Every embedding, BM25 index, cache key and gold fingerprint of the studio reads a document through this one
+    function, so one corpus always gets one set of texts.
+    """
+    title = (title or "").strip()
+    body = (text or "").strip() or title
+    return "\n".join(part for part in (title, body) if part)
 
 
 @dataclass

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from studio.dataset.fingerprints import file_fingerprints
+from studio.training.train_file import file_fingerprints
 from studio.training.config import TrainConfig, passage_max_len
 
 MARKER = "studio_model.json"
