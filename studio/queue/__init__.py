@@ -9,7 +9,7 @@ Adding a strategy (one module + one registry entry + one test):
 
 1. ``studio/queue/<name>.py``: a :class:`~studio.queue.base.Strategy` subclass with ``name``, ``needs`` (``"model"``,
    ``"gold"``, ``"embedded"``) and ``order(inputs) -> Order`` (the untouched pair ids in serving order); add its
-   label ``import.strategy_<name>`` and help ``queue.help_<name>`` in both languages with /work/notes/add_keys.py.
+   label ``import.strategy_<name>`` and help ``queue.help_<name>`` to both catalogues (studio/locales/*.json).
 2. Here: its instance in :data:`STRATEGIES` (the order is ①'s and the CLI's order).
 3. tests/test_actions_queue.py: a test that applies it through :func:`studio.actions.queue.set_strategy` and checks
    the order it serves.
