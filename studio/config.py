@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 
@@ -46,3 +47,14 @@ def fast_paths_enabled() -> bool:
     Read at each call, not at import, so a test or a worker can switch it per run.
     """
     return os.environ.get("STUDIO_FAST_M3", "1") != "0"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` only reaches this machine (127.0.0.0/8, ::1, localhost): the app and a recipe's service bind
+    anything else only with sign-in or a token."""
+    if host in ("localhost", ""):
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from studio.queue.base import DEPTH, Order, Progress, document_text
+from studio.errors import StudioError
+from studio.queue.base import DEPTH, Inputs, Order, Progress, document_text
 from studio.retrieval.bm25 import BM25Index
 from studio.retrieval.dense import DenseIndex
 
@@ -41,3 +42,14 @@ def order_by(pairs: Sequence[dict], ranks: dict[str, np.ndarray], key) -> Order:
     spread, best = stacked.max(axis=0) - stacked.min(axis=0), stacked.min(axis=0)
     order = sorted(range(len(pairs)), key=lambda i: key(i, best, spread))
     return Order([pairs[i]["id"] for i in order], {"systems": list(ranks), "depth": DEPTH})
+
+
+def ranked_order(name: str, inputs: Inputs, key) -> Order:
+    """The untouched pairs of `inputs` in ``key(i, best, spread)`` order over where BM25 and each model rank them
+    (:func:`system_ranks`); the strategy `name` needs at least one model."""
+    if not inputs.pairs:
+        return Order([])
+    if not inputs.models:
+        raise StudioError("strategy_needs_model", name=name)
+    ranks = system_ranks(inputs.pairs, inputs.documents, inputs.queries, inputs.models, inputs.progress)
+    return order_by(inputs.pairs, ranks, key)

@@ -4,9 +4,8 @@ pairs 10–17× faster than imported order (bench/queue_strategies.py)."""
 
 from __future__ import annotations
 
-from studio.errors import StudioError
 from studio.queue.base import Inputs, Order, Strategy
-from studio.queue.ranks import order_by, system_ranks
+from studio.queue.ranks import ranked_order
 
 
 class Systems(Strategy):
@@ -16,10 +15,4 @@ class Systems(Strategy):
     needs = frozenset({"model", "embedded"})
 
     def order(self, inputs: Inputs) -> Order:
-        if not inputs.pairs:
-            return Order([])
-        if not inputs.models:
-            raise StudioError("strategy_needs_model", name=self.name)
-        pairs = inputs.pairs
-        ranks = system_ranks(pairs, inputs.documents, inputs.queries, inputs.models, inputs.progress)
-        return order_by(pairs, ranks, lambda i, best, spread: (best[i], spread[i], pairs[i]["id"]))
+        return ranked_order(self.name, inputs, lambda i, best, spread: (best[i], spread[i], inputs.pairs[i]["id"]))

@@ -9,10 +9,10 @@ so the first request does not pay for it.
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from studio.config import is_loopback
 from studio.errors import StudioError
 from studio.i18n import t
 from studio.recipe_runtime import FILE_NAME, Index, Runtime, load_recipe
@@ -21,16 +21,6 @@ from studio.serving.documents import read_documents
 from studio.serving.int8 import MAX_DROP
 
 DEFAULT_PORT = 8080
-
-
-def is_loopback(host: str) -> bool:
-    """Whether `host` only reaches this machine (127.0.0.0/8, ::1, localhost): studio.ui.app's rule."""
-    if host in ("localhost", ""):
-        return host == "localhost"
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_host(host: str, token: str | None) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import gradio as gr
 
 from studio.actions.base import preloaded
-from studio.config import DEFAULT_DB
+from studio.config import DEFAULT_DB, is_loopback
 from studio.errors import StudioError
 from studio.i18n import LANGUAGE_NAMES, LANGUAGES
 from studio.ui.boot import boot_middleware
@@ -121,18 +121,6 @@ def start_scheduler(db_path: str | Path, every: float = 5.0) -> threading.Thread
     thread = threading.Thread(target=loop, name="job-scheduler", daemon=True)
     thread.start()
     return thread
-
-
-def is_loopback(host: str) -> bool:
-    """Whether `host` only reaches this machine (127.0.0.0/8, ::1, localhost)."""
-    import ipaddress
-
-    if host in ("localhost", ""):
-        return host == "localhost"
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def sign_in_check(db_path: str | Path, auth: str | None):
