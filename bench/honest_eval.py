@@ -85,17 +85,6 @@ def load_manpages():
 
 # --- files ---------------------------------------------------------------------------------------------------
 
-def read_qrels(path: Path) -> dict[str, dict[str, int]]:
-    """query id → {document id: score} of one BEIR qrels file (header optional)."""
-    out: dict[str, dict[str, int]] = {}
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
-        parts = line.split("\t")
-        if len(parts) < 3 or (n == 0 and not parts[2].strip().lstrip("-").isdigit()):
-            continue
-        out.setdefault(parts[0], {})[parts[1]] = int(parts[2])
-    return out
-
-
 def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
@@ -272,7 +261,7 @@ def run_language(lang: str, args, emit) -> bool:
     stats = manpages.build(lang, data, limit=limit, seed=42)
     truth: dict[str, dict[str, int]] = {}
     for split in ("train", "test"):
-        for q, labels in read_qrels(data / "qrels" / f"{split}.tsv").items():
+        for q, labels in manpages.read_qrels(data / "qrels" / f"{split}.tsv").items():
             truth.setdefault(q, {}).update(labels)
     min_queries = 1 if args.smoke else MIN_QUERIES
     common = {"bench": "honest_eval", "lang": lang, "smoke": args.smoke, "pages": stats["pages_kept"]}

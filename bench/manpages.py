@@ -770,6 +770,17 @@ def select(entries: list[Entry], limit: int | None, seed: int) -> list[Entry]:
     return sorted(ordered[:limit] if limit is not None else ordered, key=lambda e: e.query_id)
 
 
+def read_qrels(path: Path) -> dict[str, dict[str, int]]:
+    """query id → {document id: score} of one qrels file as write_beir writes it (header optional)."""
+    out: dict[str, dict[str, int]] = {}
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
+        parts = line.split("\t")
+        if len(parts) < 3 or (n == 0 and not parts[2].strip().lstrip("-").isdigit()):
+            continue
+        out.setdefault(parts[0], {})[parts[1]] = int(parts[2])
+    return out
+
+
 def write_beir(entries: list[Entry], folder: Path, seed: int, test_fraction: float) -> dict:
     """Write corpus, queries and qrels; returns counts.
 

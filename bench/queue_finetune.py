@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from queue_strategies import STRATEGIES, load_manpages  # noqa: E402
+from queue_strategies import load_manpages  # noqa: E402
 
 WORK = ROOT / ".cache" / "bench" / "queue-finetune"
 CACHE = WORK / "cache"  # embeddings, shared by every run (keyed by model and corpus)
@@ -55,23 +55,17 @@ CACHE = WORK / "cache"  # embeddings, shared by every run (keyed by model and co
 # pooling and ordering use the embedded model as the default, never the repository's models/ folder.
 os.environ["STUDIO_MODELS"] = str(WORK / "no-models")
 os.environ["STUDIO_CACHE"] = str(CACHE)
+
+from studio.actions import queue as queue_actions  # noqa: E402  (after the environment above)
+
+STRATEGIES = queue_actions.names(ordering_only=True)  # the registry's strategies that order the pooled pairs
 REFERENCES = ("imported", "random")
 
 
 # --- the man-page set -----------------------------------------------------------------------------------------
 
-def read_qrels(path: Path) -> dict[str, dict[str, int]]:
-    """query id → {document id: score} of one qrels file (header optional)."""
-    out: dict[str, dict[str, int]] = {}
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
-        parts = line.split("\t")
-        if len(parts) < 3 or (n == 0 and not parts[2].strip().lstrip("-").isdigit()):
-            continue
-        out.setdefault(parts[0], {})[parts[1]] = int(parts[2])
-    return out
-
-
 def train_test(folder: Path) -> tuple[dict, dict]:
+    read_qrels = load_manpages().read_qrels
     train, test = read_qrels(folder / "qrels" / "train.tsv"), read_qrels(folder / "qrels" / "test.tsv")
     overlap = set(train) & set(test)
     if overlap:
