@@ -214,7 +214,14 @@ def summary_lines(path: str | Path, lang: str = "en") -> list[str]:
 
 def recommended(report: Mapping) -> tuple[str, Mapping | None] | None:
     """The system an evaluation report recommends and the fusion it measured, for ⑧'s button: ``(spec, fusion)``,
-    or None for a report without systems."""
+    or None for a report without systems.
+
+    Raises:
+        StudioError: ``recipe_from_trained`` for a report that scored queries its models learned from (it recommends
+            nothing, and says why rather than "run an evaluation first").
+    """
+    if report and (report.get("held_out") or {}).get("included"):
+        raise StudioError("recipe_from_trained", spec=", ".join(m["model"] for m in report["models"][:1]))
     rec = report.get("recommendation") if report else None
     return (rec["spec"], rec.get("fusion")) if rec else None
 

@@ -148,8 +148,7 @@ def run(ctx: UIContext, models: list[str], source: str, folder: str, split: str,
                                   include_trained=bool(include_trained),
                                   progress=lambda f, what: progress(f, desc=step.get(what, what)))
         report = result.report
-        kept = {"report": report, "runs": result.runs, "source": source, "exclude": form["exclude"],
-                "queries": dict(result.evalset.queries)}
+        kept = {"report": report, "runs": result.runs, "source": source, "exclude": form["exclude"]}
         first = next((c for c, e in zip(result.comparisons, report["comparisons"]) if e["kind"] == "model"),
                      result.comparisons[0] if result.comparisons else None)
         delta = charts.delta_histogram(first.per_query_delta, lang) if first else None
@@ -276,8 +275,6 @@ def export_recipe(ctx: UIContext, kept: dict | None, lang: str, request: gr.Requ
 
     try:
         report = (kept or {}).get("report")
-        if report and (report.get("held_out") or {}).get("included"):
-            raise StudioError("recipe_from_trained", spec=", ".join(m["model"] for m in report["models"][:1]))
         picked = recipes.recommended(report or {})
         if picked is None:
             return render.message(t("evaluate.run_first", lang), "warn"), gr.update(value=None, interactive=False)
