@@ -39,7 +39,8 @@ def ratings_in(path: Path) -> set[tuple[int, int, int]]:
 
 @pytest.fixture
 def busy(db_path):
-    """A project of 300 pairs and a rater in another thread rating them all, twice over, until stopped."""
+    """A project of 300 pairs and a rater in another thread rating them all, twice over, at a person's pace, until
+    stopped."""
     with opened(db_path) as db:
         import_batch(db, make_batch(PAIRS))
         for name in ("w1", "w2"):
@@ -54,6 +55,9 @@ def busy(db_path):
                         return
                     submit_rating(db, name, pair_id, pair_id % 3)
                     done.append(pair_id)
+                    # a person's pace (all 600 ratings take at least 6 s), so the rater is still rating while the
+                    # backups run however fast the machine rates
+                    stop.wait(0.01)
 
     thread = threading.Thread(target=rate)
     thread.start()
