@@ -23,6 +23,8 @@ EMBEDDED_MODEL_NAME = "all-MiniLM-L6-v2"
 RATINGS_PER_PAIR = 2
 # A pair served to an annotator is reserved for them this long; an abandoned tab frees it afterwards.
 ASSIGNMENT_TTL_SECONDS = 30 * 60
+# Time per pair is capped here, so a lunch break is not a slow rating.
+RATING_SECONDS_CAP = 10 * 60
 ROLES = ("annotator", "expert", "admin")
 # Pooled Cohen's kappa at or above which the labels are trusted for training (Landis–Koch "substantial").
 KAPPA_GATE = 0.6

@@ -314,6 +314,102 @@ def m006_action_order(db: Database) -> None:
     )
 
 
+@migrations()
+def m007_label_quality(db: Database) -> None:
+    """What measures the raters: time per pair, control pairs, model raters and what their judgments feed.
+
+    Times are the server's own (``assignments.shown_at`` is set when a hold is created, never by a reload); control
+    answers, model judgments, second looks and triage live in tables of their own, so none of them is ever one of a
+    pair's two ratings, or enters agreement, gold or training data."""
+    db.executescript(
+        """
+        ALTER TABLE assignments ADD COLUMN shown_at REAL;      -- when this hold first showed the pair (not reloads)
+        ALTER TABLE ratings ADD COLUMN seconds REAL;           -- shown -> rated, capped (config.RATING_SECONDS_CAP)
+
+        -- Gold pairs an admin turned into controls, with the label expected at that time.
+        CREATE TABLE controls (
+            pair_id INTEGER PRIMARY KEY REFERENCES pairs(id),
+            label INTEGER NOT NULL CHECK (label IN (0, 1, 2)),
+            origin TEXT NOT NULL,                               -- the gold origin: adjudicated | agreed | reference
+            added_by TEXT NOT NULL,
+            created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+        );
+        -- The control a person is looking at now (at most one), served like any pair.
+        CREATE TABLE control_holds (
+            annotator_id INTEGER PRIMARY KEY REFERENCES annotators(id),
+            pair_id INTEGER NOT NULL REFERENCES pairs(id),
+            shown_at REAL NOT NULL,
+            assigned_at REAL NOT NULL,
+            session TEXT
+        );
+        CREATE INDEX control_holds_session ON control_holds (session) WHERE session IS NOT NULL;
+        -- A person's answers to controls: never ratings.
+        CREATE TABLE control_answers (
+            id INTEGER PRIMARY KEY,
+            pair_id INTEGER NOT NULL REFERENCES pairs(id),
+            annotator_id INTEGER NOT NULL REFERENCES annotators(id),
+            rating INTEGER NOT NULL CHECK (rating IN (0, 1, 2)),
+            expected INTEGER NOT NULL CHECK (expected IN (0, 1, 2)),
+            note TEXT NOT NULL DEFAULT '',
+            seconds REAL,
+            seq INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+            updated_at TEXT,
+            UNIQUE (pair_id, annotator_id)
+        );
+        CREATE INDEX control_answers_seq ON control_answers (annotator_id, seq);
+        CREATE TRIGGER control_answers_sequenced AFTER INSERT ON control_answers
+        BEGIN
+            UPDATE action_sequence SET last = last + 1 WHERE id = 1;
+            UPDATE control_answers SET seq = (SELECT last FROM action_sequence WHERE id = 1) WHERE id = NEW.id;
+        END;
+        CREATE TRIGGER control_answers_resequenced AFTER UPDATE OF rating, note ON control_answers
+        BEGIN
+            UPDATE action_sequence SET last = last + 1 WHERE id = 1;
+            UPDATE control_answers SET seq = (SELECT last FROM action_sequence WHERE id = 1) WHERE id = NEW.id;
+        END;
+
+        -- Model raters (a dense model, a reranker, an LLM endpoint) and their blind judgments.
+        CREATE TABLE model_raters (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,                          -- e.g. model:default, reranker:rr, llm:gemma@host
+            kind TEXT NOT NULL,                                 -- a kind of studio.raters' registry
+            spec TEXT NOT NULL,                                 -- model name / endpoint URL
+            settings TEXT NOT NULL DEFAULT '{}',                -- JSON: thresholds, the prompt, the model id ...
+            created_by TEXT NOT NULL,
+            created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+        );
+        CREATE TABLE judgments (
+            rater_id INTEGER NOT NULL REFERENCES model_raters(id),
+            pair_id INTEGER NOT NULL REFERENCES pairs(id),
+            label INTEGER NOT NULL CHECK (label IN (0, 1, 2)),
+            score REAL,
+            answer TEXT,                                        -- an LLM's raw answer
+            created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+            PRIMARY KEY (rater_id, pair_id)
+        );
+        CREATE INDEX judgments_pair ON judgments (pair_id);
+        -- Pairs both people agreed on that a model confidently disagrees with: an expert takes a second look in ④.
+        CREATE TABLE second_looks (
+            pair_id INTEGER PRIMARY KEY REFERENCES pairs(id),
+            rater_id INTEGER NOT NULL REFERENCES model_raters(id),
+            model_label INTEGER NOT NULL CHECK (model_label IN (0, 1, 2)),
+            agreed_label INTEGER NOT NULL CHECK (agreed_label IN (0, 1, 2)),
+            created_by TEXT NOT NULL,
+            created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+        );
+        -- Pairs a model rates irrelevant with confidence wait at the back of the queue; `audit` ones are still served.
+        CREATE TABLE triage (
+            pair_id INTEGER PRIMARY KEY REFERENCES pairs(id),
+            rater_id INTEGER NOT NULL REFERENCES model_raters(id),
+            audit INTEGER NOT NULL DEFAULT 0 CHECK (audit IN (0, 1)),
+            created_by TEXT NOT NULL,
+            created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+        );
+        """
+    )
+
+
 def migrate(db: Database) -> None:
     """Apply pending migrations; safe to call on every start."""
     migrations.apply(db)
