@@ -282,9 +282,9 @@ def count_passes(model) -> list[int]:
 # --- one run -------------------------------------------------------------------------------------------------------
 def build_runner(impl: str, job: Path, config):
     """The studio worker's runner, or FlagEmbedding's EncoderOnlyEmbedderM3Runner with the same arguments."""
-    from studio.training import worker
+    from studio.training import planning, worker
 
-    plan = worker.make_plan(job, config)
+    plan = planning.make_plan(job, config)
     if impl == "studio":
         return worker.build_runner(job, config, plan)
     from FlagEmbedding.finetune.embedder.encoder_only.m3 import (
@@ -293,7 +293,7 @@ def build_runner(impl: str, job: Path, config):
 
     from studio.training.embedder import argument_classes
 
-    kwargs = worker.argument_kwargs(job, config, plan)
+    kwargs = planning.argument_kwargs(job, config, plan)
     return EncoderOnlyEmbedderM3Runner(*(cls(**kw) for cls, kw in zip(argument_classes(plan.architecture), kwargs)))
 
 

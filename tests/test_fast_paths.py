@@ -26,7 +26,7 @@ from FlagEmbedding.finetune.embedder.encoder_only.m3 import (
 from tiny_models import build_tiny_m3, build_tiny_reranker
 from transformers import AutoTokenizer, TrainerCallback
 
-from studio.training import worker
+from studio.training import planning, surgery, worker
 from studio.training.config import TrainConfig
 from studio.training.fast_models import (
     StudioEncoderModel,
@@ -318,14 +318,14 @@ def train_both(tmp_path: Path, base: Path, train: Path, classes: tuple, **settin
                              output_dir=str(tmp_path / "models" / name), max_steps=5, batch_size=4, group_size=4,
                              query_max_len=24, passage_max_len=48, lr=1e-3, warmup_ratio=0.0, save_steps=100,
                              **settings)
-        plan = worker.make_plan(folder, config)
+        plan = planning.make_plan(folder, config)
         if name == "studio":
             runner = worker.build_runner(folder, config, plan)
             assert type(runner.model) is studio_cls  # the worker picks the fast model up by itself
         else:
-            kwargs = worker.argument_kwargs(folder, config, plan)
-            runner = reference_runner(*(cls(**kw) for cls, kw in zip(worker._argument_classes(config, plan), kwargs)),
-                                      worker.make_prepare(config, plan.architecture))
+            kwargs = planning.argument_kwargs(folder, config, plan)
+            runner = reference_runner(*(cls(**kw) for cls, kw in zip(planning.argument_classes(config, plan), kwargs)),
+                                      surgery.make_prepare(config, plan.architecture))
             assert type(runner.model) is flag_cls
         losses, counter = Losses(), ForwardCalls(runner.model)
         runner.trainer.add_callback(losses)

@@ -226,14 +226,14 @@ def test_the_documented_keys_are_the_keys_read():
 
 
 def test_an_unreadable_file_is_an_input_error_that_does_not_quote_the_path(tmp_path, monkeypatch):
-    from studio.ingest import tabular
+    from studio.ingest import files, tabular
 
     path = write(tmp_path / "p.csv", PAIRS_CSV)
 
     def refuse(file, *args, **kwargs):
         raise PermissionError(13, "Permission denied", str(file))
 
-    monkeypatch.setattr(tabular, "open", refuse, raising=False)
+    monkeypatch.setattr(files, "open", refuse, raising=False)
     with pytest.raises(InputError) as refused:
         tabular.read_pairs(path)
     assert (refused.value.code, refused.value.file) == ("unreadable", str(path))

@@ -13,7 +13,9 @@ from studio.errors import StudioError
 from studio.store import connect
 from studio.store import jobs as store_jobs
 from studio.training import jobs, preflight
-from studio.training.config import TrainConfig, read_metrics, resume_step
+from studio.training.checkpoints import resume_step
+from studio.training.config import TrainConfig
+from studio.training.metrics import read_metrics
 from tests.tiny_models import build_tiny_reranker
 
 LINES = [

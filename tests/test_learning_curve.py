@@ -239,7 +239,7 @@ def test_a_failed_run_names_its_log_and_leaves_no_model(tmp_path, monkeypatch, t
 def test_an_interrupted_run_kills_its_worker(tmp_path, monkeypatch):
     import os
 
-    from studio.training import config as training_config
+    from studio.training import metrics as training_metrics
 
     fake_worker(monkeypatch, "import os, sys, time, pathlib; "
                              "(pathlib.Path(sys.argv[1]) / 'pid').write_text(str(os.getpid())); time.sleep(120)")
@@ -251,7 +251,7 @@ def test_an_interrupted_run_kills_its_worker(tmp_path, monkeypatch):
             raise KeyboardInterrupt  # Ctrl-C while the worker trains
         return []
 
-    monkeypatch.setattr(training_config, "read_metrics", interrupt)
+    monkeypatch.setattr(training_metrics, "read_metrics", interrupt)
     monkeypatch.setattr(lc, "POLL_SECONDS", 0.05)
     with pytest.raises(KeyboardInterrupt):
         lc._train(tmp_path, lc._Reporter(None, 2))

@@ -1,4 +1,5 @@
-"""The model registry: layout checks on broken copies of the embedded model, loading, default, delete, resolve."""
+"""The model registry and model inspection: layout checks on broken copies of the embedded model, loading, default,
+delete, resolve."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import pytest
 
 from studio.config import embedded_model_path
 from studio.errors import StudioError
-from studio.models import registry
-from studio.models.registry import Problem
+from studio.models import inspection, registry
+from studio.models.inspection import Problem
 
 DEFAULT = Path(embedded_model_path())
 
@@ -41,7 +42,7 @@ def reranker(tmp_path_factory) -> Path:
 
 
 def test_intact_copy_is_an_ok_embedder(model):
-    info = registry.describe(model)
+    info = inspection.describe(model)
     assert info.ok and info.problems == []
     assert info.kind == "embedder"
     assert info.loads_with == ["sentence-transformers"]
@@ -52,7 +53,7 @@ def test_intact_copy_is_an_ok_embedder(model):
 
 def test_check_encodes_the_intact_copy(model):
     (model / "studio_model.json").write_text(json.dumps({"task": "embedder", "base": "default"}))
-    info = registry.check(model)
+    info = inspection.check(model)
     assert info.ok, info.problems
     assert info.origin == {"task": "embedder", "base": "default"}
 
@@ -85,33 +86,33 @@ def _remove(*names):
         "bad-modules-json", "vocab-mismatch", "no-weights", "no-config"])
 def test_breakages_are_reported(model, breakage, code, severity):
     breakage(model)
-    info = registry.describe(model)
+    info = inspection.describe(model)
     assert codes(info).get(code) == severity, info.problems
     assert info.ok == (severity == "warning")
     if severity == "error":
         assert info.loads_with == []
         # check() does not try to load a folder that describe() already rejects
-        assert registry.check(model).problems == info.problems
+        assert inspection.check(model).problems == info.problems
 
 
 def test_problem_params_name_the_file_and_both_shapes(model):
     (model / "config.json").write_text("{oops")
-    assert Problem("bad_json", {"file": "config.json"}, "error") in registry.describe(model).problems
+    assert Problem("bad_json", {"file": "config.json"}, "error") in inspection.describe(model).problems
 
     copy = copy_model(model.parent / "mini2")
     _set_vocab(copy)
-    [mismatch] = [p for p in registry.describe(copy).problems if p.code == "weights_mismatch"]
+    [mismatch] = [p for p in inspection.describe(copy).problems if p.code == "weights_mismatch"]
     assert mismatch.params["detail"] == "embeddings are 30522×384 but config.json says 250002×384"
 
 
 def test_without_modules_json_sentence_transformers_is_not_listed(model):
     (model / "modules.json").unlink()
-    info = registry.describe(model)
+    info = inspection.describe(model)
     assert info.ok and info.kind == "embedder" and info.loads_with == []
 
 
 def test_not_a_folder(tmp_path):
-    info = registry.describe(tmp_path / "nope")
+    info = inspection.describe(tmp_path / "nope")
     assert not info.ok and info.kind == "unknown" and codes(info) == {"not_a_folder": "error"}
 
 
@@ -119,8 +120,8 @@ def test_load_failure_becomes_a_problem(model):
     cfg = json.loads((model / "config.json").read_text())
     cfg["model_type"] = "no-such-architecture"  # the layout is fine, transformers cannot build it
     (model / "config.json").write_text(json.dumps(cfg))
-    assert registry.check(model, load=False).ok
-    info = registry.check(model)
+    assert inspection.check(model, load=False).ok
+    info = inspection.check(model)
     assert not info.ok and info.loads_with == []
     [problem] = info.problems
     assert problem.code == "load_failed" and problem.severity == "error"
@@ -132,13 +133,13 @@ def test_weights_without_tensors_are_a_mismatch(model):
     from safetensors.torch import save_file
 
     save_file({}, str(model / "model.safetensors"))
-    info = registry.describe(model)
+    info = inspection.describe(model)
     assert Problem("weights_mismatch", {"detail": "model.safetensors holds no tensors"}) in info.problems
 
 
 def test_unreadable_safetensors_header(model):
     (model / "model.safetensors").write_bytes(b"\xff" * 64)
-    info = registry.describe(model)
+    info = inspection.describe(model)
     assert not info.ok and codes(info) == {"load_failed": "error"}
     assert info.problems[0].params["detail"].startswith("model.safetensors: ")
 
@@ -147,17 +148,17 @@ def test_m3_layout_needs_both_heads(model):
     import torch
 
     torch.save(torch.nn.Linear(384, 384).state_dict(), model / "colbert_linear.pt")
-    info = registry.describe(model)
+    info = inspection.describe(model)
     assert info.kind == "m3" and codes(info) == {"missing_sparse_linear": "error"}
 
     torch.save(torch.nn.Linear(384, 1).state_dict(), model / "sparse_linear.pt")
-    info = registry.check(model)
+    info = inspection.check(model)
     assert info.ok, info.problems
     assert info.kind == "m3" and info.loads_with == ["sentence-transformers", "BGEM3FlagModel"]
 
 
 def test_reranker_is_recognised_and_loads_with_flag_reranker(reranker):
-    info = registry.check(reranker)
+    info = inspection.check(reranker)
     assert info.ok, info.problems
     assert info.kind == "reranker" and info.loads_with == ["FlagReranker"]
 
@@ -180,15 +181,15 @@ def test_scan_lists_the_embedded_model_first_then_sorted_folders(tmp_path):
     (models / "junk" / "notes.txt").write_text("x")
     copy_model(models / "mini")
 
-    infos = registry.scan(models)
+    infos = inspection.scan(models)
     assert [i.name for i in infos] == ["all-MiniLM-L6-v2", "alpha", "mini", "zeta"]
     assert infos[0].path == str(DEFAULT) and infos[0].ok
     assert [i.is_default for i in infos] == [True, False, False, False]
     assert infos[2].ok and not infos[3].ok
 
     registry.set_default("mini", models)
-    assert [i.name for i in registry.scan(models) if i.is_default] == ["mini"]
-    assert [i.name for i in registry.scan(tmp_path / "absent")] == ["all-MiniLM-L6-v2"]
+    assert [i.name for i in inspection.scan(models) if i.is_default] == ["mini"]
+    assert [i.name for i in inspection.scan(tmp_path / "absent")] == ["all-MiniLM-L6-v2"]
 
 
 def test_default_set_get_and_delete(tmp_path):
@@ -231,7 +232,7 @@ def test_default_means_the_starred_model(tmp_path):
     assert registry.resolve("default", models) == str(models / "mini")
     assert registry.resolve("all-MiniLM-L6-v2", models) == str(DEFAULT), "the embedded model by its own name"
     assert registry.resolve("embedded", models) == str(DEFAULT)
-    assert registry.describe("default", models_dir=models).name == "mini"
+    assert inspection.describe("default", models_dir=models).name == "mini"
     (models / ".default").write_text("gone\n")  # a stale ★ falls back to the embedded model
     assert registry.resolve("default", models) == str(DEFAULT)
 

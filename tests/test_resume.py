@@ -20,7 +20,12 @@ import pytest
 from transformers import TrainerCallback
 
 from studio.training import worker
-from studio.training.config import EXIT_CANCELLED, EXIT_OK, TrainConfig, read_metrics, resume_step
+from studio.training.checkpoints import discard_partial_checkpoints, latest_checkpoint, resume_step
+from studio.training.config import TrainConfig
+from studio.training.failures import Cancelled
+from studio.training.job_folder import EXIT_CANCELLED, EXIT_OK
+from studio.training.metrics import read_metrics
+from studio.training.supervision import StopRequest
 
 QUERIES = [("warfarin and vitamin K", "Vitamin K rich foods change how warfarin works."),
            ("儿童发烧多少度要去医院", "三个月以下婴儿体温超过38℃应立即就医。"),
@@ -134,15 +139,13 @@ def test_checkpoints_come_every_few_minutes_of_training_as_well_and_old_ones_go(
 
 def test_resume_drops_a_checkpoint_the_worker_was_killed_writing(tmp_path):
     """trainer_state.json is written last: a folder without it is half written and never resumed from."""
-    from studio.training.config import latest_checkpoint
-
     folder = tmp_path / "checkpoints"
     for step, complete in ((2, True), (4, True), (6, False)):
         (folder / f"checkpoint-{step}").mkdir(parents=True)
         if complete:
             (folder / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
     assert latest_checkpoint(folder).name == "checkpoint-4" and resume_step(tmp_path) == 4
-    assert worker.discard_partial_checkpoints(folder, latest_checkpoint(folder)) == ["checkpoint-6"]
+    assert discard_partial_checkpoints(folder, latest_checkpoint(folder)) == ["checkpoint-6"]
     assert sorted(p.name for p in folder.iterdir()) == ["checkpoint-2", "checkpoint-4"]
     assert resume_step(tmp_path / "elsewhere") is None
 
@@ -153,18 +156,18 @@ def test_a_stop_asked_for_while_the_model_loads_interrupts_the_loading(tmp_path)
     import threading
     import time
 
-    stop = worker.StopRequest(tmp_path).install()
+    stop = StopRequest(tmp_path).install()
     try:
         (tmp_path / "cancel").touch()
         threading.Timer(0.2, stop.watch_file).start()  # what the heartbeat thread does every 2 s
         began = time.time()
-        with pytest.raises(worker.Cancelled):
+        with pytest.raises(Cancelled):
             while time.time() - began < 20:  # a long load, in Python or in C
                 time.sleep(0.01)
         assert time.time() - began < 5 and stop.requested
     finally:
         stop.restore()
-    training = worker.StopRequest(tmp_path).install()
+    training = StopRequest(tmp_path).install()
     try:
         training.training = True
         training.watch_file()

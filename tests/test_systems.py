@@ -13,7 +13,8 @@ from studio.errors import StudioError
 from studio.evaluation import runner, systems
 from studio.evaluation.report import evaluate_systems, recommendation_line, warning_lines
 from studio.retrieval.fusion import fuse_rrf, fuse_weighted
-from studio.retrieval.systems import Stage, System, file_stem, parse
+from studio.retrieval import stages
+from studio.retrieval.systems import Stage, System, choices, file_stem, parse
 
 
 # ------------------------------------------------------------------------------------------------------- specs
@@ -65,6 +66,67 @@ def test_run_files_are_named_after_the_spec_without_path_separators():
     assert file_stem("medical-v1+bm25@0.7>rr-v1") == "medical-v1+bm25@0.7~rr-v1"
     assert file_stem("/tmp/models/ft+bm25") == "ft+bm25"
     assert file_stem("bge-m3:sparse") == "bge-m3_sparse"
+
+
+# ------------------------------------------------------------------------------------------- stage kinds
+
+CORPUS = {"d1": "apple pie recipe", "d2": "apple tree pruning", "d3": "car engine repair"}
+QUERIES = {"q1": "apple recipe", "q2": "engine"}
+
+
+@pytest.mark.parametrize("kind", list(stages.KINDS.values()), ids=str)
+def test_each_stage_kind_parses_its_example_and_is_in_the_docs(kind):
+    """The registry is what the parser and the docs read: a kind's example parses to that kind, prints back as
+    written, and the module docstrings of the registry and of systems.py name the kind."""
+    system = parse(kind.example)
+    if kind.place == "reranker":
+        assert system.reranker == kind.example.split(">")[1]
+    else:
+        assert system.stages[0].kind is kind and str(system.stages[0]) == kind.example
+    assert f"``{kind.name}`` — ``{kind.example}``" in stages.__doc__
+    assert kind.spelled == () or any(spelled.lower() in kind.example.lower() for spelled in kind.spelled)
+
+
+def test_what_each_kind_needs_and_whether_a_recipe_can_deploy_it():
+    system = parse("run:prod.trec+bge-m3:sparse>rr")
+    assert [s.kind.name for s in system.stages] == ["run", "m3"]
+    assert system.models == ["bge-m3", "rr"] and system.run_files == ["prod.trec"]
+    assert not system.exportable and parse("medical-v1+bm25>rr").exportable
+    assert {k.name: k.needs for k in stages.KINDS.values()} == {
+        "run": "run_file", "bm25": None, "m3": "embedder", "dense": "embedder", "cross-encoder": "reranker"}
+
+
+def test_the_pickers_offer_what_the_registry_spells():
+    assert choices(["ft"], ["prod.trec"]) == ["bm25", "ft", "ft+bm25", "run:prod.trec"]
+    assert all(parse(spec) for spec in choices(["ft"], ["prod.trec"]))
+
+
+def test_bm25_ranks_one_query_as_it_ranks_an_evaluation_set():
+    stage = parse("bm25").stages[0]
+    run, timings = stage.kind.retrieve(stage, "", QUERIES, CORPUS, 2)
+    hits, ms, skipped = stage.kind.search(stage, "", QUERIES["q1"], list(CORPUS), list(CORPUS.values()), 2)
+    assert [h.doc_key for h in hits] == sorted(run["q1"], key=run["q1"].get, reverse=True) == ["d1", "d2"]
+    assert skipped == 0 and ms >= 0 and {"index_s", "search_s"} <= set(timings)
+
+
+def test_a_run_file_stage_reads_its_rankings_by_the_projects_query_keys(tmp_path):
+    path = tmp_path / "prod.trec"
+    path.write_text("q1 Q0 d2 1 9.0 prod\nq1 Q0 gone 2 8.0 prod\nq1 Q0 d1 3 7.0 prod\n", encoding="utf-8")
+    stage = parse(f"run:{path}").stages[0]
+    assert stage.kind.precomputed and stage.kind.locate(stage, strict=True) == str(path)
+    run, timings = stage.kind.retrieve(stage, str(path), {"tune:q1": "x", "q2": "y"}, CORPUS, 10,
+                                       key=lambda q: q.removeprefix("tune:"))
+    assert run == {"tune:q1": {"d2": 9.0, "gone": 8.0, "d1": 7.0}} and timings == {"ms_per_query": 0.0}
+    hits, ms, skipped = stage.kind.search(stage, str(path), "x", list(CORPUS), list(CORPUS.values()), 2, ["q1"])
+    assert [h.doc_key for h in hits] == ["d2", "d1"] and (ms, skipped) == (0.0, 1)
+
+
+def test_a_bge_m3_mode_other_than_sparse_is_refused_before_a_search():
+    stage = parse("bge-m3:colbert").stages[0]
+    with pytest.raises(StudioError) as caught:
+        stage.kind.check_searchable(stage, "bge-m3:colbert")
+    assert caught.value.code == "mode_not_searchable"
+    parse("bge-m3:sparse").stages[0].kind.check_searchable(parse("bge-m3:sparse").stages[0], "bge-m3:sparse")
 
 
 # ------------------------------------------------------------------------------------------------ fusion = ranx

@@ -21,9 +21,14 @@ from transformers import TrainerCallback
 
 from studio.config import PROJECT_ROOT, embedded_model_path
 from studio.errors import InputError, StudioError
-from studio.training import worker
-from studio.training.config import (EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, METRIC_FIELDS, TrainConfig, base_label,
-                                    check_base, check_train_file, read_metrics)
+from studio.training import planning, worker
+from studio.training.base_model import base_label, check_base, passage_max_len, resolve_architecture
+from studio.training.checkpoints import latest_checkpoint
+from studio.training.config import TrainConfig
+from studio.training.failures import WorkerError
+from studio.training.job_folder import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK
+from studio.training.metrics import METRIC_FIELDS, read_metrics
+from studio.training.train_file import check_train_file
 
 ROWS = [
     ("what are the symptoms of diabetes", "Frequent urination, thirst and fatigue are common symptoms of diabetes.",
@@ -135,16 +140,16 @@ def test_pooling_architecture_and_jsonl_checks(tmp_path, tiny_m3):
     assert base_pooling(embedded_model_path()) == "mean"
     assert base_pooling(tiny_m3) == "cls" and base_pooling(tmp_path) == "cls"
     config = TrainConfig(task="embedder", base="x", train="t.jsonl", name="n", output_dir="o")
-    assert worker.resolve_architecture(config, tiny_m3) == "m3"
-    assert worker.resolve_architecture(config, embedded_model_path()) == "encoder"
+    assert resolve_architecture(config, tiny_m3) == "m3"
+    assert resolve_architecture(config, embedded_model_path()) == "encoder"
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"query": "q", "pos": ["p"], "neg": ["n"]}\n{"query": "q", "pos": ["p"], "neg": []}\n')
-    with pytest.raises(worker.WorkerError, match=r"not valid FlagEmbedding JSONL: .*bad.jsonl, line 2, field 'neg'"):
-        worker.check_jsonl(bad)
+    with pytest.raises(WorkerError, match=r"not valid FlagEmbedding JSONL: .*bad.jsonl, line 2, field 'neg'"):
+        planning.check_jsonl(bad)
     bad.write_text('{"query": "q", "pos": ["p"], "neg": ["n"], "pos_scores": [1, 2], "neg_scores": [0]}\n')
-    with pytest.raises(worker.WorkerError, match="pos_scores"):
-        worker.check_jsonl(bad)
-    assert worker.latest_checkpoint(tmp_path / "none") is None
+    with pytest.raises(WorkerError, match="pos_scores"):
+        planning.check_jsonl(bad)
+    assert latest_checkpoint(tmp_path / "none") is None
 
 
 def test_validate_refuses_what_the_worker_refuses(tmp_path, data):
@@ -165,7 +170,7 @@ def test_training_file_checks_are_bounded_and_name_the_line(tmp_path):
     rows = [json.dumps({"query": f"q{i}", "pos": ["p"], "neg": ["n"]}) for i in range(150)]
     big = tmp_path / "big.jsonl"
     big.write_text("\n".join(rows[:120] + ["not json"] + rows[120:]) + "\n", encoding="utf-8")
-    assert check_train_file(big) == 100  # line 121 is the worker's to find: big files stay fast
+    assert check_train_file(big).lines == 100  # line 121 is the worker's to find: big files stay fast
     with pytest.raises(InputError) as err:
         check_train_file(big, limit=200)
     assert err.value.code == "train_line_not_json" and err.value.line == 121
@@ -175,7 +180,7 @@ def test_training_file_checks_are_bounded_and_name_the_line(tmp_path):
     with pytest.raises(InputError) as err:
         check_train_file(scored)  # distill auto: the first line has scores, so every line needs them
     assert err.value.code == "train_no_scores" and err.value.line == 2
-    assert check_train_file(scored, distill="off") == 2
+    assert check_train_file(scored, distill="off").lines == 2
     (tmp_path / "empty.jsonl").write_text("\n\n", encoding="utf-8")
     with pytest.raises(InputError, match="no data rows"):
         check_train_file(tmp_path / "empty.jsonl")
@@ -424,9 +429,9 @@ def test_invalid_utf8_in_a_training_file_names_the_line(tmp_path, data):
     assert "第 3 行" in err.value.message("zh-CN")
     late = tmp_path / "late.jsonl"
     late.write_bytes((f"{good}\n" * 149).encode() + bad + b"\n")
-    assert check_train_file(late) == 100
-    with pytest.raises(worker.WorkerError, match=rf"{late}, line 150: not valid UTF-8"):
-        worker.check_jsonl(late)
+    assert check_train_file(late).lines == 100
+    with pytest.raises(WorkerError, match=rf"{late}, line 150: not valid UTF-8"):
+        planning.check_jsonl(late)
 
 
 def test_bad_training_file_fails_in_plain_words(tmp_path, data):
@@ -478,10 +483,10 @@ def test_export_replaces_only_studio_models(tmp_path, tiny_reranker):
 def test_passages_are_trained_at_the_length_the_model_reads(tmp_path, tiny_m3):
     """all-MiniLM-L6-v2 encodes 256 tokens: training it on 512 would double each step's cost for nothing."""
     config = TrainConfig(task="embedder", base="default", train="x", name="n", output_dir="")
-    assert worker.passage_max_len(config, embedded_model_path()) == 256
-    assert worker.passage_max_len(config, tiny_m3) == 512  # no sentence_bert_config.json: the cap
+    assert passage_max_len(config, embedded_model_path()) == 256
+    assert passage_max_len(config, tiny_m3) == 512  # no sentence_bert_config.json: the cap
     config.passage_max_len = 64
-    assert worker.passage_max_len(config, embedded_model_path()) == 64
+    assert passage_max_len(config, embedded_model_path()) == 64
 
 
 def test_cli_and_train_tab_start_from_the_recipe(db_path):
@@ -519,8 +524,6 @@ def test_a_one_step_job_still_changes_the_model(tmp_path, data):
 
 def test_metrics_of_a_resumed_job_read_as_one_run(tmp_path):
     """A worker killed at step 6 resumes from checkpoint 4: steps 5-6 of the dead run are gone from the curve."""
-    from studio.training.config import read_metrics
-
     lines = [{"step": s, "loss": 1.0 / s} for s in range(1, 7)]
     lines.insert(4, {"step": 4, "eval_loss": 0.6})  # an evaluation logged at the same step as its loss stays
     lines += [{"step": s, "loss": 2.0 / s} for s in range(5, 8)]

@@ -18,6 +18,8 @@ from studio.actions.base import Actor, Project, action
 from studio.errors import StudioError
 from studio.evaluation import charts as report_charts  # the report's figures, which ⑧ shows too
 from studio.i18n import t
+from studio.retrieval import systems as system_specs_
+from studio.retrieval.stages import RUN_FILE
 from studio.retrieval.systems import FIRST_STAGE_DEPTH, RERANK_TOP  # noqa: F401  (⑧'s defaults)
 
 SOURCES = ("beir", "db")  # a BEIR folder, or this project's gold labels
@@ -159,7 +161,16 @@ def page_systems(models: Sequence[str], *, mode: str = "dense", reranker: str | 
     BM25 — always: it costs seconds and is the baseline to beat — and each model fused with BM25."""
     firsts = system_specs(models, mode=mode)
     specs = system_specs(models, mode=mode, reranker=reranker) if reranker else firsts
-    return specs + ["bm25"] + [f"{spec}+bm25" for spec in firsts]
+    return specs + [BASELINE] + [system_specs_.fused(spec, BASELINE) for spec in firsts]
+
+
+# The baseline every evaluation and comparison includes: BM25.
+BASELINE = system_specs_.BM25
+
+
+def run_system(name: str) -> str:
+    """The system spec of a TREC run file in runs/ (`name` inside that folder)."""
+    return RUN_FILE.spec_of(name.strip())
 
 
 # ------------------------------------------------------------------------------------------------------- actions

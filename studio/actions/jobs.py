@@ -21,7 +21,8 @@ from studio.actions.models import model_field
 from studio.errors import StudioError
 from studio.store import jobs as store_jobs
 # Light (no torch): the CLI's and the Train form's few-steps warning and its one-click fix.
-from studio.training.config import TrainConfig, steps_fix, too_few_steps  # noqa: F401
+from studio.training.advice import steps_fix, too_few_steps  # noqa: F401
+from studio.training.config import TrainConfig
 from studio.training.settings import SETTINGS, Setting  # noqa: F401  (the field table: CLI options, form widgets)
 
 ACTIVE = ("queued", "running")
@@ -105,7 +106,8 @@ def starts_without_reranker_head(task: str, base: str | None) -> bool:
     False when the base is a hub id this machine cannot inspect: no guess."""
     if task != "reranker":
         return False
-    from studio.models.registry import describe, resolve
+    from studio.models.inspection import describe
+    from studio.models.registry import resolve
 
     path = Path(resolve((base or "").strip() or "default"))
     return path.is_dir() and describe(path).kind != "reranker"
@@ -259,7 +261,7 @@ def list_jobs(project: Project, actor: Actor, /, *, existing: bool = False) -> l
 def watch(project: Project, actor: Actor, job_id: int, /, *, log_lines: int = 40) -> JobSnapshot:
     """One job brought up to date with its worker: its row, logged steps and the last `log_lines` of its log."""
     from studio.training import jobs as training_jobs
-    from studio.training.config import read_metrics
+    from studio.training.metrics import read_metrics
 
     with project.db() as db:
         job = training_jobs.refresh(db, int(job_id))
@@ -274,7 +276,7 @@ def watch(project: Project, actor: Actor, job_id: int, /, *, log_lines: int = 40
 
 def _base_name(job_dir: str | Path) -> str:
     """The job's base model as people name it (``all-MiniLM-L6-v2``, ``NAME`` in models/), "" when unreadable."""
-    from studio.training.config import base_label
+    from studio.training.base_model import base_label
 
     try:
         config = TrainConfig.load(Path(job_dir))
@@ -293,7 +295,8 @@ def training_files(project: Project, actor: Actor, /) -> list[str]:
 @action("admin", why_no_cli="the Train form's base model picker (the CLI lists models with `studio models`)")
 def base_models(project: Project, actor: Actor, /) -> list[str]:
     """Models a job can start from: ``default`` (the ★ model) and every usable model in models/."""
-    from studio.models.registry import DEFAULT_NAME, scan
+    from studio.models.inspection import scan
+    from studio.models.registry import DEFAULT_NAME
 
     names = [info.name for info in scan() if info.ok]
     return [DEFAULT_NAME, *(name for name in names if name != DEFAULT_NAME)]

@@ -59,10 +59,10 @@ def shown_path(path: str | Path | None) -> str | None:
 
 
 def provenance(info) -> dict:
-    """Where a model came from (:func:`studio.models.registry.provenance` of its ``studio_model.json``: base, data,
+    """Where a model came from (:func:`studio.models.inspection.provenance` of its ``studio_model.json``: base, data,
     date, query counts, final losses, held-out scores), its files named as :func:`shown_path` shows them; {} for a
     model the studio did not train."""
-    from studio.models.registry import provenance as recorded
+    from studio.models.inspection import provenance as recorded
 
     facts = recorded(info.origin)
     return {**facts, "train": shown_path(facts.get("train")), "valid": shown_path(facts.get("valid"))} if facts \
@@ -76,9 +76,9 @@ def optional_model_field(text: str | None, *, field: str) -> str | None:
 
 @action("admin", cli="models")
 def list_models(project: Project, actor: Actor) -> list:
-    """Every model (:class:`studio.models.registry.ModelInfo`): the embedded one first, then models/ by name,
+    """Every model (:class:`studio.models.inspection.ModelInfo`): the embedded one first, then models/ by name,
     with their layout problems and the ★ default marked. Nothing is loaded."""
-    from studio.models.registry import scan
+    from studio.models.inspection import scan
 
     return scan()
 
@@ -86,8 +86,8 @@ def list_models(project: Project, actor: Actor) -> list:
 @action("admin", cli="models check")
 def check(project: Project, actor: Actor, name_or_path: str):
     """Load a model (a name in models/, ``default``, a folder) the way the studio will and run one input through it;
-    the :class:`~studio.models.registry.ModelInfo` with every problem found."""
-    from studio.models.registry import check as check_model
+    the :class:`~studio.models.inspection.ModelInfo` with every problem found."""
+    from studio.models.inspection import check as check_model
     from studio.models.registry import resolve
 
     return check_model(resolve(name_or_path))
@@ -124,7 +124,8 @@ def delete(project: Project, actor: Actor, name: str) -> None:
                              "`studio models`)")
 def choices(project: Project, actor: Actor) -> Choices:
     """The names of the usable embedders and rerankers, and the ★ default's (layout checks only, nothing loads)."""
-    from studio.models.registry import get_default, scan
+    from studio.models.inspection import scan
+    from studio.models.registry import get_default
 
     infos = [info for info in scan() if info.ok]
     return Choices([i.name for i in infos if i.kind != "reranker"], [i.name for i in infos if i.kind == "reranker"],

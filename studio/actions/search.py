@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from studio.actions.base import Actor, Project, action
 from studio.errors import NotFoundError, StudioError
+from studio.retrieval import systems as system_specs
 
 if TYPE_CHECKING:
     from studio.retrieval.system_search import Details
@@ -75,9 +76,7 @@ def system_of(spec: str | System | None, reranker: str | None = None) -> System:
         StudioError: the spec's errors (``system_empty``, ``system_too_many`` also when the spec names a reranker
             and another is given, ``system_bad_fusion``, ``system_bad_mode``).
     """
-    from studio.retrieval.systems import System, parse
-
-    system = spec if isinstance(spec, System) else parse((spec or "").strip() or "default")
+    system = spec if isinstance(spec, system_specs.System) else system_specs.parse((spec or "").strip() or "default")
     reranker = _clean(reranker)
     if reranker:
         if system.reranker:
@@ -119,9 +118,16 @@ def system_choices(embedders: Sequence[str], runs: Sequence[str] = ()) -> list[s
     """What ⑨'s system pickers offer: ``bm25``, each embedder, then each fused with BM25 (``NAME+bm25``, reciprocal
     rank for a single query), then each run file in `runs` as ``run:NAME`` (:func:`run_names`); anything else can
     be typed."""
-    from studio.retrieval.systems import BM25, RUN
+    return system_specs.choices(embedders, runs)
 
-    return [BM25, *embedders, *(f"{name}+{BM25}" for name in embedders), *(RUN + name for name in runs)]
+
+# The left side of a demo, and what every fused side adds: BM25.
+BASELINE = system_specs.BM25
+
+
+def with_baseline(model: str) -> str:
+    """`model` fused with the BM25 baseline (``NAME+bm25``): the side a demo shows against BM25 alone."""
+    return system_specs.fused(model, BASELINE)
 
 
 def run_names() -> list[str]:

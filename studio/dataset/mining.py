@@ -13,8 +13,13 @@ from pathlib import Path
 import numpy as np
 
 from studio.records import GoldSet
+from studio.retrieval.bm25 import BM25Index
+from studio.retrieval.dense import DenseIndex
+from studio.retrieval.pooling import HYBRID, RETRIEVERS, reciprocal_rank_fusion
+from studio.retrieval.stages import BM25, DENSE
+from studio.retrieval.tokenize import tokenize
 
-MINING_METHODS = ("bm25", "dense", "hybrid")
+MINING_METHODS = RETRIEVERS  # what finds the negatives: BM25, the dense model, or both fused (RRF)
 QUERY_BATCH = 256  # queries scored per retriever call: bounds the queries × corpus score matrix
 
 
@@ -79,13 +84,9 @@ def mine(gold: GoldSet, query_keys: Sequence[str], *, method: str, model: str | 
     texts = [gold.corpus[k] for k in doc_keys]
     position = {k: i for i, k in enumerate(doc_keys)}
     bm25 = dense = None
-    if method in ("bm25", "hybrid"):
-        from studio.retrieval.bm25 import BM25Index
-
+    if method in (BM25.name, HYBRID):
         bm25 = BM25Index(texts)
-    if method in ("dense", "hybrid"):
-        from studio.retrieval.dense import DenseIndex
-
+    if method in (DENSE.name, HYBRID):
         dense = DenseIndex(texts, model)
     vectors = dense.embeddings if dense is not None else _tfidf(texts)
 
@@ -109,8 +110,6 @@ def mine(gold: GoldSet, query_keys: Sequence[str], *, method: str, model: str | 
 
 def _rank(queries: list[str], bm25, dense, k: int) -> list[list[int]]:
     """Corpus positions for each query, best first: one retriever's list, or the RRF of both."""
-    from studio.retrieval.pooling import reciprocal_rank_fusion
-
     lists = [index.search_many(queries, k) for index in (bm25, dense) if index is not None]
     if len(lists) == 1:
         return [[p for p, _ in hits] for hits in lists[0]]
@@ -120,8 +119,6 @@ def _rank(queries: list[str], bm25, dense, k: int) -> list[list[int]]:
 def _tfidf(texts: list[str]):
     """L2-normalised sparse TF-IDF rows over the studio tokenizer (the lexical stand-in for embeddings)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
-
-    from studio.retrieval.tokenize import tokenize
 
     try:
         return TfidfVectorizer(analyzer=tokenize, dtype=np.float32).fit_transform(texts)

@@ -34,6 +34,7 @@ from studio.records import GoldSet
 from studio.dataset.mining import mine
 from studio.dataset.triplets import ExportOptions
 from studio.errors import StudioError
+from studio.retrieval.dense import cached_encode, encode
 
 SOURCE = "check-negatives"  # the source name of the pairs this check adds to the project
 PER_QUERY = 2
@@ -108,6 +109,4 @@ def pick_negatives_to_check(gold: GoldSet, *, per_query: int = PER_QUERY, option
 
 def _vectors(gold: GoldSet, doc_keys: list[str], queries: list[str], model) -> tuple[np.ndarray, np.ndarray]:
     """Normalised embeddings of the corpus (cached, as mining's) and of `queries`."""
-    from studio.retrieval.dense import cached_encode, encode
-
     return cached_encode([gold.corpus[d] for d in doc_keys], model), encode([gold.queries[q] for q in queries], model)

@@ -21,6 +21,7 @@ import numpy as np
 from studio.agreement import KAPPA_GATE, passes_gate
 from studio.records import GoldSet
 from studio.errors import StudioError
+from studio.retrieval.dense import resolve_model
 from studio.retrieval.tokenize import tokenize
 
 THRESHOLDS = {"duplicate_rate": 0.05, "pos_neg_similarity": 0.3, "min_triplets": 1000, "truncated": 0.05,
@@ -250,8 +251,6 @@ def _near_duplicates(doc_texts: Sequence[str], vectors, on_step: Callable[[float
 def _lengths(query_texts: Sequence[str], doc_texts: Sequence[str], model: str | None, query_max_length: int,
              document_max_length: int | None, on_step: Callable[[float], None]) -> dict:
     """Token counts (special tokens included, nothing truncated) and the share over each maximum length."""
-    from studio.retrieval.dense import resolve_model
-
     name = resolve_model(model)
     tokenizer = _load_tokenizer(name)
     if document_max_length is None:

@@ -35,14 +35,15 @@ from pathlib import Path
 from typing import TextIO
 
 from studio import csv_safe
+from studio import __version__
 from studio.records import GoldSet
-from studio.dataset.mining import Mined, mine
+from studio.dataset.mining import MINING_METHODS, Mined, mine
 from studio.dataset.naming import VALID_SUFFIX
 from studio.dataset.split import split_queries
 from studio.errors import StudioError
 from studio.i18n import t
 
-HARD_NEGATIVES = ("none", "bm25", "dense", "hybrid")
+HARD_NEGATIVES = ("none", *MINING_METHODS)
 PARTIAL_MODES = ("drop", "positive")
 SCORE_MODES = ("none", "ratings")
 MAX_NEGATIVES = 64
@@ -214,8 +215,6 @@ def _warnings(counts: dict) -> list[tuple[str, dict]]:
 
 def _manifest(gold: GoldSet, options: ExportOptions, counts: dict, paths: dict[str, Path | None]) -> dict:
     """What was exported from what, with which options: enough to tell later what a model was trained on."""
-    from studio import __version__
-
     return {
         "format": "flagembedding-jsonl",
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

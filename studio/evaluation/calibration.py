@@ -14,6 +14,9 @@ import numpy as np
 
 from studio.errors import StudioError
 from studio.evaluation.thresholds import Threshold, for_precision, max_f1
+from studio.models.registry import require_embedder
+from studio.retrieval.dense import cached_encode, encode
+from studio.retrieval.rerank import load_reranker
 
 
 # ------------------------------------------------------------------------------- a model on the project's gold labels
@@ -76,8 +79,6 @@ def gold_pairs(gold, exclude_queries: set[str] | None = None) -> tuple[list[tupl
 
 def model_kind(model: str) -> str:
     """``"reranker"`` when the registry recognises `model` (a resolved path) as a cross-encoder, else ``"dense"``."""
-    from studio.models.registry import require_embedder
-
     try:
         require_embedder(model)
     except StudioError as exc:
@@ -92,13 +93,9 @@ def score_pairs(gold, pairs: Sequence[tuple[str, str]], model: str, kind: str, b
     the whole corpus is encoded through the on-disk cache, shared with ⑧'s evaluation on the gold labels) or the
     cross-encoder's raw score (``"reranker"``)."""
     if kind == "reranker":
-        from studio.retrieval.rerank import load_reranker
-
         scores = load_reranker(model).compute_score([[gold.queries[q], gold.corpus[d]] for q, d in pairs],
                                                     batch_size=batch_size)
         return np.atleast_1d(np.asarray(scores, dtype=float))
-    from studio.retrieval.dense import cached_encode
-    from studio.retrieval.dense import encode
 
     doc_keys = list(gold.corpus)
     doc_at = {key: i for i, key in enumerate(doc_keys)}

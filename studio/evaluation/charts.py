@@ -2,25 +2,21 @@
 headline metrics and the per-query change histogram. Titles and axes in the report's language.
 
 The UI shows the same figures on ⑧ with its toolbar translated (:mod:`studio.ui.charts` wraps these, reached
-through :mod:`studio.actions.evaluate`). Plotly is imported when a figure is drawn, so importing this is cheap.
+through :mod:`studio.actions.evaluate`). Plotly loads its figure classes when a figure is drawn, so importing this is cheap.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import numpy as np
+import plotly.graph_objects as go
 
 from studio.config import TIE_TOLERANCE
 from studio.i18n import t
-
-if TYPE_CHECKING:
-    import plotly.graph_objects as go
 
 
 def metric_bars(report: dict, metrics: list[str], lang: str) -> go.Figure:
     """One group of bars per metric, one bar per model (past two models, values in two decimals and smaller,
     so that neighbouring labels do not run into each other)."""
-    import plotly.graph_objects as go
-
     many = len(report["models"]) > 2
     fig = go.Figure([go.Bar(name=m["model"], x=metrics, y=[m["metrics"][k] for k in metrics],
                             text=[f"{m['metrics'][k]:.{2 if many else 3}f}" for k in metrics], textposition="outside",
@@ -35,9 +31,6 @@ def metric_bars(report: dict, metrics: list[str], lang: str) -> go.Figure:
 def delta_histogram(per_query_delta: dict[str, float], lang: str) -> go.Figure:
     """Per-query change of nDCG@10 (fine-tuned minus base) in bins of 0.05 centred on 0: red worse, grey
     unchanged, green better; the legend counts the queries of each."""
-    import numpy as np
-    import plotly.graph_objects as go
-
     values = np.asarray(list(per_query_delta.values()), dtype=float)
     size = 0.05
     half = int(np.floor(np.abs(values).max(initial=0.0) / size + 0.5))  # bins each side of the one around 0

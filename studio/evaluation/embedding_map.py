@@ -22,6 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from studio.evaluation.runner import EvalSet
+from studio.models.registry import resolve
+from studio.retrieval.cache import corpus_fingerprint, model_fingerprint
+from studio.retrieval.dense import DenseIndex, encode
 
 MAX_QUERIES = 300
 MAX_LABELLED = 1200
@@ -99,8 +102,6 @@ def project(vectors: np.ndarray, seed: int = SEED) -> np.ndarray:
 
 
 def _vectors(evalset: EvalSet, points: MapSample, model: str) -> np.ndarray:
-    from studio.retrieval.dense import DenseIndex, encode
-
     docs = DenseIndex([evalset.corpus[d] for d in points.doc_ids], model).embeddings if points.doc_ids else None
     queries = encode([evalset.queries[q] for q in points.query_ids], model)
     return queries if docs is None else np.vstack([queries, docs])
@@ -115,9 +116,6 @@ def build_map(evalset: EvalSet, model: str, selected: Sequence[str] | None = Non
     ids outside the sample are ignored). The projection is cached per (model, sample), so changing the
     selection is instant. `label` is how the panel names the model (default: `model`).
     """
-    from studio.models.registry import resolve
-    from studio.retrieval.cache import corpus_fingerprint, model_fingerprint
-
     path = resolve(model)
     points = sample(evalset, max_queries, n_unlabelled, seed)
     texts = [evalset.queries[q] for q in points.query_ids] + [evalset.corpus[d] for d in points.doc_ids]

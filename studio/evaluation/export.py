@@ -21,6 +21,8 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from plotly.offline import get_plotlyjs
+
 from studio import csv_safe
 from studio.evaluation import charts
 from studio.evaluation.errors import BUCKETS
@@ -108,8 +110,6 @@ def _comparison_section(comparison: dict, lang: str) -> str:
 
 def render_html(report: dict, lang: str, embedding_map=None) -> str:
     """The report as one HTML document (see the module docstring); `embedding_map` is a plotly figure."""
-    from plotly.offline import get_plotlyjs
-
     done = t("evaluate.done_one" if report["queries"] == 1 else "evaluate.done", lang, evalset=report["evalset"], queries=report["queries"], documents=report["documents"])
     generated = t("report.generated", lang, when=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
     parts = [f"<h1>{_e(t('report.title', lang))}</h1>", f'<p class="meta">{_e(done)}<br>{_e(generated)}</p>']

@@ -19,10 +19,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from studio.training.train_file import file_fingerprints, fingerprint
 from studio.dataset.naming import validation_twin
 from studio.errors import StudioError
+from studio.evaluation.runner import EvalSet
 from studio.i18n import t
+from studio.models.registry import ORIGIN_FILE, resolve
+from studio.retrieval.systems import parse
+from studio.training.train_file import file_fingerprints, fingerprint
 
 QUERIES_KEY = "queries"  # in studio_model.json: {"train": [fingerprint, ...], "valid": [...]}
 
@@ -45,8 +48,6 @@ class Learned:
 
 def learned(model: str, models_dir: str | Path | None = None) -> Learned:
     """What `model` (a name in models/, ``default``, a folder or a hub id) learned from, its studio bases included."""
-    from studio.models.registry import ORIGIN_FILE, resolve
-
     train: set[str] = set()
     valid: set[str] = set()
     sources: list[str] = []
@@ -99,8 +100,6 @@ class HeldOut:
 
 def models_of(specs: Iterable[str]) -> list[str]:
     """The models the system specs run, every stage and reranker, each once (in order)."""
-    from studio.retrieval.systems import parse
-
     return list(dict.fromkeys(m for spec in specs for m in parse(spec).models))
 
 
@@ -111,8 +110,6 @@ def hold_out(evalset, models: Iterable[str], *, include_trained: bool = False):
     Raises:
         StudioError: ``no_held_out_queries`` when every labelled query was learned from.
     """
-    from studio.evaluation.runner import EvalSet
-
     fingerprints = {q: fingerprint(evalset.queries[q]) for q in evalset.qrels}
     by_model = {}
     seen: set[str] = set()

@@ -35,8 +35,20 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import plotly.graph_objects as go
+
+from studio import config as cfg
 from studio.errors import StudioError
+from studio.evaluation import runner
+from studio.evaluation.metrics import evaluate
 from studio.i18n import t
+from studio.models.registry import resolve
+from studio.retrieval import cache, dense
+from studio.training import jobs, preflight
+from studio.training import metrics as training_metrics
+from studio.training import train_file as reader
+from studio.training.base_model import base_label, check_base
+from studio.training.config import TrainConfig
 from studio.training.job_folder import JobFolder
 
 DEFAULT_FRACTIONS: tuple[float, ...] = (0.25, 0.5, 1.0)
@@ -164,8 +176,6 @@ def subsample(train_file: str | Path, fraction: float, seed: int, out_path: str 
 
 def _records(train_file: str | Path):
     """(line, parsed record) of each non-empty line, checked as the worker reads them."""
-    from studio.training import train_file as reader
-
     for _, raw, record in reader.records(train_file):
         yield raw, record
 
@@ -249,8 +259,6 @@ def verdict_line(curve: Curve, lang: str) -> str:
 def figure(curve: Curve, lang: str):
     """Mean held-out nDCG@10 against labelled queries, bars from the lowest to the highest seed, every run as a
     faint dot, and the base model at 0 labelled queries (a plotly Figure; the UI localises its toolbar)."""
-    import plotly.graph_objects as go
-
     levels = curve.levels
     fig = go.Figure()
     if any(level.runs > 1 for level in levels):
@@ -300,9 +308,6 @@ def run_curve(train_file: str | Path, evalset, *, base: str = "default",
             log), the training settings' and base model's errors. An interrupted curve kills its running worker
             and deletes that run's model before the interruption goes on.
     """
-    from studio.evaluation.runner import retrieve
-    from studio.training.config import base_label
-
     workdir = Path(workdir).resolve()  # the worker runs from the project root
     try:
         fractions, seeds = check_fractions(fractions), check_seeds(seeds)
@@ -315,7 +320,7 @@ def run_curve(train_file: str | Path, evalset, *, base: str = "default",
         workdir.mkdir(parents=True, exist_ok=True)
         report = _Reporter(progress, 1 + len(fractions) * len(seeds))
         report(0, t("evaluate.curve_progress_base", lang))
-        base_metrics = _score(evalset, retrieve(evalset, template.base, k=10).run)
+        base_metrics = _score(evalset, runner.retrieve(evalset, template.base, k=10).run)
         report.next()
         points = [_run(template, train_file, fraction, seed, workdir, evalset, keep, lang, report)
                   for seed in seeds for fraction in fractions]
@@ -337,9 +342,6 @@ def _template(train_file: str | Path, base: str, options: Mapping | None):
 
     Checkpoints are not written (save_strategy "no", save_every 0): a run is never resumed, and writing them
     costs time and disk without changing the weights."""
-    from studio.models.registry import resolve
-    from studio.training.config import TrainConfig, check_base
-
     options = dict(options or {})
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     for name in options:
@@ -358,9 +360,6 @@ def _template(train_file: str | Path, base: str, options: Mapping | None):
 def _run(template, train_file: str | Path, fraction: float, seed: int, workdir: Path, evalset, keep: bool,
          lang: str, report: _Reporter) -> Point:
     """Sample, train in the worker, score, delete the model (unless `keep`): one :class:`Point`."""
-    from studio.evaluation.runner import retrieve
-    from studio.training import preflight
-
     run_dir = workdir / f"seed{seed}-{_percent(fraction)}pct"
     run_dir.mkdir()
     queries = subsample(train_file, fraction, seed, run_dir / "train.jsonl")
@@ -378,7 +377,7 @@ def _run(template, train_file: str | Path, fraction: float, seed: int, workdir: 
             raise StudioError("curve_train_failed", error=result.get("error") or t("evaluate.curve_no_result", lang),
                               log=str(JobFolder(run_dir).log), **words)
         report(0.95, t("evaluate.curve_progress_eval", lang, **words))
-        metrics = _score(evalset, retrieve(evalset, str(model), k=10).run)
+        metrics = _score(evalset, runner.retrieve(evalset, str(model), k=10).run)
     finally:
         for scratch in ("checkpoints", "cache"):  # none written (see _template), and the worker's dataset cache
             shutil.rmtree(run_dir / scratch, ignore_errors=True)
@@ -391,8 +390,6 @@ def _run(template, train_file: str | Path, fraction: float, seed: int, workdir: 
 
 
 def _score(evalset, run: Mapping) -> dict[str, float]:
-    from studio.evaluation.metrics import evaluate
-
     return evaluate(evalset.qrels, run, ks=(10,), metrics=("ndcg", "recall"))
 
 
@@ -400,23 +397,19 @@ def _train(run_dir: Path, report: _Reporter) -> float:
     """Run the worker on `run_dir` in the foreground (its own process group, log in log.txt), reporting its steps;
     returns its wall-clock seconds. Interrupted (Ctrl-C, an exception), it kills the worker: a curve's run is
     throw-away, there is nothing to save."""
-    from studio import config as cfg
-    from studio.training.config import read_metrics
-    from studio.training.jobs import command, kill
-
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")}
     started = time.perf_counter()
     with open(JobFolder(run_dir).log, "ab") as log:
-        proc = subprocess.Popen(command(run_dir), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        proc = subprocess.Popen(jobs.command(run_dir), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 cwd=cfg.PROJECT_ROOT, env=env, start_new_session=True)
     try:
         while proc.poll() is None:
             time.sleep(POLL_SECONDS)
-            rows = [r for r in read_metrics(run_dir) if r.get("total_steps")]
+            rows = [r for r in training_metrics.read_metrics(run_dir) if r.get("total_steps")]
             if rows:
                 report(0.9 * rows[-1]["step"] / max(rows[-1]["total_steps"], 1))
     except BaseException:
-        kill(proc)
+        jobs.kill(proc)
         raise
     return time.perf_counter() - started
 
@@ -428,8 +421,6 @@ def _result(run_dir: Path) -> dict:
 def _discard_model(model: Path, evalset) -> None:
     """Delete a scored model with what scoring left of it: its corpus embeddings in the on-disk cache and the
     loaded model kept by studio.retrieval.dense (a curve loads one per run; they would pile up)."""
-    from studio.retrieval import cache, dense
-
     name = str(model.resolve())
     if model.is_dir():
         texts = list(evalset.corpus.values())

@@ -25,6 +25,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from studio.errors import StudioError
+
 METRICS: tuple[str, ...] = ("p", "recall", "mrr", "ndcg")
 COVERAGE_METRICS: tuple[str, ...] = ("ndcg_condensed", "judged")  # :func:`coverage`'s, after the four
 DEFAULT_KS: tuple[int, ...] = (1, 5, 10, 20)
@@ -33,8 +35,6 @@ DEFAULT_KS: tuple[int, ...] = (1, 5, 10, 20)
 def parse_cutoffs(text: str | None) -> tuple[int, ...]:
     """"1,5,10" → (1, 5, 10); empty → DEFAULT_KS. Raises StudioError ``bad_cutoffs`` for anything but positive whole
     numbers separated by commas (the CLI's --k and ⑧'s field both read cut-offs here)."""
-    from studio.errors import StudioError
-
     if not (text or "").strip():
         return DEFAULT_KS
     try:

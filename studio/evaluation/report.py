@@ -25,12 +25,17 @@ from dataclasses import asdict
 from pathlib import Path
 
 from studio.evaluation import power, runner
+from studio.evaluation import systems as sysmod
 from studio.evaluation.compare import TIE_TOLERANCE, Comparison, compare_models, min_queries_for_significance
 from studio.evaluation.errors import analyse, changes
+from studio.evaluation.heldout import learned
 from studio.evaluation.metrics import DEFAULT_KS, coverage, evaluate, per_query, primary_metric, unjudged_pairs
 from studio.errors import StudioError
 from studio.i18n import t
-from studio.retrieval.systems import FIRST_STAGE_DEPTH, RERANK_TOP
+from studio.models.registry import resolve, trained_on
+from studio.retrieval.m3 import DEFAULT_WEIGHTS, check_mode
+from studio.retrieval.systems import FIRST_STAGE_DEPTH, RERANK_TOP, parse
+from studio.training.train_file import fingerprint
 
 COVERAGE_K = 10  # the cut-off whose judged share the coverage warning reads (nDCG@10's)
 MIN_JUDGED = 0.9  # below this share of judged documents in the top 10, nDCG@10 is called an underestimate
@@ -64,9 +69,6 @@ def evaluate_models(evalset: runner.EvalSet, models: Sequence[str], ks: Sequence
         StudioError: ``not_m3`` (a mode other than dense on a model that is not BGE-M3, checked before
             anything runs), ``bad_mode``, ``model_missing``.
     """
-    from studio.models.registry import resolve
-    from studio.retrieval.m3 import DEFAULT_WEIGHTS, check_mode
-
     paths = [resolve(name) for name in models]
     for name, path in zip(models, paths):
         check_mode(path, mode, name)
@@ -122,8 +124,6 @@ def evaluate_systems(evalset: runner.EvalSet, specs: Sequence[str], ks: Sequence
     Raises:
         StudioError: a spec's errors (``system_*``), ``model_missing``, ``not_m3``.
     """
-    from studio.evaluation import systems as sysmod
-
     parsed = list({s.spec: s for s in map(sysmod.parse, specs)}.values())
     if not parsed:
         raise StudioError("pick_models")
@@ -319,10 +319,6 @@ def training_overlap(evalset: runner.EvalSet, results: Sequence[runner.RunResult
     An evaluation leaves those queries out by default (:mod:`studio.evaluation.heldout`); this warns when they were
     scored anyway (``include_trained``), or when a model's record could not be read before.
     """
-    from studio.training.train_file import fingerprint
-    from studio.evaluation.heldout import learned
-    from studio.models.registry import trained_on
-
     texts = {fingerprint(evalset.queries.get(q, "")) for q in evalset.qrels}
     out = []
     named = [m for r in results for m in (r.info.get("models") if r.info else [r.model])]
@@ -397,8 +393,6 @@ def coverage_summary(report: dict, lang: str) -> str | None:
 
 
 def _uses_bm25(spec: str) -> bool:
-    from studio.evaluation.systems import parse
-
     try:
         return any(stage.is_bm25 for stage in parse(spec).stages)
     except Exception:  # a model's name in an older report, not a spec
@@ -475,7 +469,6 @@ def fusion_line(fusion: dict | None, spec: str, lang: str) -> str | None:
     bm25, tuned on 57 queries of scifact/train"."""
     if not fusion:
         return None
-    from studio.evaluation.systems import parse
 
     a, b = (str(s) for s in parse(spec).stages)
     if fusion["method"] == "rrf":

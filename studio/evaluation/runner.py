@@ -7,8 +7,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from studio.dataset.naming import validation_twin
 from studio.errors import StudioError
+from studio.ingest.beir import read_beir
 from studio.records import document_text
+from studio.retrieval import exact
+from studio.retrieval.rerank import load_reranker
 from studio.training.train_file import file_queries
 
 
@@ -48,8 +52,6 @@ def from_beir(directory: str | Path, split: str = "test", exclude_queries: set[s
     Raises:
         StudioError: ``no_eval_queries`` when every labelled query is excluded.
     """
-    from studio.ingest.beir import read_beir
-
     batch = read_beir(directory, split=split)
     corpus = {d.key: document_text(d.title, d.text) for d in batch.extra_documents}
     queries = {q.key: q.text for q in batch.extra_queries}
@@ -77,8 +79,6 @@ def from_gold(gold, exclude_queries: set[str] | None = None, name: str = "db") -
 def held_out_files(train_file: str | Path) -> list[Path]:
     """A training file and, when there is one, its validation twin (``X.valid.jsonl`` beside ``X.jsonl``): a
     fine-tune learned from both (its job picks the twin up), so an evaluation leaves both out."""
-    from studio.dataset.naming import validation_twin
-
     path = Path(train_file)
     twin = validation_twin(path)
     return [path] if twin is None else [path, twin]
@@ -97,27 +97,9 @@ def training_queries(train_file: str | Path) -> set[str]:
 
 
 def retrieve(evalset: EvalSet, model: str, k: int = 100) -> RunResult:
-    """Top-`k` documents per query by exact cosine similarity over cached corpus embeddings."""
-    from studio.retrieval.dense import DenseIndex, encode, load_embedder, top_k
-
-    doc_ids = list(evalset.corpus)
-    t0 = time.perf_counter()
-    load_embedder(model)  # here, not in the query timing, when the corpus embeddings come from the cache
-    index = DenseIndex([evalset.corpus[d] for d in doc_ids], model)
-    corpus_s = time.perf_counter() - t0
-    qids = list(evalset.queries)
-    t0 = time.perf_counter()
-    vectors = encode([evalset.queries[q] for q in qids], model)
-    encode_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    scores = vectors @ index.embeddings.T
-    run = {qid: {doc_ids[j]: float(scores[qi, j]) for j in order}
-           for qi, (qid, order) in enumerate(zip(qids, top_k(scores, k)))}
-    search_s = time.perf_counter() - t0
-    n = max(len(qids), 1)
-    return RunResult(str(model), run, {"corpus_s": round(corpus_s, 3), "query_encode_s": round(encode_s, 3),
-                                       "search_s": round(search_s, 4),
-                                       "queries_per_s": round(n / max(encode_s + search_s, 1e-9), 1)})
+    """Top-`k` documents per query by exact cosine similarity over cached corpus embeddings
+    (:func:`studio.retrieval.exact.dense_run`)."""
+    return RunResult(str(model), *exact.dense_run(evalset.queries, evalset.corpus, model, k))
 
 
 def retrieve_m3(evalset: EvalSet, model: str, mode: str, k: int = 100,
@@ -127,24 +109,7 @@ def retrieve_m3(evalset: EvalSet, model: str, mode: str, k: int = 100,
     Raises:
         StudioError: ``not_m3`` when `model` is not a BGE-M3 folder, ``bad_mode``, ``model_missing``.
     """
-    import numpy as np
-
-    from studio.retrieval import m3
-    from studio.retrieval.dense import top_k
-
-    m3.check_mode(model, mode)
-    doc_ids, qids = list(evalset.corpus), list(evalset.queries)
-    t0 = time.perf_counter()
-    scores = m3.score_corpus([evalset.queries[q] for q in qids], [evalset.corpus[d] for d in doc_ids], model, mode,
-                             weights or m3.DEFAULT_WEIGHTS)
-    encode_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    scores = np.asarray(scores)
-    run = {qid: {doc_ids[j]: float(scores[qi, j]) for j in order}
-           for qi, (qid, order) in enumerate(zip(qids, top_k(scores, k)))}
-    search_s = time.perf_counter() - t0
-    return RunResult(str(model), run, {"encode_and_score_s": round(encode_s, 3), "search_s": round(search_s, 4),
-                                       "queries_per_s": round(len(qids) / max(encode_s + search_s, 1e-9), 1)})
+    return RunResult(str(model), *exact.m3_run(evalset.queries, evalset.corpus, model, mode, k, weights))
 
 
 def rerank(evalset: EvalSet, first: RunResult, reranker: str, top: int = 100, batch_size: int = 32) -> RunResult:
@@ -153,8 +118,6 @@ def rerank(evalset: EvalSet, first: RunResult, reranker: str, top: int = 100, ba
     The documents past `top` keep their first-stage order below every reranked one (scores ``min - 1``,
     ``min - 2``, ...), so metrics at cut-offs beyond `top` still see them, as in a real two-stage system.
     """
-    from studio.retrieval.rerank import load_reranker
-
     model = load_reranker(reranker)
     t0 = time.perf_counter()
     run = {}

@@ -18,11 +18,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from studio.evaluation import runner
+from studio.evaluation.heldout import learned
 from studio.evaluation.metrics import evaluate, primary_metric
 from studio.ingest.trec import TrecRun, load_run
+from studio.retrieval import exact
 from studio.retrieval.fusion import Run, fuse_rrf, fuse_weighted
+from studio.retrieval.stages import RERANKER, RUN_FILE
 from studio.retrieval.systems import BM25, Stage, System, file_stem, parse  # noqa: F401  (re-exported)
 from studio.retrieval.systems import FIRST_STAGE_DEPTH, RERANK_TOP
+from studio.training.train_file import fingerprint
 
 WEIGHT_GRID = tuple(i / 10 for i in range(11))  # ranx's optimize_fusion default step
 TUNE_PREFIX = "\x1ftune:"  # tuning queries' ids inside the component runs, so they never meet evaluated ones
@@ -90,49 +94,32 @@ class _Components:
         key = str(stage)
         if key not in self.runs:
             queries = self.queries()
-            pool = runner.EvalSet(self.evalset.name, queries, self.evalset.corpus, {})
-            if stage.is_run:
-                self.runs[key] = from_run_file(load_run(Path(path)), queries, self.depth)
-                return self.runs[key]
-            if stage.is_bm25:
-                result = retrieve_bm25(pool, self.depth)
-            elif stage.mode == "dense":
-                result = runner.retrieve(pool, path, k=self.depth)
-            else:
-                result = runner.retrieve_m3(pool, path, stage.mode, k=self.depth)
-            spent = sum(result.timings.get(t, 0.0) for t in ("query_encode_s", "search_s", "encode_and_score_s"))
-            result.timings["ms_per_query"] = round(1000 * spent / max(len(queries), 1), 2)
+            run, timings = stage.kind.retrieve(stage, path, queries, self.evalset.corpus, self.depth,
+                                               key=_project_key)
+            result = runner.RunResult(path or key, run, timings)
+            if not stage.kind.precomputed:
+                spent = sum(timings.get(t, 0.0) for t in ("query_encode_s", "search_s", "encode_and_score_s"))
+                result.timings["ms_per_query"] = round(1000 * spent / max(len(queries), 1), 2)
             self.runs[key] = result
         return self.runs[key]
 
 
 def retrieve_bm25(evalset: runner.EvalSet, k: int = FIRST_STAGE_DEPTH) -> runner.RunResult:
     """Top-`k` documents per query by BM25 (bm25s, the studio's tokenizer) over the evaluation set's corpus."""
-    from studio.retrieval.bm25 import BM25Index
-
-    doc_ids = list(evalset.corpus)
-    t0 = time.perf_counter()
-    index = BM25Index([evalset.corpus[d] for d in doc_ids])
-    index_s = time.perf_counter() - t0
-    qids = list(evalset.queries)
-    t0 = time.perf_counter()
-    hits = index.search_many([evalset.queries[q] for q in qids], k=k)
-    search_s = time.perf_counter() - t0
-    run = {q: {doc_ids[pos]: score for pos, score in ranked} for q, ranked in zip(qids, hits)}
-    return runner.RunResult(BM25, run, {"index_s": round(index_s, 3), "search_s": round(search_s, 4),
-                                        "queries_per_s": round(len(qids) / max(search_s, 1e-9), 1)})
+    return runner.RunResult(BM25, *exact.bm25_run(evalset.queries, evalset.corpus, k))
 
 
 def from_run_file(trec: TrecRun, queries: Iterable[str], depth: int = FIRST_STAGE_DEPTH) -> runner.RunResult:
     """A run file's top-`depth` documents for each of `queries` (ids; a tuning query's id carries
     :data:`TUNE_PREFIX` before the project's key), scores as given; a query the file has no ranking for has none
     here. Precomputed: ``ms_per_query`` 0."""
-    run = {}
-    for qid in queries:
-        ranked = trec.ranking(qid[len(TUNE_PREFIX):] if qid.startswith(TUNE_PREFIX) else qid, depth)
-        if ranked:
-            run[qid] = dict(ranked)
-    return runner.RunResult(f"run:{trec.name}", run, {"ms_per_query": 0.0})
+    run = exact.run_file_rankings(trec, queries, depth, key=_project_key)
+    return runner.RunResult(RUN_FILE.spec_of(trec.name), run, {"ms_per_query": 0.0})
+
+
+def _project_key(qid: str) -> str:
+    """A query's key in the project: a tuning query's id without :data:`TUNE_PREFIX`."""
+    return qid[len(TUNE_PREFIX):] if qid.startswith(TUNE_PREFIX) else qid
 
 
 def run_file_gaps(trec: TrecRun, evaluated: Iterable[str], corpus: Mapping[str, str],
@@ -208,9 +195,6 @@ def tuning_qrels(system: System, evaluated: Iterable[str], tune: runner.EvalSet 
     studio_model.json recorded, or its training file; :func:`studio.evaluation.heldout.learned`) and without any
     `evaluated` query text: a fine-tune scores its own training queries too well, so a weight tuned on them would
     over-trust it. Its validation queries may tune (never a gradient step)."""
-    from studio.training.train_file import fingerprint
-    from studio.evaluation.heldout import learned
-
     if tune is None:
         return {}
     seen = set(evaluated)
@@ -232,19 +216,14 @@ def check(systems: Sequence[System]) -> dict[str, str]:
         StudioError: ``model_unknown``, ``model_is_reranker``, ``model_not_reranker``, ``not_m3``, ``bad_mode``,
             ``run_file_missing``, a run file's InputError.
     """
-    from studio.models.registry import require
-    from studio.retrieval.m3 import check_mode
-
     paths: dict[str, str] = {}
     for system in systems:
         for stage in system.stages:
-            if stage.is_run:
-                paths[stage.model] = str(load_run(stage.run_name).path)
-            elif not stage.is_bm25:
-                paths[stage.model] = require(stage.model, "embedder")
-                check_mode(paths[stage.model], stage.mode, stage.model)
+            path = stage.kind.locate(stage, strict=True)
+            if path is not None:
+                paths[stage.model] = path
         if system.reranker:
-            paths[system.reranker] = require(system.reranker, "reranker")
+            paths[system.reranker] = RERANKER.locate_model(system.reranker, strict=True)
     return paths
 
 
@@ -285,7 +264,7 @@ def run_systems(evalset: runner.EvalSet, systems: Sequence[System], *, tune: run
             result = _rerank(evalset, result, paths[system.reranker], top=rerank_top)
             ms += 1000 * result.timings["rerank_s"] / max(len(evalset.queries), 1)
         result.model, result.group, result.stage = system.spec, i, "first"
-        precomputed = [str(s) for s in system.stages if s.is_run]
+        precomputed = [str(s) for s in system.stages if s.kind.precomputed]
         timed = len(precomputed) < len(system.stages) or bool(system.reranker)
         # The whole system's rate (its stages, fusion and reranker), not one stage's; none for rankings read
         result.timings.pop("ms_per_query", None)

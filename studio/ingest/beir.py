@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import BinaryIO, Generic, TypeVar
 
 from studio.errors import InputError
+from studio.ingest.delimited import check_header
+from studio.ingest.fields import Where, get_id, get_text
+from studio.ingest.files import check_file, iter_lines, open_bytes
+from studio.ingest.json_files import iter_jsonl, iter_jsonl_at, read_jsonl_line
 from studio.ingest.records import Document, ImportBatch, Origin, PairRecord, Query
-from studio.ingest.tabular import (Where, check_file, check_header, get_id, get_text, iter_jsonl, iter_jsonl_at,
-                                   iter_lines, open_bytes, read_jsonl_line)
 
 QRELS_COLUMNS = ("query-id", "corpus-id", "score")
 _INTEGER = re.compile(r"[+-]?[0-9]+")

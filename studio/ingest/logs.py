@@ -6,8 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from studio.errors import InputError
+from studio.ingest.fields import Where, get_id, get_text, json_type
+from studio.ingest.json_files import iter_jsonl
 from studio.ingest.records import Document, ImportBatch, Origin, PairRecord, Query
-from studio.ingest.tabular import Where, get_id, get_text, iter_jsonl, json_type
 
 # Unclicked documents ranked this high may simply not have been read, so they get no hint.
 AMBIGUOUS_TOP_RANKS = 3

@@ -11,6 +11,7 @@ from studio.errors import StudioError
 from studio.queue.base import DEPTH, Inputs, Order, Progress, document_text
 from studio.retrieval.bm25 import BM25Index
 from studio.retrieval.dense import DenseIndex
+from studio.retrieval.systems import BM25
 
 
 def system_ranks(pairs: Sequence[dict], documents: Sequence[dict], queries: Sequence[dict], models: Sequence[str],
@@ -22,8 +23,8 @@ def system_ranks(pairs: Sequence[dict], documents: Sequence[dict], queries: Sequ
     query_ids = sorted({p["query_id"] for p in pairs})
     query_text = {q["id"]: q["text"] for q in queries}
     asked = [query_text[q] for q in query_ids]
-    progress and progress(0.1, "bm25")
-    rankings = {"bm25": BM25Index(texts).search_many(asked, DEPTH)}
+    progress and progress(0.1, BM25)
+    rankings = {BM25: BM25Index(texts).search_many(asked, DEPTH)}
     for i, model in enumerate(models):
         progress and progress(0.3 + 0.5 * i / max(len(models), 1), "dense")
         rankings[model] = DenseIndex(texts, model).search_many(asked, DEPTH)

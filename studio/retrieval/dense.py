@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from studio.errors import StudioError
+from studio.models.registry import DEFAULT_NAME, require_embedder
 from studio.retrieval import cache
 
 _models: dict[str, object] = {}
@@ -19,8 +20,6 @@ def resolve_model(model: str | Path | None) -> str:
     """``None`` or ``"default"`` → the ★ default model's folder (the embedded all-MiniLM-L6-v2 when none is set);
     a name in models/ → its folder; a path or hub id as given (:func:`studio.models.registry.resolve`). A reranker
     is refused (``model_is_reranker``)."""
-    from studio.models.registry import DEFAULT_NAME, require_embedder
-
     return require_embedder(model or DEFAULT_NAME)
 
 

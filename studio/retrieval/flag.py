@@ -57,7 +57,7 @@ def load_m3_encoder(path: str):
     if not fast_paths_enabled():
         return load_flag_model("BGEM3FlagModel", path)
     try:
-        from studio.retrieval.fast_encode import M3Encoder
+        from studio.retrieval.fast_encode import M3Encoder  # imports torch
 
         return M3Encoder(path, use_fp16=False)
     except Exception as exc:  # noqa: BLE001 - as load_flag_model: one message for every way loading fails
@@ -76,7 +76,7 @@ def load_cross_encoder(path: str):
     if not fast_paths_enabled():
         return load_flag_model("FlagReranker", path, max_length=max_length)
     try:
-        from studio.retrieval.fast_encode import CrossEncoderScorer
+        from studio.retrieval.fast_encode import CrossEncoderScorer  # imports torch
 
         return CrossEncoderScorer(path, use_fp16=False, max_length=max_length)
     except Exception as exc:  # noqa: BLE001

@@ -1,7 +1,7 @@
 """BGE-M3 scoring modes: dense, sparse (lexical weights), ColBERT (multi-vector) and their weighted sum.
 
 A BGE-M3 folder holds the transformer plus ``colbert_linear.pt`` and ``sparse_linear.pt``
-(:func:`studio.models.registry.describe` calls it kind ``m3``). FlagEmbedding's ``BGEM3FlagModel`` encodes
+(:func:`studio.models.inspection.describe` calls it kind ``m3``). FlagEmbedding's ``BGEM3FlagModel`` encodes
 texts into all three representations at once; this module scores them the way the model's own
 ``compute_lexical_matching_score``, ``colbert_score`` and ``compute_score`` do, but for a whole query × corpus
 matrix at a time instead of pair by pair:
@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from studio.errors import StudioError
+from studio.models.inspection import describe
 from studio.retrieval.flag import load_m3_encoder
 
 MODES: tuple[str, ...] = ("dense", "sparse", "colbert", "weighted")
@@ -53,8 +54,6 @@ class M3Vectors:
 
 def is_m3(model: str | Path) -> bool:
     """True when `model` (a folder, as :func:`studio.models.registry.resolve` returns) is a usable BGE-M3."""
-    from studio.models.registry import describe
-
     path = Path(model)
     if not path.is_dir():
         return False
@@ -117,7 +116,7 @@ def encode(texts: Sequence[str], model: str | Path, *, queries: bool, mode: str 
 
 def sparse_scores(queries: Sequence[dict[str, float]], documents: Sequence[dict[str, float]]) -> np.ndarray:
     """Lexical matching score of every query with every document: ``Σ_t w_q(t) · w_d(t)``, shape (nq, nd)."""
-    from scipy.sparse import csr_matrix
+    from scipy.sparse import csr_matrix  # ~0.1 s to import: only for the sparse mode
 
     vocab: dict[str, int] = {}
     for weights in queries:

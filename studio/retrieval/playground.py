@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from studio.retrieval.dense import encode
+from studio.retrieval.rerank import score
 
 # The classic trap: the fruit text shares the keyword 苹果, the useful answer does not.
 KEYWORD_TRAP = (
@@ -37,7 +38,5 @@ def score_documents(query: str, documents: Sequence[str], models: Sequence[str],
         vectors = encode([query, *documents], model)
         out[model] = [float(x) for x in vectors[1:] @ vectors[0]]
     if reranker:
-        from studio.retrieval.rerank import score
-
         out[reranker] = score(reranker, query, list(documents))
     return out

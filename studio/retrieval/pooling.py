@@ -7,10 +7,15 @@ from collections.abc import Callable, Sequence
 from sqlite_utils import Database
 
 from studio.errors import StudioError
+from studio.models.registry import get_default
 from studio.records import document_text
+from studio.retrieval.bm25 import BM25Index
+from studio.retrieval.dense import DenseIndex
+from studio.retrieval.stages import BM25, DENSE
 from studio.store import pairs as store_pairs
 
-RETRIEVERS = ("bm25", "dense", "hybrid")
+HYBRID = "hybrid"  # BM25 and the dense model, fused by reciprocal rank
+RETRIEVERS = (BM25.name, DENSE.name, HYBRID)
 RRF_K = 60
 
 
@@ -42,16 +47,11 @@ def pool_candidates(db: Database, *, k: int = 20, retriever: str = "hybrid", mod
     texts = [document_text(d["title"], d["text"]) for d in docs]
     query_texts = [q["text"] for q in qs]
     rankings: list[list[list[tuple[int, float]]]] = []
-    if retriever in ("bm25", "hybrid"):
-        from studio.retrieval.bm25 import BM25Index
-
+    if retriever in (BM25.name, HYBRID):
         progress and progress(0.1, "bm25")
         rankings.append(BM25Index(texts).search_many(query_texts, k))
     dense_model = None
-    if retriever in ("dense", "hybrid"):
-        from studio.models.registry import get_default
-        from studio.retrieval.dense import DenseIndex
-
+    if retriever in (DENSE.name, HYBRID):
         dense_model = model or get_default()
         progress and progress(0.4, "dense")
         rankings.append(DenseIndex(texts, dense_model).search_many(query_texts, k))

@@ -10,6 +10,7 @@ import time
 from collections.abc import Sequence
 
 from studio.retrieval.flag import load_cross_encoder
+from studio.retrieval.search import Hit, search
 from studio.retrieval.systems import RERANK_TOP
 from studio.recent import Recent
 
@@ -43,8 +44,6 @@ def search_then_rerank(model: str, reranker: str, query: str, keys: list[str], t
     Returns the hits (rank, doc key, cross-encoder score) and the milliseconds both steps took (query
     encoding and reranking included, corpus encoding excluded).
     """
-    from studio.retrieval.search import Hit, search
-
     hits, search_ms = search(model, query, keys, texts, max(k, depth))
     text_of = dict(zip(keys, texts))
     t0 = time.perf_counter()

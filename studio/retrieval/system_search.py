@@ -31,23 +31,15 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
-import numpy as np
-
-from studio.errors import StudioError
-from studio.ingest.trec import load_run
 from studio.retrieval.fusion import fuse_rrf, fuse_weighted
-from studio.recent import Recent
-from studio.retrieval.rerank import DEFAULT_DEPTH
-from studio.retrieval.search import Hit, search, search_bm25
-from studio.retrieval.systems import FIRST_STAGE_DEPTH, Stage, System, parse
+from studio.retrieval.rerank import DEFAULT_DEPTH, load_reranker
+from studio.retrieval.rerank import score as rerank_score
+from studio.retrieval.search import Hit
+from studio.retrieval.stages import RERANKER, Stage
+from studio.retrieval.systems import FIRST_STAGE_DEPTH, System, parse
 
 FUSION_DEPTH = FIRST_STAGE_DEPTH  # candidates of each first stage that a fusion sees, as evaluations retrieve
-SEARCHABLE_MODES = ("dense", "sparse")
-MAX_SPARSE = 2
-
-_sparse: Recent[tuple] = Recent(MAX_SPARSE)
 
 
 @dataclass(frozen=True)
@@ -86,22 +78,14 @@ def check(system: System) -> dict[str, str]:
         StudioError: ``bad_mode``, ``not_m3`` (a mode other than dense on a model that is not a BGE-M3 folder),
             ``mode_not_searchable`` (colbert, weighted), ``run_file_missing``, a run file's InputError.
     """
-    from studio.models.registry import resolve
-    from studio.retrieval.m3 import check_mode
-
     paths: dict[str, str] = {}
     for stage in system.stages:
-        if stage.is_run:
-            paths[stage.model] = str(load_run(stage.run_name).path)
-            continue
-        if stage.is_bm25:
-            continue
-        paths[stage.model] = resolve(stage.model)
-        check_mode(paths[stage.model], stage.mode, stage.model)
-        if stage.mode not in SEARCHABLE_MODES:
-            raise StudioError("mode_not_searchable", spec=system.spec, model=stage.model, mode=stage.mode)
+        path = stage.kind.locate(stage, strict=False)
+        if path is not None:
+            paths[stage.model] = path
+        stage.kind.check_searchable(stage, system.spec)
     if system.reranker:
-        paths[system.reranker] = resolve(system.reranker)
+        paths[system.reranker] = RERANKER.locate_model(system.reranker, strict=False)
     return paths
 
 
@@ -132,8 +116,6 @@ def search_system(system: str | System, query: str, keys: list[str], texts: list
     paths = check(system)
     reranker = paths.get(system.reranker) if system.reranker else None
     if reranker:
-        from studio.retrieval.rerank import load_reranker
-
         load_reranker(reranker)  # seconds, once per process: before the clock
     first_n = max(k, rerank_depth) if reranker else k
     fused = len(system.stages) > 1
@@ -167,100 +149,15 @@ def search_system(system: str | System, query: str, keys: list[str], texts: list
 def _stage_search(stage: Stage, path: str, query: str, keys: list[str], texts: list[str], n: int,
                   query_keys: Sequence[str]) -> tuple[list[Hit], float, int]:
     """One first stage's top `n`, its milliseconds and how many of a run file's documents it skipped."""
-    if stage.is_run:
-        hits, skipped = search_run(path, query_keys, keys, n)
-        return hits, 0.0, skipped
-    if stage.is_bm25:
-        return (*search_bm25(query, keys, texts, n), 0)
-    if stage.mode == "sparse":
-        return (*search_sparse(path, query, keys, texts, n), 0)
-    return (*search(path, query, keys, texts, n), 0)
-
-
-def search_run(path: str, query_keys: Sequence[str], keys: list[str], k: int = 10) -> tuple[list[Hit], int]:
-    """The top `k` documents that the corpus (`keys`) has in the run file at `path` for the first of `query_keys`
-    it ranks, by the file's scores (ties: document key), and how many of the file's documents were skipped on the
-    way because the corpus lacks them.
-
-    Raises:
-        StudioError: ``run_no_ranking`` when the file ranks none of `query_keys` (none: a new query).
-    """
-    trec = load_run(Path(path))
-    query_key = next((q for q in query_keys if q in trec.run), None)
-    if query_key is None:
-        raise StudioError("run_no_ranking", file=trec.name)
-    known = set(keys)
-    hits: list[Hit] = []
-    skipped = 0
-    for doc, score in trec.ranking(query_key):
-        if len(hits) == k:
-            break
-        if doc in known:
-            hits.append(Hit(len(hits) + 1, doc, float(score)))
-        else:
-            skipped += 1
-    return hits, skipped
+    return stage.kind.search(stage, path, query, keys, texts, n, query_keys)
 
 
 def _rerank(reranker: str, query: str, hits: list[Hit], keys: list[str], texts: list[str],
             k: int) -> tuple[list[Hit], float]:
     """`hits` rescored by the cross-encoder (ties keep the first stage's order); the best `k` and the ms."""
-    from studio.retrieval.rerank import score
-
     text_of = dict(zip(keys, texts))
     t0 = time.perf_counter()
-    scores = score(reranker, query, [text_of[h.doc_key] for h in hits])
+    scores = rerank_score(reranker, query, [text_of[h.doc_key] for h in hits])
     order = sorted(range(len(hits)), key=lambda i: (-scores[i], hits[i].rank))[:k]
     ms = (time.perf_counter() - t0) * 1000
     return [Hit(rank, hits[i].doc_key, scores[i]) for rank, i in enumerate(order, start=1)], ms
-
-
-# ----------------------------------------------------------------------------------------- BGE-M3 sparse mode
-
-def sparse_index_for(model: str, texts: list[str]) -> tuple:
-    """The corpus's BGE-M3 lexical weights as (CSR matrix documents × tokens, token → column), kept in memory per
-    model and corpus; encoded chunk by chunk as :func:`studio.retrieval.m3.score_corpus` does."""
-    from studio.retrieval.cache import corpus_fingerprint, model_fingerprint
-
-    return _sparse.get((model_fingerprint(model), corpus_fingerprint(texts)), lambda: _sparse_matrix(model, texts))
-
-
-def _sparse_matrix(model: str, texts: list[str]) -> tuple:
-    from scipy.sparse import csr_matrix
-
-    from studio.retrieval import m3
-
-    vocab: dict[str, int] = {}
-    data: list[float] = []
-    cols: list[int] = []
-    ptr = [0]
-    for start in range(0, len(texts), m3.CHUNK_DOCUMENTS):
-        for weights in m3.encode(texts[start:start + m3.CHUNK_DOCUMENTS], model, queries=False,
-                                 mode="sparse").sparse:
-            for token, w in weights.items():
-                cols.append(vocab.setdefault(token, len(vocab)))
-                data.append(w)
-            ptr.append(len(cols))
-    matrix = csr_matrix((np.asarray(data, dtype=np.float64), np.asarray(cols, dtype=np.int64), ptr),
-                        shape=(len(texts), max(len(vocab), 1)))
-    return matrix, vocab
-
-
-def search_sparse(model: str, query: str, keys: list[str], texts: list[str], k: int = 10) -> tuple[list[Hit], float]:
-    """Top-`k` documents by BGE-M3's lexical matching score ``Σ_t w_q(t) · w_d(t)`` (the ``sparse`` mode, exact
-    over the corpus, as evaluation scores it), and the milliseconds the query took (query encoding included)."""
-    from studio.retrieval import m3
-    from studio.retrieval.dense import top_k
-
-    matrix, vocab = sparse_index_for(model, texts)
-    m3.load_m3(model)
-    t0 = time.perf_counter()
-    weights = m3.encode([query], model, queries=True, mode="sparse").sparse[0]
-    vector = np.zeros(matrix.shape[1], dtype=np.float64)
-    for token, w in weights.items():
-        if token in vocab:
-            vector[vocab[token]] += w
-    scores = np.asarray(matrix @ vector).reshape(1, -1)
-    order = top_k(scores, k)[0] if len(texts) else []
-    ms = (time.perf_counter() - t0) * 1000
-    return [Hit(i + 1, keys[j], float(scores[0, j])) for i, j in enumerate(order)], ms

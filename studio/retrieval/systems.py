@@ -17,53 +17,38 @@ the UI and a deploy recipe:
                            name cannot hold ``+``, ``@`` or ``>``
 =========================  ==========================================================================
 
-Evaluation (studio.evaluation.systems) tunes an unpinned fusion on labelled queries; studio.retrieval.fusion
-computes it exactly as ranx does.
+Each kind of stage (``bm25``, a dense model, a BGE-M3 mode, ``run:FILE``, the cross-encoder after ``>``) is an
+entry of the registry :mod:`studio.retrieval.stages`, which spells its name, parses and checks it and says how it
+ranks; this module owns the grammar that combines them (``+``, ``@``, ``>``) and the depths' defaults. Evaluation
+(studio.evaluation.systems) tunes an unpinned fusion on labelled queries; studio.retrieval.fusion computes it
+exactly as ranx does.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from studio.errors import StudioError
+from studio.retrieval import m3
+from studio.retrieval.stages import BM25 as BM25_KIND
+from studio.retrieval.stages import RUN_FILE, ModelKind, Stage, parse_stage
 
-BM25 = "bm25"
-RUN = "run:"  # a stage read from a TREC run file: run:FILE
+__all__ = ["BM25", "FIRST_STAGE_DEPTH", "FUSIONS", "MODES", "RERANK_TOP", "RUN", "Stage", "System", "choices",
+           "file_stem", "fused", "parse"]
+
+BM25 = BM25_KIND.name  # the spec of BM25 alone
+RUN = RUN_FILE.prefix  # a stage read from a TREC run file: run:FILE
 # The defaults of a system's depths, once for the CLI, ⑧ Evaluate, ⑨ Compare and the recipes.
 FIRST_STAGE_DEPTH = 100  # candidates each first stage retrieves (what an evaluation ranks and a recipe ships)
 # First-stage candidates a reranker rescores. 100, as BEIR reranks BM25's top 100 and as ⑧'s evaluations and the
 # exported recipes measured: ⑨ then ranks as ⑧ measured (20 in ⑧ and 30 in ⑨ ranked differently from `studio eval`).
 RERANK_TOP = 100
-MODES = ("dense", "sparse", "colbert", "weighted")
+MODES = m3.MODES  # a model's scoring modes (``NAME:MODE``; dense unless said)
 FUSIONS = ("rrf", "weighted")
-
-
-@dataclass(frozen=True)
-class Stage:
-    """One first-stage retriever: ``bm25``, a model (as the user named it) with a scoring mode, or a run file
-    (``model`` is then ``run:FILE``)."""
-
-    model: str
-    mode: str = "dense"
-
-    @property
-    def is_bm25(self) -> bool:
-        return self.model.lower() == BM25
-
-    @property
-    def is_run(self) -> bool:
-        """Whether the stage reads a TREC run file's precomputed rankings instead of searching."""
-        return self.model.startswith(RUN)
-
-    @property
-    def run_name(self) -> str | None:
-        """The run file as the spec names it (``prod.trec`` for ``run:prod.trec``); None for another stage."""
-        return self.model[len(RUN):] if self.is_run else None
-
-    def __str__(self) -> str:
-        return BM25 if self.is_bm25 else self.model if self.mode == "dense" else f"{self.model}:{self.mode}"
+FUSE = "+"  # joins two first stages
 
 
 @dataclass(frozen=True)
@@ -79,7 +64,7 @@ class System:
     @property
     def spec(self) -> str:
         """The canonical spec: what reports, run files and recipes call this system."""
-        text = "+".join(map(str, self.stages))
+        text = FUSE.join(map(str, self.stages))
         if self.fusion == "rrf":
             text += "@rrf"
         elif self.fusion == "weighted":
@@ -98,13 +83,18 @@ class System:
     @property
     def models(self) -> list[str]:
         """The models it runs, as named (dense stages, then the reranker); run files are not models."""
-        return [s.model for s in self.stages if not (s.is_bm25 or s.is_run)] + ([self.reranker] if self.reranker
-                                                                                else [])
+        return [s.model for s in self.stages if isinstance(s.kind, ModelKind)] + ([self.reranker] if self.reranker else [])
 
     @property
     def run_files(self) -> list[str]:
         """The run files its stages read, as named (``prod.trec`` for ``run:prod.trec``)."""
         return [s.run_name for s in self.stages if s.is_run]
+
+    @property
+    def exportable(self) -> bool:
+        """Whether a recipe can deploy it: every stage's kind can (a run file's rankings cannot answer a new
+        query)."""
+        return all(s.kind.exportable for s in self.stages)
 
     def __str__(self) -> str:
         return self.spec
@@ -132,14 +122,14 @@ def parse(text: str) -> System:
     if "@" in first:
         first, pin = (p.strip() for p in first.rsplit("@", 1))
         fusion, weight = _pin(pin, spec)
-    parts = [p.strip() for p in first.split("+")]
+    parts = [p.strip() for p in first.split(FUSE)]
     if len(parts) > 2:
         raise StudioError("system_too_many", spec=spec)
     if not all(parts):
         raise StudioError("system_empty")
     if fusion and len(parts) < 2:
         raise StudioError("system_bad_fusion", spec=spec)
-    return System(tuple(_stage(p, spec) for p in parts), reranker, fusion, weight)
+    return System(tuple(parse_stage(p, spec) for p in parts), reranker, fusion, weight)
 
 
 def _pin(pin: str, spec: str) -> tuple[str, float | None]:
@@ -154,23 +144,15 @@ def _pin(pin: str, spec: str) -> tuple[str, float | None]:
     return "weighted", weight
 
 
-def _stage(text: str, spec: str) -> Stage:
-    if text[:len(RUN)].lower() == RUN:
-        name = text[len(RUN):].strip()
-        if not name:
-            raise StudioError("system_empty")
-        _, _, mode = name.rpartition(":")
-        if mode in MODES and name != mode:
-            raise StudioError("system_run_mode", spec=spec, mode=mode)
-        return Stage(RUN + name)
-    model, _, mode = text.rpartition(":")
-    if not model or mode not in MODES:  # "C:\\models\\x" or a hub id: no mode suffix
-        model, mode = text, "dense"
-    if model.lower() == BM25:
-        if mode != "dense":
-            raise StudioError("system_bad_mode", spec=spec, mode=mode)
-        return Stage(BM25)
-    return Stage(model, mode)
+def fused(*specs: str) -> str:
+    """The spec that fuses first stages (``medical-v1+bm25``: tuned in an evaluation, reciprocal rank for one query)."""
+    return FUSE.join(specs)
+
+
+def choices(embedders: Sequence[str], runs: Sequence[str] = ()) -> list[str]:
+    """The systems ⑨'s pickers offer: BM25, each embedder, then each fused with BM25, then each run file of runs/
+    (`runs`: names inside it); anything else can be typed."""
+    return [BM25, *embedders, *(fused(name, BM25) for name in embedders), *(RUN_FILE.spec_of(n) for n in runs)]
 
 
 def file_stem(spec: str) -> str:

@@ -11,7 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from studio.errors import InputError, StudioError
-from studio.ingest.tabular import Where, get_id, get_text, iter_jsonl
+from studio.ingest.fields import Where, get_id, get_text
+from studio.ingest.json_files import iter_jsonl
 
 
 def corpus_file(path: str | Path) -> Path:

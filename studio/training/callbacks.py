@@ -1,11 +1,12 @@
 """What the worker hooks into the Hugging Face Trainer: metrics lines, stop and checkpoint, validation loss, draws.
 
 :class:`StudioCallback` appends one JSON object per logged step to ``metrics.jsonl`` (keys from
-:data:`studio.training.config.METRIC_FIELDS`), prints a short progress line, stops training after the current
-optimizer step when asked to (the app's ``cancel`` file or SIGTERM, see ``worker.StopRequest``) with a checkpoint
-saved at that step, saves a checkpoint every ``save_every`` seconds of training besides the Trainer's step
-interval, and stops a run whose loss is no longer finite. With several processes (torchrun) the processes agree on
-stopping and saving at each step, so that none waits for the others in a collective operation.
+:data:`studio.training.metrics.METRIC_FIELDS`), prints a short progress line, stops training after the current
+optimizer step when asked to (the app's ``cancel`` file or SIGTERM, see
+:class:`studio.training.supervision.StopRequest`) with a checkpoint saved at that step, saves a checkpoint every
+``save_every`` seconds of training besides the Trainer's step interval, and stops a run whose loss is no longer
+finite. With several processes (torchrun) the processes agree on stopping and saving at each step, so that none
+waits for the others in a collective operation.
 
 :class:`SeededDraws` makes the training data's random draws (which positive, which negatives, FlagEmbedding's text
 shuffling) a function of (seed, epoch, item) instead of Python's global random stream, so that a run resumed in
@@ -30,8 +31,8 @@ from pathlib import Path
 import torch
 from transformers import TrainerCallback
 
-from studio.training.config import METRIC_FIELDS
 from studio.training.job_folder import JobFolder
+from studio.training.metrics import METRIC_FIELDS
 
 
 def _finite(value: object) -> float | None:

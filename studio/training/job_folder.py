@@ -10,7 +10,11 @@ The app and the worker talk through these files only (the worker may outlive the
 - ``heartbeat``: "<pid> <unix time>", rewritten every few seconds while the worker lives;
 - ``cancel``: written by the app to ask the worker to stop (it saves a checkpoint first);
 - ``result.json``: how the run ended (status, model folder, error, final metrics), written last by the worker;
-- ``checkpoints/``: the Trainer's checkpoints, for a resume.
+- ``checkpoints/``: the Trainer's checkpoints, for a resume (:mod:`studio.training.checkpoints`);
+- ``cache/``: FlagEmbedding's dataset cache.
+
+The worker's exit code is part of the contract: :data:`EXIT_OK` succeeded, :data:`EXIT_FAILED` failed with a
+plain-words error in ``result.json``, :data:`EXIT_CANCELLED` cancelled; anything else is a crash.
 
 A leaf: it imports nothing of the studio.
 """
@@ -21,6 +25,10 @@ import json
 import os
 import time
 from pathlib import Path
+
+# What the worker is doing, written to the ``phase`` file in this order (the Train tab words each one).
+PHASES = ("checking", "loading_model", "reading_data", "starting", "training", "stopping", "exporting")
+EXIT_OK, EXIT_FAILED, EXIT_CANCELLED = 0, 2, 3
 
 
 class JobFolder:
@@ -34,6 +42,7 @@ class JobFolder:
     CANCEL = "cancel"
     RESULT = "result.json"
     CHECKPOINTS = "checkpoints"
+    CACHE = "cache"
     # What one run of the worker leaves behind; cleared before the next run (a resume) starts.
     RUN_FILES = (CANCEL, RESULT, PHASE, HEARTBEAT)
 
@@ -78,6 +87,10 @@ class JobFolder:
     def checkpoints(self) -> Path:
         return self.path / self.CHECKPOINTS
 
+    @property
+    def cache(self) -> Path:
+        return self.path / self.CACHE
+
     def write_atomic(self, file: Path, text: str) -> None:
         """Write `text` to `file` (one of this folder's) through a temporary file, so a reader never sees half."""
         tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
@@ -96,6 +109,27 @@ class JobFolder:
     def cancel_requested(self) -> bool:
         """Whether the app has asked the worker to stop."""
         return self.cancel.exists()
+
+    def write_result(self, status: str, model_dir: str | None = None, error: str | None = None,
+                     final: dict | None = None) -> None:
+        """``result.json``: {"status": succeeded|failed|cancelled, "model_dir", "error", "final"} (the worker, last)."""
+        self.write_atomic(self.result, json.dumps(
+            {"status": status, "model_dir": model_dir, "error": error, "final": final or {}},
+            ensure_ascii=False, indent=2) + "\n")
+
+    def write_phase(self, name: str) -> None:
+        """``phase``: what the worker does now (one of :data:`PHASES`), for the page to show before step 1.
+
+        Raises:
+            ValueError: for a name not in :data:`PHASES`. A write that fails is ignored: the file is cosmetic,
+                never a reason to fail a job.
+        """
+        if name not in PHASES:
+            raise ValueError(f"unknown phase {name!r}")
+        try:
+            self.write_atomic(self.phase, name + "\n")
+        except OSError:
+            pass
 
     def read_result(self) -> dict | None:
         """``result.json`` as written by the worker, or None while there is none (or half of one)."""

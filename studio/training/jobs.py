@@ -28,8 +28,10 @@ from studio.errors import StudioError
 from studio.store import jobs as store_jobs
 from studio.store.connection import immediate
 from studio.training import preflight
-from studio.training.config import EXIT_CANCELLED, EXIT_OK, PHASES, TrainConfig, check_base, resume_step
-from studio.training.job_folder import JobFolder
+from studio.training.base_model import check_base
+from studio.training.checkpoints import resume_step
+from studio.training.config import TrainConfig
+from studio.training.job_folder import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, PHASES, JobFolder
 
 # A job's error when its worker vanished without a result (the UI shows it in the user's language: train.worker_died,
 # with the step its resume continues from, read from the checkpoints on disk).
@@ -85,7 +87,7 @@ def _record(db: Database, config: TrainConfig, jobs_dir: Path, created_by: str) 
             job_id = store_jobs.create_job(db, name=config.name, task=config.task, job_dir="",
                                            output_dir=config.output_dir, created_by=created_by)
             job_dir = new_job_dir(jobs_dir, job_id, config.name)
-            (job_dir / "checkpoints").mkdir()
+            JobFolder(job_dir).checkpoints.mkdir()
             config.save(job_dir)
             store_jobs.set_job_dir(db, job_id, str(job_dir))
     except OSError as exc:
@@ -161,7 +163,7 @@ def cancel_requested(job_dir: str | Path) -> bool:
 
 
 def read_phase(job_dir: str | Path) -> str | None:
-    """What the worker says it is doing (config.PHASES: loading_model, reading_data, training...), or None."""
+    """What the worker says it is doing (job_folder.PHASES: loading_model, reading_data, training...), or None."""
     try:
         phase = JobFolder(job_dir).phase.read_text(encoding="utf-8").strip()
     except OSError:
@@ -218,7 +220,7 @@ def read_result(job_dir: str | Path) -> dict | None:
 def refresh(db: Database, job_id: int, *, cancelling: bool = False) -> dict:
     """Bring a running job's row up to date with its worker; returns the row. A worker that ended without a result
     after being asked to stop (or with `cancelling`) ended by cancellation, not failure: its resume continues from
-    whatever checkpoint it left (:func:`studio.training.config.resume_step`)."""
+    whatever checkpoint it left (:func:`studio.training.checkpoints.resume_step`)."""
     job = store_jobs.get_job(db, job_id)
     if job["status"] != "running" or _alive(job):
         return job
@@ -228,7 +230,8 @@ def refresh(db: Database, job_id: int, *, cancelling: bool = False) -> dict:
     result = read_result(job["job_dir"])
     if result and result.get("status") in ("succeeded", "failed", "cancelled"):
         status, error = result["status"], result.get("error")
-        code = code if code is not None else {"succeeded": EXIT_OK, "cancelled": EXIT_CANCELLED}.get(status, 2)
+        ended = {"succeeded": EXIT_OK, "cancelled": EXIT_CANCELLED}
+        code = code if code is not None else ended.get(status, EXIT_FAILED)
     else:
         status = "failed"
         error = WORKER_DIED
@@ -286,7 +289,7 @@ def resume(db: Database, job_id: int, *, actor: str = "system") -> dict:
     config.save(job_dir)
     result = JobFolder(job_dir).result
     if result.exists():
-        shutil.move(result, job_dir / f"result.{int(time.time())}.json")
+        shutil.move(result, result.with_name(f"{result.stem}.{int(time.time())}{result.suffix}"))
     store_jobs.mark_queued(db, job_id, actor=actor)
     return store_jobs.get_job(db, job_id)
 

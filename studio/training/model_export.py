@@ -22,10 +22,12 @@ from pathlib import Path
 
 import torch
 
+from studio import __version__
+from studio.models.registry import ORIGIN_FILE
+from studio.training.base_model import passage_max_len
+from studio.training.config import TrainConfig
 from studio.training.train_file import file_fingerprints
-from studio.training.config import TrainConfig, passage_max_len
 
-MARKER = "studio_model.json"
 _OFFSET_POSITIONS = {"roberta", "xlm-roberta", "camembert"}  # position ids start after the padding index
 
 
@@ -78,7 +80,7 @@ def export_model(model: torch.nn.Module, tokenizer, config: TrainConfig, out_dir
         FileExistsError: `out_dir` exists and is neither empty nor a studio model.
     """
     out = Path(out_dir if out_dir is not None else config.output_dir).resolve()
-    if out.exists() and any(out.iterdir()) and not (out / MARKER).is_file():
+    if out.exists() and any(out.iterdir()) and not (out / ORIGIN_FILE).is_file():
         raise FileExistsError(f"the output folder {out} already exists and is not a Relevance Studio model; "
                               "choose another name")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -102,7 +104,7 @@ def export_model(model: torch.nn.Module, tokenizer, config: TrainConfig, out_dir
             max_seq_length = _reranker_max_length(merged, tokenizer, config, Path(base_path))
         info = _model_info(config, architecture, base_path, pooling if config.task == "embedder" else None,
                            normalize if config.task == "embedder" else None, max_seq_length, job_dir, final or {})
-        (tmp / MARKER).write_text(json.dumps(info, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        (tmp / ORIGIN_FILE).write_text(json.dumps(info, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
         (tmp / "README.md").write_text(_model_card(config, info), encoding="utf-8")
         _replace(tmp, out)
     except BaseException:
@@ -184,8 +186,6 @@ def _write_sentence_transformers(folder: Path, dim: int, pooling: str, normalize
 
 def _model_info(config: TrainConfig, architecture: str, base_path: str | Path, pooling: str | None,
                 normalize: bool | None, max_seq_length: int | None, job_dir: str | Path | None, final: dict) -> dict:
-    from studio import __version__
-
     manifest = manifest_for(config.train)
     hyper = {k: v for k, v in asdict(config).items()
              if k not in ("task", "base", "train", "valid", "name", "output_dir", "method", "architecture")}

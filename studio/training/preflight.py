@@ -17,8 +17,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from studio.config import embedded_model_path
 from studio.errors import StudioError
-from studio.training.config import CHECKPOINTS_KEPT, TrainConfig
+from studio.training.checkpoints import CHECKPOINTS_KEPT
+from studio.training.config import TrainConfig
 
 OPTIMIZER_STATES = 2    # Adam(W): two moments per trainable weight, as large as the weights
 LORA_SHARE = 0.05       # a LoRA checkpoint (adapter, its optimizer state) against the whole model
@@ -85,8 +87,6 @@ def weights_bytes(folder: Path) -> int:
 def base_folder(base: str) -> Path | None:
     """The folder of a base model as check_base returns it (``default``, a folder, a cached hub id), or None."""
     if base == "default":
-        from studio.config import embedded_model_path
-
         return embedded_model_path()
     path = Path(base)
     if path.is_dir():

@@ -21,8 +21,8 @@ from studio.ui import render
 from studio.ui.context import UIContext, error_text
 
 SNIPPET = 260
-LEFT = "bm25"
-RIGHT = "default+bm25"  # the ★ model fused with BM25 until the tab's refresh names the model (right_system)
+LEFT = actions.BASELINE
+RIGHT = actions.with_baseline("default")  # the ★ model fused with BM25 until the refresh names it (right_system)
 
 
 def _score(value: float) -> str:
@@ -220,7 +220,7 @@ def right_system(current: str | None, names: list[str], starred: str) -> str:
     against ``bm25`` on the left."""
     if (current or "").strip() and current.strip() != RIGHT:
         return current
-    return f"{right_model(None, names, starred)}+bm25"
+    return actions.with_baseline(right_model(None, names, starred))
 
 
 def refresh(ctx: UIContext, current_right: str | None, current_left_rr: str | None, current_right_rr: str | None,

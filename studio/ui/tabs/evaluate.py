@@ -135,13 +135,13 @@ def run(ctx: UIContext, models: list[str], source: str, folder: str, split: str,
         reranker = model_actions.optional_model_field(reranker, field=t("evaluate.reranker", lang))
         for name in run_files or []:
             files.run_path(name, field=t("evaluate.run_files", lang))  # a name inside runs/, never a server path
-        runs = [f"run:{name.strip()}" for name in run_files or []]
+        runs = [actions.run_system(name) for name in run_files or []]
         names = form.pop("models")
         if not names and not runs:
             raise StudioError("pick_models")
         step = {"compare": t("evaluate.progress_compare", lang)}  # the library's step names that are not models
         # BM25 always: the baseline to beat; a run file (the system a team runs today) is one more system
-        specs = (actions.page_systems(names, mode=mode or "dense", reranker=reranker) if names else ["bm25"]) + runs
+        specs = (actions.page_systems(names, mode=mode or "dense", reranker=reranker) if names else [actions.BASELINE]) + runs
         result = actions.evaluate(ctx.project, ctx.actor(request), [], form.pop("source"), **form, systems=specs,
                                   tune_on=(tune_on or "").strip() if source == "beir" else None,
                                   ks=ks, rerank_top=int(rerank_top or actions.RERANK_TOP),

@@ -36,7 +36,7 @@ AUTOMATIC = tuple(s.name for s in HYPER if s.optional)
 # The catalogue key of each field's label where it is not train.<field>.
 LABELS = {"train": "train.data", **{s.name: s.label for s in HYPER if s.label != f"train.{s.name}"}}
 HYPER_ROW = 5  # widgets per row of the hyper-parameter accordion
-# What the worker is doing, in words, before its first step is logged (studio.training.config.PHASES).
+# What the worker is doing, in words, before its first step is logged (studio.training.job_folder.PHASES).
 PHASE_KEYS = {None: "train.phase_launching", "checking": "train.phase_checking",
               "loading_model": "train.phase_loading_model", "reading_data": "train.phase_reading_data",
               "starting": "train.phase_starting", "training": "train.phase_training",
