@@ -186,6 +186,35 @@ def test_an_expert_adjudicates_with_the_keyboard(server, browser):
     context.close()
 
 
+def test_g_opens_the_guidelines_in_chinese_but_not_while_typing_a_note(server, browser):
+    """② opens the guidelines with `g` in the page's language, with one gold example of each level, and closes them
+    with `g`; a `g` typed into the note is text, not the key."""
+    from studio.actions import Actor, Project, guidelines
+
+    context, page, db_path = open_demo(server, browser)
+    guidelines.set_text(Project(db_path), Actor.local("root"), "zh-CN", "# 标注指南\n\n**2 · 相关**：直接回答了问题。")
+    guidelines.set_text(Project(db_path), Actor.local("root"), "en", "# Guidelines\n\nEnglish text.")
+    page.get_by_role("tab", name="② 标注").click()
+    field = page.locator("#rs-annotator input")
+    field.fill("测试员")
+    field.press("Enter")
+    page.locator("#rs-card .rs-query").wait_for()
+    note = page.locator("#rs-note textarea, #rs-note input").first
+    note.click()
+    page.keyboard.type("g")
+    page.keyboard.press("Escape")
+    page.wait_for_timeout(1000)
+    assert note.input_value() == "g" and not page.locator("#rs-guidelines").is_visible()
+
+    page.keyboard.press("g")
+    guide = page.locator("#rs-guidelines")
+    guide.get_by_text("直接回答了问题。").wait_for()
+    assert "English text" not in guide.inner_text() and guide.locator(".rs-example").count() == 3
+    page.keyboard.press("g")
+    guide.wait_for(state="hidden")
+    context.close()
+
+
 def test_compare_shows_bm25_against_the_starred_model_fused_with_bm25(server, browser, tmp_path):
     """⑨'s default demo: bm25 on the left, the ★ model (here the embedded one) fused with BM25 on the right, each
     with its latency, the fused side saying how it fused; a typed spec searches too."""

@@ -242,7 +242,8 @@ def test_adjudication_sets_gold_and_is_audited(project):
     assert disagreements(project) == []
     entries = history(project, entity="pair", entity_id=pair)
     assert [e["action"] for e in entries] == ["adjudicate", "adjudicate"]
-    assert entries[0]["before"] == {"label": 1, "expert": "eve"} and entries[0]["after"]["label"] == 2
+    assert entries[0]["before"] == {"label": 1, "expert": "eve", "note": "partly answers"}
+    assert entries[0]["after"]["label"] == 2
     assert entries[1]["before"] is None and entries[1]["after"]["ratings"] == {"alice": 2, "bob": 0}
     gold = gold_counts(project)
     assert gold["by_label"] == {"0": 0, "1": 1, "2": 1}

@@ -124,7 +124,7 @@ def test_import_errors_name_the_chosen_file_never_the_upload_path(ctx, tmp_path,
     from types import SimpleNamespace
 
     from studio import config
-    from studio.ingest import tabular
+    from studio.ingest import files
 
     def refused(kind, upload, folder="", split="test"):
         message, _ = import_.run_import(ctx, kind, upload, folder, split, 1, False, lang)
@@ -149,7 +149,7 @@ def test_import_errors_name_the_chosen_file_never_the_upload_path(ctx, tmp_path,
     def locked(file, *args, **kwargs):
         raise PermissionError(13, "Permission denied", str(file))
 
-    monkeypatch.setattr(tabular, "open", locked, raising=False)
+    monkeypatch.setattr(files, "open", locked, raising=False)
     assert "locked.csv" in refused("pairs", _upload(tmp_path, "locked.csv", "query,document\nq,d\n"))
     monkeypatch.undo()
     # a BEIR folder's errors name the folder as picked, and the files in it
@@ -1017,11 +1017,12 @@ def test_an_annotator_sees_no_agreement_disagreements_or_audit_rows(demo_ctx):
 PUBLIC_ENDPOINTS = {
     "import_run", "import_pool", "import_demo", "team_save", "annotate_start", "annotate_rate_2", "annotate_rate_1",
     "annotate_rate_0", "annotate_skip", "annotate_undo", "agreement_report", "adjudicate_decide_2",
-    "adjudicate_decide_1", "adjudicate_decide_0", "data_quality", "data_export", "train_start", "train_cancel",
+    "adjudicate_decide_1", "adjudicate_decide_0", "adjudicate_skip", "adjudicate_undo", "data_quality", "data_export",
+    "train_start", "train_cancel",
     "train_resume", "models_check", "models_set_default", "models_delete", "evaluate_run", "evaluate_map",
     "evaluate_calibrate", "evaluate_curve", "evaluate_recipe", "evaluate_holes",
     "compare_similarity", "compare_score", "compare_search", "compare_send_to_queue", "queue_strategy",
-    "backup_make"}
+    "backup_make", "controls_add", "controls_clear", "controls_rate", "controls_qualify", "guidelines_save"}
 
 
 @pytest.mark.parametrize("auth", [False, True])

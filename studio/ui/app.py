@@ -24,9 +24,10 @@ CSS = (UI_DIR / "style.css").read_text(encoding="utf-8")
 
 
 # The least role that may use each tab; the tab is hidden from anyone below it, and every action behind it checks
-# the role again on the server (studio.actions), so hiding is a courtesy, not the protection.
-TAB_ROLES = {"import": "admin", "annotate": "annotator", "agreement": "expert", "adjudicate": "expert", "data": "admin",
-             "train": "admin", "models": "admin", "evaluate": "expert", "compare": "expert"}
+# the role again on the server (studio.actions), so hiding is a courtesy, not the protection. ③ is an annotator's too,
+# for their own line of the annotator report: its agreement part stays hidden for them (agreement.open_tab).
+TAB_ROLES = {"import": "admin", "annotate": "annotator", "agreement": "annotator", "adjudicate": "expert",
+             "data": "admin", "train": "admin", "models": "admin", "evaluate": "expert", "compare": "expert"}
 
 
 def build_app(db_path: str | Path = DEFAULT_DB, *, auth: bool = False) -> tuple[gr.Blocks, gr.I18n]:
@@ -48,7 +49,8 @@ def build_app(db_path: str | Path = DEFAULT_DB, *, auth: bool = False) -> tuple[
                           elem_id="rs-sign-out")
         ctx.lang = gr.Textbox(value="en", visible=False, elem_id="rs-lang")
         tabs, parts = {}, {}
-        # With sign-in, only ② shows until the page knows who is there: nothing flashes that a role may not use.
+        # With sign-in, only ② and ③ (an annotator's) show until the page knows who is there: nothing flashes that a
+        # role may not use.
         with gr.Tabs(elem_id="rs-tabs", selected="annotate" if auth else None):
             for key, builder in builders.items():
                 with gr.Tab(i18n(f"tab.{key}"), id=key, visible=not auth or TAB_ROLES[key] == "annotator") as tab:

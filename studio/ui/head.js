@@ -2,8 +2,9 @@
 // 1. Language: Gradio's i18n follows navigator.language and keeps no choice of its own. The studio's switch
 //    stores the choice; this script makes navigator.language report it (normalised: zh* -> zh-CN) so every
 //    static label renders in it, and mirrors it in a cookie for the server.
-// 2. Keyboard-first rating: 2/j, 1/k, 0/l rate in ② (and set the final label in ④); s skips; u undoes;
-//    n jumps to the note field (④: the reason field).
+// 2. Keyboard-first rating: 2/j, 1/k, 0/l rate in ② (and set the final label in ④); s skips; u undoes (in ④:
+//    the expert's last decision); g opens and closes the guidelines (②); n jumps to the note field (④: the reason
+//    field). A key acts only on the tab on screen (its buttons are the visible ones), never while typing in a field.
 (function () {
   function normalise(lang) {
     lang = (lang || "en").toLowerCase();
@@ -29,7 +30,7 @@
   var keys = { "2": ["rs-rate-2", "rs-final-2"], "j": ["rs-rate-2", "rs-final-2"],
                "1": ["rs-rate-1", "rs-final-1"], "k": ["rs-rate-1", "rs-final-1"],
                "0": ["rs-rate-0", "rs-final-0"], "l": ["rs-rate-0", "rs-final-0"],
-               "s": ["rs-skip"], "u": ["rs-undo"] };
+               "s": ["rs-skip", "rs-adj-skip"], "u": ["rs-undo", "rs-adj-undo"], "g": ["rs-guidelines-btn"] };
   function visible(el) { return el && el.offsetParent !== null; }
   document.addEventListener("keydown", function (e) {
     if (e.ctrlKey || e.metaKey || e.altKey || e.repeat) return;

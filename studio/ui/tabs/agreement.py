@@ -1,11 +1,15 @@
-"""Agreement: Cohen's kappa per annotator pair and pooled, the 0.6 gate, confusion matrix, disagreements."""
+"""Agreement: Cohen's kappa per annotator pair and pooled, the 0.6 gate, confusion matrix, disagreements — and the
+annotator report (per person speed, control accuracy, κ, leniency, flags and drift; model raters beside them).
+
+Experts and admins see both. An annotator opens ③ for their own line of the annotator report alone (up to yesterday,
+see :mod:`studio.actions.raters`): the agreement part stays hidden for them, unasked (:func:`open_tab`)."""
 
 from __future__ import annotations
 
 import gradio as gr
 import pandas as pd
 
-from studio.actions import agree
+from studio.actions import agree, raters
 from studio.config import KAPPA_GATE
 from studio.errors import StudioError
 from studio.i18n import t
@@ -95,33 +99,148 @@ def refresh(ctx: UIContext, lang: str, which: str | None = None, request: gr.Req
             disagreement_table(result.disagreements, lang), gr.update(visible=report.double_rated > 0))
 
 
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0%}"
+
+
+def _num(value: float | None, spec: str = ".2f") -> str:
+    return "—" if value is None else format(value, spec)
+
+
+def flag_words(lang: str) -> dict[str, str]:
+    """Each flag of the report as readable words in `lang`."""
+    return {"low_control_accuracy": t("agreement.flag_low_control_accuracy", lang),
+            "fast": t("agreement.flag_fast", lang), "lenient": t("agreement.flag_lenient", lang),
+            "strict": t("agreement.flag_strict", lang),
+            "failed_qualification": t("agreement.flag_failed_qualification", lang)}
+
+
+def annotator_table(data: dict, lang: str) -> pd.DataFrame:
+    """One row per person (and model rater): flags in words, κ against the others as ``name κ (n)``."""
+    words = flag_words(lang)
+    rows = []
+    for a in data["annotators"]:
+        ci = a["control_accuracy_ci"]
+        accuracy = _pct(a["control_accuracy"]) + ("" if ci is None else f" [{ci[0]:.0%}–{ci[1]:.0%}]")
+        gold = a["kappa_vs_gold"]
+        share = a["label_share"]
+        rows.append({
+            t("agreement.ann_col_name", lang): a["name"] if a["kind"] == "person"
+            else f"{a['name']} ({t('agreement.ann_model', lang)})",
+            t("agreement.ann_col_ratings", lang): a["ratings"],
+            t("agreement.ann_col_skips", lang): a["skips"],
+            t("agreement.ann_col_seconds", lang): _num(a["median_seconds"], ".1f"),
+            t("agreement.ann_col_controls", lang): a["control_answers"],
+            t("agreement.ann_col_accuracy", lang): accuracy,
+            t("agreement.ann_col_gold", lang): f"{_num(gold['kappa'])} (n={gold['n']})",
+            t("agreement.ann_col_leniency", lang): _num(a["leniency"], "+.2f"),
+            t("agreement.ann_col_others", lang): " · ".join(
+                f"{name} {_num(k['kappa'])} (n={k['n']})" for name, k in a["kappa_vs_others"].items()) or "—",
+            t("agreement.ann_col_labels", lang): "—" if share is None else
+            f"{share['0']:.0%} / {share['1']:.0%} / {share['2']:.0%}",
+            t("agreement.ann_col_flags", lang): ", ".join(words[f] for f in a["flags"]) or "✓",
+        })
+    return pd.DataFrame(rows)
+
+
+def annotator_notes(data: dict, lang: str) -> str:
+    """The team's figures and what each flag means, with the thresholds in force (Markdown)."""
+    team, settings = data["team"], data["settings"]
+    share = team["label_share"]
+    lines = [t("agreement.ann_team", lang, seconds=_num(team["median_seconds"], ".1f"),
+               labels="—" if share is None else f"{share['0']:.0%} / {share['1']:.0%} / {share['2']:.0%}"), ""]
+    words = flag_words(lang)
+    params = {"min_items": team["min_items"], "lean": team["lean"],
+              "min_accuracy": f"{settings['min_accuracy']:.0%}", "pass_mark": f"{settings['pass_mark']:.0%}",
+              "first": settings["qualify_first"]}
+    meanings = {"low_control_accuracy": t("agreement.flag_help_low_control_accuracy", lang, **params),
+                "fast": t("agreement.flag_help_fast", lang, **params),
+                "lenient": t("agreement.flag_help_lenient", lang, **params),
+                "strict": t("agreement.flag_help_strict", lang, **params),
+                "failed_qualification": t("agreement.flag_help_failed_qualification", lang, **params)}
+    lines += [f"- **{words[flag]}**: {meanings[flag]}" for flag in raters.FLAGS
+              if flag != "failed_qualification" or settings["qualify_first"] > 0]
+    lines += ["", t("agreement.ann_definitions", lang)]
+    return "\n".join(lines)
+
+
+def annotators_refresh(ctx: UIContext, lang: str, request: gr.Request | None = None) -> tuple:
+    """The annotator report: everyone, live, for an expert or admin; an annotator's own line alone, up to yesterday
+    (as the action gives it: see :mod:`studio.actions.raters`), said above it."""
+    try:
+        report = raters.annotator_report(ctx.project, ctx.actor(request))
+    except StudioError as exc:
+        return render.message(error_text(exc, lang), "error"), None, "", None
+    data = report.to_json()
+    as_of = None if report.as_of is None else raters.as_of_label(report.as_of)
+    if not data["annotators"]:
+        empty = t("agreement.ann_empty", lang) if as_of is None else t("agreement.ann_own_empty", lang, as_of=as_of)
+        return render.message(empty, "info"), None, "", None
+    intro = "" if as_of is None else render.message(t("agreement.ann_as_of", lang, as_of=as_of), "info")
+    drift = render.chart(raters.drift_figure(report.drift, lang, block=report.block), lang) if report.drift else None
+    return intro, annotator_table(data, lang), annotator_notes(data, lang), drift
+
+
+def open_tab(ctx: UIContext, lang: str, request: gr.Request | None = None) -> tuple:
+    """What ③ shows when it is opened: for whoever may read the agreement report (experts, admins), that report and
+    the annotator report; for an annotator, only their own annotator line — the agreement part stays hidden and is
+    not asked for, so no refusal is shown (or audited). Outputs: :func:`refresh`'s, the agreement part's
+    visibility, then :func:`annotators_refresh`'s."""
+    try:
+        allowed = ctx.actor(request).can(agree.agreement.role)
+    except StudioError:  # not signed in (any more): the agreement part says so, as it always has
+        allowed = True
+    if allowed:
+        head = refresh(ctx, lang, None, request) + (gr.update(visible=True),)
+    else:
+        head = ("", None, None, gr.update(choices=[], value=None), None, None, gr.update(visible=False),
+                gr.update(visible=False))
+    return head + annotators_refresh(ctx, lang, request)
+
+
 def build(ctx: UIContext) -> dict:
     i18n = ctx.i18n
-    with gr.Row():
-        gr.Markdown(i18n("agreement.intro"))
-        refresh_btn = gr.Button(i18n("common.refresh"), size="sm", scale=0, elem_id="rs-agreement-refresh")
-    card = gr.HTML(elem_id="rs-agreement-card")
-    with gr.Column(visible=False) as details:  # charts and tables once some pair has two ratings
+    # The agreement report (experts and admins). With sign-in it starts hidden, until opening the tab says who is
+    # there: an annotator sees ③ for their own line in the annotator report below, and nothing of this part.
+    with gr.Column(visible=not ctx.auth, elem_id="rs-agreement") as agreement_part:
         with gr.Row():
-            bars = gr.Plot(label=i18n("agreement.kappa_title"), show_label=False)
-            with gr.Column():
-                which = gr.Dropdown(label=i18n("agreement.matrix_for"), choices=[], elem_id="rs-matrix-for")
-                heat = gr.Plot(label=i18n("agreement.confusion_title"), show_label=False)
-        # Room for every header on one line ("gate" broke as "gat/e" in a column sized to its ✓).
-        table = gr.Dataframe(label=i18n("agreement.by_pair"), interactive=False, wrap=True,
-                             elem_id="rs-agreement-pairs",
-                             column_widths=["24%", "5%", "11%", "7%", "11%", "12%", "7%", "13%", "10%"])
-        gr.Markdown(i18n("agreement.disagreements_title"))
-        dis = gr.Dataframe(label=i18n("agreement.disagreements_title"), show_label=False, interactive=False,
-                           wrap=True, max_height=360, column_widths=["7%", "33%", "28%", "22%", "10%"])
+            gr.Markdown(i18n("agreement.intro"))
+            refresh_btn = gr.Button(i18n("common.refresh"), size="sm", scale=0, elem_id="rs-agreement-refresh")
+        card = gr.HTML(elem_id="rs-agreement-card")
+        with gr.Column(visible=False) as details:  # charts and tables once some pair has two ratings
+            with gr.Row():
+                bars = gr.Plot(label=i18n("agreement.kappa_title"), show_label=False)
+                with gr.Column():
+                    which = gr.Dropdown(label=i18n("agreement.matrix_for"), choices=[], elem_id="rs-matrix-for")
+                    heat = gr.Plot(label=i18n("agreement.confusion_title"), show_label=False)
+            # Room for every header on one line ("gate" broke as "gat/e" in a column sized to its ✓).
+            table = gr.Dataframe(label=i18n("agreement.by_pair"), interactive=False, wrap=True,
+                                 elem_id="rs-agreement-pairs",
+                                 column_widths=["24%", "5%", "11%", "7%", "11%", "12%", "7%", "13%", "10%"])
+            gr.Markdown(i18n("agreement.disagreements_title"))
+            dis = gr.Dataframe(label=i18n("agreement.disagreements_title"), show_label=False, interactive=False,
+                               wrap=True, max_height=360, column_widths=["7%", "33%", "28%", "22%", "10%"])
     outputs = [card, bars, table, which, heat, dis, details]
+    with gr.Column(elem_id="rs-annotators"):  # the annotator report: every role (an annotator: own line, lagging)
+        gr.Markdown(i18n("agreement.ann_title"))
+        ann_card = gr.HTML()
+        ann_table = gr.Dataframe(label=i18n("agreement.ann_title_short"), show_label=False, interactive=False,
+                                 wrap=True, elem_id="rs-annotators-table")
+        ann_notes = gr.Markdown()
+        ann_drift = gr.Plot(label=i18n("agreement.ann_drift"), show_label=False)
+    ann_outputs = [ann_card, ann_table, ann_notes, ann_drift]
 
     def on_refresh(lg: str, w: str | None, request: gr.Request):
         return refresh(ctx, lg, w, request)
 
-    def on_open(lg: str, request: gr.Request):
-        return refresh(ctx, lg, None, request)
+    def on_annotators(lg: str, request: gr.Request):
+        return annotators_refresh(ctx, lg, request)
 
-    refresh_btn.click(on_refresh, [ctx.lang, which], outputs, api_name="agreement_report")
+    def on_open(lg: str, request: gr.Request):
+        return open_tab(ctx, lg, request)
+
+    refresh_btn.click(on_refresh, [ctx.lang, which], outputs, api_name="agreement_report").then(
+        on_annotators, [ctx.lang], ann_outputs, api_visibility="private")
     which.input(on_refresh, [ctx.lang, which], outputs, api_visibility="private")
-    return {"card": card, "refresh": (on_open, [ctx.lang], outputs)}
+    return {"card": card, "annotators": ann_table, "agreement": agreement_part,
+            "refresh": (on_open, [ctx.lang], [*outputs, agreement_part, *ann_outputs])}

@@ -10,6 +10,7 @@ from studio.errors import Forbidden, StudioError
 from studio.i18n import t
 from studio.ui import render
 from studio.ui.context import UIContext, error_text
+from studio.ui.tabs import guidelines_panel
 
 # Rating events could run in parallel (SQLite WAL + short BEGIN IMMEDIATE writes keep that safe), but measured on
 # 2 cores (bench/annotate_load.py, bench/RESULTS.md) it buys nothing: a rating costs ~1 ms in the store, writes
@@ -124,6 +125,16 @@ def undo(ctx: UIContext, picked: str | None, lang: str, request: gr.Request | No
     return _acting(ctx, picked, lang, request, do)
 
 
+def toggle_guidelines(ctx: UIContext, is_open: bool, picked: str | None, lang: str,
+                      request: gr.Request | None = None) -> tuple:
+    """Open the guidelines (read afresh, in the page's language, with their examples) or close them: (panel,
+    guidelines Markdown, examples HTML, open or not). The key `g` presses the same button."""
+    if is_open:
+        return gr.update(visible=False), gr.update(), gr.update(), False
+    text, examples = guidelines_panel.view(ctx, lang, request, picked)
+    return gr.update(visible=True), text, examples, True
+
+
 def picker_names(ctx: UIContext, request: gr.Request | None = None) -> list[str]:
     """Names for the picker of the app without sign-in (with sign-in there is no picker)."""
     try:
@@ -151,7 +162,12 @@ def build(ctx: UIContext) -> dict[str, gr.components.Component]:
                           lines=1, scale=4, elem_id="rs-note")
         skip_btn = gr.Button(i18n("annotate.skip"), scale=1, elem_id="rs-skip", size="sm")
         undo_btn = gr.Button(i18n("annotate.undo"), scale=1, elem_id="rs-undo", size="sm")
+        guide_btn = gr.Button(i18n("annotate.guidelines_btn"), scale=1, elem_id="rs-guidelines-btn", size="sm")
     status = gr.HTML(elem_id="rs-status")
+    with gr.Column(visible=False, elem_id="rs-guidelines") as guide_box:  # opened and closed with g
+        guide_text = gr.Markdown(elem_id="rs-guidelines-text")
+        guide_examples = gr.HTML(elem_id="rs-guidelines-examples")
+    guide_open = gr.State(False)
     with gr.Accordion(i18n("annotate.guide_title"), open=False):
         gr.Markdown(i18n("annotate.guide"))
     pair_id = gr.State(None)
@@ -178,6 +194,11 @@ def build(ctx: UIContext) -> dict[str, gr.components.Component]:
     def on_undo(name: str | None, lg: str, request: gr.Request):
         return undo(ctx, name, lg, request)
 
+    def on_guidelines(is_open: bool, name: str | None, lg: str, request: gr.Request):
+        return toggle_guidelines(ctx, is_open, name, lg, request)
+
+    guide_btn.click(on_guidelines, [guide_open, who, lang], [guide_box, guide_text, guide_examples, guide_open],
+                    api_visibility="private", show_progress="hidden")
     go_btn.click(on_start, [who, lang], outputs, api_name="annotate_start", **fast)
     who.input(on_start, [who, lang], outputs, api_visibility="private", **fast)
     b2.click(on_rate_2, [who, pair_id, note, lang], outputs, api_name="annotate_rate_2", **fast)
@@ -213,5 +234,5 @@ def build(ctx: UIContext) -> dict[str, gr.components.Component]:
     ctx.on_load.append((refresh_names, [lang], [who, signed_in]))
     ctx.on_load.append((welcome, [lang, pair_id], [card]))
     return {"annotator": who, "start": go_btn, "card": card, "progress": progress, "status": status,
-            "note": note, "pair_id": pair_id, "rate_2": b2, "rate_1": b1, "rate_0": b0,
+            "note": note, "pair_id": pair_id, "rate_2": b2, "rate_1": b1, "rate_0": b0, "guidelines": guide_box,
             "refresh_names": (refresh_names, [lang], [who, signed_in])}

@@ -1,4 +1,5 @@
-"""Import: load the demo, import files, pool candidates from the corpus, manage the team (admins)."""
+"""Import: load the demo, import files, pool candidates from the corpus, manage the team and its control pairs
+(admins)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,14 @@ import pandas as pd
 
 from studio.actions import backup as backup_actions
 from studio.actions import collect, files
+from studio.actions import controls as control_actions
 from studio.actions import queue as queue_actions
 from studio.actions import team as team_actions
+from studio.actions.base import preloaded
 from studio.errors import Forbidden, StudioError
 from studio.i18n import t
 from studio.ui import render
+from studio.ui.tabs import guidelines_panel
 from studio.ui.context import UIContext, error_text
 
 
@@ -180,6 +184,88 @@ def run_strategy(ctx: UIContext, name: str, lang: str, progress=None, request: g
         return render.message(error_text(exc, lang), "error"), gr.update()
 
 
+def controls_html(s: dict, lang: str) -> str:
+    """The controls' status: counts by expected label, serving, qualification and who failed it (admins see it
+    here; failing blocks nobody)."""
+    accuracy = "-" if s["accuracy"] is None else f"{100 * s['accuracy']:.0f}%"
+    lines = [t("import.controls_status", lang, controls=s["controls"], l0=s["by_label"]["0"], l1=s["by_label"]["1"],
+               l2=s["by_label"]["2"], answers=s["answers"], people=s["people"], correct=s["correct"],
+               accuracy=accuracy),
+             t("import.controls_serving_on", lang, percent=f"{100 * s['rate']:.0f}") if s["rate"] > 0
+             else t("import.controls_serving_off", lang),
+             t("import.controls_qualify_on", lang, first=s["qualify_first"], mark=f"{s['pass_mark']:g}")
+             if s["qualify_first"] else t("import.controls_qualify_off", lang)]
+    html = "".join(render.message(line, "info") for line in lines)
+    if s["rate"] > 0 and not s["controls"]:
+        html += render.message(t("import.controls_none_yet", lang), "warn")
+    people = {state: ", ".join(f"{p['name']} ({p['correct']}/{p['answered']})" for p in s["qualification"]
+                               if p["status"] == state) for state in ("failed", "passed", "pending")}
+    for state, key, kind in (("failed", "import.controls_failed", "warn"), ("passed", "import.controls_passed", "ok"),
+                             ("pending", "import.controls_pending", "info")):
+        if people[state]:
+            html += render.message(t(key, lang, names=people[state]), kind)
+    return html
+
+
+def controls_panel(ctx: UIContext, lang: str, request: gr.Request | None = None) -> tuple:
+    """(rate, min accuracy, first N, pass mark, status) of the Control pairs panel; untouched for anyone who may
+    not see it."""
+    try:
+        s = control_actions.status(ctx.project, ctx.actor(request))
+    except StudioError:
+        return gr.update(), gr.update(), gr.update(), gr.update(), ""
+    return s["rate"], s["min_accuracy"], s["qualify_first"], s["pass_mark"], controls_html(s, lang)
+
+
+def _controls_done(ctx: UIContext, actor, lang: str, text: str, s: dict | None = None) -> tuple[str, str]:
+    return render.message(text, "ok"), controls_html(s or control_actions.status(ctx.project, actor), lang)
+
+
+def run_controls_add(ctx: UIContext, n: float | None, lang: str, request: gr.Request | None = None) -> tuple:
+    """Turn `n` gold pairs (0 or empty: all) into controls; (message, status)."""
+    try:
+        actor = ctx.actor(request)
+        r = control_actions.add_from_gold(ctx.project, actor, n=int(n) if n else None)
+        return _controls_done(ctx, actor, lang, t("import.controls_added", lang, added=r["added"],
+                                                  existing=r["existing"], selected=r["selected"]), r["status"])
+    except Exception as exc:
+        return render.message(error_text(exc, lang), "error"), gr.update()
+
+
+def run_controls_clear(ctx: UIContext, lang: str, request: gr.Request | None = None) -> tuple:
+    """Stop using every control (answers kept); (message, status)."""
+    try:
+        actor = ctx.actor(request)
+        r = control_actions.clear(ctx.project, actor)
+        return _controls_done(ctx, actor, lang, t("import.controls_cleared", lang, removed=r["removed"],
+                                                  answers=r["answers_kept"]), r["status"])
+    except Exception as exc:
+        return render.message(error_text(exc, lang), "error"), gr.update()
+
+
+def run_controls_rate(ctx: UIContext, rate: float, min_accuracy: float, lang: str,
+                      request: gr.Request | None = None) -> tuple:
+    """Save the share of served pairs that are controls and the report's accuracy flag; (message, status)."""
+    try:
+        actor = ctx.actor(request)
+        control_actions.set_rate(ctx.project, actor, rate)
+        s = control_actions.set_min_accuracy(ctx.project, actor, min_accuracy)
+        return _controls_done(ctx, actor, lang, t("import.controls_saved", lang), s)
+    except Exception as exc:
+        return render.message(error_text(exc, lang), "error"), gr.update()
+
+
+def run_controls_qualify(ctx: UIContext, first: float | None, pass_mark: float, lang: str,
+                         request: gr.Request | None = None) -> tuple:
+    """Save the qualification (a new person's first N pairs are controls; 0 = off); (message, status)."""
+    try:
+        actor = ctx.actor(request)
+        s = control_actions.set_qualification(ctx.project, actor, first or 0, pass_mark)
+        return _controls_done(ctx, actor, lang, t("import.controls_saved", lang), s)
+    except Exception as exc:
+        return render.message(error_text(exc, lang), "error"), gr.update()
+
+
 def refresh(ctx: UIContext, lang: str, request: gr.Request | None = None) -> tuple:
     """(welcome, tiles, team table, BEIR folder choices) for whoever opens the tab; blank for anyone below admin
     (the tab is hidden from them, and the actions would refuse them)."""
@@ -244,6 +330,30 @@ def build(ctx: UIContext) -> dict:
                                    value="annotator", label=i18n("import.col_role"), scale=1)
             person_btn = gr.Button(i18n("import.person_save"), size="sm")
             team = gr.Dataframe(interactive=False, max_height=260)
+            with gr.Accordion(i18n("import.controls_title"), open=False, elem_id="rs-controls") as controls_box:
+                gr.Markdown(i18n("import.controls_info"))
+                with gr.Row():
+                    ctl_n = gr.Number(value=0, precision=0, minimum=0, label=i18n("import.controls_n"), scale=2,
+                                      elem_id="rs-controls-n")
+                    ctl_add = gr.Button(i18n("import.controls_add"), size="sm", scale=1, elem_id="rs-controls-add")
+                    ctl_clear = gr.Button(i18n("import.controls_clear"), size="sm", variant="stop", scale=1,
+                                          elem_id="rs-controls-clear")
+                ctl_rate = gr.Slider(0, control_actions.MAX_RATE, value=0, step=0.05,
+                                     label=i18n("import.controls_rate"), elem_id="rs-controls-rate")
+                ctl_min = gr.Slider(0, 1, value=0.7, step=0.05, label=i18n("import.controls_min_accuracy"),
+                                    elem_id="rs-controls-min-accuracy")
+                ctl_rate_btn = gr.Button(i18n("import.controls_rate_apply"), size="sm", elem_id="rs-controls-rate-save")
+                with gr.Row():
+                    ctl_first = gr.Number(value=0, precision=0, minimum=0, maximum=control_actions.MAX_QUALIFY_FIRST,
+                                          label=i18n("import.controls_first"), scale=2, elem_id="rs-controls-first")
+                    ctl_mark = gr.Slider(0, 1, value=0.8, step=0.05, label=i18n("import.controls_pass_mark"), scale=2,
+                                         elem_id="rs-controls-pass-mark")
+                ctl_qualify_btn = gr.Button(i18n("import.controls_qualify_apply"), size="sm",
+                                            elem_id="rs-controls-qualify-save")
+                ctl_message = gr.HTML(elem_id="rs-controls-message")  # beside its buttons
+                ctl_status = gr.HTML(elem_id="rs-controls-status")
+            with gr.Accordion(i18n("guidelines.panel_title"), open=False, elem_id="rs-guidelines-panel") as guide_box:
+                guide = guidelines_panel.build(ctx)
             with gr.Accordion(i18n("import.backup_title"), open=False, elem_id="rs-backup"):
                 gr.Markdown(i18n("import.backup_info"))
                 backup_btn = gr.Button(i18n("import.backup_make"), size="sm", elem_id="rs-backup-make")
@@ -275,6 +385,38 @@ def build(ctx: UIContext) -> dict:
 
     def on_strategy(name: str, per_query_: float, lang: str, request: gr.Request, progress=gr.Progress()):
         return run_strategy(ctx, name, lang, progress, request, per_query=per_query_)
+
+    def on_controls_load(lang: str, request: gr.Request):
+        return controls_panel(ctx, lang, request)
+
+    def on_controls_add(n: float, lang: str, request: gr.Request):
+        return run_controls_add(ctx, n, lang, request)
+
+    def on_controls_clear(lang: str, request: gr.Request):
+        return run_controls_clear(ctx, lang, request)
+
+    def on_controls_rate(rate: float, min_accuracy: float, lang: str, request: gr.Request):
+        return run_controls_rate(ctx, rate, min_accuracy, lang, request)
+
+    def on_controls_qualify(first: float, mark: float, lang: str, request: gr.Request):
+        return run_controls_qualify(ctx, first, mark, lang, request)
+
+    guide_load, guide_inputs, guide_outputs = guide["refresh"]
+    guide_box.expand(preloaded(guide_load), guide_inputs, guide_outputs, show_progress="hidden",
+                     api_visibility="private")
+
+    controls_fields = [ctl_rate, ctl_min, ctl_first, ctl_mark, ctl_status]
+    ctx.on_load.append((on_controls_load, [ctx.lang], controls_fields))
+    controls_box.expand(preloaded(on_controls_load), [ctx.lang], controls_fields, show_progress="hidden",
+                        api_visibility="private")
+    ctl_add.click(on_controls_add, [ctl_n, ctx.lang], [ctl_message, ctl_status], api_name="controls_add",
+                  concurrency_limit=1)
+    ctl_clear.click(on_controls_clear, [ctx.lang], [ctl_message, ctl_status], api_name="controls_clear",
+                    concurrency_limit=1)
+    ctl_rate_btn.click(on_controls_rate, [ctl_rate, ctl_min, ctx.lang], [ctl_message, ctl_status],
+                       api_name="controls_rate")
+    ctl_qualify_btn.click(on_controls_qualify, [ctl_first, ctl_mark, ctx.lang], [ctl_message, ctl_status],
+                          api_name="controls_qualify")
 
     strategy_btn.click(on_strategy, [strategy, per_query, ctx.lang], [queue_message, makeup], api_name="queue_strategy",
                        concurrency_limit=1)
