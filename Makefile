@@ -47,6 +47,7 @@ bench-smoke: $(STAMP) bench-deps
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/queue_strategies.py --smoke
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/query_count.py --smoke
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/recipe_serve.py --smoke
+	HF_HUB_OFFLINE=1 $(BIN)/python bench/label_quality.py --smoke
 
 run: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python studio.py

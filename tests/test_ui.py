@@ -1022,7 +1022,8 @@ PUBLIC_ENDPOINTS = {
     "train_resume", "models_check", "models_set_default", "models_delete", "evaluate_run", "evaluate_map",
     "evaluate_calibrate", "evaluate_curve", "evaluate_recipe", "evaluate_holes",
     "compare_similarity", "compare_score", "compare_search", "compare_send_to_queue", "queue_strategy",
-    "backup_make", "controls_add", "controls_clear", "controls_rate", "controls_qualify", "guidelines_save"}
+    "backup_make", "controls_add", "controls_clear", "controls_rate", "controls_qualify", "guidelines_save",
+    "judge_run", "judge_second_look", "judge_triage", "judge_second_look_undo", "judge_triage_undo"}
 
 
 @pytest.mark.parametrize("auth", [False, True])

@@ -9,6 +9,7 @@ import sys
 
 from studio.cli import calibrate  # noqa: F401  (registers the verb)
 from studio.cli import backup  # noqa: F401  (registers the verb)
+from studio.cli import controls, guidelines, judge, raters  # noqa: F401  (registers the verbs)
 from studio.cli import recipe  # noqa: F401  (registers the verbs)
 from studio.cli import agree, collect, data, evaluate, models, queue, team, train  # noqa: F401  (registers the verbs)
 from studio.cli.base import cli

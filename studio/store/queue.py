@@ -19,6 +19,7 @@ from studio.store.connection import immediate
 from studio.store.pairs import add_candidate_pairs
 
 STRATEGY_KEY = "queue.strategy"
+TRIAGE_BACK = 1e9  # a triaged pair's priority is this + its id: behind every other (store/judgments.py)
 
 
 def get_setting(db: Database, key: str, default: str | None = None) -> str | None:
@@ -51,6 +52,8 @@ def apply_order(db: Database, strategy: str, ordered: Iterable[int], *, actor: s
         db.execute("UPDATE pairs SET priority = NULL WHERE priority IS NOT NULL")
         db.conn.executemany("UPDATE pairs SET priority = ? WHERE id = ?",
                             ((-1.0 + i / n, pair_id) for i, pair_id in enumerate(ids)))
+        db.execute("UPDATE pairs SET priority = ? + id WHERE id IN (SELECT pair_id FROM triage WHERE audit = 0)",
+                   [TRIAGE_BACK])  # triage outlives a strategy: its pairs stay at the back
         db.execute("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = "
                    "excluded.value", [STRATEGY_KEY, strategy])
         record(db, actor=actor, action="queue.strategy", entity="settings", entity_id=None,

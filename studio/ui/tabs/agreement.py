@@ -10,11 +10,13 @@ import gradio as gr
 import pandas as pd
 
 from studio.actions import agree, raters
+from studio.actions.base import preloaded
 from studio.config import KAPPA_GATE
 from studio.errors import StudioError
 from studio.i18n import t
 from studio.ui import charts, render
 from studio.ui.context import UIContext, error_text
+from studio.ui.tabs import model_rater
 
 
 def fmt(value: float | None, lang: str, pct: bool = False) -> str:
@@ -220,6 +222,12 @@ def build(ctx: UIContext) -> dict:
             gr.Markdown(i18n("agreement.disagreements_title"))
             dis = gr.Dataframe(label=i18n("agreement.disagreements_title"), show_label=False, interactive=False,
                                wrap=True, max_height=360, column_widths=["7%", "33%", "28%", "22%", "10%"])
+        # A model as a third rater, measured against gold and each person (experts read it, admins run it).
+        with gr.Accordion(i18n("judge.panel_title"), open=False, elem_id="rs-model-rater") as judge_box:
+            judge_parts = model_rater.build(ctx)
+    judge_load, judge_inputs, judge_outputs = judge_parts["refresh"]
+    judge_box.expand(preloaded(judge_load), judge_inputs, judge_outputs, show_progress="hidden",
+                     api_visibility="private")
     outputs = [card, bars, table, which, heat, dis, details]
     with gr.Column(elem_id="rs-annotators"):  # the annotator report: every role (an annotator: own line, lagging)
         gr.Markdown(i18n("agreement.ann_title"))
