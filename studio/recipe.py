@@ -36,6 +36,9 @@ from typing import Any
 
 from studio import recipe_runtime
 from studio.i18n import t
+from studio.models.registry import resolve
+from studio.retrieval import tokenize as tok
+from studio.retrieval.flag import DEFAULT_RERANK_LENGTH, trained_length
 from studio.retrieval.fusion import RRF_K
 from studio.retrieval.systems import FIRST_STAGE_DEPTH, RERANK_TOP, System, parse
 
@@ -126,8 +129,6 @@ def calibration_target(system: System | str) -> Target:
 def model_path(name: str) -> str:
     """A model as a recipe names it: its absolute folder (a name in models/, ``default``, a folder), or a hub id as
     given (:func:`studio.models.registry.resolve`)."""
-    from studio.models.registry import resolve
-
     path = resolve(name)
     return os.path.abspath(path) if Path(path).exists() else path
 
@@ -139,8 +140,6 @@ def bm25_settings() -> dict:
     or shorter than `min_length` (digits are kept at any length). An empty document or query is the one token
     ``"\\x00"`` (bm25s would drop an empty document and shift the positions)."""
     import bm25s
-
-    from studio.retrieval import tokenize as tok
 
     defaults = bm25s.BM25()
     return {"library": "bm25s", "version": getattr(bm25s, "__version__", None), "k1": defaults.k1, "b": defaults.b,
@@ -155,8 +154,6 @@ def reranker_settings(name: str, top_n: int) -> dict:
     """A reranker's folder, how many first-stage candidates it rescores and the pair length it cuts to (what the
     studio's FlagReranker uses: a studio-trained reranker's training length, else 512); its score is the raw logit,
     as calibrated."""
-    from studio.retrieval.flag import DEFAULT_RERANK_LENGTH, trained_length
-
     path = model_path(name)
     return {"model": path, "name": name, "top_n": int(top_n),
             "max_length": trained_length(path) or DEFAULT_RERANK_LENGTH, "score": "logit"}

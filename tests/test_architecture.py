@@ -1,6 +1,7 @@
 """The layering rules of docs/ARCHITECTURE.md, checked on the code: who may import what (presentation → actions →
 domain, never back up to the UI, no circle between folders), who may run SQL, and that every action has a CLI verb
-(or a stated reason) and a test that calls it."""
+(or a stated reason) and a test that calls it; and that imports sit at the top of modules unless they would pull a heavy
+library into a light path (the CLI's start-up)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import ast
 import importlib
 import pkgutil
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import click
@@ -216,3 +219,89 @@ def test_the_registry_knows_the_actions_users_do():
     names = set(all_actions())
     assert {"annotate.rate", "annotate.skip", "annotate.undo", "agree.adjudicate", "team.add_account"} <= names
     assert {spec.role for spec in ACTIONS.values()} == {"annotator", "expert", "admin"}
+
+
+# Third-party libraries that take a noticeable time to import: code may import these inside the function that needs
+# them, so that `studio --help`, the app's start-up and store/ tests do not pay for them.
+HEAVY_LIBRARIES = frozenset({
+    "torch", "transformers", "sentence_transformers", "FlagEmbedding", "peft", "faiss", "bm25s", "sklearn", "scipy",
+    "gradio", "uvicorn", "huggingface_hub", "datasets", "numpy", "playwright", "fastapi", "httpx", "pandas", "plotly",
+    "ranx", "safetensors", "tokenizers", "statsmodels", "llama_cpp"})
+# The function-level imports of studio modules that stay there, and why: each module imports a heavy library at its
+# top, and the light path that would import it at load is named with the measured cost. (file, module) → reason.
+LOCAL_IMPORTS = {
+    ("actions/serve.py", "studio.serving.app"): "imports fastapi: +0.3 s for every `studio` verb",
+    ("actions/serve.py", "studio.serving.service"): "imports fastapi (through studio.serving.app)",
+    ("cli/team.py", "studio.ui.app"): "imports gradio: +2.5 s for every `studio` verb",
+    ("cli/team.py", "studio.ui.web"): "imports starlette: +36 ms for every `studio` verb",
+    ("retrieval/flag.py", "studio.retrieval.fast_encode"): "imports torch: +5 s for every `studio` verb and the app",
+    # The worker checks a job (planning) before it loads the libraries (~4 s), and tests of the plan stay light.
+    ("training/planning.py", "studio.training.embedder"): "imports FlagEmbedding",
+    ("training/planning.py", "studio.training.reranker"): "imports FlagEmbedding",
+    ("training/surgery.py", "studio.training.reranker"): "imports FlagEmbedding",
+    ("training/worker.py", "studio.training.embedder"): "imports FlagEmbedding",
+    ("training/worker.py", "studio.training.reranker"): "imports FlagEmbedding",
+    ("training/worker.py", "studio.training.callbacks"): "imports torch, transformers",
+    ("training/worker.py", "studio.training.model_export"): "imports torch",
+}
+# Files being written right now by other work: their function-level imports are cleaned when that work lands.
+BEING_WRITTEN: set[str] = set()  # files another engineer is writing right now (none)
+
+
+def studio_module(module: str, name: str) -> str:
+    """What ``from module import name`` imports: the submodule ``module.name`` when there is one, else `module`."""
+    candidate = STUDIO.parent / Path(*f"{module}.{name}".split("."))
+    return f"{module}.{name}" if candidate.with_suffix(".py").is_file() or candidate.is_dir() else module
+
+
+def function_level_imports(path: Path) -> list[tuple[int, str]]:
+    """(line, module) of every import inside a function of `path` (studio submodules resolved: ``from
+    studio.training import embedder`` → ``studio.training.embedder``), heavy libraries left out."""
+    found = set()
+    for function in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        for node in ast.walk(function):
+            if isinstance(node, ast.Import):
+                found |= {(node.lineno, alias.name) for alias in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                module = "." * node.level + (node.module or "")
+                found |= {(node.lineno, studio_module(module, alias.name) if module.startswith("studio") else module)
+                          for alias in node.names}
+    return sorted((line, module) for line, module in found if module.split(".")[0] not in HEAVY_LIBRARIES)
+
+
+def test_imports_sit_at_the_top_of_modules():
+    """A function-level import is for a heavy library (or a studio module that imports one, in LOCAL_IMPORTS with
+    its reason); anything else goes at the top of the module, where a reader sees what it depends on."""
+    wrong = [f"{path.relative_to(STUDIO)}:{line}: {module}" for path in studio_files()
+             if str(path.relative_to(STUDIO)) not in BEING_WRITTEN
+             for line, module in function_level_imports(path)
+             if (str(path.relative_to(STUDIO)), module) not in LOCAL_IMPORTS]
+    assert not wrong, ("import these at the top of their modules (or, when the module drags a heavy library into a "
+                       "light path, name it and the measured cost in LOCAL_IMPORTS): " + "; ".join(wrong))
+
+
+def test_the_local_imports_allowed_are_still_there():
+    kept = {(str(path.relative_to(STUDIO)), module) for path in studio_files() for _, module in
+            function_level_imports(path)}
+    assert not set(LOCAL_IMPORTS) - kept, f"no longer imported inside a function: {sorted(set(LOCAL_IMPORTS) - kept)}"
+
+
+def test_function_level_imports_are_found(tmp_path):
+    module = tmp_path / "m.py"
+    module.write_text("import os\n\ndef f():\n    import json\n    import torch\n    from studio import config\n"
+                      "    from studio.training import embedder\n\n    def g():\n        from studio.errors import X\n")
+    assert function_level_imports(module) == [(4, "json"), (6, "studio.config"), (7, "studio.training.embedder"),
+                                              (10, "studio.errors")]
+
+
+def test_the_cli_starts_without_the_heavy_libraries():
+    """Every `studio VERB` imports all verbs, so a top-level import of a module that pulls one of these in slows the
+    whole CLI by seconds (what LOCAL_IMPORTS guards against, measured)."""
+    heavy = ("torch", "transformers", "sentence_transformers", "FlagEmbedding", "peft", "sklearn", "scipy", "bm25s",
+             "datasets", "gradio", "fastapi", "uvicorn")
+    code = f"import sys, studio.cli; print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            cwd=STUDIO.parent).stdout.strip()
+    assert loaded == "[]", f"`import studio.cli` loads {loaded}"

@@ -10,8 +10,9 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from studio import backups
 from studio.actions.base import Actor, Project, action, audit
-from studio.store.backup import BackupInfo
+from studio.store.backup import BackupInfo, backup
 
 
 @action("admin", cli="backup")
@@ -24,9 +25,6 @@ def make_backup(project: Project, actor: Actor, /, out: str | Path | None = None
         StudioError: ``no_database``, ``backup_is_live``, ``backup_exists``, ``backup_failed``
             (:func:`studio.store.backup.backup`).
     """
-    from studio import backups
-    from studio.store.backup import backup
-
     if out is None:
         info = backups.make_backup(project.db_path)
     else:
@@ -39,6 +37,4 @@ def make_backup(project: Project, actor: Actor, /, out: str | Path | None = None
 def start_schedule(db_path: str | Path, every_hours: float, keep: int) -> threading.Thread:
     """The app's backup timer (``--backup-every HOURS --backup-keep N``), not a person's action: a timestamped
     backup in backups/ every `every_hours`, the newest `keep` kept (:func:`studio.backups.start_backups`)."""
-    from studio.backups import start_backups
-
-    return start_backups(db_path, every_hours, keep)
+    return backups.start_backups(db_path, every_hours, keep)

@@ -28,6 +28,8 @@ from typing import Any, TypeVar
 
 from studio.config import ROLES
 from studio.errors import Forbidden, StudioError
+from studio.store import opened
+from studio.store.audit import record
 
 ROLE_RANK = {role: rank for rank, role in enumerate(ROLES)}  # annotator < expert < admin
 _PRELOAD: ContextVar[bool] = ContextVar("studio_preload", default=False)
@@ -74,8 +76,6 @@ class Project:
     def db(self, *, existing: bool = False) -> Iterator:
         """An open connection for one action; `existing` refuses a database that is not there yet (a mistyped path
         would otherwise become a new, empty project reporting zeros)."""
-        from studio.store import opened
-
         if existing and not self.db_path.is_file():
             raise StudioError("no_database", path=str(self.db_path))
         with opened(self.db_path) as db:
@@ -159,7 +159,6 @@ def require(project: Project, actor: Actor, role: str, what: str) -> None:
         return
     if _PRELOAD.get():
         raise Forbidden(what, actor=actor.name, role=actor.role, needs=role)
-    from studio.store.audit import record
 
     try:
         with project.db() as db, db.atomic():
@@ -173,8 +172,6 @@ def require(project: Project, actor: Actor, role: str, what: str) -> None:
 def audit(project: Project, actor: Actor, what: str, *, entity: str, entity_id: int | None = None,
           before: Any = None, after: Any = None) -> None:
     """One audit entry for an action whose domain module does not write one itself (models, files)."""
-    from studio.store.audit import record
-
     with project.db() as db, db.atomic():
         record(db, actor=actor.name, action=what, entity=entity, entity_id=entity_id, before=before, after=after)
 

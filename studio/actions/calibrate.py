@@ -11,7 +11,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from studio.actions.base import Actor, Project, action
+from studio.evaluation import calibration, runner
+from studio.evaluation.heldout import learned
 from studio.i18n import t
+from studio.models.registry import DEFAULT_NAME, get_default, resolve
+from studio.store.gold import gold_set
+from studio.training.train_file import fingerprint
 
 if TYPE_CHECKING:
     from studio.evaluation.calibration import Calibration
@@ -34,12 +39,6 @@ def calibrate(project: Project, actor: Actor, /, model: str, *, exclude: str | P
         StudioError: ``bad_precision``, ``train_file_missing``, ``no_database`` (with `existing`),
             ``calibration_needs_both``, ``model_missing``.
     """
-    from studio.training.train_file import fingerprint
-    from studio.evaluation import calibration, runner
-    from studio.evaluation.heldout import learned
-    from studio.models.registry import DEFAULT_NAME, get_default, resolve
-    from studio.store.gold import gold_set
-
     name = str(model or "").strip() or DEFAULT_NAME
     held_out = set(runner.training_queries(exclude)) if exclude else set()
     with project.db(existing=existing) as db:

@@ -10,10 +10,21 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from studio.actions import files
+from studio import demo
+from studio import queue as strategies
+from studio.actions import files, queue
 from studio.actions.base import Actor, Project, action
+from studio.actions.evaluate import load_evalset
 from studio.errors import InputError, StudioError
+from studio.evaluation import holes
+from studio.evaluation.heldout import hold_out, models_of
+from studio.evaluation.systems import parse, run_systems
+from studio.ingest import read_any
+from studio.retrieval.pooling import pool_candidates
 from studio.retrieval.systems import FIRST_STAGE_DEPTH, RERANK_TOP
+from studio.store import pairs as store_pairs
+from studio.store import queue as store_queue
+from studio.store.imports import import_batch
 
 KINDS = ("pairs", "ratings", "beir", "logs")
 HOLES = "holes"  # the source of the pairs pool_unjudged adds: the unjudged pairs of systems' top K
@@ -44,9 +55,6 @@ def import_file(project: Project, actor: Actor, kind: str, path: str | Path, *, 
     Returns:
         The :class:`~studio.store.imports.ImportSummary` (new and existing pairs, documents, queries, ratings).
     """
-    from studio.ingest import read_any
-    from studio.store.imports import import_batch
-
     if kind not in KINDS:
         raise StudioError("bad_import_kind", kind=kind, kinds=", ".join(KINDS))
     options = {"split": split or "test", "min_relevant": int(min_relevant)} if kind == "beir" else {}
@@ -88,18 +96,12 @@ def pool(project: Project, actor: Actor, k: int = 20, retriever: str = "hybrid",
     Returns counts: queries, candidates and pairs added, with the retriever, k and the model used, and
     ``strategy``: the order the queue now serves in (None: unchanged).
     """
-    from studio import queue as strategies
-    from studio.retrieval.pooling import pool_candidates
-    from studio.store import queue as store_queue
-
     with project.db(existing=existing) as db:
         result = pool_candidates(db, k=int(k), retriever=retriever, model=(model or "").strip() or None,
                                  progress=progress, actor=actor.name)
         chosen = store_queue.get_setting(db, store_queue.STRATEGY_KEY)
     result["strategy"] = None
     if result["added"] and chosen in (None, strategies.DEFAULT):
-        from studio.actions import queue
-
         queue.set_strategy(project, actor, strategies.DEFAULT, model=(model or "").strip() or None)
         result["strategy"] = strategies.DEFAULT
     return result
@@ -140,12 +142,6 @@ def pool_unjudged(project: Project, actor: Actor, /, systems: Sequence[str] = ()
             ``train_file_missing``, ``model_missing``, ``run_file_missing``, a run file's InputError,
             ``no_database`` (with `existing`).
     """
-    from studio.actions.evaluate import load_evalset
-    from studio.evaluation import holes
-    from studio.evaluation.heldout import hold_out, models_of
-    from studio.evaluation.systems import parse, run_systems
-    from studio.store import queue as store_queue
-
     given = dict(runs or {})
     specs = list(dict.fromkeys([*(parse(s).spec for s in systems or () if str(s).strip()), *given]))
     if not specs:
@@ -180,17 +176,13 @@ def load_demo(project: Project, actor: Actor):
 
     Returns the :class:`~studio.store.imports.ImportSummary` (pairs, documents, queries, ratings).
     """
-    from studio.demo import load_demo as load
-
     with project.db() as db:
-        return load(db, actor=actor.name)
+        return demo.load_demo(db, actor=actor.name)
 
 
 @action("admin", why_no_cli="the tiles of ① (the CLI's `studio gold` and `studio annotators` give the counts)")
 def counts(project: Project, actor: Actor) -> Counts:
     """How big the project is, for the tiles of ①."""
-    from studio.store import pairs as store_pairs
-
     with project.db() as db:
         tables = store_pairs.counts(db)
     return Counts(tables, tables["documents"] == 0 and tables["queries"] == 0)

@@ -17,7 +17,10 @@ from pathlib import Path
 from studio import config
 from studio.actions import files
 from studio.actions.base import Actor, Project, action, audit
+from studio.actions.evaluate import load_evalset
 from studio.errors import StudioError
+from studio.evaluation import learning_curve as curves
+from studio.evaluation.heldout import hold_out
 from studio.evaluation.learning_curve import DEFAULT_FRACTIONS, DEFAULT_SEEDS, Curve  # light: no torch
 from studio.i18n import t
 
@@ -67,15 +70,11 @@ def learning_curve(project: Project, actor: Actor, /, train_file: str | Path, so
             evaluation set's (``bad_source``, ``no_eval_queries``...), and those of
             :func:`~studio.evaluation.learning_curve.run_curve`.
     """
-    from studio.actions.evaluate import load_evalset
-    from studio.evaluation.heldout import hold_out
-    from studio.evaluation.learning_curve import run_curve
-
     path = training_path(train_file, lang)
     evalset = load_evalset(project, source, folder=folder, split=split, exclude=path, lang=lang, existing=existing)
     evalset, _ = hold_out(evalset, [base])  # a base that is itself a fine-tune is not scored on what it learned
-    curve = run_curve(path, evalset, base=base, fractions=fractions, seeds=seeds, options=options,
-                      workdir=new_workdir(path), keep=keep, lang=lang, progress=progress)
+    curve = curves.run_curve(path, evalset, base=base, fractions=fractions, seeds=seeds, options=options,
+                             workdir=new_workdir(path), keep=keep, lang=lang, progress=progress)
     if project.db_path.is_file():  # a curve on a BEIR folder alone creates no project database
         audit(project, actor, "curve.run", entity="learning_curve",
               after={"train": str(path), "base": base, "workdir": curve.workdir, "still_rising": curve.still_rising,
@@ -88,23 +87,17 @@ def learning_curve(project: Project, actor: Actor, /, train_file: str | Path, so
 def verdict_line(curve: Curve, lang: str) -> str:
     """"Still rising: +0.031 nDCG@10 from 50 % to 100 % of the labels — more labels should help." (or flat,
     falling)."""
-    from studio.evaluation.learning_curve import verdict_line as line
-
-    return line(curve, lang)
+    return curves.verdict_line(curve, lang)
 
 
 def figure(curve: Curve, lang: str):
     """The curve as a plotly Figure (the UI wraps it with studio.ui.render.chart for its toolbar's language)."""
-    from studio.evaluation.learning_curve import figure as draw
-
-    return draw(curve, lang)
+    return curves.figure(curve, lang)
 
 
 def parse_fractions(text: str | None) -> tuple[float, ...]:
     """"0.25,0.5,1" or "25,50,100" (percent) → (0.25, 0.5, 1.0); empty → the default. For the CLI's and the
     page's text fields. Raises StudioError ``curve_bad_fractions``."""
-    from studio.evaluation.learning_curve import check_fractions
-
     if not (text or "").strip():
         return DEFAULT_FRACTIONS
     try:
@@ -113,17 +106,15 @@ def parse_fractions(text: str | None) -> tuple[float, ...]:
         raise StudioError("curve_bad_fractions", value=text) from None
     if values and max(values) > 1:  # percentages
         values = [v / 100 for v in values]
-    return check_fractions(values)
+    return curves.check_fractions(values)
 
 
 def parse_seeds(text: str | None) -> tuple[int, ...]:
     """"42,43,44" → (42, 43, 44); empty → the default. Raises StudioError ``curve_bad_seeds``."""
-    from studio.evaluation.learning_curve import check_seeds
-
     if not (text or "").strip():
         return DEFAULT_SEEDS
     try:
         values = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
         raise StudioError("curve_bad_seeds", value=text) from None
-    return check_seeds(values)
+    return curves.check_seeds(values)

@@ -10,6 +10,14 @@ from pathlib import Path
 
 from studio import config
 from studio.actions.base import Actor, Project, action, audit
+from studio.dataset import triplets
+from studio.dataset.negatives import SOURCE as CHECKED
+from studio.dataset.quality import THRESHOLDS, quality_report
+from studio.dataset.triplets import ExportOptions
+from studio.models.registry import get_default
+from studio.store.adjudication import pooled_kappa
+from studio.store.gold import gold_set
+from studio.store.queue import source_pairs
 
 Progress = Callable[[float, str], None]
 
@@ -25,8 +33,6 @@ class Quality:
 
 def default_model(model: str | None = None) -> str:
     """`model`, or the default model (★ in ⑦) when it is None or empty: what ⑤ prepares data for."""
-    from studio.models.registry import get_default
-
     return (model or "").strip() or get_default()
 
 
@@ -55,10 +61,6 @@ def quality(project: Project, actor: Actor, model: str | None = None, progress: 
         model: whose tokenizer counts tokens; None or empty means the default model (★).
         out_path: also save the report there as JSON (folders are created).
     """
-    from studio.dataset.quality import THRESHOLDS, quality_report
-    from studio.store.adjudication import pooled_kappa
-    from studio.store.gold import gold_set
-
     with project.db(existing=existing) as db:
         gold, kappa = gold_set(db), pooled_kappa(db)
     report = quality_report(gold, kappa=kappa, model=default_model(model), progress=progress)
@@ -91,19 +93,13 @@ def export_triplets(project: Project, actor: Actor, out_path: str | Path | None 
         ``checked_negatives`` counts what became of the pairs "check the negatives" queued (strategy
         ``negatives``). The export is audited (where it wrote, the counts).
     """
-    from studio.dataset.negatives import SOURCE as CHECKED
-    from studio.dataset.triplets import ExportOptions
-    from studio.dataset.triplets import export_triplets as export
-    from studio.store.gold import gold_set
-    from studio.store.queue import source_pairs
-
     out = Path(out_path) if out_path else Path(config.EXPORTS_DIR) / default_export_name()
     options = ExportOptions(valid_fraction=valid_fraction, test_fraction=test_fraction, hard_negatives=hard_negatives, negatives=negatives,
                             partial=partial, seed=seed, model=default_model(model), rank_window=rank_window,
                             scores=scores, prompt=prompt or "")
     with project.db(existing=existing) as db:
         gold, checked = gold_set(db), source_pairs(db, CHECKED)
-    result = export(gold, out, options, progress=progress, checked=checked)
+    result = triplets.export_triplets(gold, out, options, progress=progress, checked=checked)
     files = [str(p) for p in (result.train_path, result.valid_path, result.csv_path, result.manifest_path) if p]
     audit(project, actor, "export", entity="export",
           after={"path": str(result.train_path), "files": files, "counts": result.counts,

@@ -15,12 +15,21 @@ from typing import Any
 
 from studio import config
 from studio.actions.base import Actor, Project, action
+from studio.dataset.naming import validation_twin
 from studio.errors import StudioError
 from studio.evaluation import charts as report_charts  # the report's figures, which ⑧ shows too
+from studio.evaluation import embedding_map as maps
+from studio.evaluation import export, metrics, runner
+from studio.evaluation.embedding_map import build_maps
+from studio.evaluation.heldout import hold_out, models_of, validated_only
+from studio.evaluation.holes import holes
+from studio.evaluation.report import evaluate_models, evaluate_systems, file_names
+from studio.evaluation.systems import parse
 from studio.i18n import t
 from studio.retrieval import systems as system_specs_
 from studio.retrieval.stages import RUN_FILE
 from studio.retrieval.systems import FIRST_STAGE_DEPTH, RERANK_TOP  # noqa: F401  (⑧'s defaults)
+from studio.store.gold import gold_set
 
 SOURCES = ("beir", "db")  # a BEIR folder, or this project's gold labels
 DEFAULT_SPLIT = "test"
@@ -69,8 +78,6 @@ def load_evalset(project: Project, source: str, *, folder: str | Path | None = N
         StudioError: ``bad_source``; ``train_file_missing``; ``no_eval_queries`` when no labelled query is left;
             the BEIR reader's errors; ``no_database`` for gold labels with `existing` and no database.
     """
-    from studio.evaluation import runner
-
     if source not in SOURCES:
         raise StudioError("bad_source", source=source, sources=", ".join(SOURCES))
     split = (split or "").strip() or DEFAULT_SPLIT
@@ -78,13 +85,10 @@ def load_evalset(project: Project, source: str, *, folder: str | Path | None = N
     folder = Path(folder) if folder else config.DEMO_DIR
     name = f"{folder.name}/{split}" if source == "beir" else t("evaluate.evalset_gold", lang)
     if held_out is not None:
-        from studio.evaluation.report import file_names
-
         files = file_names(runner.held_out_files(exclude), lang)
         name = t("evaluate.evalset_held_out", lang, evalset=name, file=files)
     if source == "beir":
         return runner.from_beir(folder, split, held_out, name=name)
-    from studio.store.gold import gold_set
 
     with project.db(existing=existing) as db:
         gold = gold_set(db)
@@ -104,9 +108,6 @@ def load_tuneset(project: Project, source: str, *, folder: str | Path | None = N
         StudioError: ``tune_on_eval_split`` (the evaluated split), ``tune_on_needs_beir`` (a split name on gold
             labels), the BEIR reader's errors.
     """
-    from studio.dataset.naming import validation_twin
-    from studio.evaluation import runner
-
     tune_on = (tune_on or "").strip() or None
     if source == "beir":
         if not tune_on:
@@ -118,8 +119,6 @@ def load_tuneset(project: Project, source: str, *, folder: str | Path | None = N
         return runner.from_beir(folder, tune_on, name=f"{folder.name}/{tune_on}")
     if tune_on:
         raise StudioError("tune_on_needs_beir")
-    from studio.evaluation.heldout import validated_only
-    from studio.store.gold import gold_set
 
     twin = validation_twin(exclude) if exclude else None
     if twin is None and not models:
@@ -200,9 +199,6 @@ def evaluate(project: Project, actor: Actor, /, models: Sequence[str], source: s
         StudioError: ``bad_cutoffs``, ``pick_models``, the evaluation set's errors, ``not_m3``, ``model_missing``,
             a spec's errors, ``tune_on_eval_split``.
     """
-    from studio.evaluation import embedding_map as maps
-    from studio.evaluation.report import evaluate_models, evaluate_systems
-
     cutoffs = parse_cutoffs(ks if ks is None or isinstance(ks, str) else ",".join(map(str, ks)))
     names = [str(m).strip() for m in models or [] if str(m).strip()]
     reranker = (reranker or "").strip() or None
@@ -211,11 +207,8 @@ def evaluate(project: Project, actor: Actor, /, models: Sequence[str], source: s
     if not names and not specs:
         raise StudioError("pick_models")
     if specs:
-        from studio.evaluation.systems import parse
-
         for spec in specs:
             parse(spec)  # a typo fails before the evaluation set loads
-    from studio.evaluation.heldout import hold_out, models_of
 
     runs: dict = {}
     learners = models_of(specs) if specs else names + ([reranker] if reranker else [])
@@ -236,8 +229,6 @@ def evaluate(project: Project, actor: Actor, /, models: Sequence[str], source: s
                                               progress=progress)
     report["held_out"] = held.as_dict()
     if runs:
-        from studio.evaluation.holes import holes
-
         flagged = [w["model"] for w in report.get("warnings", []) if w["kind"] == "low_judged" and w["model"] in runs]
         # What "judge the holes" would queue: distinct pairs, a document two systems share counted once
         report["holes"] = {"depth": 10, "systems": flagged,
@@ -255,8 +246,6 @@ def embedding_map(project: Project, actor: Actor, /, models: Sequence[str], sour
                   picked: Sequence[str] | None = None, lang: str = "en") -> EmbeddingMap:
     """The embedding maps of the baseline and the last model over :func:`load_evalset`'s set; `picked` query ids
     colour the documents by their labels (all sampled queries when empty)."""
-    from studio.evaluation.embedding_map import build_maps
-
     names = [str(m).strip() for m in models or [] if str(m).strip()]
     if not names:
         raise StudioError("pick_models")
@@ -274,8 +263,6 @@ def write_reports(project: Project, actor: Actor, /, report: dict, *, lang: str 
     Without `html` and `csv`: all three (report.html, metrics.csv, queries.csv) into a fresh folder under exports/
     — the app's downloads.
     """
-    from studio.evaluation import export
-
     per_query = None
     if html is None and csv is None:
         config.EXPORTS_DIR.mkdir(parents=True, exist_ok=True)
@@ -292,9 +279,7 @@ def write_reports(project: Project, actor: Actor, /, report: dict, *, lang: str 
 
 def parse_cutoffs(text: str | None) -> tuple[int, ...]:
     """"1,5,10" → (1, 5, 10); empty → 1, 5, 10, 20 (StudioError ``bad_cutoffs`` otherwise), for `studio eval --k`."""
-    from studio.evaluation.metrics import parse_cutoffs as parse
-
-    return parse(text)
+    return metrics.parse_cutoffs(text)
 
 
 # The report's sentences and words (held_out_line, warning_lines, verdict…) are in studio/actions/wording.py.

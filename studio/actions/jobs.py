@@ -18,11 +18,17 @@ from studio import config as studio_config
 from studio.actions import files
 from studio.actions.base import Actor, Project, action
 from studio.actions.models import model_field
+from studio.dataset.naming import validation_twin
 from studio.errors import StudioError
+from studio.models.inspection import describe, scan
+from studio.models.registry import DEFAULT_NAME, resolve
 from studio.store import jobs as store_jobs
+from studio.training import jobs as training_jobs
 # Light (no torch): the CLI's and the Train form's few-steps warning and its one-click fix.
 from studio.training.advice import steps_fix, too_few_steps  # noqa: F401
+from studio.training.base_model import base_label
 from studio.training.config import TrainConfig
+from studio.training.metrics import read_metrics
 from studio.training.settings import SETTINGS, Setting  # noqa: F401  (the field table: CLI options, form widgets)
 
 ACTIVE = ("queued", "running")
@@ -59,9 +65,8 @@ class JobSnapshot:
     @property
     def worker_died(self) -> bool:
         """Failed because its worker vanished (killed, out of memory) rather than with an explained error."""
-        from studio.training.jobs import WORKER_DIED_PREFIX
-
-        return self.job["status"] == "failed" and str(self.job["error"] or "").startswith(WORKER_DIED_PREFIX)
+        error = str(self.job["error"] or "")
+        return self.job["status"] == "failed" and error.startswith(training_jobs.WORKER_DIED_PREFIX)
 
     @property
     def last_loss(self) -> dict:
@@ -72,8 +77,6 @@ class JobSnapshot:
 
 def valid_beside(train: str | Path | None) -> str | None:
     """The validation file beside a training file (``X.valid.jsonl`` next to ``X.jsonl``), when there is one."""
-    from studio.dataset.naming import validation_twin
-
     text = str(train or "").strip()
     twin = validation_twin(text) if text else None
     return None if twin is None else str(twin)
@@ -106,8 +109,6 @@ def starts_without_reranker_head(task: str, base: str | None) -> bool:
     False when the base is a hub id this machine cannot inspect: no guess."""
     if task != "reranker":
         return False
-    from studio.models.inspection import describe
-    from studio.models.registry import resolve
 
     path = Path(resolve((base or "").strip() or "default"))
     return path.is_dir() and describe(path).kind != "reranker"
@@ -187,9 +188,6 @@ def start(project: Project, actor: Actor, config_or_options: TrainConfig | Mappi
     named, and the base model's name is resolved (``default`` = the ★ default model). What the worker would refuse
     raises StudioError before anything is written.
     """
-    from studio.models.registry import resolve
-    from studio.training import jobs as training_jobs
-
     config = make_config(config_or_options)
     if config.valid is None:
         config.valid = valid_beside(config.train)
@@ -223,8 +221,6 @@ def cancel(project: Project, actor: Actor, job_id: int, /, *, wait: bool = False
     (the page watches it end), with `wait` it returns once the worker has stopped, calling `on_wait` with the
     seconds waited about once a second (``studio jobs cancel``).
     """
-    from studio.training import jobs as training_jobs
-
     with project.db() as db:
         job = store_jobs.get_job(db, int(job_id))
         if job["status"] not in ACTIVE:
@@ -236,8 +232,6 @@ def cancel(project: Project, actor: Actor, job_id: int, /, *, wait: bool = False
 def resume(project: Project, actor: Actor, job_id: int, /) -> dict:
     """Queue a failed or cancelled job again (audited as the actor) and start it when there is room; its worker
     continues from the newest checkpoint. Returns its row (running, or queued behind another job)."""
-    from studio.training import jobs as training_jobs
-
     with project.db() as db:
         status = store_jobs.get_job(db, int(job_id))["status"]
         if status not in RESUMABLE:  # "job 3 has finished: nothing to resume", not "job 3 is succeeded"
@@ -250,8 +244,6 @@ def resume(project: Project, actor: Actor, job_id: int, /) -> dict:
 @action("admin", cli="jobs")
 def list_jobs(project: Project, actor: Actor, /, *, existing: bool = False) -> list[dict]:
     """Every job, newest first, brought up to date with its worker (a dead one is marked failed)."""
-    from studio.training import jobs as training_jobs
-
     with project.db(existing=existing) as db:
         training_jobs.refresh_all(db)
         return store_jobs.list_jobs(db)
@@ -260,9 +252,6 @@ def list_jobs(project: Project, actor: Actor, /, *, existing: bool = False) -> l
 @action("admin", why_no_cli="the Train tab's live view (the CLI's `studio train` shows a progress bar)")
 def watch(project: Project, actor: Actor, job_id: int, /, *, log_lines: int = 40) -> JobSnapshot:
     """One job brought up to date with its worker: its row, logged steps and the last `log_lines` of its log."""
-    from studio.training import jobs as training_jobs
-    from studio.training.metrics import read_metrics
-
     with project.db() as db:
         job = training_jobs.refresh(db, int(job_id))
     job_dir = job["job_dir"]
@@ -276,8 +265,6 @@ def watch(project: Project, actor: Actor, job_id: int, /, *, log_lines: int = 40
 
 def _base_name(job_dir: str | Path) -> str:
     """The job's base model as people name it (``all-MiniLM-L6-v2``, ``NAME`` in models/), "" when unreadable."""
-    from studio.training.base_model import base_label
-
     try:
         config = TrainConfig.load(Path(job_dir))
     except (OSError, ValueError, TypeError):
@@ -295,9 +282,6 @@ def training_files(project: Project, actor: Actor, /) -> list[str]:
 @action("admin", why_no_cli="the Train form's base model picker (the CLI lists models with `studio models`)")
 def base_models(project: Project, actor: Actor, /) -> list[str]:
     """Models a job can start from: ``default`` (the ★ model) and every usable model in models/."""
-    from studio.models.inspection import scan
-    from studio.models.registry import DEFAULT_NAME
-
     names = [info.name for info in scan() if info.ok]
     return [DEFAULT_NAME, *(name for name in names if name != DEFAULT_NAME)]
 
@@ -305,7 +289,5 @@ def base_models(project: Project, actor: Actor, /) -> list[str]:
 def supervise(project: Project, max_running: int | None = None) -> list[int]:
     """The app's scheduler, not a person's action: re-attach to live workers (a dead one is marked failed) and start
     queued jobs while fewer than `max_running` run. Returns the ids started."""
-    from studio.training import jobs as training_jobs
-
     with project.db() as db:
         return training_jobs.start_queued(db, max_running)

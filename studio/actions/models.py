@@ -13,6 +13,11 @@ from pathlib import Path, PurePosixPath
 from studio import config
 from studio.actions.base import Actor, Project, action, audit
 from studio.errors import StudioError
+from studio.models import registry
+from studio.models.inspection import check as check_model
+from studio.models.inspection import provenance as recorded
+from studio.models.inspection import scan
+from studio.models.registry import get_default, resolve
 
 EMBEDDED = config.EMBEDDED_MODEL_NAME  # the embedded all-MiniLM-L6-v2 by its own name (what 'default' is without a ★)
 
@@ -62,8 +67,6 @@ def provenance(info) -> dict:
     """Where a model came from (:func:`studio.models.inspection.provenance` of its ``studio_model.json``: base, data,
     date, query counts, final losses, held-out scores), its files named as :func:`shown_path` shows them; {} for a
     model the studio did not train."""
-    from studio.models.inspection import provenance as recorded
-
     facts = recorded(info.origin)
     return {**facts, "train": shown_path(facts.get("train")), "valid": shown_path(facts.get("valid"))} if facts \
         else {}
@@ -78,8 +81,6 @@ def optional_model_field(text: str | None, *, field: str) -> str | None:
 def list_models(project: Project, actor: Actor) -> list:
     """Every model (:class:`studio.models.inspection.ModelInfo`): the embedded one first, then models/ by name,
     with their layout problems and the ★ default marked. Nothing is loaded."""
-    from studio.models.inspection import scan
-
     return scan()
 
 
@@ -87,9 +88,6 @@ def list_models(project: Project, actor: Actor) -> list:
 def check(project: Project, actor: Actor, name_or_path: str):
     """Load a model (a name in models/, ``default``, a folder) the way the studio will and run one input through it;
     the :class:`~studio.models.inspection.ModelInfo` with every problem found."""
-    from studio.models.inspection import check as check_model
-    from studio.models.registry import resolve
-
     return check_model(resolve(name_or_path))
 
 
@@ -97,8 +95,6 @@ def check(project: Project, actor: Actor, name_or_path: str):
 def set_default(project: Project, actor: Actor, name: str) -> str:
     """Make `name` (an embedder in models/, or the embedded model's name) the ★ default model; returns the name of
     the default now. Audited (``model.default``) with the default before and after."""
-    from studio.models import registry
-
     before = registry.get_default()
     registry.set_default((name or "").strip())
     after = registry.get_default()
@@ -111,8 +107,6 @@ def set_default(project: Project, actor: Actor, name: str) -> str:
 def delete(project: Project, actor: Actor, name: str) -> None:
     """Delete the model folder models/`name` (a linked-in model: the link only); the ★ falls back to the embedded
     model when it was this one. Audited (``model.delete``) with the folder and whether it was the default."""
-    from studio.models import registry
-
     name = (name or "").strip()
     was_default = registry.get_default() == name
     path = registry.resolve(name)
@@ -124,9 +118,6 @@ def delete(project: Project, actor: Actor, name: str) -> None:
                              "`studio models`)")
 def choices(project: Project, actor: Actor) -> Choices:
     """The names of the usable embedders and rerankers, and the ★ default's (layout checks only, nothing loads)."""
-    from studio.models.inspection import scan
-    from studio.models.registry import get_default
-
     infos = [info for info in scan() if info.ok]
     return Choices([i.name for i in infos if i.kind != "reranker"], [i.name for i in infos if i.kind == "reranker"],
                    get_default())

@@ -12,11 +12,18 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from studio import config
+from studio import recipe as recipes
 from studio.actions import files
 from studio.actions.base import Actor, Project, action, audit
+from studio.actions.calibrate import calibrate
+from studio.actions.evaluate import load_evalset, load_tuneset
+from studio.actions.wording import fusion_line
 from studio.errors import StudioError
+from studio.evaluation.systems import fusion_for
 from studio.i18n import t
-from studio.retrieval.systems import RERANK_TOP
+from studio.recipe import Recipe, calibration_target
+from studio.retrieval.systems import RERANK_TOP, file_stem, parse
+from studio.serving.int8 import has_models, int8_check
 
 RECIPES = "recipes"  # the folder inside exports/ that holds the page's recipes
 # A calibration that cannot be done leaves the threshold out (null, with the reason), never the recipe.
@@ -25,8 +32,6 @@ NO_THRESHOLD = ("calibration_needs_both", "no_database")
 
 def default_folder(spec: str) -> Path:
     """Where a recipe goes when none is named: ``exports/recipes/<spec as a file name>-<timestamp>``."""
-    from studio.retrieval.systems import file_stem
-
     return Path(config.EXPORTS_DIR) / RECIPES / f"{file_stem(spec)}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
@@ -76,9 +81,6 @@ def export_recipe(project: Project, actor: Actor, /, spec: str, out: str | Path 
             `existing`, tuning on gold labels), ``recipe_from_trained`` (`measured` scored queries its models were
             trained or validated on: ``--include-trained``).
     """
-    from studio import recipe as recipes
-    from studio.retrieval.systems import parse
-
     system = parse(spec)
     if system.run_files:  # precomputed rankings: nothing to deploy that could search a new query
         raise StudioError("recipe_run_file", spec=system.spec, file=system.run_files[0])
@@ -116,9 +118,6 @@ def _tune(project: Project, system, source: str | None, *, folder, split, tune_o
           existing: bool):
     """An unpinned fusion chosen on :func:`load_tuneset`'s queries, as ⑧'s evaluation chose it (its evaluated
     queries left out too); RRF, untuned, when there are none (or no `source` is named)."""
-    from studio.actions.evaluate import load_evalset, load_tuneset
-    from studio.evaluation.systems import fusion_for
-
     tune = load_tuneset(project, source, folder=folder, split=split, tune_on=tune_on, exclude=exclude,
                         models=system.models, existing=existing) if source else None
     if tune is None:
@@ -136,9 +135,6 @@ def _int8(project: Project, data: dict, source: str | None, *, folder, split, ex
         StudioError: ``int8_no_model`` (BM25 alone), ``int8_needs_labels`` (no source and no database), or
             :func:`load_evalset`'s errors.
     """
-    from studio.actions.evaluate import load_evalset
-    from studio.serving.int8 import has_models, int8_check
-
     if not has_models(data):
         raise StudioError("int8_no_model", spec=data["spec"])
     if source is None and not project.db_path.is_file():
@@ -152,9 +148,6 @@ def _calibrate(project: Project, actor: Actor, system, exclude,
                target_precision: float) -> tuple[dict | None, tuple[str, dict] | None]:
     """The calibration of the recipe's final scorer on the gold labels, or None and why not (a catalogue key and
     its params)."""
-    from studio.actions.calibrate import calibrate
-    from studio.recipe import calibration_target
-
     target = calibration_target(system)
     if target.model is None:
         return None, None  # the recipe says why (BM25, a BGE-M3 mode)
@@ -174,9 +167,6 @@ def _calibrate(project: Project, actor: Actor, system, exclude,
 def summary_lines(path: str | Path, lang: str = "en") -> list[str]:
     """What a written recipe holds, in `lang`: where it is, its system, the fusion and the threshold (or why there
     is none)."""
-    from studio.actions.wording import fusion_line
-    from studio.recipe import Recipe, calibration_target
-
     recipe = Recipe.load(path)
     lines = [t("recipe.wrote", lang, path=str(path), spec=recipe.spec)]
     fusion = fusion_line({"spec": recipe.spec, "fusion": recipe.fusion}, lang) if recipe.fusion else None

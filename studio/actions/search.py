@@ -20,8 +20,17 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from studio.actions.base import Actor, Project, action
+from studio.actions.files import run_file_names, run_path
+from studio.actions.models import model_field as checked_model
 from studio.errors import NotFoundError, StudioError
+from studio.models.registry import require
+from studio.retrieval import playground, tokenize
 from studio.retrieval import systems as system_specs
+from studio.retrieval.rerank import DEFAULT_DEPTH
+from studio.retrieval.search import rank_moves
+from studio.retrieval.system_search import search_system
+from studio.store import lookup
+from studio.store.lookup import gold_for_query, query_keys, queue_pair, searchable_corpus
 
 if TYPE_CHECKING:
     from studio.retrieval.system_search import Details
@@ -98,9 +107,6 @@ def page_system(spec: str | None, reranker: str | None, *, field: str, model_fie
         StudioError: ``empty_field``, ``path_outside`` (a model or a run file outside its folder), the spec's errors;
             NotFoundError ``run_file_missing``.
     """
-    from studio.actions.files import run_path
-    from studio.actions.models import model_field as checked_model
-
     if not (spec or "").strip():
         raise StudioError("empty_field", field=field)
     system = system_of(spec)
@@ -132,32 +138,24 @@ def with_baseline(model: str) -> str:
 
 def run_names() -> list[str]:
     """The TREC run files in the project's runs/ folder, as names inside it (what ``run:NAME`` takes)."""
-    from studio.actions.files import run_file_names
-
     return run_file_names()
 
 
 def default_depth() -> int:
     """How many first-stage candidates a reranker rescores when none is said (:data:`studio.retrieval.rerank.
     DEFAULT_DEPTH`)."""
-    from studio.retrieval.rerank import DEFAULT_DEPTH
-
     return DEFAULT_DEPTH
 
 
 def playground_example() -> tuple[str, list[str]]:
     """The playground's first example, the keyword trap: a query and documents where the fruit text shares the
     keyword 苹果 and the useful answers do not."""
-    from studio.retrieval.playground import KEYWORD_TRAP
-
-    return KEYWORD_TRAP[0], list(KEYWORD_TRAP[1])
+    return playground.KEYWORD_TRAP[0], list(playground.KEYWORD_TRAP[1])
 
 
 def _corpus(project: Project, query: str) -> tuple[list[str], list[str], dict[str, dict], dict[str, int], list[str]]:
     """The corpus (keys, texts, key → {title, text}), `query`'s gold labels and the keys of the stored queries
     with its text (what a run file's rankings are keyed by)."""
-    from studio.store.lookup import gold_for_query, query_keys, searchable_corpus
-
     if not (query or "").strip():
         raise StudioError("empty_query")
     with project.db() as db:
@@ -174,8 +172,6 @@ def _side(system: System, query: str, keys: list[str], texts: list[str], k: int,
     """One side's results (moves filled in by :func:`compare`). Indexes are built and models loaded before the
     timing starts (once per process and corpus), so the first query does not show seconds of loading. With
     `missing_ok`, a run file without a ranking for the query gives a side without hits that names it."""
-    from studio.retrieval.system_search import search_system
-
     try:
         hits, ms, details = search_system(system, query, keys, texts, k, rerank_depth=depth or default_depth(),
                                           query_keys=query_keys)
@@ -194,8 +190,6 @@ def _require_models(system: System) -> None:
     Raises:
         StudioError: ``model_unknown``, ``model_is_reranker``, ``model_not_reranker``.
     """
-    from studio.models.registry import require
-
     for stage in system.stages:
         if not (stage.is_bm25 or stage.is_run):
             require(stage.model, "embedder")
@@ -245,8 +239,6 @@ def compare(project: Project, actor: Actor, /, query: str, left: str | System, r
             ``not_m3``, ``model_unknown``, ``model_is_reranker``, ``model_not_reranker``, ``model_missing``,
             ``run_file_missing``.
     """
-    from studio.retrieval.search import rank_moves
-
     systems = system_of(left, left_reranker), system_of(right, right_reranker)
     for chosen in systems:
         _require_models(chosen)
@@ -260,9 +252,6 @@ def compare(project: Project, actor: Actor, /, query: str, left: str | System, r
 @action("expert", why_no_cli=_DEMO)
 def similarity(project: Project, actor: Actor, /, a: str, b: str, models: Sequence[str]) -> dict[str, float]:
     """Cosine similarity of texts `a` and `b` under each embedder (by the name given)."""
-    from studio.models.registry import require
-    from studio.retrieval import playground
-
     out = {}
     for name in models:
         path = require(name, "embedder")
@@ -275,9 +264,6 @@ def score_documents(project: Project, actor: Actor, /, query: str, documents: Se
                     reranker: str | None = None) -> dict[str, list[float]]:
     """Each embedder's cosine score of every document for `query`, and the reranker's (its logit) when given; keyed
     by the names given."""
-    from studio.models.registry import require
-    from studio.retrieval import playground
-
     documents = list(documents)
     out = {}
     for name in models:
@@ -293,10 +279,8 @@ def score_documents(project: Project, actor: Actor, /, query: str, documents: Se
 @action("expert", why_no_cli=_DEMO)
 def example_queries(project: Project, actor: Actor, /, limit: int = 12) -> list[str]:
     """Queries that have gold labels (the ones a demo can show badges for), most labelled first."""
-    from studio.store.lookup import example_queries as examples
-
     with project.db() as db:
-        return examples(db, limit)
+        return lookup.example_queries(db, limit)
 
 
 @action("admin", why_no_cli="⑨'s 'send to annotation queue' button (the CLI adds pairs with `studio import pairs`)")
@@ -307,8 +291,6 @@ def send_to_queue(project: Project, actor: Actor, /, query: str, doc_key: str) -
     Raises:
         StudioError: ``empty_query``; NotFoundError ``document_not_found``.
     """
-    from studio.store.lookup import queue_pair
-
     if not (query or "").strip():
         raise StudioError("empty_query")
     if not (doc_key or "").strip():
@@ -319,6 +301,4 @@ def send_to_queue(project: Project, actor: Actor, /, query: str, doc_key: str) -
 
 def highlight_terms(query: str) -> list[str]:
     """Terms of `query` to mark in a document, longest first: what BM25 sees (the studio's tokenizer)."""
-    from studio.retrieval.tokenize import highlight_terms as terms
-
-    return terms(query)
+    return tokenize.highlight_terms(query)

@@ -6,7 +6,7 @@ from dataclasses import asdict
 
 import click
 
-from studio.actions import agree
+from studio.actions import Actor, agree
 from studio.cli.base import Context, cli, emit, friendly, json_option, pad
 from studio.i18n import t
 
@@ -65,8 +65,6 @@ def adjudicate(ctx: Context, pair_id: int, label: int, expert: str, note: str) -
     Example:
         studio adjudicate 42 2 --expert dr-wang --note "answers the dosage question"
     """
-    from studio.actions import Actor
-
     # At this machine the CLI is trusted (a local admin) to name the deciding expert; the store checks their role.
     decided = agree.adjudicate(ctx.project, Actor(expert, ctx.actor.role), pair_id, label, note)
     click.echo(f"pair {pair_id}: final label {decided['label']} by {decided['expert']}")

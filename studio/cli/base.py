@@ -6,12 +6,14 @@ import getpass
 import json
 import os
 import sys
+import unicodedata
 from functools import wraps
 from pathlib import Path
 
 import click
 
 from studio.actions import Actor, Project
+from studio.actions import evaluate as evaluation
 from studio.config import DEFAULT_DB
 from studio.errors import StudioError
 
@@ -55,10 +57,8 @@ def plural(count: int, noun: str, nouns: str | None = None) -> str:
 
 def parse_cutoffs(ctx, param, value: str) -> tuple[int, ...]:
     """--k 1,5,10 → (1, 5, 10) (:func:`studio.evaluation.metrics.parse_cutoffs`); a bad value is a usage error."""
-    from studio.actions.evaluate import parse_cutoffs as parse
-
     try:
-        return parse(value)
+        return evaluation.parse_cutoffs(value)
     except StudioError as exc:
         raise click.BadParameter(exc.message("en")) from None
 
@@ -80,8 +80,6 @@ def friendly(fn):
 
 def pad(text: str, width: int) -> str:
     """Left-justify for a terminal, where CJK characters take two columns."""
-    import unicodedata
-
     shown = sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
     return text + " " * max(0, width - shown)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from studio.actions import calibrate as actions
 from studio.cli.base import Context, cli, emit, friendly, json_option
 
 
@@ -35,8 +36,6 @@ def calibrate(ctx: Context, model: str, kind: str, exclude_train: str | None, in
         studio calibrate --model medical-v1 --exclude-train exports/train.jsonl --precision 0.95
         studio calibrate --model bge-reranker-ft --json
     """
-    from studio.actions import calibrate as actions
-
     result = actions.calibrate(ctx.project, ctx.actor, model, exclude=exclude_train,
                                target_precision=target_precision, kind=kind,
                                include_trained=include_trained, existing=True)

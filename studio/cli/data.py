@@ -8,6 +8,8 @@ import click
 
 from studio.actions import data
 from studio.cli.base import Context, _Bar, cli, emit, friendly, json_option
+from studio.errors import StudioError
+from studio.i18n import t
 
 @cli.command()
 @click.option("--model", default=None, help="Model whose tokenizer and max length to check (default: the ★ model).")
@@ -22,8 +24,6 @@ def quality(ctx: Context, model: str | None, out_file: Path | None, as_json: boo
     Example:
         studio quality --json > quality.json
     """
-    from studio.i18n import t
-
     ctx.require_db()
     with _Bar("quality") as bar:
         report = data.quality(ctx.project, ctx.actor, model, bar, out_path=out_file, existing=True).report
@@ -108,8 +108,6 @@ def export_triplets_cmd(ctx: Context, out: Path | None, valid_fraction: float, t
 
 def parse_window(value: str) -> tuple[int, int]:
     """'10-100' → (10, 100); anything else is refused with the option's name."""
-    from studio.errors import StudioError
-
     try:
         start, end = (int(x) for x in value.replace(",", "-").split("-"))
     except ValueError:

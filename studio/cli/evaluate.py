@@ -7,6 +7,9 @@ from pathlib import Path
 
 import click
 
+from studio.actions import curve as curves
+from studio.actions import evaluate as actions
+from studio.actions import search as searching
 from studio.actions import wording  # the report's sentences (one door, not a forwarding action each)
 from studio.actions.evaluate import RERANK_TOP  # the one reranker depth (studio/retrieval/systems.py)
 from studio.cli.base import Context, cli, emit, friendly, json_option, pad, parse_cutoffs
@@ -81,8 +84,6 @@ def eval_(ctx: Context, models_: tuple[str, ...], systems: tuple[str, ...], tune
         studio eval --model bge-m3 --mode weighted --beir ./scifact --html report.html --csv report.csv
         studio eval --system bm25 --system medical-v1 --system "medical-v1+bm25" --beir ./scifact --tune-on train
     """
-    from studio.actions import evaluate as actions
-
     if bool(beir_dir) == use_db:
         raise click.UsageError("give exactly one of --beir DIR or --db")
     if curve:
@@ -148,8 +149,6 @@ def eval_(ctx: Context, models_: tuple[str, ...], systems: tuple[str, ...], tune
 def learning_curve(ctx: Context, base: str, train_file: str, beir_dir: str | None, split: str, fractions: str,
                    seeds: str, epochs: float | None, html: Path | None, lang: str, as_json: bool) -> None:
     """`studio eval --learning-curve`: the curve's points with a progress bar, then its verdict."""
-    from studio.actions import curve as actions
-
     with click.progressbar(length=1000, label="learning curve", file=sys.stderr) as bar:
         done = [0]
 
@@ -160,13 +159,13 @@ def learning_curve(ctx: Context, base: str, train_file: str, beir_dir: str | Non
                 bar.update(step - done[0])
                 done[0] = step
 
-        result = actions.learning_curve(ctx.project, ctx.actor, train_file, "beir" if beir_dir else "db",
-                                        folder=beir_dir, split=split, base=base,
-                                        fractions=actions.parse_fractions(fractions), seeds=actions.parse_seeds(seeds),
-                                        options={"epochs": epochs} if epochs else None, lang=lang, existing=True,
-                                        progress=on_progress)
+        result = curves.learning_curve(ctx.project, ctx.actor, train_file, "beir" if beir_dir else "db",
+                                       folder=beir_dir, split=split, base=base,
+                                       fractions=curves.parse_fractions(fractions), seeds=curves.parse_seeds(seeds),
+                                       options={"epochs": epochs} if epochs else None, lang=lang, existing=True,
+                                       progress=on_progress)
     if html:
-        actions.figure(result, lang).write_html(str(html), include_plotlyjs=True)
+        curves.figure(result, lang).write_html(str(html), include_plotlyjs=True)
         click.echo(f"wrote {html}", err=True)
     if as_json:
         emit(result.as_dict(), True, "")
@@ -176,7 +175,7 @@ def learning_curve(ctx: Context, base: str, train_file: str, beir_dir: str | Non
         spread = f" ± {level.std:.4f} [{level.low:.4f}–{level.high:.4f}]" if level.runs > 1 else ""
         click.echo(f"{level.queries:>5} labelled queries ({level.fraction:.0%}): nDCG@10 {level.mean:.4f}{spread}, "
                    f"recall@10 {level.recall:.4f}")
-    click.echo(actions.verdict_line(result, lang))
+    click.echo(curves.verdict_line(result, lang))
 
 
 @cli.command(name="search")
@@ -204,12 +203,10 @@ def search(ctx: Context, query: str, system: str | None, model: str | None, rera
         studio search "糖尿病的主要并发症有哪些？" --system "medical-v1+bm25>rr-v1" --k 5
         studio search "糖尿病的主要并发症有哪些？" --model medical-v1 --k 5
     """
-    from studio.actions import search as actions
-
     if system and model:
         raise click.UsageError("give --system SPEC or --model NAME, not both")
-    found = actions.search(ctx.project, ctx.actor, query, system or model or "default", k=k, reranker=reranker,
-                           depth=depth)
+    found = searching.search(ctx.project, ctx.actor, query, system or model or "default", k=k, reranker=reranker,
+                             depth=depth)
     side = found.side
     rows = [{"rank": h.rank, "key": h.doc_key, "score": h.score, "gold": found.gold.get(h.doc_key),
              "title": found.documents[h.doc_key]["title"]} for h in side.hits]

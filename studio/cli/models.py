@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import asdict
 
 import click
 
+from studio.actions import models as actions
 from studio.cli.base import Context, cli, emit, friendly, json_option
+from studio.i18n import t
 
 
 def _problem_lines(info, indent: str) -> list[str]:
-    from studio.i18n import t
-
     return [f"{indent}{p.severity}: {t('models.problem_' + p.code, 'en', **p.params)}" for p in info.problems]
 
 
@@ -28,9 +29,6 @@ def models(click_ctx: click.Context, as_json: bool) -> None:
     """
     if click_ctx.invoked_subcommand is not None:
         return
-    from dataclasses import asdict
-
-    from studio.actions import models as actions
 
     ctx: Context = click_ctx.obj
     infos = actions.list_models(ctx.project, ctx.actor)
@@ -53,10 +51,6 @@ def models(click_ctx: click.Context, as_json: bool) -> None:
 def models_check(ctx: Context, path: str, as_json: bool) -> None:
     """Validate a model's layout (a name in models/, 'default' or a folder) and load it with the library that fits
     (exit 1 on an error)."""
-    from dataclasses import asdict
-
-    from studio.actions import models as actions
-
     info = actions.check(ctx.project, ctx.actor, path)
     if as_json:
         emit(asdict(info), True, "")
@@ -78,8 +72,6 @@ def models_default(ctx: Context, name: str) -> None:
     \b
     `studio models default all-MiniLM-L6-v2` makes the embedded model the default again.
     """
-    from studio.actions import models as actions
-
     click.echo(f"default model: {actions.set_default(ctx.project, ctx.actor, name)}")
 
 
@@ -90,7 +82,5 @@ def models_default(ctx: Context, name: str) -> None:
 @friendly
 def models_delete(ctx: Context, name: str) -> None:
     """Delete models/NAME."""
-    from studio.actions import models as actions
-
     actions.delete(ctx.project, ctx.actor, name)
     click.echo(f"deleted {name}")

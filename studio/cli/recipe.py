@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from studio.actions import recipe as recipes
+from studio.actions import serve as serving
 from studio.cli.base import Context, cli, emit, friendly, json_option
 from studio.i18n import t
 
@@ -62,8 +64,6 @@ def export_cmd(ctx: Context, spec: str, out: Path, beir_dir: str | None, split: 
         studio recipe export "medical-v1+bm25" deploy/ --report report.json
         studio --db annotations.db recipe export "medical-v1+bm25" deploy/ --int8-check
     """
-    from studio.actions import recipe as actions
-
     if beir_dir and use_db:
         raise click.UsageError("give at most one of --beir DIR or --db")
     if tune_on and not beir_dir:
@@ -71,14 +71,14 @@ def export_cmd(ctx: Context, spec: str, out: Path, beir_dir: str | None, split: 
     if use_db:
         ctx.require_db()
     report = json.loads(report_file.read_text(encoding="utf-8")) if report_file else None
-    path = actions.export_recipe(ctx.project, ctx.actor, spec, out, source="beir" if beir_dir else "db" if use_db
+    path = recipes.export_recipe(ctx.project, ctx.actor, spec, out, source="beir" if beir_dir else "db" if use_db
                                  else None, folder=beir_dir, split=split, tune_on=tune_on, exclude=exclude_train,
                                  measured=report, rerank_top=rerank_top, target_precision=target_precision,
                                  int8_check=int8_check, existing=True)
     if as_json:
         emit({"path": str(path), "recipe": json.loads(path.read_text(encoding="utf-8"))}, True, "")
         return
-    click.echo("\n".join(actions.summary_lines(path, "en")))
+    click.echo("\n".join(recipes.summary_lines(path, "en")))
 
 
 @recipe.command(name="serve")
@@ -111,9 +111,7 @@ def serve_cmd(ctx: Context, folder: Path, host: str, port: int, int8: bool, docu
         curl -s localhost:8080/search -d '{"query": "糖尿病的并发症", "k": 5}' -H 'content-type: application/json'
         STUDIO_RECIPE_TOKEN=s3cret studio recipe serve deploy/ --host 0.0.0.0 --int8
     """
-    from studio.actions import serve as actions
-
-    service = actions.serve_recipe(ctx.project, ctx.actor, folder, host=host, port=port, int8=int8,
+    service = serving.serve_recipe(ctx.project, ctx.actor, folder, host=host, port=port, int8=int8,
                                    documents=documents, token=token, max_batch=max_batch)
     for note in service.notes:
         click.echo(f"warning: {note}", err=True)

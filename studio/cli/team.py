@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict
 from pathlib import Path
 
 import click
 
 from studio.actions import team
+from studio.actions.collect import load_demo
 from studio.cli.base import Context, cli, emit, friendly, json_option, pad, plural
 from studio.errors import StudioError
+from studio.i18n import t
 
 ROLE_CHOICE = click.Choice(["annotator", "expert", "admin"])
 
@@ -117,8 +120,6 @@ def users_remove(ctx: Context, name: str) -> None:
 @friendly
 def demo(ctx: Context) -> None:
     """Load the bundled bilingual medical demo project into an empty database."""
-    from studio.actions.collect import load_demo
-
     s = load_demo(ctx.project, ctx.actor)
     click.echo(f"demo loaded into {ctx.db_path}: {s.pairs} pairs, {s.documents} documents, "
                f"{s.queries} queries, {s.ratings} ratings")
@@ -130,8 +131,6 @@ def _auth_spec(auth: str | None, auth_file: Path | None, environment: str | None
     ``--auth-file FILE`` (one pair per line) implies ``--auth``; ``--auth`` alone reads pairs from ``STUDIO_AUTH``
     when it is set; pairs on the command line still work but warn (``ps`` and shell history show them).
     """
-    from studio.i18n import t
-
     listed = auth not in (None, ACCOUNTS_FLAG)
     if auth_file is not None:
         if listed:
@@ -190,10 +189,8 @@ def serve(ctx: Context, host: str, port: int, share: bool, auth: str | None, aut
         studio users add alice --role admin
         studio serve --host 0.0.0.0 --auth --allow-origin https://studio.example.org
     """
-    import os
-
-    from studio.ui.app import launch
-    from studio.ui.web import WebSettings
+    from studio.ui.app import launch  # imports gradio: 2.5 s on every `studio` verb otherwise
+    from studio.ui.web import WebSettings  # imports starlette: 36 ms
 
     try:
         spec = _auth_spec(auth, auth_file, os.environ.get("STUDIO_AUTH"))

@@ -379,8 +379,9 @@ def _run(template, train_file: str | Path, fraction: float, seed: int, workdir: 
         report(0.95, t("evaluate.curve_progress_eval", lang, **words))
         metrics = _score(evalset, runner.retrieve(evalset, str(model), k=10).run)
     finally:
-        for scratch in ("checkpoints", "cache"):  # none written (see _template), and the worker's dataset cache
-            shutil.rmtree(run_dir / scratch, ignore_errors=True)
+        folder = JobFolder(run_dir)
+        for scratch in (folder.checkpoints, folder.cache):  # none written (see _template); the worker's dataset cache
+            shutil.rmtree(scratch, ignore_errors=True)
         if not keep:
             _discard_model(model, evalset)
     report.next()

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from studio.errors import StudioError
+from studio.evaluation.calibration import score_pairs
 from studio.evaluation.thresholds import for_precision, max_f1
 from studio.raters.base import Inputs, Judgment, ModelRater, Pair, Verdicts
 from studio.records import GoldSet
@@ -80,8 +81,6 @@ class ScoreRater(ModelRater):
 
     def score(self, pairs: Sequence[Pair], model: str) -> np.ndarray:
         """Each pair's score by `model` (a resolved path): the studio's calibration scorer."""
-        from studio.evaluation.calibration import score_pairs
-
         if not pairs:
             return np.zeros(0)
         texts = GoldSet(queries={p.query_key: p.query for p in pairs},

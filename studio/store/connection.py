@@ -14,6 +14,7 @@ from pathlib import Path
 from sqlite_utils import Database
 
 from studio.private import FILE_MODE, private_file, tighten
+from studio.store.schema import migrate
 
 _migrated: set[str] = set()
 _migrate_lock = threading.Lock()
@@ -39,8 +40,6 @@ def connect(path: str | Path) -> Database:
     key = str(Path(path).resolve())
     if key not in _migrated:
         with _migrate_lock:
-            from studio.store.schema import migrate
-
             migrate(db)
             _migrated.add(key)
     return db

@@ -6,8 +6,9 @@ from __future__ import annotations
 from sqlite_utils import Database
 
 from studio.errors import NotFoundError
+from studio.ingest.records import Document, ImportBatch, PairRecord, Query
 from studio.records import document_text
-from studio.store.imports import text_hash
+from studio.store.imports import import_batch, text_hash
 
 
 def searchable_corpus(db: Database) -> tuple[list[str], list[str], dict[str, dict]]:
@@ -44,9 +45,6 @@ def queue_pair(db: Database, query: str, doc_key: str, actor: str = "compare") -
     Raises:
         NotFoundError: ``document_not_found`` when no document has the key `doc_key`.
     """
-    from studio.ingest.records import Document, ImportBatch, PairRecord, Query
-    from studio.store.imports import import_batch
-
     doc = next(db.query("SELECT key, title, text FROM documents WHERE key = ?", [doc_key]), None)
     if doc is None:
         raise NotFoundError("document_not_found", key=doc_key)

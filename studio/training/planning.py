@@ -98,7 +98,7 @@ def make_plan(job_dir: Path, config: TrainConfig) -> Plan:
                           f"{config.train}; export with scores or set distill to off")
     pooling = "cls"  # BGE / BGE-M3 convention, and what BGEM3FlagModel uses
     if config.task == "embedder" and architecture == "encoder":
-        from studio.training.embedder import base_pooling  # heavy: imports FlagEmbedding
+        from studio.training.embedder import base_pooling  # imports FlagEmbedding
 
         pooling = base_pooling(base)
     batch_size = config.batch_size
@@ -161,12 +161,11 @@ def argument_kwargs(job_dir: Path, config: TrainConfig, plan: Plan) -> tuple[dic
 
 def argument_classes(config: TrainConfig, plan: Plan) -> tuple[type, type, type]:
     """FlagEmbedding's (model, data, training) argument dataclasses for the job's task and architecture."""
-    # heavy: both modules import FlagEmbedding
     if config.task == "embedder":
-        from studio.training.embedder import argument_classes as embedder_classes
+        from studio.training.embedder import argument_classes as embedder_classes  # imports FlagEmbedding
 
         return embedder_classes(plan.architecture)
-    from studio.training.reranker import argument_classes as reranker_classes
+    from studio.training.reranker import argument_classes as reranker_classes  # imports FlagEmbedding
 
     return reranker_classes()
 

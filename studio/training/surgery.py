@@ -60,7 +60,7 @@ def make_prepare(config: TrainConfig, architecture: str) -> Callable[[object, ob
 
             modules_to_save = None
             if config.task == "reranker":
-                from studio.training.reranker import head_modules  # heavy: imports FlagEmbedding
+                from studio.training.reranker import head_modules  # imports FlagEmbedding
 
                 modules_to_save = head_modules(model.model) or None
             lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,

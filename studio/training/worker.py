@@ -60,11 +60,11 @@ def build_runner(job_dir: Path, config: TrainConfig, plan: Plan, stop: StopReque
 
     folder.write_phase("loading_model")
     if config.task == "embedder":
-        from studio.training import embedder
+        from studio.training import embedder  # imports FlagEmbedding
 
         runner = embedder.build_runner(plan.architecture, *kwargs, prepare)
     else:
-        from studio.training import reranker
+        from studio.training import reranker  # imports FlagEmbedding
 
         runner = reranker.build_runner(*kwargs, prepare)
     # Their checkpoints hold the inner transformer; the Trainer's own loader expects the wrapper's keys.
@@ -75,7 +75,7 @@ def build_runner(job_dir: Path, config: TrainConfig, plan: Plan, stop: StopReque
 def seed_draws(trainer, seed: int):
     """Give the trainer's dataset draws seeded by (seed, epoch, item) (callbacks.SeededDraws): a resumed run then
     fetches exactly the batches the uninterrupted run would have. Returns the callback that tracks the epoch."""
-    from studio.training.callbacks import DrawEpoch, SeededDraws
+    from studio.training.callbacks import DrawEpoch, SeededDraws  # imports torch, transformers
 
     draws = SeededDraws(trainer.train_dataset, seed)
     trainer.train_dataset = draws
@@ -88,7 +88,7 @@ def make_evaluator(runner, config: TrainConfig, plan: Plan):
         return None
     import torch
 
-    from studio.training.callbacks import EvalLoss
+    from studio.training.callbacks import EvalLoss  # imports torch, transformers
 
     data_args = runner.data_args
     valid_args = type(data_args)(**{**{f.name: getattr(data_args, f.name) for f in fields(data_args)},
@@ -105,7 +105,7 @@ def export(runner, job_dir: Path, config: TrainConfig, plan: Plan, final: dict) 
     studio_model.json name the base as people do (``all-MiniLM-L6-v2``, not its folder inside the environment)."""
     import torch
 
-    from studio.training.model_export import export_model
+    from studio.training.model_export import export_model  # imports torch
 
     model = runner.model
     heads = {}
@@ -147,7 +147,7 @@ def run_job(job_dir: Path, config: TrainConfig, callbacks: Sequence | None = Non
     trainer = runner.trainer
     from transformers import PrinterCallback
 
-    from studio.training.callbacks import StudioCallback
+    from studio.training.callbacks import StudioCallback  # imports torch, transformers
 
     studio_callback = StudioCallback(job_dir, make_evaluator(runner, config, plan),
                                      int(config.extra.get("eval_steps") or config.save_steps), stop_requested=stop,

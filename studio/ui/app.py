@@ -10,6 +10,8 @@ from pathlib import Path
 
 import gradio as gr
 
+from studio.actions import Project, jobs, team
+from studio.actions.backup import start_schedule
 from studio.actions.base import preloaded
 from studio.config import DEFAULT_DB, is_loopback
 from studio.errors import StudioError
@@ -108,7 +110,6 @@ def start_scheduler(db_path: str | Path, every: float = 5.0) -> threading.Thread
 
     Only supervision happens in the app process; training always runs in the worker's own process.
     """
-    from studio.actions import Project, jobs
 
     project = Project(Path(db_path))
 
@@ -131,8 +132,6 @@ def sign_in_check(db_path: str | Path, auth: str | None):
     `auth` is None (no sign-in), ``ACCOUNTS`` (``--auth`` alone: the team's accounts in the database) or a quick-start
     list ``alice:pw,bob:pw`` (added to the accounts first, see :func:`studio.actions.team.quick_start_accounts`).
     """
-    from studio.actions import Project
-    from studio.actions import team
 
     if auth is None:
         return None
@@ -160,7 +159,6 @@ def launch(db_path: str | Path = DEFAULT_DB, host: str = "127.0.0.1", port: int 
 
     Raises StudioError (before anything starts) when the address or the sign-in settings are unsafe or invalid.
     """
-    from studio.actions import Project
 
     if auth is None and (share or not is_loopback(host)):
         raise StudioError("auth_required", host="a share link" if share else host)
@@ -172,7 +170,6 @@ def launch(db_path: str | Path = DEFAULT_DB, host: str = "127.0.0.1", port: int 
     guard = WebGuard(Path(db_path), web, auth=check is not None, password_check=check, temp_dir=temp_dir)
     start_scheduler(db_path)
     if backup_every:  # a verified backup into backups/ every `backup_every` hours, the newest `backup_keep` kept
-        from studio.actions.backup import start_schedule
 
         start_schedule(db_path, backup_every, backup_keep)
     demo, i18n = build_app(db_path, auth=check is not None)

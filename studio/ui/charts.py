@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import html as html_mod
 import inspect
 
 import plotly.graph_objects as go
@@ -156,8 +157,6 @@ _MAP_LINKS_UP_TO = 10
 
 
 def _hover(kind: str, ident: str, text: str, width: int = 60) -> str:
-    import html as html_mod
-
     lines = [html_mod.escape(text[i:i + width]) for i in range(0, len(text), width)] or [""]
     return f"<b>{html_mod.escape(kind)} {html_mod.escape(ident)}</b><br>" + "<br>".join(lines)
 

@@ -9,9 +9,12 @@ from __future__ import annotations
 import gradio as gr
 import pandas as pd
 
+from studio.actions import calibrate as calibration
+from studio.actions import curve as curves
 from studio.actions import evaluate as actions
-from studio.actions import files
+from studio.actions import collect, files
 from studio.actions import models as model_actions
+from studio.actions import recipe as recipes
 from studio.actions import wording
 from studio.errors import StudioError
 from studio.i18n import t
@@ -173,8 +176,6 @@ def holes_button(kept: dict | None, lang: str):
 def send_holes(ctx: UIContext, kept: dict | None, lang: str, request: gr.Request | None = None) -> str:
     """Queue the unjudged top-10 documents of the systems whose coverage ⑧ warned about, from the runs the server
     kept of the last evaluation (an admin's: it changes the queue)."""
-    from studio.actions import collect
-
     try:
         report = (kept or {}).get("report")
         specs = ((report or {}).get("holes") or {}).get("systems")
@@ -218,8 +219,6 @@ def calibrate(ctx: UIContext, models: list[str], reranker: str | None, exclude: 
               request: gr.Request | None = None) -> tuple:
     """Score thresholds on the project's gold labels for each picked model and the reranker (without the training
     file's queries): a table and a status line."""
-    from studio.actions import calibrate as calibration
-
     try:
         names = [model_actions.model_field(m, field=t("evaluate.models", lang)) for m in models or []]
         rr = model_actions.optional_model_field(reranker, field=t("evaluate.reranker", lang))
@@ -249,8 +248,6 @@ def learning_curve(ctx: UIContext, models: list[str], source: str, folder: str, 
                    progress=gr.Progress()) -> tuple:
     """Would more labels help? Fine-tunes the recipe on shares of the left-out training file in worker processes
     (an admin's: it trains) and plots held-out nDCG@10 against labelled queries; the chart and the verdict."""
-    from studio.actions import curve as curves
-
     try:
         form = _form(models, source, folder, split, exclude, lang)
         if not form["exclude"]:
@@ -271,8 +268,6 @@ def export_recipe(ctx: UIContext, kept: dict | None, lang: str, request: gr.Requ
     """The recommended system of the last evaluation — as the server kept it, never the page's copy — as a deploy
     recipe (its measured fusion weight, the calibrated threshold) in a fresh folder under exports/recipes/: a status
     and the recipe.json download. A report that scored trained-on queries recommends nothing and exports nothing."""
-    from studio.actions import recipe as recipes
-
     try:
         report = (kept or {}).get("report")
         picked = recipes.recommended(report or {})
