@@ -248,6 +248,27 @@ def test_compare_shows_bm25_against_the_starred_model_fused_with_bm25(server, br
     context.close()
 
 
+def test_gradios_progress_and_queue_words_are_chinese_on_a_chinese_page(server, browser):
+    """Gradio writes "processing | 2.2s", "queue: 1/1 |" and "In queue: 1 of 1" itself while a call runs; on a
+    Chinese page every one of them, caught as it appears, is in Chinese (head.js and the catalogue's
+    ``status.queue_position``, which overrides Gradio's own key)."""
+    context, page, _ = open_demo(server, browser, "zh-CN")
+    page.locator("#rs-counts").get_by_text("查询-文档对").wait_for()
+    page.evaluate("""() => { window.rsSeen = []; new MutationObserver(records => { for (const r of records) {
+        const nodes = r.type === 'characterData' ? [r.target] : [...r.addedNodes];
+        for (const n of nodes) { const text = (n.textContent || '').trim();
+            if (text.length < 80 && /processing|queue|处理中|排队/i.test(text)) window.rsSeen.push(text); } } })
+        .observe(document.body, {subtree: true, childList: true, characterData: true}); }""")
+    page.get_by_role("tab", name="⑨ 对比").click()
+    page.locator("#rs-compare-query textarea, #rs-compare-query input").first.fill("高血压患者能喝咖啡吗？")
+    page.locator("#rs-compare-search").click()
+    page.locator("#rs-compare-right .rs-hit").first.wait_for(timeout=120_000)
+    seen = set(page.evaluate("window.rsSeen"))
+    assert any(text.startswith("处理中") for text in seen), seen
+    assert not [text for text in seen if re.search("processing|queue", text, re.I)], seen
+    context.close()
+
+
 def sign_in(browser, url: str, name: str, password: str, locale: str = "en-US"):
     context = browser.new_context(locale=locale, viewport={"width": 1280, "height": 900})
     page = context.new_page()
