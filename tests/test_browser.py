@@ -282,13 +282,21 @@ def sign_in(browser, url: str, name: str, password: str, locale: str = "en-US"):
 
 @pytest.mark.parametrize("locale", ["en-US", "zh-CN"])
 def test_a_signed_in_annotator_sees_only_annotate_and_rates_as_herself(signin_server, browser, locale, tmp_path):
+    """An annotator sees ② and ③ — in ③ only her own line of the annotator report, none of the experts' agreement
+    part — and rates as herself."""
     url, db_path = signin_server
     context, page = sign_in(browser, url, "Dr. Smith", "password-smith", locale)
     tab = TEXT[locale]["tab"]
+    own = {"en-US": "③ Agreement", "zh-CN": "③ 一致性"}[locale]
     page.locator("#rs-signed-in").get_by_text("Dr. Smith").wait_for()
     page.wait_for_timeout(1500)  # the tabs' visibility follows the role once the page knows who signed in
     tabs = page.get_by_role("tab").filter(visible=True).all_inner_texts()
-    assert [t.strip() for t in tabs] == [tab], tabs
+    assert [t.strip() for t in tabs] == [tab, own], tabs
+    page.get_by_role("tab", name=own).click()
+    page.locator("#rs-annotators").wait_for()  # her line as of yesterday (the demo's ratings are today's: none yet)
+    page.wait_for_timeout(1500)
+    assert not page.locator("#rs-agreement").is_visible(), "the agreement part is the experts'"
+    page.get_by_role("tab", name=tab).click()
     assert not page.locator("#rs-annotator").is_visible(), "no name picker: the server knows who is rating"
     page.get_by_role("button", name=TEXT[locale]["start"]).click()
     page.locator("#rs-card .rs-query").wait_for()
