@@ -20,6 +20,7 @@ from studio.store import controls, opened
 from studio.store import ratings as store_ratings
 from studio.store.annotators import ensure_annotator
 from studio.store.imports import import_batch
+from studio.store.queue import makeup as queue_makeup
 from studio.store.ratings import next_pair, progress, release_session, skip_pair, submit_rating, undo_last
 
 
@@ -109,6 +110,8 @@ def test_the_regular_lanes_never_serve_a_control_and_progress_does_not_count_the
     added = controls.add_from_gold(db, actor="admin")
     assert added["added"] == 3 and added["by_origin"]["reference"] == 3
     assert progress(db, "alice").total_pairs == 3 and progress(db, "alice").queue_left == 3
+    shown = queue_makeup(db, unset="imported", orders_all=())
+    assert (shown["untouched"], shown["reserved"]) == (3, 0), "① counts controls as neither work nor untouched"
     seen = set()
     for who in ("alice", "bob") * 3:
         view = next_pair(db, who, rng=REGULAR)

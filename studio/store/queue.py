@@ -182,7 +182,8 @@ def source_pairs(db: Database, source: str) -> list[tuple[str, str]]:
 
 
 def makeup(db: Database, *, unset: str, orders_all: Container[str]) -> dict:
-    """The queue's make-up: strategy, pairs queued / double-rated / half-taken / untouched / reserved, how many
+    """The queue's make-up: strategy, pairs queued / double-rated / half-taken / untouched (control pairs are
+    neither) / reserved (control holds too), how many
     untouched pairs the strategy has not ordered (added since it was applied), and pairs by source.
 
     `unset`: the strategy a project serves before anyone chose one; `orders_all`: the strategies whose order the
@@ -192,10 +193,12 @@ def makeup(db: Database, *, unset: str, orders_all: Container[str]) -> dict:
     lanes = next(db.query(
         "SELECT coalesce(sum(ratings_n + holds_n = 1), 0) AS half, coalesce(sum(ratings_n + holds_n = 0), 0) AS "
         "untouched, coalesce(sum(ratings_n + holds_n = 0 AND priority IS NULL), 0) AS unordered "
-        "FROM pairs WHERE in_queue = 1"))
+        "FROM pairs p WHERE in_queue = 1 AND NOT EXISTS (SELECT 1 FROM controls c WHERE c.pair_id = p.id)"))
     sources = {r["source"]: r["n"] for r in db.query(
         "SELECT source, count(*) AS n FROM pairs WHERE in_queue = 1 GROUP BY source ORDER BY source")}
-    reserved = next(db.query("SELECT count(*) AS n FROM assignments"))["n"]
+    # control pairs are never served through the lanes: not half-taken or untouched work; their holds are reserved
+    reserved = next(db.query("SELECT (SELECT count(*) FROM assignments) + (SELECT count(*) FROM control_holds) "
+                             "AS n"))["n"]
     strategy = get_setting(db, STRATEGY_KEY, unset)
     return {"strategy": strategy, "queued": counts["queued"], "double_rated": counts["double_rated"],
             "half_taken": lanes["half"], "untouched": lanes["untouched"],
