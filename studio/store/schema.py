@@ -410,6 +410,31 @@ def m007_label_quality(db: Database) -> None:
     )
 
 
+@migrations()
+def m008_corpus_version(db: Database) -> None:
+    """A corpus version, bumped by triggers on every document insert, text/title update and delete: every in-memory
+    or on-disk index of the corpus (BM25, dense vectors) is keyed by it, so nothing per query rereads or rehashes
+    the corpus to learn whether it changed."""
+    db.executescript(
+        """
+        CREATE TABLE corpus_version (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL);
+        INSERT INTO corpus_version (id, version) VALUES (1, (SELECT count(*) FROM documents));
+        CREATE TRIGGER documents_version_insert AFTER INSERT ON documents
+        BEGIN
+            UPDATE corpus_version SET version = version + 1 WHERE id = 1;
+        END;
+        CREATE TRIGGER documents_version_update AFTER UPDATE OF title, text ON documents
+        BEGIN
+            UPDATE corpus_version SET version = version + 1 WHERE id = 1;
+        END;
+        CREATE TRIGGER documents_version_delete AFTER DELETE ON documents
+        BEGIN
+            UPDATE corpus_version SET version = version + 1 WHERE id = 1;
+        END;
+        """
+    )
+
+
 def migrate(db: Database) -> None:
     """Apply pending migrations; safe to call on every start."""
     migrations.apply(db)
