@@ -27,7 +27,7 @@ from studio.store.imports import import_batch
 from studio.store.adjudication import adjudicate
 from studio.store.audit import history
 from studio.store.rater_stats import read_stats, start_of_utc_day
-from studio.store.ratings import next_pair, submit_rating
+from studio.store.ratings import next_pair, submit_rating, undo_last
 
 TEAM = ("careless", "fast", "good1", "good2", "lenient")
 N_PAIRS, N_CONTROLS = 70, 15
@@ -399,6 +399,12 @@ def test_an_annotators_own_line_is_as_of_yesterday_so_todays_control_is_not_told
     with opened(path) as db:
         later = build_report(read_stats(db, until=tomorrow), only="good1").to_json()
     assert by_name(later)["good1"] == now and later["as_of"] == tomorrow
+    # Undoing an old rating and an old control answer (each re-rated today, so on top of her undo stack) deletes
+    # items made before the cutoff: her line still does not move (they are put back from the undo's audit entry).
+    with opened(path) as db:
+        assert undo_last(db, "good1").pair_id == changed["pair_id"]
+        assert undo_last(db, "good1").pair_id == right["pair_id"]
+    assert raters.annotator_report(project, good1).to_json() == mine, "an undo of an old item tells a control apart"
 
 
 def test_the_cutoff_is_checked_and_shown_in_the_cli_json(team_db):

@@ -20,8 +20,8 @@ compared with): ratings, skips, control answers, model judgments and expert deci
 control answer changed since counts with its value then (the ``before`` of its first change after the moment, from
 the audit log), a decision changed or undone since as the one in force then (likewise). Times keep their current
 value (a re-rating may have re-timed a pair; ratings and control answers are timed alike, so that tells nothing).
-Not recoverable: an item made before the moment and *undone* since (``undo_last`` deletes the row and audits only its
-rating and note, not when it was made), which drops out of the view.
+An item made before the moment and *undone* since is put back from its undo's audit entry (which keeps when it was
+made and its time), so undoing an old item tells nothing either.
 """
 
 from __future__ import annotations
@@ -56,7 +56,16 @@ _AS_OF = """rated AS (
                WHERE l.entity = 'pair' AND l.entity_id = r.pair_id AND l.action = 'rating.update' AND l.at >= :until
                  AND l.actor = (SELECT name FROM annotators WHERE id = r.annotator_id)
                ORDER BY l.id LIMIT 1), r.rating) ELSE r.rating END AS rating
-    FROM ratings r WHERE r.created_at < :until),
+    FROM ratings r WHERE r.created_at < :until
+    UNION ALL  -- made before :until and undone since: as it stood then (its value then: an update before the undo)
+    SELECT -l.id, l.entity_id, a.id, json_extract(l.before, '$.seconds'), json_extract(l.before, '$.created_at'),
+           coalesce((SELECT json_extract(u.before, '$.rating') FROM audit_log u
+                     WHERE u.entity = 'pair' AND u.entity_id = l.entity_id AND u.action = 'rating.update'
+                       AND u.at >= :until AND u.actor = l.actor AND u.id < l.id ORDER BY u.id LIMIT 1),
+                    json_extract(l.before, '$.rating'))
+    FROM audit_log l JOIN annotators a ON a.name = l.actor
+    WHERE l.entity = 'pair' AND l.action = 'rating.undo' AND l.at >= :until
+      AND json_extract(l.before, '$.created_at') < :until),
 answered AS (
     SELECT c.id, c.pair_id, c.annotator_id, c.expected, c.seconds, c.created_at,
            CASE WHEN c.updated_at >= :until THEN coalesce((
@@ -64,7 +73,17 @@ answered AS (
                WHERE l.entity = 'control' AND l.entity_id = c.pair_id AND l.action = 'control.update'
                  AND l.at >= :until AND l.actor = (SELECT name FROM annotators WHERE id = c.annotator_id)
                ORDER BY l.id LIMIT 1), c.rating) ELSE c.rating END AS rating
-    FROM control_answers c WHERE c.created_at < :until),
+    FROM control_answers c WHERE c.created_at < :until
+    UNION ALL  -- likewise for a control answer undone since
+    SELECT -l.id, l.entity_id, a.id, json_extract(l.before, '$.expected'), json_extract(l.before, '$.seconds'),
+           json_extract(l.before, '$.created_at'),
+           coalesce((SELECT json_extract(u.before, '$.rating') FROM audit_log u
+                     WHERE u.entity = 'control' AND u.entity_id = l.entity_id AND u.action = 'control.update'
+                       AND u.at >= :until AND u.actor = l.actor AND u.id < l.id ORDER BY u.id LIMIT 1),
+                    json_extract(l.before, '$.rating'))
+    FROM audit_log l JOIN annotators a ON a.name = l.actor
+    WHERE l.entity = 'control' AND l.action = 'control.undo' AND l.at >= :until
+      AND json_extract(l.before, '$.created_at') < :until),
 skipped AS (SELECT pair_id, annotator_id FROM skips WHERE created_at < :until),
 decided AS (
     SELECT pair_id, label, expert_id FROM adjudications WHERE created_at < :until

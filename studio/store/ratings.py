@@ -270,11 +270,12 @@ def undo_last(db: Database, annotator: str) -> Undone:
     with immediate(db):
         # seq: one order over ratings, control answers and skips (schemas m006, m007), kept by triggers
         last = [row for row in (
-            next(db.query("SELECT 'rating' AS kind, id, pair_id, rating, note, seq FROM ratings WHERE annotator_id = ? "
-                          "ORDER BY seq DESC LIMIT 1", [me]), None),
-            next(db.query("SELECT 'control' AS kind, id, pair_id, rating, note, seq FROM control_answers "
-                          "WHERE annotator_id = ? ORDER BY seq DESC LIMIT 1", [me]), None),
-            next(db.query("SELECT 'skip' AS kind, NULL AS id, pair_id, NULL AS rating, '' AS note, seq FROM skips "
+            next(db.query("SELECT 'rating' AS kind, id, pair_id, rating, note, seq, created_at, seconds, "
+                          "NULL AS expected FROM ratings WHERE annotator_id = ? ORDER BY seq DESC LIMIT 1", [me]), None),
+            next(db.query("SELECT 'control' AS kind, id, pair_id, rating, note, seq, created_at, seconds, expected "
+                          "FROM control_answers WHERE annotator_id = ? ORDER BY seq DESC LIMIT 1", [me]), None),
+            next(db.query("SELECT 'skip' AS kind, NULL AS id, pair_id, NULL AS rating, '' AS note, seq, "
+                          "NULL AS created_at, NULL AS seconds, NULL AS expected FROM skips "
                           "WHERE annotator_id = ? ORDER BY seq DESC LIMIT 1", [me]), None),
         ) if row is not None]
         if not last:
@@ -288,15 +289,18 @@ def undo_last(db: Database, annotator: str) -> Undone:
         elif top["kind"] == "control":
             undone = Undone(pair_id, "rating", top["rating"], top["note"])
             db.execute("DELETE FROM control_answers WHERE id = ?", [top["id"]])
+            # when it was made and its time, too: the report as of an earlier moment puts it back (rater_stats)
             record(db, actor=annotator, action="control.undo", entity="control", entity_id=pair_id,
-                   before={"rating": top["rating"], "note": top["note"]})
+                   before={"rating": top["rating"], "note": top["note"], "expected": top["expected"],
+                           "created_at": top["created_at"], "seconds": top["seconds"]})
         else:
             if list(db.query("SELECT 1 FROM adjudications WHERE pair_id = ?", [pair_id])):
                 raise RuleError("undo_adjudicated", pair_id=pair_id)
             undone = Undone(pair_id, "rating", top["rating"], top["note"])
             db.execute("DELETE FROM ratings WHERE id = ?", [top["id"]])
             record(db, actor=annotator, action="rating.undo", entity="pair", entity_id=pair_id,
-                   before={"rating": top["rating"], "note": top["note"]})
+                   before={"rating": top["rating"], "note": top["note"], "created_at": top["created_at"],
+                           "seconds": top["seconds"]})
         # The pair on screen goes back to the pool; the undone one is what this annotator holds now, shown anew.
         db.execute("DELETE FROM assignments WHERE annotator_id = ?", [me])
         db.execute("DELETE FROM control_holds WHERE annotator_id = ?", [me])
