@@ -98,7 +98,7 @@ def pool(project: Project, actor: Actor, k: int = 20, retriever: str = "hybrid",
     """
     with project.db(existing=existing) as db:
         result = pool_candidates(db, k=int(k), retriever=retriever, model=(model or "").strip() or None,
-                                 progress=progress, actor=actor.name)
+                                 progress=progress, actor=actor.name, db_path=project.db_path)
         chosen = store_queue.get_setting(db, store_queue.STRATEGY_KEY)
     result["strategy"] = None
     if result["added"] and chosen in (None, strategies.DEFAULT):

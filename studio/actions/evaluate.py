@@ -92,7 +92,7 @@ def load_evalset(project: Project, source: str, *, folder: str | Path | None = N
 
     with project.db(existing=existing) as db:
         gold = gold_set(db)
-    return runner.from_gold(gold, held_out, name=name)
+    return runner.from_gold(gold, held_out, name=name, db_path=project.db_path)
 
 
 def load_tuneset(project: Project, source: str, *, folder: str | Path | None = None, split: str | None = None,

@@ -12,6 +12,7 @@ from studio.errors import StudioError
 from studio.ingest.beir import read_beir
 from studio.records import document_text
 from studio.retrieval import exact
+from studio.retrieval.bm25_store import ProjectCorpus
 from studio.retrieval.rerank import load_reranker
 from studio.training.train_file import file_queries
 
@@ -67,13 +68,18 @@ def from_beir(directory: str | Path, split: str = "test", exclude_queries: set[s
     return EvalSet(name or f"{Path(directory).name}/{split}", {q: queries[q] for q in qrels}, corpus, qrels)
 
 
-def from_gold(gold, exclude_queries: set[str] | None = None, name: str = "db") -> EvalSet:
-    """The database's gold labels, without the queries a model was trained on (pass them in `exclude_queries`)."""
+def from_gold(gold, exclude_queries: set[str] | None = None, name: str = "db",
+              db_path: str | Path | None = None) -> EvalSet:
+    """The database's gold labels, without the queries a model was trained on (pass them in `exclude_queries`).
+
+    `db_path`: the database the labels were read from; BM25 then searches its saved index (one per corpus version,
+    :mod:`studio.retrieval.bm25_store`) instead of building one per evaluation."""
     keep = {q: text for q, text in gold.queries.items() if text not in (exclude_queries or set())}
     qrels = {q: dict(gold.labels[q]) for q in keep if any(v > 0 for v in gold.labels[q].values())}
     if not qrels:
         raise StudioError("no_eval_queries")
-    return EvalSet(name, {q: keep[q] for q in qrels}, dict(gold.corpus), qrels)
+    corpus = ProjectCorpus(gold.corpus, db_path) if db_path is not None else dict(gold.corpus)
+    return EvalSet(name, {q: keep[q] for q in qrels}, corpus, qrels)
 
 
 def held_out_files(train_file: str | Path) -> list[Path]:

@@ -15,7 +15,7 @@ import numpy as np
 
 from studio.ingest.trec import TrecRun
 from studio.retrieval import m3
-from studio.retrieval.bm25 import BM25Index
+from studio.retrieval.bm25_store import bm25_for
 from studio.retrieval.dense import DenseIndex, encode, load_embedder, top_k
 
 Run = dict[str, dict[str, float]]
@@ -70,9 +70,8 @@ def m3_run(queries: Mapping[str, str], corpus: Mapping[str, str], model: str, mo
 def bm25_run(queries: Mapping[str, str], corpus: Mapping[str, str], k: int) -> tuple[Run, dict[str, float]]:
     """Top-`k` documents per query by BM25 (bm25s, the studio's tokenizer) over the corpus; timings ``index_s``,
     ``search_s``, ``queries_per_s``."""
-    doc_ids = list(corpus)
     t0 = time.perf_counter()
-    index = BM25Index([corpus[d] for d in doc_ids])
+    doc_ids, index = bm25_for(corpus)  # a project's corpus: its saved index (studio.retrieval.bm25_store)
     index_s = time.perf_counter() - t0
     qids = list(queries)
     t0 = time.perf_counter()

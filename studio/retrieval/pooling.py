@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from sqlite_utils import Database
 
@@ -10,6 +11,7 @@ from studio.errors import StudioError
 from studio.models.registry import get_default
 from studio.records import document_text
 from studio.retrieval.bm25 import BM25Index
+from studio.retrieval.bm25_store import project_bm25
 from studio.retrieval.dense import DenseIndex
 from studio.retrieval.stages import BM25, DENSE
 from studio.store import pairs as store_pairs
@@ -29,10 +31,14 @@ def reciprocal_rank_fusion(rankings: Sequence[list[tuple[int, float]]], k: int, 
 
 
 def pool_candidates(db: Database, *, k: int = 20, retriever: str = "hybrid", model: str | None = None,
-                    progress: Callable[[float, str], None] | None = None, actor: str = "pool") -> dict:
+                    progress: Callable[[float, str], None] | None = None, actor: str = "pool",
+                    db_path: str | Path | None = None) -> dict:
     """Retrieve top-`k` documents for every query and add them as pairs to annotate (audited under `actor`).
 
     `model` (dense and hybrid): a name in models/, a path or a hub id; None means the default model (★).
+    `db_path`: the file of `db`, whose saved BM25 index (one per corpus version,
+    :func:`studio.retrieval.bm25_store.project_bm25`) is searched instead of building one; without it BM25 is built
+    in memory.
 
     Returns counts: queries, candidates found and pairs newly added (pairs that exist are kept as they are).
     """
@@ -49,7 +55,7 @@ def pool_candidates(db: Database, *, k: int = 20, retriever: str = "hybrid", mod
     rankings: list[list[list[tuple[int, float]]]] = []
     if retriever in (BM25.name, HYBRID):
         progress and progress(0.1, "bm25")
-        rankings.append(BM25Index(texts).search_many(query_texts, k))
+        rankings.append(_bm25(docs, texts, db_path).search_many(query_texts, k))
     dense_model = None
     if retriever in (DENSE.name, HYBRID):
         dense_model = model or get_default()
@@ -64,3 +70,13 @@ def pool_candidates(db: Database, *, k: int = 20, retriever: str = "hybrid", mod
     added = store_pairs.add_candidate_pairs(db, candidates, source=f"pool:{retriever}", actor=actor)
     return {"queries": len(qs), "candidates": len(candidates), "added": added, "retriever": retriever, "k": k,
             "model": dense_model}
+
+
+def _bm25(docs: list[dict], texts: list[str], db_path: str | Path | None) -> BM25Index:
+    """The project's saved BM25 index when its positions are `docs` (the corpus did not change since it was read),
+    else one built from `texts`."""
+    if db_path is not None and Path(db_path).is_file():
+        ids, index = project_bm25(db_path)
+        if len(ids) == len(docs) and all(int(i) == d["id"] for i, d in zip(ids, docs)):
+            return index
+    return BM25Index(texts)
