@@ -5,7 +5,7 @@ import json
 import pytest
 
 from studio.records import GoldSet
-from studio.dataset.quality import THRESHOLDS, Finding, QualityReport, quality_report
+from studio.dataset.quality import THRESHOLDS, Finding, QualityReport, _tfidf, quality_report, similar_pairs
 from studio.errors import StudioError
 
 WORDS = ("alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november oscar papa "
@@ -95,7 +95,7 @@ def test_near_duplicate_documents(second, expected):
 def test_near_duplicates_over_several_chunks(monkeypatch):
     from studio.dataset import quality
 
-    monkeypatch.setattr(quality, "_BLOCK_CELLS", 5)  # one row per block
+    monkeypatch.setattr(quality, "_PAIR_BATCH", 1)  # one candidate pair per batch
     docs = {f"d{i}": f"{WORDS[i]} {WORDS[i + 1]} {WORDS[i + 2]}" for i in range(10)}
     docs["d9"] = docs["d2"]
     gold = make_gold({"q": {d: 2 for d in docs}}, docs)
@@ -243,3 +243,79 @@ def test_no_gold(labels):
     with pytest.raises(StudioError) as err:
         quality_report(make_gold(labels, {"d1": "text"}), kappa=None)
     assert err.value.code == "no_gold"
+
+
+# --- the near-duplicate scan is exact and near-linear (prefix filter + exact cosine) --------------------------
+
+EN_LINES = [" ".join(MANY[(i * 7 + k) % 80] for k in range(30)) + f" page{i} section{i % 7}" for i in range(20)]
+_ZH = ["糖尿病患者需要控制血糖并且定期复查肾功能", "今天北京天气晴朗适合户外运动和散步",
+       "高血压病人应当减少食盐摄入保持规律作息", "儿童接种流感疫苗可以降低住院的风险",
+       "长期失眠可能与焦虑抑郁以及甲状腺疾病有关", "偏头痛发作时应避免强光和噪音刺激"]
+ZH_LINES = [_ZH[i] + "，" + _ZH[(i + 1) % 6] for i in range(6)]
+
+
+def planted(extra: int = 0) -> list[str]:
+    """English and Chinese texts with planted near-duplicates (a word or character changed, case, a word added),
+    exact copies, a half copy (not near), and `extra` distinct filler documents."""
+    base = EN_LINES[:20] + ZH_LINES
+    near = [EN_LINES[0].replace(MANY[4], ""), EN_LINES[1].upper(), EN_LINES[2] + " extra",
+            ZH_LINES[0][:-1] + "名", ZH_LINES[1] + "吧", EN_LINES[3], ZH_LINES[2],
+            " ".join(EN_LINES[4].split()[:18])]
+    filler = [f"filler{i} topic{i // 3} note{i * 7} entry{i}x word{i}y" for i in range(extra)]
+    return base + near + filler
+
+
+def exact_pairs(texts: list[str], threshold: float = THRESHOLDS["near_duplicate_cosine"]) -> set[tuple[int, int]]:
+    """Every pair of rows at or above `threshold`, from the dense all-pairs cosine matrix."""
+    vectors = _tfidf(texts, [])
+    cosine = (vectors @ vectors.T).toarray()
+    return {(i, j) for i in range(len(texts)) for j in range(i + 1, len(texts)) if cosine[i, j] >= threshold}
+
+
+def test_similar_pairs_are_the_exact_pairs_english_and_chinese():
+    texts = planted(extra=30)
+    found = similar_pairs(_tfidf(texts, []), THRESHOLDS["near_duplicate_cosine"])
+    expected = exact_pairs(texts)
+    assert found.row_pairs() == expected
+    planted_pairs = {(0, 26), (1, 27), (2, 28), (20, 29), (21, 30), (3, 31), (22, 32)}
+    assert planted_pairs <= expected  # the planted ones are there, in both languages
+    assert not any(33 in pair for pair in expected)  # eighteen of thirty-two words is not a near-duplicate
+    flagged = {row for pair in expected for row in pair}
+    assert found.flagged.nonzero()[0].tolist() == sorted(flagged)
+
+
+@pytest.mark.parametrize("threshold", [0.5, 0.8, 0.95, 0.99])
+def test_similar_pairs_exact_at_any_threshold(threshold):
+    texts = planted(extra=20) + [f"{MANY[i]} {MANY[i + 1]} {MANY[i + 2]} {MANY[i + 3]}" for i in range(40)]
+    assert similar_pairs(_tfidf(texts, []), threshold).row_pairs() == exact_pairs(texts, threshold)
+
+
+def test_identical_rows_are_grouped_not_compared():
+    texts = ["alpha bravo charlie"] * 50 + ["delta echo foxtrot", "golf hotel india"]
+    found = similar_pairs(_tfidf(texts, []), THRESHOLDS["near_duplicate_cosine"])
+    assert found.comparisons == 0
+    assert found.flagged.tolist() == [True] * 50 + [False, False]
+    assert len(found.row_pairs()) == 50 * 49 // 2
+
+
+@pytest.mark.parametrize("texts", [[], ["only one document here"], ["", ""], ["the of and", "a"]])
+def test_similar_pairs_on_empty_one_or_termless_documents(texts):
+    found = similar_pairs(_tfidf(texts, []), THRESHOLDS["near_duplicate_cosine"])
+    assert found.comparisons == 0 and found.row_pairs() == set()
+    assert found.flagged.tolist() == [False] * len(texts)
+
+
+def test_one_labelled_document():
+    report = report_for(make_gold({"q": {"d": 2}}, {"d": "the only labelled document"}))
+    assert report.near_duplicate_documents == 0 and report.near_duplicate_rate == 0
+
+
+def test_exact_comparisons_grow_linearly():
+    """Twice the distinct documents, the same planted near-duplicates: about twice the exact cosines, not four."""
+    small, large = planted(extra=400), planted(extra=800)
+    threshold = THRESHOLDS["near_duplicate_cosine"]
+    found_small, found_large = (similar_pairs(_tfidf(t, []), threshold) for t in (small, large))
+    assert found_small.row_pairs() == found_large.row_pairs()  # fillers are never near-duplicates
+    assert found_small.comparisons >= 7  # the planted pairs are verified
+    assert found_large.comparisons <= 2 * found_small.comparisons + 10
+    assert found_large.comparisons < len(large) // 10  # far from the n² / 2 of the scan it replaced

@@ -29,8 +29,10 @@ THRESHOLDS = {"duplicate_rate": 0.05, "pos_neg_similarity": 0.3, "min_triplets":
 
 Progress = Callable[[float, str], None]
 
-# Cells of one sparse similarity block in the near-duplicate scan (rows per chunk × labelled documents).
-_BLOCK_CELLS = 4_000_000
+# Candidate pairs generated or verified at once in the near-duplicate scan (bounds its memory).
+_PAIR_BATCH = 1_000_000
+# Slack on the prefix filter's bound, so rounding cannot drop a pair exactly at the threshold.
+_BOUND_MARGIN = 1e-6
 _TOKEN_BATCH = 512
 _MAX_LENGTH_CAP = 8192
 
@@ -231,21 +233,131 @@ def _similarity_by_query(gold: GoldSet, qids: list[str], row: dict[str, int], ve
 
 
 def _near_duplicates(doc_texts: Sequence[str], vectors, on_step: Callable[[float], None]) -> int:
-    """Documents with another at cosine >= 0.95 or with the same normalised text.
-
-    Row blocks of ``X · Xᵀ`` stay sparse and bounded (:data:`_BLOCK_CELLS`), so no dense n × n matrix is built.
-    """
-    n = len(doc_texts)
+    """Documents with another at cosine >= 0.95 or with the same normalised text (see :func:`similar_pairs`)."""
     same_text = Counter(_normalise(t) for t in doc_texts)
     flagged = np.array([same_text[_normalise(t)] > 1 for t in doc_texts], dtype=bool)
-    transposed = vectors.T.tocsc()
-    chunk = max(1, _BLOCK_CELLS // max(n, 1))
-    for start in range(0, n, chunk):
-        block = (vectors[start:start + chunk] @ transposed).tocoo()
-        hit = (block.data >= THRESHOLDS["near_duplicate_cosine"]) & (block.row + start != block.col)
-        flagged[block.row[hit] + start] = True
-        on_step(min(1.0, (start + chunk) / n))
+    flagged |= similar_pairs(vectors, THRESHOLDS["near_duplicate_cosine"], on_step).flagged
     return int(flagged.sum())
+
+
+@dataclass(frozen=True)
+class SimilarPairs:
+    """What :func:`similar_pairs` found among the rows of a matrix.
+
+    Rows with identical non-zero vectors form one group (``group[row]``, numbered by first row); ``pairs`` are the
+    similar pairs of *different* groups (their first rows, ``i < j``), so a thousand copies of one text cost one
+    group, not half a million pairs. ``comparisons`` counts the exact cosines computed.
+    """
+
+    group: np.ndarray
+    pairs: np.ndarray
+    flagged: np.ndarray
+    comparisons: int
+
+    def row_pairs(self) -> set[tuple[int, int]]:
+        """Every pair of rows ``(i, j)``, ``i < j``, at or above the threshold (output-sized: for tests, benches)."""
+        members: dict[int, list[int]] = {}
+        for row, g in enumerate(self.group.tolist()):
+            if g >= 0:
+                members.setdefault(g, []).append(row)
+        out = {(a, b) for rows in members.values() for k, a in enumerate(rows) for b in rows[k + 1:]}
+        for gi, gj in self.pairs.tolist():
+            out |= {(min(a, b), max(a, b)) for a in members[gi] for b in members[gj]}
+        return out
+
+
+def similar_pairs(vectors, threshold: float, on_step: Callable[[float], None] | None = None) -> SimilarPairs:
+    """Pairs of rows of `vectors` (L2-normalised, non-negative, CSR) whose dot product is ``>= threshold``.
+
+    Exact, and near-linear in the number of rows on real text: an all-pairs *prefix filter* (Bayardo et al., WWW
+    2007) finds candidates and each is verified by its exact dot product. Terms are ordered rarest first; each row
+    keeps in an inverted index only its shortest run of rarest terms such that the rest of the row could not reach
+    `threshold` against any row (bounded by the rest's norm and by ``Σ x_t · max weight of t``). Two rows at or
+    above `threshold` share an indexed term, so nothing is missed; at 0.95 the indexed run is one or two rare
+    terms, whose posting lists are short. Identical rows are grouped first and never compared.
+    """
+    step = on_step or (lambda fraction: None)
+    matrix = vectors.tocsr(copy=True)
+    matrix.sort_indices()
+    n = matrix.shape[0]
+    group = np.full(n, -1, dtype=np.int64)
+    first: dict[bytes, int] = {}
+    indptr, indices, data = matrix.indptr, matrix.indices, matrix.data
+    for row in range(n):
+        lo, hi = indptr[row], indptr[row + 1]
+        if hi > lo:
+            key = indices[lo:hi].tobytes() + data[lo:hi].tobytes()
+            group[row] = first.setdefault(key, row)
+    flagged = np.zeros(n, dtype=bool)
+    sizes = np.bincount(group[group >= 0], minlength=n)
+    flagged[group >= 0] = sizes[group[group >= 0]] > 1  # an identical non-zero row: cosine 1
+    reps = np.array(sorted(first.values()), dtype=np.int64)
+    step(0.1)
+    empty = SimilarPairs(group, np.zeros((0, 2), dtype=np.int64), flagged, 0)
+    if len(reps) < 2:
+        step(1.0)
+        return empty
+    unique = matrix[reps]
+    keys = _candidates(unique, threshold)
+    step(0.3)
+    found = []
+    for start in range(0, len(keys), _PAIR_BATCH):
+        batch = keys[start:start + _PAIR_BATCH]
+        left, right = batch // len(reps), batch % len(reps)
+        cosine = np.asarray(unique[left].multiply(unique[right]).sum(axis=1)).ravel()
+        hit = cosine >= threshold
+        found.append(np.stack([reps[left[hit]], reps[right[hit]]], axis=1))
+        step(0.3 + 0.7 * min(1.0, (start + _PAIR_BATCH) / len(keys)))
+    pairs = np.concatenate(found) if found else empty.pairs
+    hit_groups = np.zeros(n, dtype=bool)
+    hit_groups[pairs.ravel()] = True
+    flagged[group >= 0] |= hit_groups[group[group >= 0]]
+    step(1.0)
+    return SimilarPairs(group, pairs, flagged, len(keys))
+
+
+def _candidates(matrix, threshold: float) -> np.ndarray:
+    """Candidate pairs of rows of `matrix` (CSR, sorted indices) as sorted unique keys ``i * rows + j``, ``i < j``:
+    the pairs that share a term of their prefixes (see :func:`similar_pairs`)."""
+    rows, terms = matrix.shape
+    lengths = np.diff(matrix.indptr)
+    row_of = np.repeat(np.arange(rows, dtype=np.int64), lengths)
+    frequency = np.bincount(matrix.indices, minlength=terms)
+    rank = np.empty(terms, dtype=np.int64)
+    rank[np.lexsort((np.arange(terms), frequency))] = np.arange(terms)  # rarest first, ties by column
+    max_weight = matrix.max(axis=0).toarray().ravel()
+    order = np.lexsort((rank[matrix.indices], row_of))
+    weight, term, row = matrix.data[order], matrix.indices[order].astype(np.int64), row_of[order]
+    ends = matrix.indptr[1:] - 1
+    # Bounds on the dot product of the row's entries from this one to its end with any row.
+    squares, bound = np.cumsum(weight * weight), np.cumsum(weight * max_weight[term])
+    rest_norm = np.sqrt(np.maximum(squares[ends][row] - squares + weight * weight, 0.0))
+    rest_bound = bound[ends][row] - bound + weight * max_weight[term]
+    # Keep an entry while the row from it onwards could still reach the threshold (margin for rounding).
+    indexed = np.minimum(rest_norm, rest_bound) >= threshold - _BOUND_MARGIN
+    term, row = term[indexed], row[indexed]
+    order = np.lexsort((row, term))
+    term, row = term[order], row[order]
+    starts = np.flatnonzero(np.r_[True, term[1:] != term[:-1]])
+    sizes = np.diff(np.r_[starts, len(term)])
+    # Entry p of a posting list pairs with every later entry of the same list.
+    later = np.repeat(starts + sizes, sizes) - np.arange(len(term)) - 1
+    found = [np.zeros(0, dtype=np.int64)]
+    cumulative = np.cumsum(later)
+    begin = 0
+    while begin < len(term):
+        # Batches of posting entries whose pairs fit in _PAIR_BATCH (at least one entry per batch).
+        stop = max(begin + 1, int(np.searchsorted(cumulative, cumulative[begin] - later[begin] + _PAIR_BATCH,
+                                                  side="right")))
+        counts = later[begin:stop]
+        total = int(counts.sum())
+        if total:
+            left = np.repeat(np.arange(begin, stop), counts)
+            offsets = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+            right = left + 1 + offsets
+            found.append(np.unique(row[left] * rows + row[right]))  # rows ascend within a posting list
+        begin = stop
+    return np.unique(np.concatenate(found))
 
 
 def _lengths(query_texts: Sequence[str], doc_texts: Sequence[str], model: str | None, query_max_length: int,
