@@ -15,6 +15,7 @@ admin's (audited under the actor by the import it makes).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -26,13 +27,16 @@ from studio.errors import NotFoundError, StudioError
 from studio.models.registry import require
 from studio.retrieval import playground, tokenize
 from studio.retrieval import systems as system_specs
+from studio.retrieval.corpus_index import CorpusIndex, corpus_for
 from studio.retrieval.rerank import DEFAULT_DEPTH
-from studio.retrieval.search import rank_moves
+from studio.retrieval.search import one_query, rank_moves
 from studio.retrieval.system_search import search_system
 from studio.store import lookup
-from studio.store.lookup import gold_for_query, query_keys, queue_pair, searchable_corpus
+from studio.store.lookup import gold_for_query, query_keys, queue_pair
 
 if TYPE_CHECKING:
+    from sqlite_utils import Database
+
     from studio.retrieval.system_search import Details
     from studio.retrieval.systems import System
 
@@ -43,8 +47,9 @@ _DEMO = "⑨'s interactive demo views (one query at a time in the page)"
 class Side:
     """One system's results: its name as shown (its spec: ``bm25``, ``medical-v1+bm25>rr-v1``), the hits (rank,
     doc_key, score), how far each document moved up against the other side (None: not there; empty without another
-    side), the milliseconds the search took (query encoding, searches, fusion and reranking; index building and
-    model loading excluded) and how it was searched (:class:`studio.retrieval.system_search.Details`: the fusion
+    side), the milliseconds this side's search took (query encoding, searches, fusion and reranking; index building
+    and model loading excluded; a query encoding or BM25 ranking both sides share counts on the side that ran it
+    first — the whole response's time is :attr:`Comparison.ms`) and how it was searched (:class:`studio.retrieval.system_search.Details`: the fusion
     used, whether the spec pinned it, the reranker's depth). `missing_run` names the run file that has no ranking
     for the query (the side has no hits then)."""
 
@@ -58,23 +63,28 @@ class Side:
 
 @dataclass(frozen=True)
 class Comparison:
-    """The two sides, every shown document (key → {title, text}) and the query's gold labels (key → label)."""
+    """The two sides, every shown document (key → {title, text}), the query's gold labels (key → label) and the
+    milliseconds the whole response took: the latency felt (reading the corpus version and the gold labels, both
+    sides' searches — an index built on the first query included —, reading the shown documents)."""
 
     query: str
     left: Side
     right: Side
     documents: dict[str, dict]
     gold: dict[str, int]
+    ms: float = 0.0
 
 
 @dataclass(frozen=True)
 class Results:
-    """One model's results for a query (``studio search``), with the shown documents and the gold labels."""
+    """One model's results for a query (``studio search``), with the shown documents, the gold labels and the
+    milliseconds the whole call took."""
 
     query: str
     side: Side
     documents: dict[str, dict]
     gold: dict[str, int]
+    ms: float = 0.0
 
 
 def system_of(spec: str | System | None, reranker: str | None = None) -> System:
@@ -153,28 +163,26 @@ def playground_example() -> tuple[str, list[str]]:
     return playground.KEYWORD_TRAP[0], list(playground.KEYWORD_TRAP[1])
 
 
-def _corpus(project: Project, query: str) -> tuple[list[str], list[str], dict[str, dict], dict[str, int], list[str]]:
-    """The corpus (keys, texts, key → {title, text}), `query`'s gold labels and the keys of the stored queries
-    with its text (what a run file's rankings are keyed by)."""
+def _corpus(project: Project, db: Database, query: str) -> tuple[CorpusIndex, dict[str, int], list[str]]:
+    """The corpus at its current version (ids and keys kept in memory per version: one row read once kept),
+    `query`'s gold labels and the keys of the stored queries with its text (what a run file's rankings are keyed
+    by)."""
     if not (query or "").strip():
         raise StudioError("empty_query")
-    with project.db() as db:
-        keys, texts, docs = searchable_corpus(db)
-        gold = gold_for_query(db, query)
-        stored = query_keys(db, query)
-    if not keys:
+    corpus = corpus_for(db, project.db_path)
+    if not len(corpus):
         raise StudioError("no_corpus")
-    return keys, texts, docs, gold, stored
+    return corpus, gold_for_query(db, query), query_keys(db, query)
 
 
-def _side(system: System, query: str, keys: list[str], texts: list[str], k: int, depth: int | None,
+def _side(system: System, query: str, corpus: CorpusIndex, k: int, depth: int | None,
           query_keys: Sequence[str] = (), *, missing_ok: bool = False) -> Side:
     """One side's results (moves filled in by :func:`compare`). Indexes are built and models loaded before the
-    timing starts (once per process and corpus), so the first query does not show seconds of loading. With
-    `missing_ok`, a run file without a ranking for the query gives a side without hits that names it."""
+    timing starts (once per process and corpus version), so the side's own time does not show seconds of loading.
+    With `missing_ok`, a run file without a ranking for the query gives a side without hits that names it."""
     try:
-        hits, ms, details = search_system(system, query, keys, texts, k, rerank_depth=depth or default_depth(),
-                                          query_keys=query_keys)
+        hits, ms, details = search_system(system, query, corpus.keys, corpus.texts, k,
+                                          rerank_depth=depth or default_depth(), query_keys=query_keys)
     except StudioError as exc:
         if not (missing_ok and exc.code == "run_no_ranking"):
             raise
@@ -197,8 +205,9 @@ def _require_models(system: System) -> None:
         require(system.reranker, "reranker")
 
 
-def _shown(docs: dict[str, dict], *sides: list) -> dict[str, dict]:
-    return {h.doc_key: docs[h.doc_key] for hits in sides for h in hits}
+def _shown(db: Database, corpus: CorpusIndex, *sides: list) -> dict[str, dict]:
+    """Key → {title, text} of the documents the sides show, read by id (the rest of the corpus stays on disk)."""
+    return corpus.documents(db, [h.doc_key for hits in sides for h in hits])
 
 
 def _clean(name: str | None) -> str | None:
@@ -218,11 +227,14 @@ def search(project: Project, actor: Actor, /, query: str, system: str | System =
             ``run_file_missing``, ``run_no_ranking`` (a
             run file without a ranking for the query: it is not one of the project's, or the file lacks it).
     """
+    t0 = time.perf_counter()
     chosen = system_of(system, reranker)  # a bad spec fails before the corpus is read
     _require_models(chosen)
-    keys, texts, docs, gold, stored = _corpus(project, query)
-    side = _side(chosen, query.strip(), keys, texts, int(k), depth, stored)
-    return Results(query.strip(), side, _shown(docs, side.hits), gold)
+    with project.db() as db:
+        corpus, gold, stored = _corpus(project, db, query)
+        side = _side(chosen, query.strip(), corpus, int(k), depth, stored)
+        shown = _shown(db, corpus, side.hits)
+    return Results(query.strip(), side, shown, gold, (time.perf_counter() - t0) * 1000)
 
 
 @action("expert", why_no_cli=_DEMO + " (one system at a time: `studio search --system SPEC`)")
@@ -234,19 +246,28 @@ def compare(project: Project, actor: Actor, /, query: str, left: str | System, r
     is the system ``NAME>RERANKER``; a reranker rescores its side's top `depth`. A run-file side without a ranking
     for the query has no hits and names the file (:attr:`Side.missing_run`); the other side still shows.
 
+    Nothing per query grows with the corpus: the corpus version is one row, the ids and keys stay in memory per
+    version (:mod:`studio.retrieval.corpus_index`), both sides share one query encoding per model and one BM25
+    ranking, and only the shown documents are read. :attr:`Comparison.ms` is the whole call.
+
     Raises:
         StudioError: ``empty_query``, ``no_corpus``, the spec's errors (``system_*``), ``mode_not_searchable``,
             ``not_m3``, ``model_unknown``, ``model_is_reranker``, ``model_not_reranker``, ``model_missing``,
             ``run_file_missing``.
     """
+    t0 = time.perf_counter()
     systems = system_of(left, left_reranker), system_of(right, right_reranker)
     for chosen in systems:
         _require_models(chosen)
-    keys, texts, docs, gold, stored = _corpus(project, query)
-    query = query.strip()
-    one, two = (_side(s, query, keys, texts, int(k), depth, stored, missing_ok=True) for s in systems)
+    with project.db() as db:
+        corpus, gold, stored = _corpus(project, db, query)
+        query = query.strip()
+        with one_query():  # one query encoding per model and one BM25 ranking, shared by both sides
+            one, two = (_side(s, query, corpus, int(k), depth, stored, missing_ok=True) for s in systems)
+        shown = _shown(db, corpus, one.hits, two.hits)
     return Comparison(query, replace(one, moves=rank_moves(one.hits, two.hits)),
-                      replace(two, moves=rank_moves(two.hits, one.hits)), _shown(docs, one.hits, two.hits), gold)
+                      replace(two, moves=rank_moves(two.hits, one.hits)), shown, gold,
+                      (time.perf_counter() - t0) * 1000)
 
 
 @action("expert", why_no_cli=_DEMO)

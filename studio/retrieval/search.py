@@ -1,18 +1,25 @@
 """Interactive search for the side-by-side demo: one query, several retrievers, milliseconds per query.
 
-Corpus embeddings come from the on-disk cache (studio.retrieval.cache) and stay in memory per (model, corpus),
-so after the first query only the query is encoded: a 10k-document corpus answers in a few milliseconds on CPU.
-The BM25 index stays in memory per corpus the same way (bm25s indexes a 10k-document corpus in seconds, once).
+Every in-memory index is keyed by the corpus it covers. A project's corpus comes as a
+:class:`studio.retrieval.corpus_index.CorpusTexts` (its ``corpus`` names the database file and the corpus version
+that triggers keep), so the key is (database, corpus version[, model fingerprint]) and a query neither reads nor
+hashes the corpus; plain lists of texts (tests, the playground) are keyed by a hash of the texts as before.
+Corpus embeddings come from the on-disk cache (studio.retrieval.cache) when an index is built, once per model and
+corpus version; after that only the query is encoded. The BM25 index stays in memory per corpus the same way.
 A BGE-M3 model's ``sparse`` mode keeps the corpus's lexical weights as one sparse matrix per model and corpus, and
-a TREC run file's ranking is read for the query's key (:func:`search_run`). Whole systems (fusion, reranker) are
-searched by :mod:`studio.retrieval.system_search`; each kind of first stage picks its search here
-(:mod:`studio.retrieval.stages`).
+a TREC run file's ranking is read for the query's key (:func:`search_run`).
+
+Within :func:`one_query` (⑨ runs both sides in one), each model encodes the query once and BM25 runs once per
+corpus: the two sides share them. Whole systems (fusion, reranker) are searched by
+:mod:`studio.retrieval.system_search`; each kind of first stage picks its search here (:mod:`studio.retrieval.stages`).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,14 +30,19 @@ from studio.ingest.trec import load_run
 from studio.recent import Recent
 from studio.retrieval import m3
 from studio.retrieval.bm25 import BM25Index
+from studio.retrieval.bm25_store import project_bm25
 from studio.retrieval.cache import corpus_fingerprint, model_fingerprint
+from studio.retrieval.corpus_index import CorpusIndex, CorpusTexts, KeyList
 from studio.retrieval.dense import DenseIndex, encode, load_embedder, resolve_model, top_k
+from studio.retrieval.vector_store import project_vectors
 
 MAX_SPARSE = 2
 
 _indexes: Recent[DenseIndex] = Recent(4)
 _bm25: Recent[BM25Index] = Recent(2, once=True)  # two first queries on a new corpus build its BM25 index once
 _sparse: Recent[tuple] = Recent(MAX_SPARSE)
+SHARED_BM25_DEPTH = 100  # inside one_query(), BM25 ranks this deep once (a fusion's depth) and each side slices it
+_memo: ContextVar[dict | None] = ContextVar("studio_one_query", default=None)
 
 
 @dataclass(frozen=True)
@@ -40,41 +52,110 @@ class Hit:
     score: float
 
 
-def index_for(model: str, keys: list[str], texts: list[str]) -> DenseIndex:
-    """The in-memory index of `model` over this corpus; rebuilt when the model's weights or the corpus change."""
+@contextmanager
+def one_query() -> Iterator[None]:
+    """Within this block (one ⑨ response), each model encodes a query once, each dense index scores it once and BM25
+    ranks it once per corpus (:data:`SHARED_BM25_DEPTH` deep): both sides share them. The time is counted on the
+    side that ran it first."""
+    token = _memo.set({})
+    try:
+        yield
+    finally:
+        _memo.reset(token)
+
+
+def _shared(key: Hashable, compute: Callable[[], object]) -> object:
+    """`compute()`'s value, kept for the rest of the :func:`one_query` block (computed each time outside one)."""
+    memo = _memo.get()
+    if memo is None:
+        return compute()
+    if key not in memo:
+        memo[key] = compute()
+    return memo[key]
+
+
+def corpus_key(texts: Sequence[str]) -> Hashable:
+    """What identifies the corpus `texts`: a project corpus's (database, inode, version); otherwise a hash of the
+    texts (a list given directly)."""
+    if isinstance(texts, CorpusTexts):
+        return ("corpus", *texts.corpus.key)
+    return corpus_fingerprint(texts)
+
+
+def index_for(model: str, keys: list[str], texts: Sequence[str]) -> DenseIndex:
+    """The in-memory index of `model` over this corpus; rebuilt when the model's weights or the corpus change (for
+    a project's corpus: its version)."""
     name = resolve_model(model)
 
     def build() -> DenseIndex:
-        index = DenseIndex(texts, name)
+        index = _stored_index(texts.corpus, name) if isinstance(texts, CorpusTexts) else None
+        if index is None:
+            index = DenseIndex(texts, name)
         index.keys = keys
         return index
 
-    return _indexes.get((model_fingerprint(name), corpus_fingerprint(texts)), build)
+    return _indexes.get((model_fingerprint(name), corpus_key(texts)), build)
 
 
-def search(model: str, query: str, keys: list[str], texts: list[str], k: int = 10) -> tuple[list[Hit], float]:
+def _stored_index(corpus: CorpusIndex, name: str) -> DenseIndex | None:
+    """A project's vectors under the resolved model `name` from its vector store (only new or changed documents
+    encoded: :func:`studio.retrieval.vector_store.project_vectors`), as a :class:`DenseIndex` in the corpus's id
+    order; None when the store answered for another corpus version (an edit in between: the texts are encoded)."""
+    ids, matrix = project_vectors(corpus.db_path, name)
+    if len(ids) != len(corpus) or not np.array_equal(ids, corpus.ids):
+        return None
+    index = DenseIndex([], name)
+    index.embeddings, index.size = matrix, len(ids)
+    return index
+
+
+def search(model: str, query: str, keys: list[str], texts: Sequence[str], k: int = 10) -> tuple[list[Hit], float]:
     """Top-`k` documents for `query` by cosine similarity, and the milliseconds the search took (query encoding
-    included; corpus encoding and model loading excluded)."""
+    included, unless another side of the same :func:`one_query` already encoded it; corpus encoding and model
+    loading excluded)."""
     index = index_for(model, keys, texts)
     load_embedder(model)  # corpus vectors read from the disk cache leave the model unloaded until now
+    name = resolve_model(model)
     t0 = time.perf_counter()
-    scores = encode([query], resolve_model(model)) @ index.embeddings.T
-    order = top_k(scores, k)[0]
+    vector = _shared(("encode", name, query), lambda: encode([query], name))
+    scores = _shared(("dense", id(index), query), lambda: vector @ index.embeddings.T)
+    order = top_k(scores, k)[0] if index.size else []
     ms = (time.perf_counter() - t0) * 1000
     return [Hit(i + 1, index.keys[j], float(scores[0, j])) for i, j in enumerate(order)], ms
 
 
-def bm25_index_for(texts: list[str]) -> BM25Index:
-    """The in-memory BM25 index over this corpus (the studio's tokenizer); rebuilt when any text changes."""
-    return _bm25.get(corpus_fingerprint(texts), lambda: BM25Index(texts))
+def bm25_index_for(texts: Sequence[str]) -> BM25Index:
+    """The in-memory BM25 index over this corpus (the studio's tokenizer); rebuilt when the corpus changes (for a
+    project's corpus: its version; otherwise any text)."""
+    def build() -> BM25Index:
+        index = _stored_bm25(texts.corpus) if isinstance(texts, CorpusTexts) else None
+        return index if index is not None else BM25Index(texts)
+
+    return _bm25.get(corpus_key(texts), build)
 
 
-def search_bm25(query: str, keys: list[str], texts: list[str], k: int = 10) -> tuple[list[Hit], float]:
+def _stored_bm25(corpus: CorpusIndex) -> BM25Index | None:
+    """A project's saved BM25 index (:func:`studio.retrieval.bm25_store.project_bm25`: built once per corpus
+    version, memory-mapped); None when it answered for another corpus version (the texts are indexed)."""
+    ids, index = project_bm25(corpus.db_path)
+    return index if len(ids) == len(corpus) and np.array_equal(ids, corpus.ids) else None
+
+
+def search_bm25(query: str, keys: list[str], texts: Sequence[str], k: int = 10) -> tuple[list[Hit], float]:
     """Top-`k` documents for `query` by BM25 (documents sharing no term with it are left out), and the milliseconds
-    the search took (index building excluded)."""
+    the search took (index building excluded). Inside :func:`one_query` the ranking is shared by both sides."""
     index = bm25_index_for(texts)
     t0 = time.perf_counter()
-    ranked = index.search(query, k)
+    if _memo.get() is None:
+        ranked = index.search(query, k)
+    else:
+        memo_key = ("bm25", id(index), query)
+        depth, ranked = _shared(memo_key, lambda: (max(k, SHARED_BM25_DEPTH),
+                                                   index.search(query, max(k, SHARED_BM25_DEPTH))))
+        if k > depth:  # deeper than shared: rank again, and keep the deeper one
+            ranked = index.search(query, k)
+            _memo.get()[memo_key] = (k, ranked)
+        ranked = ranked[:k]
     ms = (time.perf_counter() - t0) * 1000
     return [Hit(i + 1, keys[pos], score) for i, (pos, score) in enumerate(ranked)], ms
 
@@ -93,7 +174,7 @@ def search_run(path: str, query_keys: Sequence[str], keys: list[str], k: int = 1
     query_key = next((q for q in query_keys if q in trec.run), None)
     if query_key is None:
         raise StudioError("run_no_ranking", file=trec.name)
-    known = set(keys)
+    known = keys.position if isinstance(keys, KeyList) else set(keys)  # a project's keys: kept per version
     hits: list[Hit] = []
     skipped = 0
     for doc, score in trec.ranking(query_key):
@@ -108,13 +189,13 @@ def search_run(path: str, query_keys: Sequence[str], keys: list[str], k: int = 1
 
 # ----------------------------------------------------------------------------------------- BGE-M3 sparse mode
 
-def sparse_index_for(model: str, texts: list[str]) -> tuple:
+def sparse_index_for(model: str, texts: Sequence[str]) -> tuple:
     """The corpus's BGE-M3 lexical weights as (CSR matrix documents × tokens, token → column), kept in memory per
     model and corpus; encoded chunk by chunk as :func:`studio.retrieval.m3.score_corpus` does."""
-    return _sparse.get((model_fingerprint(model), corpus_fingerprint(texts)), lambda: _sparse_matrix(model, texts))
+    return _sparse.get((model_fingerprint(model), corpus_key(texts)), lambda: _sparse_matrix(model, texts))
 
 
-def _sparse_matrix(model: str, texts: list[str]) -> tuple:
+def _sparse_matrix(model: str, texts: Sequence[str]) -> tuple:
     from scipy.sparse import csr_matrix  # ~0.1 s to import: only for a BGE-M3 model's sparse mode
 
     vocab: dict[str, int] = {}
@@ -133,7 +214,7 @@ def _sparse_matrix(model: str, texts: list[str]) -> tuple:
     return matrix, vocab
 
 
-def search_sparse(model: str, query: str, keys: list[str], texts: list[str], k: int = 10) -> tuple[list[Hit], float]:
+def search_sparse(model: str, query: str, keys: list[str], texts: Sequence[str], k: int = 10) -> tuple[list[Hit], float]:
     """Top-`k` documents by BGE-M3's lexical matching score ``Σ_t w_q(t) · w_d(t)`` (the ``sparse`` mode, exact
     over the corpus, as evaluation scores it), and the milliseconds the query took (query encoding included)."""
     matrix, vocab = sparse_index_for(model, texts)

@@ -23,7 +23,9 @@ nothing to tune on (:attr:`Details.pin_example` says how to pin a tuned weight).
 `rerank_depth` of the first stage, as :func:`studio.retrieval.rerank.search_then_rerank` does.
 
 The milliseconds cover query encoding, searches, fusion and reranking; building an index (corpus encoding, BM25
-indexing) and loading a model happen before the clock starts and are excluded.
+indexing) and loading a model happen before the clock starts and are excluded. They are one side's search time:
+what a response takes as a whole (the corpus lookup, both sides, reading the shown documents) is measured by the
+caller (:attr:`studio.actions.search.Comparison.ms`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from studio.retrieval.corpus_index import CorpusTexts
 from studio.retrieval.fusion import fuse_rrf, fuse_weighted
 from studio.retrieval.rerank import DEFAULT_DEPTH, load_reranker
 from studio.retrieval.rerank import score as rerank_score
@@ -89,10 +92,12 @@ def check(system: System) -> dict[str, str]:
     return paths
 
 
-def search_system(system: str | System, query: str, keys: list[str], texts: list[str], k: int = 10,
+def search_system(system: str | System, query: str, keys: list[str], texts: Sequence[str], k: int = 10,
                   depth: int = FUSION_DEPTH, rerank_depth: int = DEFAULT_DEPTH, *,
                   query_keys: Sequence[str] = ()) -> tuple[list[Hit], float, Details]:
     """The top `k` documents of the corpus (`keys`, `texts`) for `query` by `system` (a spec or a parsed one).
+    A project's corpus is its :class:`studio.retrieval.corpus_index.CorpusIndex`'s ``keys`` and ``texts``: indexes
+    are then found by its version and only a reranker's candidates are read.
 
     Args:
         system: ``bm25``, ``NAME``, ``NAME:sparse``, ``A+B``, ``A+B@0.7``, ``A+B@rrf``, each optionally
@@ -146,17 +151,21 @@ def search_system(system: str | System, query: str, keys: list[str], texts: list
     return hits[:k], sum(stage_ms) + fusion_ms + rerank_ms, details
 
 
-def _stage_search(stage: Stage, path: str, query: str, keys: list[str], texts: list[str], n: int,
+def _stage_search(stage: Stage, path: str, query: str, keys: list[str], texts: Sequence[str], n: int,
                   query_keys: Sequence[str]) -> tuple[list[Hit], float, int]:
     """One first stage's top `n`, its milliseconds and how many of a run file's documents it skipped."""
     return stage.kind.search(stage, path, query, keys, texts, n, query_keys)
 
 
-def _rerank(reranker: str, query: str, hits: list[Hit], keys: list[str], texts: list[str],
+def _rerank(reranker: str, query: str, hits: list[Hit], keys: list[str], texts: Sequence[str],
             k: int) -> tuple[list[Hit], float]:
-    """`hits` rescored by the cross-encoder (ties keep the first stage's order); the best `k` and the ms."""
-    text_of = dict(zip(keys, texts))
+    """`hits` rescored by the cross-encoder (ties keep the first stage's order); the best `k` and the ms (reading
+    the candidates' texts included)."""
     t0 = time.perf_counter()
+    if isinstance(texts, CorpusTexts):  # a project's corpus: read the candidates only
+        text_of = texts.corpus.texts_of([h.doc_key for h in hits])
+    else:
+        text_of = dict(zip(keys, texts))
     scores = rerank_score(reranker, query, [text_of[h.doc_key] for h in hits])
     order = sorted(range(len(hits)), key=lambda i: (-scores[i], hits[i].rank))[:k]
     ms = (time.perf_counter() - t0) * 1000

@@ -79,7 +79,7 @@ def results_html(model: str, hits: list, moves: dict, docs: dict, gold: dict, qu
             f'<div class="rs-doc-title">{render.highlight(doc["title"] or hit.doc_key, query)}</div>'
             f'<div class="rs-hit-text">{render.highlight(text, query)}</div></div>')
     head = (f'<div class="rs-side-head"><b title="{html.escape(model)}">{html.escape(model.replace(">", " → "))}</b>'
-            f'<span class="rs-latency">{html.escape(t("compare.latency", lang, ms=f"{ms:.0f}"))}</span></div>')
+            f'<span class="rs-latency">{html.escape(t("compare.search_latency", lang, ms=f"{ms:.0f}"))}</span></div>')
     return f'<div class="rs-side">{head}{system_note(details, lang)}{"".join(items)}</div>'
 
 
@@ -105,7 +105,8 @@ def run_search(ctx: UIContext, query: str, left: str, right: str, k: float, lang
                left_reranker: str | None = None, right_reranker: str | None = None, depth: float | None = None,
                request: gr.Request | None = None) -> tuple:
     """Both sides' results (`left` and `right` are system specs; a picked reranker is added to its side's), the
-    shown documents for "send to queue" and an empty status line."""
+    shown documents for "send to queue" and the status line saying how long the whole response took (each side
+    shows its own search time)."""
     query = (query or "").strip()
     if not query:
         empty = render.empty_card(t("compare.type_query", lang))
@@ -118,7 +119,8 @@ def run_search(ctx: UIContext, query: str, left: str, right: str, k: float, lang
         docs, gold = result.documents, result.gold
         html_l, html_r = (side_html(side, docs, gold, query, lang) for side in (result.left, result.right))
         choices = [(f"{docs[d]['title'] or d} (#{d})", d) for d in rated_order(result.left.hits, result.right.hits)]
-        return html_l, html_r, gr.update(choices=choices, value=None), ""
+        total = render.message(t("compare.total_latency", lang, ms=f"{result.ms:.0f}"), "info")
+        return html_l, html_r, gr.update(choices=choices, value=None), total
     except Exception as exc:
         error = render.message(error_text(exc, lang), "error")
         return error, "", gr.update(choices=[], value=None), ""
