@@ -1119,3 +1119,17 @@ def test_evaluate_tab_scoring_trained_on_queries_recommends_nothing_and_exports_
     assert "不推荐任何系统" in summary
     status, recipe = evaluate.export_recipe(demo_ctx, kept, "en")
     assert "--include-trained" in status and not recipe["interactive"]
+
+
+def test_the_model_rater_panel_judges_shows_kappa_and_refuses_an_annotator(demo_ctx):
+    """③'s model-rater panel: the embedded model judges the demo's gold pairs (the judgments table appears with the
+    run, κ against gold in the message, in Chinese too); an annotator is refused in words, and nothing is judged."""
+    from studio.ui.tabs import model_rater
+
+    message, table, picker, card = model_rater.run(demo_ctx, "model", "default", None, None, "gold", 20, "zh-CN")
+    assert "κ" in message and "rs-error" not in message, message
+    assert table["visible"] is True and len(table["value"]) == 20 and "标签" in "".join(table["value"].columns)
+    assert picker["value"] and picker["value"].startswith("model:")
+    refused, nothing, *_ = model_rater.run(demo_ctx, "model", "default", None, None, "gold", 5, "en",
+                                           request=signed_in(demo_ctx, "Dr. Smith"))
+    assert "needs the Admin role" in refused and nothing is None

@@ -84,7 +84,8 @@ def run(ctx: UIContext, kind: str, model: str | None, url: str | None, llm_model
     except Exception as exc:
         return (render.message(error_text(exc, lang), "error"), None, gr.update(), gr.update())
     picker, card, _ = refresh(ctx, lang, result["rater"], request)
-    return (render.message(" ".join(judge.summary_lines(result, lang)), "ok"), judgment_table(result, lang), picker,
+    return (render.message(" ".join(judge.summary_lines(result, lang)), "ok"),
+            gr.update(value=judgment_table(result, lang), visible=True), picker,
             card)
 
 
@@ -130,7 +131,7 @@ def build(ctx: UIContext) -> dict:
     run_btn = gr.Button(i18n("judge.run"), variant="primary", elem_id="rs-judge-run")
     message = gr.HTML(elem_id="rs-judge-message")
     table = gr.Dataframe(label=i18n("judge.judgments"), interactive=False, wrap=True, max_height=320,
-                         elem_id="rs-judge-table")
+                         visible=False, elem_id="rs-judge-table")  # shown with a run's judgments
     gr.Markdown(i18n("judge.use_title"))
     with gr.Row():
         rater = gr.Dropdown(choices=[], value=None, label=i18n("judge.rater"), elem_id="rs-judge-rater")
