@@ -220,6 +220,27 @@ def test_a_control_looks_like_a_pair_in_the_view_and_in_progress(demo_db):
     assert progress(db, "alice").mine_total == before.mine_total + 2
 
 
+def test_left_in_my_queue_drops_by_one_for_a_control_as_for_a_pair(demo_db):
+    db = demo_db
+    controls.set_rate(db, 0.2, actor="admin")
+    gold = control_ids(db)
+    left = progress(db, "alice").queue_left
+    assert left > progress(db, "alice").total_pairs - progress(db, "alice").double_rated - 60, "sanity"
+    kinds = set()
+    for rng in (CONTROL, REGULAR, CONTROL, REGULAR, REGULAR, CONTROL):
+        view = next_pair(db, "alice", rng=rng)
+        kinds.add(view.pair_id in gold)
+        submit_rating(db, "alice", view.pair_id, 1)
+        now = progress(db, "alice").queue_left
+        assert now == left - 1, "the counter moves the same way whatever was served"
+        left = now
+    assert kinds == {True, False}
+    # With controls off, a regular pair still counts one and nothing is promised for controls.
+    controls.set_rate(db, 0, actor="admin")
+    p = progress(db, "alice")
+    assert p.queue_left <= p.total_pairs
+
+
 def test_qualification_serves_controls_first_and_is_shown_not_blocking(demo_db):
     db = demo_db
     controls.set_qualification(db, 3, 0.8, actor="admin")  # rate 0: only the qualification serves controls

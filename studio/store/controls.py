@@ -229,6 +229,30 @@ def due(db: Database, me: int) -> int:
     return min(s["qualify_first"] - answered, left)
 
 
+def rate_allowance(db: Database, me: int, regular_pairs: int) -> int:
+    """Rate-served controls still counted as work left for annotator id `me` (negative once they had more than
+    expected): K − A.
+
+    K = min(controls, round(E · r / (1 − r))), with E = min(regular_pairs, 2 · regular_pairs / team) a person's
+    expected share of the ratings, comes from project constants only (pairs, team size, rate), and A counts this
+    person's rate-served control answers. So "left in my queue" drops by one for a control answered as for a pair
+    rated: the counter cannot tell them apart.
+    """
+    s = settings(db)
+    rate = min(s["rate"], MAX_RATE)
+    # Answers given before a person's first rating (their qualification, capped at N) are counted by due().
+    row = next(db.query(
+        """SELECT (SELECT count(*) FROM controls) AS controls, (SELECT count(*) FROM annotators) AS team,
+                  (SELECT count(*) FROM control_answers WHERE annotator_id = :me) AS answered,
+                  (SELECT count(*) FROM control_answers WHERE annotator_id = :me AND created_at < coalesce(
+                      (SELECT min(created_at) FROM ratings WHERE annotator_id = :me), '9')) AS before_rating""",
+        {"me": me}))
+    share = min(regular_pairs, 2 * regular_pairs / max(2, row["team"]))
+    expected = min(row["controls"], round(share * rate / (1 - rate))) if rate > 0 else 0
+    served = row["answered"] - min(row["before_rating"], max(0, s["qualify_first"]))
+    return expected - served
+
+
 def open_controls(db: Database) -> int:
     """Controls that sit in the annotation queue with fewer than two ratings: never served as regular pairs, so
     never work left (``progress`` leaves them out of the queue's totals)."""

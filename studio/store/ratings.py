@@ -320,8 +320,9 @@ def progress(db: Database, annotator: str | None = None) -> Progress:
     Reads counters the schema's triggers keep (schema m004), so it costs the same at a million pairs as at a
     thousand (plus one read per control pair); "today" counts the annotator's own ratings since midnight (UTC) through an index range. A person's
     control answers count as their ratings; control pairs are never work left (they are not served as pairs), so
-    the queue's totals leave out the controls in it that lack two ratings; a person still in their qualification
-    has its controls left in their queue.
+    the queue's totals leave out the controls in it that lack two ratings. What is left counts a person's
+    expected share of rate-served controls (``controls.rate_allowance``), so answering a control lowers it by one
+    like a rating; a person still in their qualification has its controls left in their queue.
     """
     totals = next(db.query("SELECT queued, double_rated FROM queue_counts WHERE id = 1"))
     mine_today = mine_total = queue_left = 0
@@ -347,5 +348,6 @@ def progress(db: Database, annotator: str | None = None) -> Progress:
                                 f"WHERE s.annotator_id = :me AND p.in_queue = 1 AND p.ratings_n < 2 "
                                 f"AND {_NOT_CONTROL}", {"me": me}))["n"]
         regular = max(0, total_pairs - totals["double_rated"] - (person["waiting_n"] - waiting_controls) - skipped)
-        queue_left = regular + (controls.due(db, me) if regular else 0)
+        if regular:  # controls are served only while regular pairs are (one would give itself away otherwise)
+            queue_left = controls.due(db, me) + max(1, regular + controls.rate_allowance(db, me, total_pairs))
     return Progress(mine_today, mine_total, queue_left, totals["double_rated"], total_pairs)
