@@ -14,7 +14,7 @@ from studio.actions import search
 from studio.ingest.records import Document, ImportBatch, PairRecord, Query
 from studio.retrieval import corpus_index
 from studio.retrieval import search as retrieval_search
-from studio.retrieval.bm25 import BM25Index
+from studio.retrieval.bm25_segments import SegmentedBM25
 from studio.store import opened
 from studio.store.corpus import corpus_version
 from studio.store.imports import import_batch
@@ -95,9 +95,9 @@ def test_a_warm_query_reads_only_the_documents_it_shows(demo, monkeypatch):
 def test_two_sides_share_one_query_encoding_and_one_bm25_ranking(demo, monkeypatch):
     search.compare(demo, EXPERT, QUERY, "default+bm25", "all-MiniLM-L6-v2", 5)  # warm: indexes and models
     encodes, rankings = [], []
-    encode, rank = retrieval_search.encode, BM25Index.search
+    encode, rank = retrieval_search.encode, SegmentedBM25.search
     monkeypatch.setattr(retrieval_search, "encode", lambda texts, model: encodes.append(texts) or encode(texts, model))
-    monkeypatch.setattr(BM25Index, "search", lambda self, q, k=10: rankings.append(q) or rank(self, q, k))
+    monkeypatch.setattr(SegmentedBM25, "search", lambda self, q, k=10: rankings.append(q) or rank(self, q, k))
 
     result = search.compare(demo, EXPERT, QUERY, "default+bm25", "all-MiniLM-L6-v2", 5)
     assert encodes == [[QUERY]], "'default' is the embedded all-MiniLM-L6-v2: one model, one encoding"

@@ -54,9 +54,12 @@ class BM25Index:
         if k == 0:
             return [[] for _ in queries]
         vocab = self._retriever.vocab_dict
-        tokens = [[t for t in tokenize(q) if t in vocab] or ["\x00"] for q in queries]
-        docs, scores = self._retriever.retrieve(tokens, k=k, show_progress=False)
-        out = []
-        for row_docs, row_scores in zip(np.asarray(docs), np.asarray(scores)):
-            out.append([(int(d), float(s)) for d, s in zip(row_docs, row_scores) if s > 0])
+        tokens = [[t for t in tokenize(q) if t in vocab] for q in queries]
+        asked = [i for i, t in enumerate(tokens) if t]  # a query sharing no term finds nothing (not the empty documents)
+        out: list[list[tuple[int, float]]] = [[] for _ in queries]
+        if not asked:
+            return out
+        docs, scores = self._retriever.retrieve([tokens[i] for i in asked], k=k, show_progress=False)
+        for i, row_docs, row_scores in zip(asked, np.asarray(docs), np.asarray(scores)):
+            out[i] = [(int(d), float(s)) for d, s in zip(row_docs, row_scores) if s > 0]
         return out

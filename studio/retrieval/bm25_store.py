@@ -1,42 +1,32 @@
-"""The project's BM25 index, built once per corpus version and saved beside the database, memory-mapped when loaded.
+"""The project's BM25 index: segments saved beside the database, memory-mapped when loaded, grown by a segment when
+documents are added or edited instead of rebuilt.
 
-:func:`project_bm25` returns the document ids (id order) and a :class:`~studio.retrieval.bm25.BM25Index` over
-every document's :func:`studio.records.document_text` — the same tokenizer and the same scores as an index built in
-memory. It is built when the corpus version (:func:`studio.store.corpus.corpus_version`, bumped by triggers on every
-document insert, edit and delete) has no saved index yet, written to a temporary folder and renamed into place (a
-crash mid-save leaves no half index under a version's name), and kept in memory per database, one version at a
-time; saving a version removes the older versions' folders (a process that still maps one keeps reading it: Linux
-frees unlinked files when their last mapping goes).
+:func:`project_bm25` returns the document ids (id order) and a :class:`~studio.retrieval.bm25_segments.SegmentedBM25`
+over every document's :func:`studio.records.document_text` — the studio's tokenizer, and the scores an index bm25s
+builds over the same documents has (tested against it). When the corpus version (:func:`studio.store.corpus.
+corpus_version`, bumped by triggers on every document insert, edit and delete) moved on, the documents' (id, content
+hash) are read once and compared with the segments': documents that are new or whose title/text changed are
+tokenized into one new segment, deleted and edited ones are masked in their old segment. When more than
+:data:`MAX_SEGMENTS` segments would exist, more than :data:`MAX_DEAD_SHARE` of the rows are masked, or the new
+documents are more than half the corpus, the corpus is indexed again into one segment (a compaction).
 
-Layout: ``<db>.bm25/v<version>/`` beside ``<db>``: bm25s's arrays and vocabulary, ``ids.npy`` (int64 document ids),
-``keys.json`` (their keys, for evaluations keyed by document key) and ``meta.json``, written last, which names the
-version, the document count, the database file (device, inode: a database deleted and created again at the same
-path is another corpus) and the tokenizer's and bm25s's versions; a folder whose meta does not match is rebuilt.
+Layout: ``<db>.bm25/`` beside ``<db>``: one folder per segment (``s<n>/``, :meth:`Segment.save`) and
+``manifest.json`` — the segments in order, the database file (device, inode: a database deleted and created again at
+the same path is another corpus), the tokenizer's hash and the format. A segment is written into a temporary folder
+and renamed into place; the manifest is replaced atomically last, and folders it does not list are removed; a crash
+at any point leaves the previous manifest and its segments whole. Writers hold an ``flock`` on ``.lock``.
 
-Why bm25s's saved index rather than SQLite FTS5 over the pre-tokenised text (bench/bm25_store.py, 2 shared cores,
-bench/results/bm25-store-2026-12-07.jsonl; synthetic Zipf corpus, 50 queries, each backend in a fresh process):
-
-=================  ==================  ==================  ==================  ==================
-                   bm25s 10k           FTS5 10k            bm25s 100k          FTS5 100k
-=================  ==================  ==================  ==================  ==================
-build (+ save)     0.8 s, 77 MB peak   0.6 s, 5 MB peak    8.4 s, 704 MB peak  8.6 s, 4 MB peak
-on disk            3.4 MB              7.6 MB              30 MB               63 MB
-load               8 ms (mmap)         5 ms                12 ms (mmap)        5 ms
-query p50 / p95    0.2 / 1.2 ms        9.1 / 13 ms         1.5 / 14 ms         127 / 178 ms
-same top 10        identical scores    87% overlap         identical scores    81% overlap
-=================  ==================  ==================  ==================  ==================
-
-FTS5 builds in little memory and could update in place, but its bm25() is another formula (k1 1.2, idf without
-bm25s' ``1 +``, not settable) and ranks differently — only 81–87% of the studio's top 10 on the same tokens, so every
-BM25 number reported so far would move — and it scores every document matching any query term in SQL, 127 ms p50 at
-100k documents, growing with the corpus. The saved bm25s index gives identical documents and scores (checked for
-every query), loads in milliseconds memory-mapped (pages read when a query touches them, shared between processes)
-and costs one rebuild per corpus version, off the request path of every later call; its build peak (~7 kB per
-document, the token lists) is the price.
+Why not bm25s's saved index or SQLite FTS5 (bench/bm25_store.py; bench/results/bm25-store-2026-12-07.jsonl): bm25s's
+saved index had identical scores and loaded in milliseconds, but it stores precomputed scores, so every added
+document meant a rebuild from the texts (20 s at 100k documents, ≥ 200 s and ≥ 9 GB at a million: ~7 kB per document
+of token lists); FTS5 updates in place but its bm25() is another formula (only 81–87% of the studio's top 10) and it
+scored every matching document in SQL (127 ms p50 at 100k). Raw postings scored at query time keep bm25s's numbers,
+build streaming, and take a thousand added documents in well under a second of indexing.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
@@ -45,7 +35,9 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -53,14 +45,31 @@ import numpy as np
 from studio.records import document_text
 from studio.retrieval import tokenize as tokenize_module
 from studio.retrieval.bm25 import BM25Index
+from studio.retrieval.bm25_segments import B, K1, Segment, SegmentedBM25, live_positions
 from studio.store import opened
-from studio.store.corpus import corpus_version, document_count, iter_documents
+from studio.store.corpus import content_hash, corpus_version, document_ids_and_hashes, documents_by_ids, iter_documents
 
-FORMAT = 1  # bump when the saved layout changes
+FORMAT = 2  # bump when the saved layout changes (1: one bm25s index per version)
+MAX_SEGMENTS = 8
+MAX_DEAD_SHARE = 0.25
 STALE_TEMP_S = 3600  # a temporary folder older than this is a crashed save's: removed
 log = logging.getLogger(__name__)
 
-_memory: dict[str, tuple[int, np.ndarray, BM25Index]] = {}  # resolved database path → (version, ids, index)
+
+@dataclass(eq=False)
+class _Held:
+    """One database's index as this process holds it: the corpus version it answers for, ids and keys (id order),
+    the content hashes, the segments and the index over them."""
+
+    version: int
+    ids: np.ndarray
+    keys: list[str]
+    hashes: np.ndarray
+    segments: list[tuple[str, Segment]]
+    index: SegmentedBM25
+
+
+_memory: dict[str, _Held] = {}  # resolved database path → the latest version's index (one per database)
 _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
 
@@ -75,32 +84,33 @@ class ProjectCorpus(dict):
 
 
 def store_folder(db_path: str | Path) -> Path:
-    """The folder holding `db_path`'s saved BM25 indexes, one subfolder per corpus version."""
+    """The folder holding `db_path`'s saved BM25 segments."""
     db_path = Path(db_path).resolve()
     return db_path.with_name(db_path.name + ".bm25")
 
 
-def project_bm25(db_path: str | Path) -> tuple[np.ndarray, BM25Index]:
+def project_bm25(db_path: str | Path) -> tuple[np.ndarray, SegmentedBM25]:
     """(document ids in id order, BM25 index whose position i is document ids[i]) for the corpus of `db_path` at its
-    current version: from memory, else loaded memory-mapped from its saved folder, else built and saved."""
-    ids, index, _ = _current(Path(db_path))
-    return ids, index
+    current version: from memory, else from the saved segments (new or edited documents indexed into a new one),
+    else built and saved."""
+    held = _current(Path(db_path))
+    return held.ids, held.index
 
 
 def project_keys(db_path: str | Path) -> list[str]:
-    """The document keys of :func:`project_bm25`'s positions (read from the saved index, or the database)."""
-    return _current(Path(db_path))[2]()
+    """The document keys of :func:`project_bm25`'s positions."""
+    return _current(Path(db_path)).keys
 
 
-def bm25_for(corpus: Mapping[str, str]) -> tuple[list[str], BM25Index]:
+def bm25_for(corpus: Mapping[str, str]) -> tuple[list[str], BM25Index | SegmentedBM25]:
     """(document ids, index) for `corpus` (id → text): the project's saved index when `corpus` is a
     :class:`ProjectCorpus` whose keys are the database's documents in id order (the index then ranks it exactly as
     one built from it), else an index built from `corpus` in memory."""
     doc_ids = list(corpus)
     if isinstance(corpus, ProjectCorpus) and corpus.db_path.is_file():
-        _, index, keys = _current(corpus.db_path)
-        if index.size == len(doc_ids) and keys() == doc_ids:
-            return doc_ids, index
+        held = _current(corpus.db_path)
+        if held.index.size == len(doc_ids) and held.keys == doc_ids:
+            return doc_ids, held.index
         log.info("%s: the corpus changed while it was read; BM25 built in memory", corpus.db_path)
     return doc_ids, BM25Index([corpus[d] for d in doc_ids])
 
@@ -112,135 +122,164 @@ def _lock(key: str) -> threading.Lock:
         return _locks.setdefault(key, threading.Lock())
 
 
-def _current(db_path: Path):
-    """(ids, index, keys()) for the database's current corpus version (see :func:`project_bm25`)."""
+@contextmanager
+def _folder_lock(folder: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``<folder>/.lock``: one writer per database across processes."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _current(db_path: Path) -> _Held:
     db_path = db_path.resolve()
     key = str(db_path)
     with opened(db_path) as db:
         version = corpus_version(db)
+    held = _memory.get(key)
+    if held is not None and held.version == version:
+        return held
     with _lock(key):
         held = _memory.get(key)
-        if held is None or held[0] != version:
-            held = _load_or_build(db_path, version)
+        if held is None or held.version != version:
+            folder = store_folder(db_path)
+            with _folder_lock(folder):
+                held = _update(db_path, folder, held)
             _memory[key] = held  # one version per database: the older one goes
-        version, ids, index = held
-    return ids, index, lambda: _keys(db_path, version)
+    return held
 
 
-def _meta(db_path: Path, version: int, count: int) -> dict:
+def _manifest_base(db_path: Path) -> dict:
     stat = db_path.stat()
-    import bm25s
-
-    return {"format": FORMAT, "version": version, "documents": count, "device": stat.st_dev, "inode": stat.st_ino,
-            "tokenizer": hashlib.sha1(Path(tokenize_module.__file__).read_bytes()).hexdigest()[:16],
-            "bm25s": getattr(bm25s, "__version__", None)}
+    return {"format": FORMAT, "device": stat.st_dev, "inode": stat.st_ino, "k1": K1, "b": B,
+            "tokenizer": hashlib.sha1(Path(tokenize_module.__file__).read_bytes()).hexdigest()[:16]}
 
 
-def _load_or_build(db_path: Path, version: int) -> tuple[int, np.ndarray, BM25Index]:
-    folder = store_folder(db_path) / f"v{version}"
-    with opened(db_path) as db:
-        count = document_count(db)
-    loaded = _load(folder, _meta(db_path, version, count))
-    if loaded is not None:
-        _remove_stale(store_folder(db_path), keep=folder.name)
-        return version, *loaded
-    version, ids, keys, index = _build(db_path)
-    folder = store_folder(db_path) / f"v{version}"
-    if _save(folder, ids, keys, index, _meta(db_path, version, len(ids))):
-        _remove_stale(folder.parent, keep=folder.name)
-        loaded = _load(folder, _meta(db_path, version, len(ids)))  # memory-mapped: the built arrays are freed
-        if loaded is not None:
-            return version, *loaded
-    return version, ids, index
-
-
-def _load(folder: Path, meta: dict) -> tuple[np.ndarray, BM25Index] | None:
-    """The index saved in `folder` when its meta.json is `meta`, else None (absent, stale or unreadable)."""
+def _saved_segments(folder: Path, base: dict, known: dict[str, Segment]) -> list[tuple[str, Segment]]:
+    """The segments the manifest in `folder` lists (those in `known` reused, the others loaded), when it is this
+    database's and this tokenizer's; else none."""
     try:
-        if json.loads((folder / "meta.json").read_text(encoding="utf-8")) != meta:
-            return None
-        ids = np.load(folder / "ids.npy", mmap_mode="r")
-        index = BM25Index.load(folder, meta["documents"], mmap=True)
-        if len(ids) != meta["documents"]:
-            return None
-        return ids, index
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        if {k: manifest.get(k) for k in base} != base:
+            return []
+        return [(name, known.get(name) or Segment.load(folder / name)) for name in manifest["segments"]]
     except FileNotFoundError:
-        return None
-    except Exception as exc:  # a damaged folder: rebuilt, never fatal
-        log.warning("%s: unreadable BM25 index (%s); rebuilding", folder, exc)
-        return None
+        return []
+    except Exception as exc:  # a damaged folder: indexed again, never fatal
+        log.warning("%s: unreadable BM25 segments (%s); indexing again", folder, exc)
+        return []
 
 
-def _build(db_path: Path) -> tuple[int, np.ndarray, list[str], BM25Index]:
-    """Index every document; the corpus version is read before and after, and the read is retried when a write
-    landed in between, so the index is the version's."""
+def _update(db_path: Path, folder: Path, held: _Held | None) -> _Held:
+    """The index for the corpus as it is now, from the saved segments plus one segment of what they lack (or one
+    segment over everything: :func:`_plan`); saved for the next process. A writer that held the same segments
+    in memory reuses them (no reload)."""
+    base = _manifest_base(db_path)
+    known = dict(held.segments) if held is not None else {}
     with opened(db_path) as db:
-        for _ in range(3):
+        for _ in range(3):  # a write between the reads: read again, so the index is one version's
             version = corpus_version(db)
-            ids: list[int] = []
-            keys: list[str] = []
-
-            def texts():
-                for row in iter_documents(db):
-                    ids.append(row["id"])
-                    keys.append(row["key"])
-                    yield document_text(row["title"], row["text"])
-
-            index = BM25Index(texts())
+            id_list, keys, hash_list = document_ids_and_hashes(db)
+            ids = np.asarray(id_list, dtype=np.int64)
+            hashes = np.asarray(hash_list, dtype="S") if hash_list else np.zeros(0, "S1")
+            segments = _saved_segments(folder, base, known)
+            missing = _plan(segments, ids, hashes)
+            if missing is None:
+                segments, fresh = [], [(_new_name(), Segment.build(_all_documents(db)))]
+            elif len(missing):
+                fresh = [(_new_name(), Segment.build(_some_documents(db, ids[missing])))]
+            else:
+                fresh = []
             if corpus_version(db) == version:
                 break
-    return version, np.asarray(ids, dtype=np.int64), keys, index
-
-
-def _save(folder: Path, ids: np.ndarray, keys: list[str], index: BM25Index, meta: dict) -> bool:
-    """Write the index into a temporary folder beside `folder`, meta.json last, and rename it into place; False
-    (logged) when it could not be written — the caller keeps the index in memory."""
-    temp = folder.with_name(f".tmp-{folder.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    if fresh:
+        segments = _save(folder, base, segments, fresh)
     try:
-        temp.mkdir(parents=True)
-        index.save(temp)
-        np.save(temp / "ids.npy", ids)
-        (temp / "keys.json").write_text(json.dumps(keys, ensure_ascii=False), encoding="utf-8")
-        (temp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
-        try:
-            os.rename(temp, folder)
-        except OSError:  # the folder is there: another process's save of this version, or a stale one
+        index = SegmentedBM25([s for _, s in segments], ids, hashes)
+    except ValueError as exc:  # segments that overlap (never expected): one segment over everything
+        log.warning("%s: %s; indexing again", folder, exc)
+        with opened(db_path) as db:
+            segments = _save(folder, base, [], [(_new_name(), Segment.build(_all_documents(db)))])
+        index = SegmentedBM25([s for _, s in segments], ids, hashes)
+    return _Held(version, ids, keys, hashes, segments, index)
+
+
+def _plan(segments: list[tuple[str, Segment]], ids: np.ndarray, hashes: np.ndarray) -> np.ndarray | None:
+    """The corpus positions no segment has live (to index into a new segment), or None for a compaction: no
+    segments, :data:`MAX_SEGMENTS` reached, more than :data:`MAX_DEAD_SHARE` of the rows masked, or more than
+    half the corpus new."""
+    covered = np.zeros(len(ids), dtype=bool)
+    rows = 0
+    for _, segment in segments:
+        positions = live_positions(segment, ids, hashes)
+        covered[positions[positions >= 0]] = True
+        rows += len(segment)
+    missing = np.flatnonzero(~covered)
+    dead_share = 1 - (len(ids) - len(missing)) / rows if rows else 0.0
+    if (not segments or dead_share > MAX_DEAD_SHARE or len(missing) > len(ids) / 2
+            or (len(missing) and len(segments) >= MAX_SEGMENTS)):
+        return None
+    return missing
+
+
+def _all_documents(db) -> Iterator[tuple[int, str, str]]:
+    for row in iter_documents(db):
+        yield row["id"], content_hash(row), document_text(row["title"], row["text"])
+
+
+def _some_documents(db, ids: np.ndarray) -> Iterator[tuple[int, str, str]]:
+    for start in range(0, len(ids), 5000):
+        chunk = [int(i) for i in ids[start:start + 5000]]
+        rows = documents_by_ids(db, chunk)
+        for doc_id in chunk:
+            row = rows[doc_id]
+            yield doc_id, content_hash(row), document_text(row["title"], row["text"])
+
+
+def _new_name() -> str:
+    return f"s{time.time_ns():x}-{uuid.uuid4().hex[:6]}"
+
+
+def _save(folder: Path, base: dict, kept: list[tuple[str, Segment]],
+          fresh: list[tuple[str, Segment]]) -> list[tuple[str, Segment]]:
+    """Write `fresh` segments (temporary folder, renamed), then the manifest listing `kept` + `fresh` (replaced
+    atomically), then remove what it does not list. The fresh segments come back memory-mapped from disk; on a
+    write error (logged) they stay in memory and the previous manifest stays live."""
+    saved = list(kept)
+    try:
+        for name, segment in fresh:
+            temp = folder / f".tmp-{name}-{os.getpid()}"
             try:
-                same = json.loads((folder / "meta.json").read_text(encoding="utf-8")) == meta
-            except (OSError, ValueError):
-                same = False
-            if not same:
-                shutil.rmtree(folder, ignore_errors=True)
-                os.rename(temp, folder)
-        return True
+                segment.save(temp)
+                os.rename(temp, folder / name)
+            finally:
+                if temp.exists():
+                    shutil.rmtree(temp, ignore_errors=True)
+            saved.append((name, Segment.load(folder / name)))
+        manifest = {**base, "segments": [name for name, _ in saved]}
+        temp_manifest = folder / f".tmp-manifest-{os.getpid()}.json"
+        temp_manifest.write_text(json.dumps(manifest), encoding="utf-8")
+        os.replace(temp_manifest, folder / "manifest.json")
     except Exception as exc:
-        log.warning("%s: could not save the BM25 index (%s); kept in memory", folder, exc)
-        return False
-    finally:
-        if temp.exists():
-            shutil.rmtree(temp, ignore_errors=True)
+        log.warning("%s: could not save the BM25 segments (%s); kept in memory", folder, exc)
+        return [*kept, *fresh]
+    _remove_unlisted(folder, {name for name, _ in saved})
+    return saved
 
 
-def _remove_stale(parent: Path, keep: str) -> None:
-    """Remove the other versions' folders in `parent`, and temporary folders of saves that crashed."""
-    if not parent.is_dir():
-        return
+def _remove_unlisted(folder: Path, keep: set[str]) -> None:
+    """Remove folders the manifest does not list (compacted segments, format-1 indexes) and temporary files of
+    saves that crashed (a process that still maps a removed segment keeps reading it: Linux frees unlinked files
+    when their last mapping goes)."""
     now = time.time()
-    for entry in parent.iterdir():
-        if entry.name == keep:
+    for entry in folder.iterdir():
+        if entry.name in keep or entry.name in ("manifest.json", ".lock"):
             continue
-        temp = entry.name.startswith(".tmp-")
         try:
-            if not temp or now - entry.stat().st_mtime > STALE_TEMP_S:
-                shutil.rmtree(entry, ignore_errors=True)
+            if not entry.name.startswith(".tmp-") or now - entry.stat().st_mtime > STALE_TEMP_S:
+                shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink()
         except FileNotFoundError:
             pass
-
-
-def _keys(db_path: Path, version: int) -> list[str]:
-    folder = store_folder(db_path) / f"v{version}"
-    try:
-        return json.loads((folder / "keys.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        with opened(db_path) as db:
-            return [row["key"] for row in iter_documents(db)]

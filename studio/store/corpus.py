@@ -20,11 +20,11 @@ def document_count(db: Database) -> int:
 
 
 def iter_documents(db: Database, *, batch: int = 10_000) -> Iterator[dict]:
-    """Every document (id, key, title, text, text_hash) in id order, read in batches by id range (constant memory,
+    """Every document (id, key, title, text, text_hash, revision) in id order, read in batches by id range (constant memory,
     no OFFSET scans)."""
     last = -1
     while True:
-        rows = list(db.query("SELECT id, key, title, text, text_hash FROM documents WHERE id > ? ORDER BY id LIMIT ?",
+        rows = list(db.query("SELECT id, key, title, text, text_hash, revision FROM documents WHERE id > ? ORDER BY id LIMIT ?",
                              [last, batch]))
         if not rows:
             return
@@ -37,22 +37,29 @@ def document_ids_and_hashes(db: Database) -> tuple[list[int], list[str], list[st
     on disk. A content hash covers the title and the text (``text_hash`` is the text's), so an edited title is a
     changed document too."""
     ids, keys, hashes = [], [], []
-    for row in db.query("SELECT id, key, title, text_hash FROM documents ORDER BY id"):
+    for row in db.query("SELECT id, key, title, text_hash, revision FROM documents ORDER BY id"):
         ids.append(row["id"])
         keys.append(row["key"])
-        title = row["title"] or ""
-        hashes.append(row["text_hash"] if not title else
-                      row["text_hash"] + ":" + hashlib.sha1(title.encode("utf-8")).hexdigest()[:16])
+        hashes.append(content_hash(row))
     return ids, keys, hashes
 
 
+def content_hash(row: dict) -> str:
+    """A document row's content hash (its ``text_hash``, its title's when it has one, its revision once edited):
+    what an index keys a document's entry by, so an edited title or text is a changed document."""
+    title = row["title"] or ""
+    digest = row["text_hash"] if not title else row["text_hash"] + ":" + hashlib.sha1(title.encode("utf-8")).hexdigest()[:16]
+    return digest + f"#{row['revision']}" if row.get("revision") else digest
+
+
 def documents_by_ids(db: Database, ids: Sequence[int]) -> dict[int, dict]:
-    """The documents `ids` name (id → row with key, title, text): what one response shows, read by primary key."""
+    """The documents `ids` name (id → row with key, title, text, text_hash, revision): what one response shows, read by primary
+    key."""
     out: dict[int, dict] = {}
     ids = list(dict.fromkeys(int(i) for i in ids))
     for start in range(0, len(ids), 500):
         chunk = ids[start:start + 500]
         marks = ",".join("?" * len(chunk))
-        for row in db.query(f"SELECT id, key, title, text FROM documents WHERE id IN ({marks})", chunk):
+        for row in db.query(f"SELECT id, key, title, text, text_hash, revision FROM documents WHERE id IN ({marks})", chunk):
             out[row["id"]] = row
     return out

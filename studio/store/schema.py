@@ -435,6 +435,23 @@ def m008_corpus_version(db: Database) -> None:
     )
 
 
+@migrations()
+def m009_document_revision(db: Database) -> None:
+    """A per-document revision, bumped by a trigger on every title/text update: indexes key a document's entry by
+    its content hash, which includes the revision, so an edit is seen even by a writer that left ``text_hash``
+    as it was (a hand-run UPDATE). Adding the column costs nothing at a million rows (SQLite stores the default
+    lazily)."""
+    db.executescript(
+        """
+        ALTER TABLE documents ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
+        CREATE TRIGGER documents_revision AFTER UPDATE OF title, text ON documents
+        BEGIN
+            UPDATE documents SET revision = OLD.revision + 1 WHERE id = NEW.id;
+        END;
+        """
+    )
+
+
 def migrate(db: Database) -> None:
     """Apply pending migrations; safe to call on every start."""
     migrations.apply(db)
