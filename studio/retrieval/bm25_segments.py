@@ -116,12 +116,12 @@ class SegmentedBM25:
     def __init__(self, segments: Sequence[Segment], ids: np.ndarray, hashes: np.ndarray):
         self.size = len(ids)
         self.parts: list[_Part] = []
-        covered = np.zeros(self.size, dtype=np.int32)
+        covered = np.zeros(self.size, dtype=np.int64)
         total_length = 0
         for segment in segments:
             positions = live_positions(segment, ids, hashes)
             live = positions >= 0
-            np.add.at(covered, positions[live], 1)
+            covered += np.bincount(positions[live], minlength=self.size)
             total_length += int(segment.lengths[live].sum(dtype=np.int64))
             self.parts.append(_Part(segment, positions.astype(np.int64), bool(live.all())))
         if self.size and not (covered == 1).all():

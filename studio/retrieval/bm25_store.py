@@ -46,6 +46,7 @@ from studio.records import document_text
 from studio.retrieval import tokenize as tokenize_module
 from studio.retrieval.bm25 import BM25Index
 from studio.retrieval.bm25_segments import B, K1, Segment, SegmentedBM25, live_positions
+from studio.retrieval.corpus_index import CorpusIndex
 from studio.store import opened
 from studio.store.corpus import content_hash, corpus_version, document_ids_and_hashes, documents_by_ids, iter_documents
 
@@ -89,11 +90,12 @@ def store_folder(db_path: str | Path) -> Path:
     return db_path.with_name(db_path.name + ".bm25")
 
 
-def project_bm25(db_path: str | Path) -> tuple[np.ndarray, SegmentedBM25]:
+def project_bm25(db_path: str | Path, corpus: CorpusIndex | None = None) -> tuple[np.ndarray, SegmentedBM25]:
     """(document ids in id order, BM25 index whose position i is document ids[i]) for the corpus of `db_path` at its
     current version: from memory, else from the saved segments (new or edited documents indexed into a new one),
-    else built and saved."""
-    held = _current(Path(db_path))
+    else built and saved. `corpus` — the caller's :class:`CorpusIndex` of this database — saves reading every
+    document's id and hash again when it is the current version."""
+    held = _current(Path(db_path), corpus)
     return held.ids, held.index
 
 
@@ -134,7 +136,7 @@ def _folder_lock(folder: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _current(db_path: Path) -> _Held:
+def _current(db_path: Path, corpus: CorpusIndex | None = None) -> _Held:
     db_path = db_path.resolve()
     key = str(db_path)
     with opened(db_path) as db:
@@ -142,12 +144,14 @@ def _current(db_path: Path) -> _Held:
     held = _memory.get(key)
     if held is not None and held.version == version:
         return held
+    given = corpus if corpus is not None and corpus.version == version and corpus.hashes is not None \
+        and Path(corpus.db_path).resolve() == db_path else None
     with _lock(key):
         held = _memory.get(key)
         if held is None or held.version != version:
             folder = store_folder(db_path)
             with _folder_lock(folder):
-                held = _update(db_path, folder, held)
+                held = _update(db_path, folder, held, given)
             _memory[key] = held  # one version per database: the older one goes
     return held
 
@@ -173,7 +177,7 @@ def _saved_segments(folder: Path, base: dict, known: dict[str, Segment]) -> list
         return []
 
 
-def _update(db_path: Path, folder: Path, held: _Held | None) -> _Held:
+def _update(db_path: Path, folder: Path, held: _Held | None, corpus: CorpusIndex | None = None) -> _Held:
     """The index for the corpus as it is now, from the saved segments plus one segment of what they lack (or one
     segment over everything: :func:`_plan`); saved for the next process. A writer that held the same segments
     in memory reuses them (no reload)."""
@@ -182,9 +186,12 @@ def _update(db_path: Path, folder: Path, held: _Held | None) -> _Held:
     with opened(db_path) as db:
         for _ in range(3):  # a write between the reads: read again, so the index is one version's
             version = corpus_version(db)
-            id_list, keys, hash_list = document_ids_and_hashes(db)
-            ids = np.asarray(id_list, dtype=np.int64)
-            hashes = np.asarray(hash_list, dtype="S") if hash_list else np.zeros(0, "S1")
+            if corpus is not None and corpus.version == version:
+                ids, keys, hashes = corpus.ids, list(corpus.keys), corpus.hashes
+            else:
+                id_list, keys, hash_list = document_ids_and_hashes(db)
+                ids = np.asarray(id_list, dtype=np.int64)
+                hashes = np.asarray(hash_list, dtype="S") if hash_list else np.zeros(0, "S1")
             segments = _saved_segments(folder, base, known)
             missing = _plan(segments, ids, hashes)
             if missing is None:

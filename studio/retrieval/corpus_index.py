@@ -37,7 +37,8 @@ _corpora: Recent[CorpusIndex] = Recent(KEEP, once=True)  # one read of the ids p
 
 @dataclass(eq=False)
 class CorpusIndex:
-    """One corpus version's document ids (int64, id order) and keys (same order), and where it lives.
+    """One corpus version's document ids (int64, id order), keys and content hashes (same order), and where it
+    lives.
 
     ``key`` — (resolved database path, the file's inode, version) — is what in-memory indexes over this corpus are
     keyed by: a new version, or another file moved into the same path, never reuses them.
@@ -47,6 +48,7 @@ class CorpusIndex:
     version: int
     ids: np.ndarray
     keys: KeyList
+    hashes: np.ndarray | None = None  # content hashes (bytes), same order: what the BM25 store compares
     key: tuple = field(init=False)
 
     def __post_init__(self) -> None:
@@ -123,8 +125,9 @@ def corpus_for(db: Database, db_path: str | Path) -> CorpusIndex:
     version = corpus_version(db)
 
     def load() -> CorpusIndex:
-        ids, keys, _ = document_ids_and_hashes(db)
-        return CorpusIndex(path, version, np.asarray(ids, dtype=np.int64), KeyList(keys))
+        ids, keys, hashes = document_ids_and_hashes(db)
+        return CorpusIndex(path, version, np.asarray(ids, dtype=np.int64), KeyList(keys),
+                           np.asarray(hashes, dtype="S") if hashes else np.zeros(0, "S1"))
 
     return _corpora.get((str(path), _inode(path), version), load)
 
