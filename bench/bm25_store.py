@@ -1,5 +1,6 @@
-"""A saved BM25 index for the project's corpus: bm25s's saved, memory-mapped arrays against SQLite FTS5 over the
-studio's pre-tokenised text, at 10k and 100k documents (CPU). Prints JSON lines, one per (backend, documents).
+"""A saved BM25 index for the project's corpus: bm25s's saved, memory-mapped arrays, the studio's segments of raw
+postings (what the project's index now is) and SQLite FTS5 over the studio's pre-tokenised text, at 10k and 100k
+documents (CPU). Prints JSON lines, one per (backend, documents).
 
 Each backend is built, loaded and queried in its own fresh process, so the peak resident memory it reports is its
 own (``ru_maxrss``, minus the process's size once the synthetic corpus is generated):
@@ -7,6 +8,10 @@ own (``ru_maxrss``, minus the process's size once the synthetic corpus is genera
 * ``bm25s``: :class:`studio.retrieval.bm25.BM25Index` built, saved (:meth:`~BM25Index.save`), loaded with
   ``mmap=True`` in a second process and queried; ``same_as_studio`` checks the loaded index's top 10 (documents
   and scores) against the in-memory one's for every query.
+* ``segments``: :class:`studio.retrieval.bm25_segments.Segment` built streaming and saved, loaded memory-mapped in
+  a second process and queried; ``same_as_studio`` against bm25s in memory (scores to float32 rounding); then 1,000
+  documents added as a second segment (``add_1000_s``) against rebuilding bm25s over all (``bm25s_rebuild_s``), and
+  ``same_after_add`` checks the grown index against the rebuilt one.
 * ``fts5``: the same tokens (:func:`studio.retrieval.tokenize.tokenize`) joined by spaces into an FTS5 table
   (``unicode61``, ``_`` a token character so a token stays one), queried with its ``bm25()`` ranking (k1 1.2,
   b 0.75, idf without bm25s' ``1 +``); ``overlap_at_10`` is the mean share of the studio's top 10 it finds.
@@ -38,6 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from studio.retrieval.bm25 import BM25Index  # noqa: E402
+from studio.retrieval.bm25_segments import Segment, SegmentedBM25  # noqa: E402
 from studio.retrieval.tokenize import tokenize  # noqa: E402
 
 VOCAB = 30_000
@@ -125,6 +131,58 @@ def query_bm25s(docs: int, folder: Path, queries: list[str]) -> dict:
     return out
 
 
+def build_segments(docs: int, folder: Path) -> dict:
+    """The studio's segmented index (studio.retrieval.bm25_segments): one segment over the corpus, saved."""
+    texts = synthetic_corpus(docs)
+    base = _rss_mb()
+    t0 = time.perf_counter()
+    segment = Segment.build((i, f"h{i}", t) for i, t in enumerate(texts))
+    del texts
+    segment.save(folder / "s0")
+    build_s = time.perf_counter() - t0
+    return {"build_s": round(build_s, 2), "build_peak_mb": round(_peak_mb() - base, 1), "disk_mb": _size_mb(folder)}
+
+
+def query_segments(docs: int, folder: Path, queries: list[str]) -> dict:
+    """Load memory-mapped, query; then 1,000 more documents as a second segment (what an import costs), queried
+    over both with the whole corpus's statistics, against bm25s rebuilt over all of them."""
+    texts = synthetic_corpus(docs)
+    ids = np.arange(docs, dtype=np.int64)
+    hashes = np.asarray([f"h{i}" for i in range(docs)], dtype="S")
+    base = _rss_mb()
+    t0 = time.perf_counter()
+    index = SegmentedBM25([Segment.load(folder / "s0")], ids, hashes)
+    load_s = time.perf_counter() - t0
+    out = {"load_s": round(load_s, 3), "loaded_rss_mb": round(_rss_mb() - base, 1),
+           **_latency(lambda q: index.search(q, 10), queries)}
+    out["rss_after_queries_mb"] = round(_rss_mb() - base, 1)
+    reference = BM25Index(texts)
+    out["same_as_studio"] = _same(index.search_many(queries, 10), reference.search_many(queries, 10))
+    added = synthetic_corpus(1000, seed=7)
+    t0 = time.perf_counter()
+    extra = Segment.build((docs + i, f"h{docs + i}", t) for i, t in enumerate(added))
+    all_ids = np.arange(docs + 1000, dtype=np.int64)
+    grown = SegmentedBM25([index.parts[0].segment, extra], all_ids,
+                          np.asarray([f"h{i}" for i in range(docs + 1000)], dtype="S"))
+    out["add_1000_s"] = round(time.perf_counter() - t0, 3)
+    t0 = time.perf_counter()
+    rebuilt = BM25Index(texts + added)
+    out["bm25s_rebuild_s"] = round(time.perf_counter() - t0, 2)
+    out["same_after_add"] = _same(grown.search_many(queries, 10), rebuilt.search_many(queries, 10))
+    return out
+
+
+def _same(got: list, want: list) -> bool:
+    """The same top 10 (documents, scores to float32 rounding; ties compared as sets)."""
+    for row, ref in zip(got, want):
+        if len(row) != len(ref) or not np.allclose([s for _, s in row], [s for _, s in ref], rtol=1e-5):
+            return False
+        cut = ref[-1][1] if ref else 0
+        if {d for d, s in row if s > cut + 1e-5} != {d for d, s in ref if s > cut + 1e-5}:
+            return False
+    return True
+
+
 def build_fts5(docs: int, path: Path) -> dict:
     texts = synthetic_corpus(docs)
     base = _rss_mb()
@@ -171,6 +229,8 @@ def worker(argv: list[str]) -> None:
     queries = synthetic_queries(n_queries)
     if backend == "bm25s":
         out = build_bm25s(docs, path) if phase == "build" else query_bm25s(docs, path, queries)
+    elif backend == "segments":
+        out = build_segments(docs, path) if phase == "build" else query_segments(docs, path, queries)
     else:
         out = build_fts5(docs, path) if phase == "build" else query_fts5(docs, path, queries)
     print(json.dumps(out))
@@ -190,7 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--queries", type=int, default=50)
-    parser.add_argument("--backends", nargs="+", default=["bm25s", "fts5"], choices=["bm25s", "fts5"])
+    parser.add_argument("--backends", nargs="+", default=["bm25s", "segments", "fts5"],
+                        choices=["bm25s", "segments", "fts5"])
     parser.add_argument("--smoke", action="store_true", help="1,000 documents and 10 queries: checks it runs")
     opts = parser.parse_args(args)
     if opts.smoke:
