@@ -300,7 +300,7 @@ def test_the_cli_starts_without_the_heavy_libraries():
     """Every `studio VERB` imports all verbs, so a top-level import of a module that pulls one of these in slows the
     whole CLI by seconds (what LOCAL_IMPORTS guards against, measured)."""
     heavy = ("torch", "transformers", "sentence_transformers", "FlagEmbedding", "peft", "sklearn", "scipy", "bm25s",
-             "datasets", "gradio", "fastapi", "uvicorn")
+             "faiss", "datasets", "gradio", "fastapi", "uvicorn")
     code = f"import sys, studio.cli; print(sorted(m for m in {heavy!r} if m in sys.modules))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                             cwd=STUDIO.parent).stdout.strip()

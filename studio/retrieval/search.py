@@ -28,13 +28,15 @@ import numpy as np
 from studio.errors import StudioError
 from studio.ingest.trec import load_run
 from studio.recent import Recent
-from studio.retrieval import m3
+from studio.retrieval import ann, m3
 from studio.retrieval.bm25 import BM25Index
 from studio.retrieval.bm25_store import project_bm25
 from studio.retrieval.cache import corpus_fingerprint, model_fingerprint
 from studio.retrieval.corpus_index import CorpusIndex, CorpusTexts, KeyList
 from studio.retrieval.dense import DenseIndex, encode, load_embedder, resolve_model, top_k
 from studio.retrieval.vector_store import project_vectors
+from studio.store import opened
+from studio.store.lookup import example_queries
 
 MAX_SPARSE = 2
 
@@ -84,7 +86,8 @@ def corpus_key(texts: Sequence[str]) -> Hashable:
 
 def index_for(model: str, keys: list[str], texts: Sequence[str]) -> DenseIndex:
     """The in-memory index of `model` over this corpus; rebuilt when the model's weights or the corpus change (for
-    a project's corpus: its version)."""
+    a project's corpus: its version). A project's corpus of :data:`studio.config.ANN_MIN_DOCUMENTS` documents or
+    more also gets an approximate index (:attr:`StoredIndex.ann`)."""
     name = resolve_model(model)
 
     def build() -> DenseIndex:
@@ -97,31 +100,68 @@ def index_for(model: str, keys: list[str], texts: Sequence[str]) -> DenseIndex:
     return _indexes.get((model_fingerprint(name), corpus_key(texts)), build)
 
 
+class StoredIndex(DenseIndex):
+    """A project's vectors from its vector store (exact search), with their document ids and, from
+    :data:`studio.config.ANN_MIN_DOCUMENTS` documents, the approximate index :func:`search` uses instead
+    (:mod:`studio.retrieval.ann`; None: exact)."""
+
+    ids: np.ndarray
+    ann: ann.AnnIndex | None = None
+
+
 def _stored_index(corpus: CorpusIndex, name: str) -> DenseIndex | None:
     """A project's vectors under the resolved model `name` from its vector store (only new or changed documents
-    encoded: :func:`studio.retrieval.vector_store.project_vectors`), as a :class:`DenseIndex` in the corpus's id
-    order; None when the store answered for another corpus version (an edit in between: the texts are encoded)."""
+    encoded: :func:`studio.retrieval.vector_store.project_vectors`), as a :class:`StoredIndex` in the corpus's id
+    order, with its approximate index above the threshold (built, loaded or updated here, before any query's clock);
+    None when the store answered for another corpus version (an edit in between: the texts are encoded)."""
     ids, matrix = project_vectors(corpus.db_path, name)
     if len(ids) != len(corpus) or not np.array_equal(ids, corpus.ids):
         return None
-    index = DenseIndex([], name)
-    index.embeddings, index.size = matrix, len(ids)
+    index = StoredIndex([], name)
+    index.embeddings, index.size, index.ids = matrix, len(ids), ids
+    index.ann = ann.for_vectors(corpus.db_path, name, ids, matrix, lambda: _project_queries(corpus, name))
     return index
+
+
+def _project_queries(corpus: CorpusIndex, name: str) -> np.ndarray:
+    """Up to :data:`studio.retrieval.ann.RECALL_QUERIES` of the project's labelled queries, encoded by `name`: what
+    an approximate index's recall is measured on."""
+    with opened(corpus.db_path) as db:
+        texts = example_queries(db, ann.RECALL_QUERIES)
+    return encode(texts, name) if texts else np.zeros((0, 1), dtype=np.float32)
+
+
+def approximate(model: str, keys: list[str], texts: Sequence[str]) -> ann.Quality | None:
+    """How :func:`search` searches `model` over this corpus when not exactly: the approximate index's kind, lists
+    probed and recall@10 against exact search (``.describe()``: the line ⑨ shows); None for exact search."""
+    index = index_for(model, keys, texts)
+    found = getattr(index, "ann", None)
+    return found.quality if found is not None else None
 
 
 def search(model: str, query: str, keys: list[str], texts: Sequence[str], k: int = 10) -> tuple[list[Hit], float]:
     """Top-`k` documents for `query` by cosine similarity, and the milliseconds the search took (query encoding
     included, unless another side of the same :func:`one_query` already encoded it; corpus encoding and model
-    loading excluded)."""
+    loading excluded). Exact over every vector, or through the approximate index of a large project's corpus
+    (:func:`approximate` says which, and its recall@10); the scores are exact cosines either way."""
     index = index_for(model, keys, texts)
     load_embedder(model)  # corpus vectors read from the disk cache leave the model unloaded until now
     name = resolve_model(model)
     t0 = time.perf_counter()
     vector = _shared(("encode", name, query), lambda: encode([query], name))
-    scores = _shared(("dense", id(index), query), lambda: vector @ index.embeddings.T)
-    order = top_k(scores, k)[0] if index.size else []
+    found = None
+    if getattr(index, "ann", None) is not None and index.size:
+        found = _shared(("ann", id(index), query, k),
+                        lambda: index.ann.search(vector, index.embeddings, k, index.ids))
+    if found is not None:
+        order, top = found[0][0], found[1][0]
+        hits = [Hit(i + 1, index.keys[j], float(s)) for i, (j, s) in enumerate(zip(order, top)) if j >= 0]
+    else:  # exact (or an approximate index that has moved on to a newer corpus version than this one)
+        scores = _shared(("dense", id(index), query), lambda: vector @ index.embeddings.T)
+        order = top_k(scores, k)[0] if index.size else []
+        hits = [Hit(i + 1, index.keys[j], float(scores[0, j])) for i, j in enumerate(order)]
     ms = (time.perf_counter() - t0) * 1000
-    return [Hit(i + 1, index.keys[j], float(scores[0, j])) for i, j in enumerate(order)], ms
+    return hits, ms
 
 
 def bm25_index_for(texts: Sequence[str]) -> BM25Index:
@@ -137,7 +177,7 @@ def bm25_index_for(texts: Sequence[str]) -> BM25Index:
 def _stored_bm25(corpus: CorpusIndex) -> BM25Index | None:
     """A project's saved BM25 index (:func:`studio.retrieval.bm25_store.project_bm25`: built once per corpus
     version, memory-mapped); None when it answered for another corpus version (the texts are indexed)."""
-    ids, index = project_bm25(corpus.db_path)
+    ids, index = project_bm25(corpus.db_path, corpus)
     return index if len(ids) == len(corpus) and np.array_equal(ids, corpus.ids) else None
 
 

@@ -39,7 +39,7 @@ from studio.errors import StudioError
 from studio.ingest.trec import load_run
 from studio.models.registry import require, resolve
 from studio.retrieval import exact, m3
-from studio.retrieval.search import Hit, search, search_bm25, search_run, search_sparse
+from studio.retrieval.search import Hit, approximate, search, search_bm25, search_run, search_sparse
 
 Run = dict[str, dict[str, float]]
 DENSE_MODE = "dense"  # a model's mode when the spec names none: cosine of its embeddings
@@ -137,6 +137,11 @@ class StageKind:
         """The top `k` documents of `corpus` (id → text) for every query (id → text) and the timings, as an
         evaluation runs it; `key` maps a query id to the project's key (what a run file's rankings are keyed by)."""
         raise NotImplementedError(f"stage kind {self.name!r} has no retrieve()")
+
+    def approximate(self, stage: Stage, path: str, keys: list[str], texts: list[str]):
+        """How :meth:`search` searched this corpus when not exactly (:class:`studio.retrieval.ann.Quality`: the
+        approximate index and its measured recall@10), or None for an exact search."""
+        return None
 
     def __repr__(self) -> str:
         return f"<stage kind {self.name}>"
@@ -289,6 +294,9 @@ class Dense(ModelKind):
     def retrieve(self, stage: Stage, path: str, queries: Mapping[str, str], corpus: Mapping[str, str], k: int, *,
                  key: Callable[[str], str] = str) -> tuple[Run, dict[str, float]]:
         return exact.dense_run(queries, corpus, path, k)
+
+    def approximate(self, stage: Stage, path: str, keys: list[str], texts: list[str]):
+        return approximate(path, keys, texts)
 
 
 class CrossEncoder(ModelKind):

@@ -49,8 +49,9 @@ FUSION_DEPTH = FIRST_STAGE_DEPTH  # candidates of each first stage that a fusion
 class Details:
     """How a system found its hits: its spec and first stages (with each one's milliseconds), the fusion used
     (``rrf`` or ``weighted``, its weight, whether the spec pinned it, the candidates per stage it saw), the
-    reranker with how many candidates it rescored, and its run-file stages (rankings read, not searched: 0 ms) with
-    how many of their candidates the corpus lacks."""
+    reranker with how many candidates it rescored, its run-file stages (rankings read, not searched: 0 ms) with
+    how many of their candidates the corpus lacks, and the stages searched through an approximate index with its
+    measured recall@10 (:mod:`studio.retrieval.ann`)."""
 
     spec: str
     stages: tuple[str, ...]
@@ -65,6 +66,7 @@ class Details:
     rerank_ms: float = 0.0
     precomputed: tuple[str, ...] = ()
     unknown_documents: int = 0
+    approximate: tuple[tuple[str, object], ...] = ()  # (stage, ann.Quality) of each stage searched approximately
 
     @property
     def pin_example(self) -> str | None:
@@ -147,8 +149,15 @@ def search_system(system: str | System, query: str, keys: list[str], texts: Sequ
     details = Details(system.spec, tuple(str(s) for s in system.stages), stage_ms, fusion, weight,
                       bool(system.fusion), per_stage if fused else None, fusion_ms, system.reranker,
                       first_n if reranker else None, rerank_ms, tuple(str(s) for s in system.stages if s.is_run),
-                      sum(skipped for _, _, skipped in found))
+                      sum(skipped for _, _, skipped in found), _approximate(system, paths, keys, texts))
     return hits[:k], sum(stage_ms) + fusion_ms + rerank_ms, details
+
+
+def _approximate(system: System, paths: dict[str, str], keys: list[str], texts: Sequence[str]) -> tuple:
+    """(stage, quality) for each first stage that searched approximately (a large corpus's ANN index)."""
+    found = ((str(stage), stage.kind.approximate(stage, paths.get(stage.model, ""), keys, texts))
+             for stage in system.stages)
+    return tuple((name, quality) for name, quality in found if quality is not None)
 
 
 def _stage_search(stage: Stage, path: str, query: str, keys: list[str], texts: Sequence[str], n: int,
