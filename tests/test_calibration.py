@@ -85,7 +85,8 @@ def test_a_dense_model_is_calibrated_on_the_gold_pairs_by_cosine_similarity(demo
     pairs, relevant, _ = gold_pairs(demo_gold)
     (q, d), i = pairs[0], 0
     query, doc = encode([demo_gold.queries[q], demo_gold.corpus[d]], model)
-    assert cal.scores[i] == pytest.approx(float(query @ doc), abs=1e-5) and cal.relevant[i] == relevant[i]
+    # bfloat16 on a CPU: a text padded to another batch's length moves its cosines by < 1e-3
+    assert cal.scores[i] == pytest.approx(float(query @ doc), abs=1e-3) and cal.relevant[i] == relevant[i]
     corpus = cache.corpus_fingerprint(list(demo_gold.corpus.values()))
     assert [f.name.endswith(f"{corpus}.npy") for f in (tmp_path / "cache").iterdir()] == [True], \
         "the whole corpus is cached, as ⑧'s evaluation on the gold labels caches it"
