@@ -1019,8 +1019,8 @@ PUBLIC_ENDPOINTS = {
     "annotate_rate_0", "annotate_skip", "annotate_undo", "agreement_report", "adjudicate_decide_2",
     "adjudicate_decide_1", "adjudicate_decide_0", "adjudicate_skip", "adjudicate_undo", "data_quality", "data_export",
     "train_start", "train_cancel",
-    "train_resume", "models_check", "models_set_default", "models_delete", "evaluate_run", "evaluate_map",
-    "evaluate_calibrate", "evaluate_curve", "evaluate_recipe", "evaluate_holes",
+    "train_resume", "models_check", "models_set_default", "models_encode_ahead", "models_delete", "evaluate_run",
+    "evaluate_map", "evaluate_calibrate", "evaluate_curve", "evaluate_recipe", "evaluate_holes",
     "compare_similarity", "compare_score", "compare_search", "compare_send_to_queue", "queue_strategy",
     "backup_make", "controls_add", "controls_clear", "controls_rate", "controls_qualify", "guidelines_save",
     "judge_run", "judge_second_look", "judge_triage", "judge_second_look_undo", "judge_triage_undo"}

@@ -57,7 +57,8 @@ def set_strategy(project: Project, actor: Actor, name: str, *, model: str | None
         pairs = store_queue.untouched_pairs(db)
         documents, queries = store_pairs.corpus(db), store_pairs.queries(db)
         gold = store_queue.gold_pairs(db) if "gold" in strategy.needs else []
-    order = strategy.order(strategies.Inputs(pairs, documents, queries, models, gold, seed, progress))
+    order = strategy.order(strategies.Inputs(pairs, documents, queries, models, gold, seed, progress,
+                                             db_path=project.db_path))
     with project.db() as db:
         store_queue.apply_order(db, name, order.ids, actor=actor.name, details=order.details,
                                 unset=strategies.UNSET)

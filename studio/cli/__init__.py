@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 
 from studio.cli import calibrate  # noqa: F401  (registers the verb)
+from studio.cli import index  # noqa: F401  (registers the verb)
 from studio.cli import backup  # noqa: F401  (registers the verb)
 from studio.cli import controls, guidelines, judge, raters  # noqa: F401  (registers the verbs)
 from studio.cli import recipe  # noqa: F401  (registers the verbs)

@@ -8,6 +8,7 @@ import click
 
 from studio.actions import collect
 from studio.cli.base import Context, cli, emit, friendly, json_option, plural
+from studio.cli.index import encoding_bar
 
 
 @cli.group(name="import")
@@ -139,7 +140,8 @@ def pool(ctx: Context, k: int, retriever: str, model: str | None, unjudged: bool
     if given:
         raise click.UsageError(f"{', '.join(given)} go with --unjudged (pool the unjudged pairs of systems' top "
                                "documents)")
-    result = collect.pool(ctx.project, ctx.actor, k, retriever, model, existing=True)
+    with encoding_bar():  # the corpus's vectors: only new or changed documents are encoded
+        result = collect.pool(ctx.project, ctx.actor, k, retriever, model, existing=True)
     dense = f", model {result['model']}" if result["model"] else ""
     emit(result, as_json, f"{plural(result['added'], 'new pair')} from {plural(result['candidates'], 'candidate')} "
                           f"for {result['queries']} queries ({retriever}, k={k}{dense})"
@@ -149,8 +151,9 @@ def pool(ctx: Context, k: int, retriever: str, model: str | None, unjudged: bool
 
 def unjudged_pool(ctx: Context, systems: list[str], depth: int, exclude_train: str | None, as_json: bool) -> None:
     """`studio pool --unjudged`: queue the holes, then say how many were new and how judged each system's top is."""
-    result = collect.pool_unjudged(ctx.project, ctx.actor, systems, depth=depth, exclude=exclude_train,
-                                   existing=True)
+    with encoding_bar():
+        result = collect.pool_unjudged(ctx.project, ctx.actor, systems, depth=depth, exclude=exclude_train,
+                                       existing=True)
     if as_json:
         emit(result, True, "")
         return

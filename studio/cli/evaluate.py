@@ -13,6 +13,7 @@ from studio.actions import search as searching
 from studio.actions import wording  # the report's sentences (one door, not a forwarding action each)
 from studio.actions.evaluate import RERANK_TOP  # the one reranker depth (studio/retrieval/systems.py)
 from studio.cli.base import Context, cli, emit, friendly, json_option, pad, parse_cutoffs
+from studio.cli.index import encoding_bar
 
 
 @cli.command(name="eval")
@@ -100,11 +101,12 @@ def eval_(ctx: Context, models_: tuple[str, ...], systems: tuple[str, ...], tune
         mode_weights = ()
     if len(mode_weights) != 3:
         raise click.UsageError("--weights takes three numbers: dense,sparse,colbert")
-    result = actions.evaluate(ctx.project, ctx.actor, list(models_), "beir" if beir_dir else "db",
-                              systems=list(systems), tune_on=tune_on, folder=beir_dir,
-                              split=split, exclude=exclude_train, ks=ks, mode=mode, weights=mode_weights,
-                              reranker=reranker, rerank_top=rerank_top, include_first_stage=not rerank_only,
-                              run_out=run_out, include_trained=include_trained, lang=lang, existing=True)
+    with encoding_bar():  # a corpus encoding (a model's first evaluation on it) shows done / total and an ETA
+        result = actions.evaluate(ctx.project, ctx.actor, list(models_), "beir" if beir_dir else "db",
+                                  systems=list(systems), tune_on=tune_on, folder=beir_dir,
+                                  split=split, exclude=exclude_train, ks=ks, mode=mode, weights=mode_weights,
+                                  reranker=reranker, rerank_top=rerank_top, include_first_stage=not rerank_only,
+                                  run_out=run_out, include_trained=include_trained, lang=lang, existing=True)
     report, comparisons = result.report, result.comparisons
     written = []
     if html_out or csv_out:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import ClassVar
 
 from studio import records
@@ -40,6 +41,7 @@ class Inputs:
     gold: Sequence[tuple[int, int, int]] = ()
     seed: int = 42
     progress: Progress | None = None
+    db_path: Path | None = None  # the project's file: dense ranks read its stored vectors (documents: all of it)
 
 
 class Strategy:

@@ -4,20 +4,21 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
 from studio.errors import StudioError
 from studio.queue.base import DEPTH, Inputs, Order, Progress, document_text
 from studio.retrieval.bm25 import BM25Index
-from studio.retrieval.dense import DenseIndex
+from studio.retrieval.exact import dense_top_k
 from studio.retrieval.systems import BM25
 
 
 def system_ranks(pairs: Sequence[dict], documents: Sequence[dict], queries: Sequence[dict], models: Sequence[str],
-                 progress: Progress | None) -> dict[str, np.ndarray]:
+                 progress: Progress | None, db_path: Path | None = None) -> dict[str, np.ndarray]:
     """Per system (bm25 and each model), the rank of each pair's document for its query (DEPTH + 1: not in the top
-    DEPTH)."""
+    DEPTH). With `db_path` (whose documents `documents` are), each model reads the project's stored vectors."""
     position = {d["id"]: i for i, d in enumerate(documents)}
     texts = [document_text(d) for d in documents]
     query_ids = sorted({p["query_id"] for p in pairs})
@@ -27,7 +28,7 @@ def system_ranks(pairs: Sequence[dict], documents: Sequence[dict], queries: Sequ
     rankings = {BM25: BM25Index(texts).search_many(asked, DEPTH)}
     for i, model in enumerate(models):
         progress and progress(0.3 + 0.5 * i / max(len(models), 1), "dense")
-        rankings[model] = DenseIndex(texts, model).search_many(asked, DEPTH)
+        rankings[model] = dense_top_k(asked, model, DEPTH, [d["id"] for d in documents], texts, db_path)
     row_of = {q: i for i, q in enumerate(query_ids)}
     out = {}
     for system, ranking in rankings.items():
@@ -52,5 +53,6 @@ def ranked_order(name: str, inputs: Inputs, key) -> Order:
         return Order([])
     if not inputs.models:
         raise StudioError("strategy_needs_model", name=name)
-    ranks = system_ranks(inputs.pairs, inputs.documents, inputs.queries, inputs.models, inputs.progress)
+    ranks = system_ranks(inputs.pairs, inputs.documents, inputs.queries, inputs.models, inputs.progress,
+                         inputs.db_path)
     return order_by(inputs.pairs, ranks, key)

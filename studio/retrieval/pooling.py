@@ -12,7 +12,7 @@ from studio.models.registry import get_default
 from studio.records import document_text
 from studio.retrieval.bm25 import BM25Index
 from studio.retrieval.bm25_store import project_bm25
-from studio.retrieval.dense import DenseIndex
+from studio.retrieval.exact import dense_top_k
 from studio.retrieval.stages import BM25, DENSE
 from studio.store import pairs as store_pairs
 
@@ -36,9 +36,10 @@ def pool_candidates(db: Database, *, k: int = 20, retriever: str = "hybrid", mod
     """Retrieve top-`k` documents for every query and add them as pairs to annotate (audited under `actor`).
 
     `model` (dense and hybrid): a name in models/, a path or a hub id; None means the default model (★).
-    `db_path`: the file of `db`, whose saved BM25 index (one per corpus version,
-    :func:`studio.retrieval.bm25_store.project_bm25`) is searched instead of building one; without it BM25 is built
-    in memory.
+    `db_path`: the file of `db`, whose saved BM25 index (:func:`studio.retrieval.bm25_store.project_bm25`) and
+    stored vectors (:func:`studio.retrieval.vector_store.project_vectors`: only new or changed documents encoded,
+    reported to :func:`studio.retrieval.progress_eta.listener`) are searched instead of indexing the corpus again;
+    without it both are built in memory.
 
     Returns counts: queries, candidates found and pairs newly added (pairs that exist are kept as they are).
     """
@@ -60,7 +61,7 @@ def pool_candidates(db: Database, *, k: int = 20, retriever: str = "hybrid", mod
     if retriever in (DENSE.name, HYBRID):
         dense_model = model or get_default()
         progress and progress(0.4, "dense")
-        rankings.append(DenseIndex(texts, dense_model).search_many(query_texts, k))
+        rankings.append(dense_top_k(query_texts, dense_model, k, [d["id"] for d in docs], texts, db_path))
     candidates = []
     for qi, q in enumerate(qs):
         per_query = [r[qi] for r in rankings]

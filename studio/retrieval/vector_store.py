@@ -31,6 +31,7 @@ import json
 import os
 import shutil
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -39,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from studio.records import document_text
-from studio.retrieval import cache, dense
+from studio.retrieval import cache, dense, progress_eta
 from studio.store import opened
 from studio.store.corpus import (corpus_version, document_count, document_ids_and_hashes, documents_by_ids,
                                  iter_documents)
@@ -79,31 +80,66 @@ def project_vectors(db_path: str | Path, model: str | Path | None, *,
     `db_path` under `model` (None or "default": the ★ default model).
 
     Same corpus version as the last call in this process: no I/O beyond one version read. Else the store on disk is
-    loaded when it matches the corpus; otherwise only new or changed documents are encoded (`progress` gets
-    (encoded, to encode)), deleted ones dropped, and the store saved for the next process.
+    loaded when it matches the corpus; otherwise only new or changed documents are encoded (`progress`, else the
+    listener of :func:`studio.retrieval.progress_eta.reporting`, gets (encoded, to encode)), deleted ones dropped,
+    and the store saved for the next process.
     """
+    ids, matrix, _ = _current(db_path, model, progress, keep=True)
+    return ids, matrix
+
+
+@dataclass(frozen=True)
+class Ahead:
+    """What :func:`encode_ahead` did: the model (resolved), the documents the store holds now, how many were
+    encoded by this call and how many reused, and the seconds it took."""
+
+    model: str
+    documents: int
+    encoded: int
+    reused: int
+    seconds: float
+
+
+def encode_ahead(db_path: str | Path, model: str | Path | None, *, progress: Progress | None = None,
+                 keep: bool = True) -> Ahead:
+    """Bring the store of (`db_path`, `model`) up to the corpus now (only new or changed documents encoded), so a
+    later search, pool or evaluation reads it. `keep`: also hold this process's float32 matrix (the app: ⑨'s next
+    query answers from memory); a CLI run that exits passes False."""
+    t0 = time.perf_counter()
+    ids, _, encoded = _current(db_path, model, progress, keep=keep)
+    return Ahead(dense.resolve_model(model), len(ids), encoded, len(ids) - encoded,
+                 round(time.perf_counter() - t0, 2))
+
+
+def _current(db_path: str | Path, model: str | Path | None, progress: Progress | None, *,
+             keep: bool) -> tuple[np.ndarray, np.ndarray | None, int]:
+    """(ids, float32 matrix or None when not `keep` and not held, documents encoded by this call)."""
     name = dense.resolve_model(model)
     key = (str(Path(db_path).resolve()), cache.model_fingerprint(name))
     with opened(db_path) as db:
         version = corpus_version(db)
         held = _memory.get(key)
         if held is not None and held[0] == version:
-            return held[1], held[2]
+            return held[1], held[2], 0
         with _lock:
             held = _memory.get(key)
             if held is not None and held[0] == version:
-                return held[1], held[2]
+                return held[1], held[2], 0
             _memory.pop(key, None)  # the old version's matrix goes before the new one is built (peak memory)
             folder = store_dir(db_path, name)
             inode = os.stat(db_path).st_ino
+            encoded = 0
             with _folder_lock(folder):  # one writer per store across processes (the app and `studio index`)
                 stored = load(folder)
                 if not (stored and stored.version == version and stored.db_inode == inode
                         and stored.count == document_count(db)):
-                    stored = _update(db, folder, name, stored, version, inode, progress)
+                    stored, encoded = _update(db, folder, name, stored, version, inode,
+                                              progress or progress_eta.listener())
+            if not keep:
+                return stored.ids, None, encoded
             matrix = _as_float32(stored.vectors)
             _memory[key] = (version, stored.ids, matrix)
-            return stored.ids, matrix
+            return stored.ids, matrix, encoded
 
 
 @contextmanager
@@ -143,8 +179,9 @@ def load(folder: Path) -> _Stored | None:
 
 
 def _update(db, folder: Path, name: str, old: _Stored | None, version: int, inode: int,
-            progress: Progress | None) -> _Stored:
-    """Encode what `old` lacks or holds stale, drop what the corpus no longer has, save as a new generation."""
+            progress: Progress | None) -> tuple[_Stored, int]:
+    """Encode what `old` lacks or holds stale, drop what the corpus no longer has, save as a new generation; the
+    store as saved and how many documents were encoded."""
     ids_list, _, hash_list = document_ids_and_hashes(db)
     ids = np.asarray(ids_list, dtype=np.int64)
     hashes = np.asarray([h.encode("ascii") for h in hash_list], dtype=np.bytes_) if hash_list else \
@@ -162,7 +199,7 @@ def _update(db, folder: Path, name: str, old: _Stored | None, version: int, inod
     stored = load(folder)
     if stored is None:
         raise OSError(f"the vector store {folder} was saved but cannot be read back")
-    return stored
+    return stored, len(todo)
 
 
 def _texts(db, ids: np.ndarray, *, everything: bool) -> Iterable[str]:

@@ -13,6 +13,7 @@ import html
 import gradio as gr
 import pandas as pd
 
+from studio.actions import index as index_actions
 from studio.actions import models as model_actions
 from studio.actions import search as actions
 from studio.errors import StudioError
@@ -42,7 +43,8 @@ def move_badge(move: int | None, lang: str) -> str:
 
 
 def system_note(details, lang: str) -> str:
-    """One line on how a side searched (its fusion and reranker), empty for a single first stage; escaped HTML."""
+    """One line on how a side searched (its fusion, reranker, an approximate index's measured recall), empty for a
+    single exact first stage; escaped HTML."""
     if details is None:
         return ""
     parts = []
@@ -59,6 +61,10 @@ def system_note(details, lang: str) -> str:
         parts.append(t("compare.precomputed", lang, stages=", ".join(details.precomputed)))
     if details.unknown_documents:
         parts.append(t("compare.run_unknown_documents", lang, n=details.unknown_documents))
+    for stage, quality in details.approximate:
+        parts.append(t("compare.approximate_project" if quality.project_queries else "compare.approximate_probe",
+                       lang, stage=stage, kind=quality.kind, probes=quality.probes, lists=quality.lists,
+                       recall=f"{quality.recall_at_10:.3f}", queries=quality.queries))
     if not parts:
         return ""
     return f'<div class="rs-system-note">{html.escape("; ".join(parts))}</div>'
@@ -103,19 +109,21 @@ def _system(spec: str | None, reranker: str | None, side: str, lang: str) -> str
 
 def run_search(ctx: UIContext, query: str, left: str, right: str, k: float, lang: str,
                left_reranker: str | None = None, right_reranker: str | None = None, depth: float | None = None,
-               request: gr.Request | None = None) -> tuple:
+               request: gr.Request | None = None, progress=None) -> tuple:
     """Both sides' results (`left` and `right` are system specs; a picked reranker is added to its side's), the
     shown documents for "send to queue" and the status line saying how long the whole response took (each side
-    shows its own search time)."""
+    shows its own search time). A model's first query on the corpus encodes what it lacks: `progress` (the page's
+    bar) shows done / total and the time left."""
     query = (query or "").strip()
     if not query:
         empty = render.empty_card(t("compare.type_query", lang))
         return empty, empty, gr.update(choices=[], value=None), ""
     try:
-        result = actions.compare(ctx.project, ctx.actor(request), query,
-                                 _system(left, left_reranker, "left", lang),
-                                 _system(right, right_reranker, "right", lang), int(k),
-                                 depth=int(depth) if depth else None)
+        with index_actions.encoding_progress(index_actions.eta_listener(progress, lang)):
+            result = actions.compare(ctx.project, ctx.actor(request), query,
+                                     _system(left, left_reranker, "left", lang),
+                                     _system(right, right_reranker, "right", lang), int(k),
+                                     depth=int(depth) if depth else None)
         docs, gold = result.documents, result.gold
         html_l, html_r = (side_html(side, docs, gold, query, lang) for side in (result.left, result.right))
         choices = [(f"{docs[d]['title'] or d} (#{d})", d) for d in rated_order(result.left.hits, result.right.hits)]
@@ -297,12 +305,12 @@ def build(ctx: UIContext) -> dict:
     outputs = [out_left, out_right, pick, status]
 
     def on_search(q: str, lt: str, rt: str, n: float, lg: str, lrr: str | None, rrr: str | None, d: float,
-                  request: gr.Request):
-        return run_search(ctx, q, lt, rt, n, lg, lrr, rrr, d, request)
+                  request: gr.Request, progress=gr.Progress()):
+        return run_search(ctx, q, lt, rt, n, lg, lrr, rrr, d, request, progress)
 
     def on_example(q: str, lt: str, rt: str, n: float, lg: str, lrr: str | None, rrr: str | None, d: float,
-                   request: gr.Request):
-        return (q, *run_search(ctx, q, lt, rt, n, lg, lrr, rrr, d, request))
+                   request: gr.Request, progress=gr.Progress()):
+        return (q, *run_search(ctx, q, lt, rt, n, lg, lrr, rrr, d, request, progress))
 
     def on_queue(q: str, doc: str | None, lg: str, request: gr.Request):
         return send_to_queue(ctx, q, doc, lg, request)

@@ -12,6 +12,7 @@ import pandas as pd
 from studio.actions import calibrate as calibration
 from studio.actions import curve as curves
 from studio.actions import evaluate as actions
+from studio.actions import index as index_actions
 from studio.actions import collect, files
 from studio.actions import models as model_actions
 from studio.actions import recipe as recipes
@@ -145,11 +146,12 @@ def run(ctx: UIContext, models: list[str], source: str, folder: str, split: str,
         step = {"compare": t("evaluate.progress_compare", lang)}  # the library's step names that are not models
         # BM25 always: the baseline to beat; a run file (the system a team runs today) is one more system
         specs = (actions.page_systems(names, mode=mode or "dense", reranker=reranker) if names else [actions.BASELINE]) + runs
-        result = actions.evaluate(ctx.project, ctx.actor(request), [], form.pop("source"), **form, systems=specs,
-                                  tune_on=(tune_on or "").strip() if source == "beir" else None,
-                                  ks=ks, rerank_top=int(rerank_top or actions.RERANK_TOP),
-                                  include_trained=bool(include_trained),
-                                  progress=lambda f, what: progress(f, desc=step.get(what, what)))
+        with index_actions.encoding_progress(index_actions.eta_listener(progress, lang)):  # a corpus encoding's ETA
+            result = actions.evaluate(ctx.project, ctx.actor(request), [], form.pop("source"), **form, systems=specs,
+                                      tune_on=(tune_on or "").strip() if source == "beir" else None,
+                                      ks=ks, rerank_top=int(rerank_top or actions.RERANK_TOP),
+                                      include_trained=bool(include_trained),
+                                      progress=lambda f, what: progress(f, desc=step.get(what, what)))
         report = result.report
         kept = {"report": report, "runs": result.runs, "source": source, "exclude": form["exclude"]}
         first = next((c for c, e in zip(result.comparisons, report["comparisons"]) if e["kind"] == "model"),

@@ -11,6 +11,7 @@ import pandas as pd
 from studio.actions import backup as backup_actions
 from studio.actions import collect, files
 from studio.actions import controls as control_actions
+from studio.actions import index as index_actions
 from studio.actions import queue as queue_actions
 from studio.actions import team as team_actions
 from studio.actions.base import preloaded
@@ -94,7 +95,8 @@ def run_pool(ctx: UIContext, k: float, retriever: str, lang: str, progress=None,
             if progress is not None:
                 progress(fraction, desc=t(f"import.pool_stage_{stage}", lang))
 
-        result = collect.pool(ctx.project, actor, int(k), retriever, progress=report)
+        with index_actions.encoding_progress(index_actions.eta_listener(progress, lang)):  # the corpus's ETA
+            result = collect.pool(ctx.project, actor, int(k), retriever, progress=report)
         done = t("import.pool_done", lang, added=result["added"], candidates=result["candidates"],
                  queries=result["queries"])
         if result.get("strategy"):

@@ -7,6 +7,7 @@ import html
 import gradio as gr
 import pandas as pd
 
+from studio.actions import index as index_actions
 from studio.actions import models as actions
 from studio.errors import StudioError
 from studio.i18n import t
@@ -136,6 +137,21 @@ def remove(ctx: UIContext, name: str | None, confirmed: bool, lang: str, request
             gr.update(choices=names, value=names[0] if names else None))
 
 
+def encode_ahead(ctx: UIContext, name: str | None, lang: str, request: gr.Request | None = None,
+                 progress=None) -> str:
+    """Encode the project's corpus with the picked embedder now (only new or changed documents), the bar showing
+    done / total and the time left; the message says how many were encoded and reused."""
+    if not name:
+        return render.empty_card(t("models.pick", lang))
+    try:
+        with index_actions.encoding_progress(index_actions.eta_listener(progress, lang)):
+            done = index_actions.encode_ahead(ctx.project, ctx.actor(request), _picked(name, lang))
+    except Exception as exc:
+        return _error(exc, lang)
+    return render.message(t("models.encode_ahead_done", lang, model=name, documents=done.documents,
+                            encoded=done.encoded, reused=done.reused, seconds=f"{done.seconds:.1f}"), "ok")
+
+
 def refresh(ctx: UIContext, lang: str, current: str | None, request: gr.Request | None = None) -> tuple:
     """The table and the picker; blank for someone below an admin (the tab is hidden for them)."""
     try:
@@ -157,6 +173,9 @@ def build(ctx: UIContext) -> dict:
     with gr.Row(equal_height=True):
         confirm = gr.Checkbox(False, label=i18n("models.confirm"), scale=3)
         delete_btn = gr.Button(i18n("models.delete"), variant="stop", scale=1)
+    with gr.Row(equal_height=True):
+        gr.Markdown(i18n("models.encode_ahead_help"))
+        encode_btn = gr.Button(i18n("models.encode_ahead"), scale=0, min_width=220)
     message = gr.HTML()
     info = gr.HTML()
 
@@ -172,11 +191,15 @@ def build(ctx: UIContext) -> dict:
     def on_delete(n: str | None, c: bool, lg: str, request: gr.Request):
         return remove(ctx, n, c, lg, request)
 
+    def on_encode(n: str | None, lg: str, request: gr.Request, progress=gr.Progress()):
+        return encode_ahead(ctx, n, lg, request, progress)
+
     def on_open(lg: str, current: str | None, request: gr.Request):
         return refresh(ctx, lg, current, request)
 
     name.change(on_pick, [name, ctx.lang], info, api_visibility="private")
     check_btn.click(on_check, [name, ctx.lang], info, concurrency_limit=1, api_name="models_check")
     default_btn.click(on_default, [name, ctx.lang], [message, table], api_name="models_set_default")
+    encode_btn.click(on_encode, [name, ctx.lang], message, concurrency_limit=1, api_name="models_encode_ahead")
     delete_btn.click(on_delete, [name, confirm, ctx.lang], [message, table, name], api_name="models_delete")
     return {"refresh": (on_open, [ctx.lang, name], [table, name])}
