@@ -46,6 +46,13 @@ class Recent(Generic[V]):
                 self._items.popitem(last=False)
         return value
 
+    def discard(self, stale: Callable[[Hashable], bool]) -> None:
+        """Drop every kept value whose key `stale` accepts (an older version of what is about to be built, so its
+        memory is free before the new one takes as much)."""
+        with self._lock:
+            for key in [k for k in self._items if stale(k)]:
+                del self._items[key]
+
     def __contains__(self, key: Hashable) -> bool:
         with self._lock:
             return key in self._items

@@ -142,3 +142,11 @@ def _fresh_corpora():
     corpus_index.clear()
     yield
     corpus_index.clear()
+
+
+def test_a_new_version_frees_the_older_versions_dense_index(demo):
+    for i in range(3):
+        _add(demo.db_path, f"extra{i}", f"extra document {i}")
+        search.compare(demo, EXPERT, QUERY, "bm25", "default", 3)
+    held = [key for key in retrieval_search._indexes._items if key[1][1] == str(demo.db_path.resolve())]
+    assert len(held) == 1 and held[0][1][3] == _version(demo.db_path), "one matrix per (database, model), the newest"

@@ -97,7 +97,10 @@ def index_for(model: str, keys: list[str], texts: Sequence[str]) -> DenseIndex:
         index.keys = keys
         return index
 
-    return _indexes.get((model_fingerprint(name), corpus_key(texts)), build)
+    fingerprint, corpus = model_fingerprint(name), corpus_key(texts)
+    if isinstance(texts, CorpusTexts):  # one version per (database, model): an older one's matrix goes first
+        _indexes.discard(lambda key: key[0] == fingerprint and key[1][:3] == corpus[:3] and key[1] != corpus)
+    return _indexes.get((fingerprint, corpus), build)
 
 
 class StoredIndex(DenseIndex):
