@@ -33,6 +33,16 @@ Progress = Callable[[float, str], None]
 _PAIR_BATCH = 1_000_000
 # Slack on the prefix filter's bound, so rounding cannot drop a pair exactly at the threshold.
 _BOUND_MARGIN = 1e-6
+# Near-duplicates above _EXACT_BELOW distinct documents: banded SimHash (see near_duplicate_rows).
+_EXACT_BELOW = 20_000
+_SKETCH_BITS = 256
+_HASHED_TERMS = 1 << 16
+_BANDS = 64
+_MIN_BAND_BITS, _MAX_BAND_BITS = 17, 20
+_SKETCH_ROWS = 16_384
+_BUCKET_CAP = 4_096
+_VERIFY_BATCH = 131_072  # pairs whose rows are copied at once to verify them
+_LSH_SEED = 30
 _TOKEN_BATCH = 512
 _MAX_LENGTH_CAP = 8192
 
@@ -233,10 +243,10 @@ def _similarity_by_query(gold: GoldSet, qids: list[str], row: dict[str, int], ve
 
 
 def _near_duplicates(doc_texts: Sequence[str], vectors, on_step: Callable[[float], None]) -> int:
-    """Documents with another at cosine >= 0.95 or with the same normalised text (see :func:`similar_pairs`)."""
+    """Documents with another at cosine >= 0.95 or with the same normalised text (see :func:`near_duplicate_rows`)."""
     same_text = Counter(_normalise(t) for t in doc_texts)
     flagged = np.array([same_text[_normalise(t)] > 1 for t in doc_texts], dtype=bool)
-    flagged |= similar_pairs(vectors, THRESHOLDS["near_duplicate_cosine"], on_step).flagged
+    flagged |= near_duplicate_rows(vectors, THRESHOLDS["near_duplicate_cosine"], on_step)
     return int(flagged.sum())
 
 
@@ -269,8 +279,10 @@ class SimilarPairs:
 def similar_pairs(vectors, threshold: float, on_step: Callable[[float], None] | None = None) -> SimilarPairs:
     """Pairs of rows of `vectors` (L2-normalised, non-negative, CSR) whose dot product is ``>= threshold``.
 
-    Exact, and near-linear in the number of rows on real text: an all-pairs *prefix filter* (Bayardo et al., WWW
-    2007) finds candidates and each is verified by its exact dot product. Terms are ordered rarest first; each row
+    Exact: an all-pairs *prefix filter* (Bayardo et al., WWW 2007) finds candidates and each is verified by its
+    exact dot product. Its cost follows the pairs that share rare terms, which grow faster than the rows when many
+    documents share passages (bench/near_duplicates.py), so the report uses it only below :data:`_EXACT_BELOW`
+    distinct documents (:func:`near_duplicate_rows`). Terms are ordered rarest first; each row
     keeps in an inverted index only its shortest run of rarest terms such that the rest of the row could not reach
     `threshold` against any row (bounded by the rest's norm and by ``Σ x_t · max weight of t``). Two rows at or
     above `threshold` share an indexed term, so nothing is missed; at 0.95 the indexed run is one or two rare
@@ -280,18 +292,7 @@ def similar_pairs(vectors, threshold: float, on_step: Callable[[float], None] | 
     matrix = vectors.tocsr(copy=True)
     matrix.sort_indices()
     n = matrix.shape[0]
-    group = np.full(n, -1, dtype=np.int64)
-    first: dict[bytes, int] = {}
-    indptr, indices, data = matrix.indptr, matrix.indices, matrix.data
-    for row in range(n):
-        lo, hi = indptr[row], indptr[row + 1]
-        if hi > lo:
-            key = indices[lo:hi].tobytes() + data[lo:hi].tobytes()
-            group[row] = first.setdefault(key, row)
-    flagged = np.zeros(n, dtype=bool)
-    sizes = np.bincount(group[group >= 0], minlength=n)
-    flagged[group >= 0] = sizes[group[group >= 0]] > 1  # an identical non-zero row: cosine 1
-    reps = np.array(sorted(first.values()), dtype=np.int64)
+    group, reps, flagged = _identical_rows(matrix)
     step(0.1)
     empty = SimilarPairs(group, np.zeros((0, 2), dtype=np.int64), flagged, 0)
     if len(reps) < 2:
@@ -358,6 +359,191 @@ def _candidates(matrix, threshold: float) -> np.ndarray:
             found.append(np.unique(row[left] * rows + row[right]))  # rows ascend within a posting list
         begin = stop
     return np.unique(np.concatenate(found))
+
+
+def near_duplicate_rows(vectors, threshold: float, on_step: Callable[[float], None] | None = None,
+                        *, exact_below: int | None = None, seed: int = _LSH_SEED) -> np.ndarray:
+    """Which rows of `vectors` (L2-normalised, non-negative, CSR) have another row with dot product ``>= threshold``.
+
+    Below `exact_below` distinct rows (default :data:`_EXACT_BELOW`) this is :func:`similar_pairs`' exact answer.
+    Above, linear in the rows: a 256-bit sign-random-projection sketch per row (SimHash, seeded), then
+    :data:`_BANDS` bands of random sketch bits (more bits the more rows) put rows into buckets; pairs sharing a
+    bucket whose sketches differ in few enough bits are verified by their exact dot product, so nothing is flagged
+    wrongly (precision 1). A pair at exactly 0.95 is found with probability about 0.99, one at 0.97 with 0.999
+    (binomial over the sketch bits); a row flagged already is never compared again, and a bucket whose rows are all
+    flagged is skipped, so a large cluster of near-duplicates costs its rows, not its pairs.
+    """
+    step = on_step or (lambda fraction: None)
+    matrix = vectors.tocsr(copy=True)
+    matrix.sort_indices()
+    group, reps, flagged = _identical_rows(matrix)
+    limit = _EXACT_BELOW if exact_below is None else exact_below
+    if len(reps) < max(limit, 2):
+        return similar_pairs(matrix, threshold, on_step).flagged
+    step(0.1)
+    found = _lsh_flagged(matrix[reps], threshold, lambda f: step(0.1 + 0.9 * f), seed)
+    hit = np.zeros(len(group), dtype=bool)
+    hit[reps[found]] = True
+    flagged[group >= 0] |= hit[group[group >= 0]]
+    step(1.0)
+    return flagged
+
+
+def _identical_rows(matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(group, reps, flagged)``: each row's group of identical non-zero rows (its first row, -1 for an empty
+    row), the groups' first rows ascending, and the rows that have an identical twin (cosine 1)."""
+    n = matrix.shape[0]
+    group = np.full(n, -1, dtype=np.int64)
+    first: dict[bytes, int] = {}
+    indptr, indices, data = matrix.indptr, matrix.indices, matrix.data
+    for row in range(n):
+        lo, hi = indptr[row], indptr[row + 1]
+        if hi > lo:
+            key = indices[lo:hi].tobytes() + data[lo:hi].tobytes()
+            group[row] = first.setdefault(key, row)
+    flagged = np.zeros(n, dtype=bool)
+    sizes = np.bincount(group[group >= 0], minlength=n)
+    flagged[group >= 0] = sizes[group[group >= 0]] > 1
+    return group, np.array(sorted(first.values()), dtype=np.int64), flagged
+
+
+def _lsh_flagged(matrix, threshold: float, step: Callable[[float], None], seed: int) -> np.ndarray:
+    """Rows of `matrix` (distinct, non-zero) with another at dot product ``>= threshold``, by banded SimHash."""
+    n = matrix.shape[0]
+    rng = np.random.default_rng(seed)
+    rows_per_band = int(np.clip(np.ceil(np.log2(n)), _MIN_BAND_BITS, _MAX_BAND_BITS))
+    sketch, keys = _sketches(matrix, rows_per_band, rng, lambda f: step(0.4 * f))
+    # Sketch bits that differ for a pair at the threshold: binomial(256, angle / pi); allow 4 deviations above.
+    q = float(np.arccos(min(threshold, 1.0))) / np.pi
+    cutoff = _SKETCH_BITS * q + 4.0 * np.sqrt(_SKETCH_BITS * q * (1 - q)) + 1
+    flagged = np.zeros(n, dtype=bool)
+    seen = np.zeros(0, dtype=np.int64)
+    for band in range(_BANDS):
+        order, starts, sizes = _buckets(keys, band)
+        open_ = np.add.reduceat(~flagged[order], starts) > 0
+        keep = (sizes > 1) & open_  # a bucket of flagged rows only cannot flag anything new
+        for left, right in _bucket_pairs(order, starts[keep], sizes[keep], flagged):
+            close = _differing_bits(sketch[left] ^ sketch[right]) <= cutoff
+            left, right = left[close], right[close]
+            undecided = ~(flagged[left] & flagged[right])
+            pair = _sorted_unique(left[undecided] * n + right[undecided])
+            at = np.minimum(np.searchsorted(seen, pair), max(len(seen) - 1, 0))
+            pair = pair[seen[at] != pair] if len(seen) else pair  # verified in an earlier band
+            if not len(pair):
+                continue
+            seen = np.concatenate([seen, pair])
+            seen.sort(kind="stable")  # two sorted runs: a merge
+            left, right = pair // n, pair % n
+            for start in range(0, len(pair), _VERIFY_BATCH):
+                a, b = left[start:start + _VERIFY_BATCH], right[start:start + _VERIFY_BATCH]
+                cosine = np.asarray(matrix[a].multiply(matrix[b]).sum(axis=1)).ravel()
+                hit = cosine >= threshold
+                flagged[a[hit]] = True
+                flagged[b[hit]] = True
+        step(0.4 + 0.6 * (band + 1) / _BANDS)
+    return flagged
+
+
+def _buckets(keys: np.ndarray, band: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(order, starts, sizes)``: the rows sorted by their key in `band`, and where each bucket starts and its
+    size. A bucket over :data:`_BUCKET_CAP` rows (many rows alike without being near-duplicates, e.g. short
+    texts sharing a frequent term) is split by the next bands' keys too, up to three more, so its pairs stay
+    few; its rows still meet in the other bands."""
+    n = keys.shape[1]
+    key = keys[band].astype(np.uint64)
+    for extra in range(4):
+        order = np.argsort(key, kind="stable")
+        sorted_key = key[order]
+        starts = np.flatnonzero(np.r_[True, sorted_key[1:] != sorted_key[:-1]])
+        sizes = np.diff(np.r_[starts, n])
+        big = sizes > _BUCKET_CAP
+        if not big.any() or extra == 3:
+            return order, starts, sizes
+        bucket = np.empty(n, dtype=np.uint64)
+        bucket[order] = np.repeat(np.arange(len(starts), dtype=np.uint64), sizes)
+        rows = order[np.repeat(big, sizes)]
+        # Band keys hold at most 20 bits: a split bucket's rows get the next key plus 2**20, the others 0.
+        key = bucket * np.uint64(1 << 21)
+        key[rows] += keys[(band + 1 + extra) % _BANDS, rows].astype(np.uint64) + np.uint64(1 << 20)
+    return order, starts, sizes
+
+
+def _sketches(matrix, rows_per_band: int, rng: np.random.Generator,
+              step: Callable[[float], None]) -> tuple[np.ndarray, np.ndarray]:
+    """``(sketch, keys)``: each row's 256 sign bits of Gaussian projections (packed, rows × 32 bytes) and its
+    :data:`_BANDS` band keys (bands × rows, each `rows_per_band` random sketch bits as an integer)."""
+    from scipy.sparse import csr_matrix
+
+    n, terms = matrix.shape
+    # Terms are hashed onto _HASHED_TERMS projection rows with a random sign, so the projection matrix has a
+    # fixed size whatever the vocabulary; a rare collision only blurs the sketch, the verification is exact.
+    sign = rng.choice(np.array([-1.0, 1.0], dtype=np.float32), size=terms)
+    hashed = csr_matrix((matrix.data.astype(np.float32) * sign[matrix.indices], matrix.indices % _HASHED_TERMS,
+                         matrix.indptr), shape=(n, _HASHED_TERMS))
+    projection = rng.standard_normal((_HASHED_TERMS, _SKETCH_BITS), dtype=np.float32)
+    weights = np.zeros((_SKETCH_BITS, _BANDS), dtype=np.float32)
+    for band in range(_BANDS):
+        bits = rng.choice(_SKETCH_BITS, size=rows_per_band, replace=False)
+        weights[bits, band] = 2.0 ** np.arange(rows_per_band)  # exact in float32 up to 2**24
+    sketch = np.empty((n, _SKETCH_BITS // 8), dtype=np.uint8)
+    keys = np.empty((_BANDS, n), dtype=np.uint32)
+    for start in range(0, n, _SKETCH_ROWS):
+        bits = (hashed[start:start + _SKETCH_ROWS] @ projection) > 0
+        sketch[start:start + _SKETCH_ROWS] = np.packbits(bits, axis=1)
+        keys[:, start:start + _SKETCH_ROWS] = (bits.astype(np.float32) @ weights).T
+        step(min(1.0, (start + _SKETCH_ROWS) / n))
+    return sketch, keys
+
+
+def _bucket_pairs(order: np.ndarray, starts: np.ndarray, sizes: np.ndarray, flagged: np.ndarray):
+    """Pairs ``(i, j)``, ``i < j``, of rows sharing a bucket (``order[starts[k]:starts[k] + sizes[k]]``), in batches
+    of about :data:`_PAIR_BATCH` pairs as two arrays. A bucket too big for one batch pairs only its rows not yet
+    `flagged` (read as the caller updates it) with the others, so a big cluster of near-duplicates costs its rows
+    times the few rows left unflagged, not its square."""
+    later = sizes * (sizes - 1) // 2
+    cumulative = np.cumsum(later)
+    begin = 0
+    while begin < len(starts):
+        stop = max(begin + 1, int(np.searchsorted(cumulative, cumulative[begin] - later[begin] + _PAIR_BATCH,
+                                                  side="right")))
+        size = sizes[begin:stop]
+        if stop == begin + 1 and later[begin] > _PAIR_BATCH:  # one huge bucket: its rows in blocks
+            members = order[starts[begin]:starts[begin] + size[0]]
+            block = max(1, _PAIR_BATCH // len(members))
+            for lo in range(0, len(members), block):
+                chunk = np.arange(lo, min(lo + block, len(members)))
+                chunk = chunk[~flagged[members[chunk]]]
+                left = np.repeat(chunk, len(members))
+                right = np.tile(np.arange(len(members)), len(chunk))
+                # Each pair once: from its first unflagged row, or from the unflagged row to a flagged one.
+                mine = (left < right) | flagged[members[right]]
+                a, b = members[left[mine]], members[right[mine]]
+                yield np.minimum(a, b), np.maximum(a, b)
+        else:
+            # Entry p of a bucket pairs with every later entry of the same bucket.
+            first = np.repeat(starts[begin:stop], size)
+            entry = first + np.arange(size.sum()) - np.repeat(np.cumsum(size) - size, size)
+            count = first + np.repeat(size, size) - entry - 1
+            total = int(count.sum())
+            left = np.repeat(entry, count)
+            right = left + 1 + np.arange(total) - np.repeat(np.cumsum(count) - count, count)
+            a, b = order[left], order[right]
+            yield np.minimum(a, b), np.maximum(a, b)
+        begin = stop
+
+
+def _sorted_unique(keys: np.ndarray) -> np.ndarray:
+    """`keys` sorted without repeats (``np.unique`` without its hashing detour)."""
+    keys = np.sort(keys)
+    return keys[np.r_[True, keys[1:] != keys[:-1]]] if len(keys) else keys
+
+
+_POPCOUNT = np.array([bin(byte).count("1") for byte in range(256)], dtype=np.uint16)
+
+
+def _differing_bits(xor: np.ndarray) -> np.ndarray:
+    """Set bits per row of a packed (rows × bytes) XOR of two sketches."""
+    return _POPCOUNT[xor].sum(axis=1)
 
 
 def _lengths(query_texts: Sequence[str], doc_texts: Sequence[str], model: str | None, query_max_length: int,
