@@ -23,6 +23,7 @@ from studio import config
 from studio.actions import Project
 from studio.actions.serve import serve_recipe
 from studio.cli import cli
+from studio.retrieval import cpu_encode
 from studio.serving.app import Limits, create_app
 
 CORPUS = config.DEMO_DIR / "corpus.jsonl"
@@ -106,7 +107,8 @@ def test_embeddings_are_sentence_transformers_own_normalised_vectors(client):
     assert np.allclose(vector, served[0], atol=1e-6)
 
 
-def test_search_ranks_the_demo_corpus_as_studio_search_does(client, demo_db):
+def test_search_ranks_the_demo_corpus_as_studio_search_does(client, demo_db, monkeypatch):
+    monkeypatch.setenv(cpu_encode.ENV, "0")  # the service encodes in fp32: parity is with the studio's fp32 path
     for query in QUERIES:
         response = client.post("/search", json={"query": query, "k": 10})
         assert response.status_code == 200, response.text
