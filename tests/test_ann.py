@@ -91,7 +91,7 @@ def test_a_large_corpus_is_searched_approximately_and_agrees_with_exact_at_its_r
     corpus = corpus_for(db, db_path)
     quality = search.approximate(model, corpus.keys, corpus.texts)
     assert quality is not None and quality.kind == "IVF" and quality.documents == DOCUMENTS
-    assert quality.recall_at_10 >= ann.RECALL_GOAL and quality.queries == ann.RECALL_QUERIES
+    assert quality.recall_at_10 >= ann.RECALL_GOAL and quality.queries == ann.RECALL_QUERIES // 2, "the held-out half"
     assert "recall@10" in quality.describe() and f"{quality.recall_at_10:.3f}" in quality.describe()
 
     overlaps = []
