@@ -25,14 +25,12 @@ lists no longer fit the size). A restart loads the saved index and applies only 
 
 from __future__ import annotations
 
-import fcntl
 import json
 import math
 import os
 import shutil
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -41,6 +39,7 @@ import numpy as np
 from studio import config
 from studio.retrieval import cache
 from studio.retrieval.dense import top_k
+from studio.retrieval.folder_lock import folder_lock
 from studio.retrieval.vector_store import store_dir
 
 KIND = "IVF"
@@ -128,7 +127,7 @@ def for_vectors(db_path: str | Path, model_name: str, ids: np.ndarray, matrix: n
         key_lock = _key_locks.setdefault(key, threading.Lock())
     if held is not None and held.ids is ids:
         return held
-    with key_lock, _folder_lock(folder):  # one build per store: other projects' lookups go on meanwhile
+    with key_lock, folder_lock(folder):  # one build per store: other projects' lookups go on meanwhile
         held = _held.get(key)
         if held is not None and held.ids is ids:
             return held
@@ -373,13 +372,3 @@ def load(folder: Path) -> AnnIndex | None:
                     changed=meta["changed"], queries=queries)
 
 
-@contextmanager
-def _folder_lock(folder: Path) -> Iterator[None]:
-    """An exclusive ``flock`` on ``<folder>/.lock``: one process builds or updates a saved index at a time."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".lock", "a+b") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)

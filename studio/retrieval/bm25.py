@@ -55,7 +55,8 @@ class BM25Index:
             return [[] for _ in queries]
         vocab = self._retriever.vocab_dict
         tokens = [[t for t in tokenize(q) if t in vocab] for q in queries]
-        asked = [i for i, t in enumerate(tokens) if t]  # a query sharing no term finds nothing (not the empty documents)
+        # a query sharing no term finds nothing (bm25s would rank the empty documents)
+        asked = [i for i, t in enumerate(tokens) if t]
         out: list[list[tuple[int, float]]] = [[] for _ in queries]
         if not asked:
             return out

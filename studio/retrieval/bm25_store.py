@@ -26,7 +26,6 @@ build streaming, and take a thousand added documents in well under a second of i
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import logging
@@ -36,7 +35,6 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,8 +45,10 @@ from studio.retrieval import tokenize as tokenize_module
 from studio.retrieval.bm25 import BM25Index
 from studio.retrieval.bm25_segments import B, K1, Segment, SegmentedBM25, live_positions
 from studio.retrieval.corpus_index import CorpusIndex
+from studio.retrieval.folder_lock import folder_lock
 from studio.store import opened
-from studio.store.corpus import content_hash, corpus_version, document_ids_and_hashes, documents_by_ids, iter_documents
+from studio.store.corpus import (content_hash, corpus_version, document_ids_and_hashes, documents_by_ids,
+                                 iter_documents)
 
 FORMAT = 2  # bump when the saved layout changes (1: one bm25s index per version)
 MAX_SEGMENTS = 8
@@ -124,16 +124,6 @@ def _lock(key: str) -> threading.Lock:
         return _locks.setdefault(key, threading.Lock())
 
 
-@contextmanager
-def _folder_lock(folder: Path) -> Iterator[None]:
-    """An exclusive ``flock`` on ``<folder>/.lock``: one writer per database across processes."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".lock", "a+b") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _current(db_path: Path, corpus: CorpusIndex | None = None) -> _Held:
@@ -150,7 +140,7 @@ def _current(db_path: Path, corpus: CorpusIndex | None = None) -> _Held:
         held = _memory.get(key)
         if held is None or held.version != version:
             folder = store_folder(db_path)
-            with _folder_lock(folder):
+            with folder_lock(folder):
                 held = _update(db_path, folder, held, given)
             _memory[key] = held  # one version per database: the older one goes
     return held

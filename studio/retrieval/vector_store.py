@@ -25,15 +25,13 @@ per corpus version and kept in this process; the next call of the same version c
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +39,7 @@ import numpy as np
 
 from studio.records import document_text
 from studio.retrieval import cache, dense, progress_eta
+from studio.retrieval.folder_lock import folder_lock
 from studio.store import opened
 from studio.store.corpus import (corpus_version, document_count, document_ids_and_hashes, documents_by_ids,
                                  iter_documents)
@@ -129,7 +128,7 @@ def _current(db_path: str | Path, model: str | Path | None, progress: Progress |
             folder = store_dir(db_path, name)
             inode = os.stat(db_path).st_ino
             encoded = 0
-            with _folder_lock(folder):  # one writer per store across processes (the app and `studio index`)
+            with folder_lock(folder):  # one writer per store across processes (the app and `studio index`)
                 stored = load(folder)
                 if not (stored and stored.version == version and stored.db_inode == inode
                         and stored.count == document_count(db)):
@@ -142,16 +141,6 @@ def _current(db_path: str | Path, model: str | Path | None, progress: Progress |
             return stored.ids, matrix, encoded
 
 
-@contextmanager
-def _folder_lock(folder: Path) -> Iterator[None]:
-    """An exclusive ``flock`` on ``<folder>/.lock`` for as long as the block runs."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".lock", "a+b") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def forget() -> None:

@@ -20,11 +20,12 @@ def document_count(db: Database) -> int:
 
 
 def iter_documents(db: Database, *, batch: int = 10_000) -> Iterator[dict]:
-    """Every document (id, key, title, text, text_hash, revision) in id order, read in batches by id range (constant memory,
-    no OFFSET scans)."""
+    """Every document (id, key, title, text, text_hash, revision) in id order, read in batches by id range
+    (constant memory, no OFFSET scans)."""
     last = -1
     while True:
-        rows = list(db.query("SELECT id, key, title, text, text_hash, revision FROM documents WHERE id > ? ORDER BY id LIMIT ?",
+        rows = list(db.query("SELECT id, key, title, text, text_hash, revision FROM documents WHERE id > ? "
+                             "ORDER BY id LIMIT ?",
                              [last, batch]))
         if not rows:
             return
