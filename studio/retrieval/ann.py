@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -40,6 +38,7 @@ from studio import config
 from studio.retrieval import cache
 from studio.retrieval.dense import top_k
 from studio.retrieval.folder_lock import folder_lock
+from studio.retrieval.generations import new_generation
 from studio.retrieval.vector_store import store_dir
 
 KIND = "IVF"
@@ -327,28 +326,14 @@ def save(folder: Path, ann: AnnIndex) -> None:
     are removed after that (a crash leaves the previous one live)."""
     import faiss
 
-    folder.mkdir(parents=True, exist_ok=True)
-    generation = f"g{os.getpid()}-{os.urandom(4).hex()}"
-    target = folder / generation
-    target.mkdir()
-    try:
-        with ann.lock:
-            faiss.write_index(ann.index, str(target / "index.faiss"))
-            np.save(target / "ids.npy", ann.ids)
-            np.save(target / "hashes.npy", ann.hashes)
-            if ann.queries is not None:
-                np.save(target / "queries.npy", ann.queries)
-            meta = {"format": FORMAT, "generation": generation, "trained": ann.trained, "changed": ann.changed,
-                    "quality": ann.quality.__dict__}
-        tmp = folder / f"current.{generation}.tmp"
-        tmp.write_text(json.dumps(meta), encoding="utf-8")
-        os.replace(tmp, folder / "current.json")
-    except BaseException:
-        shutil.rmtree(target, ignore_errors=True)
-        raise
-    for other in folder.iterdir():
-        if other.is_dir() and other.name != generation:
-            shutil.rmtree(other, ignore_errors=True)
+    with new_generation(folder) as (target, meta), ann.lock:
+        faiss.write_index(ann.index, str(target / "index.faiss"))
+        np.save(target / "ids.npy", ann.ids)
+        np.save(target / "hashes.npy", ann.hashes)
+        if ann.queries is not None:
+            np.save(target / "queries.npy", ann.queries)
+        meta.update({"format": FORMAT, "trained": ann.trained, "changed": ann.changed,
+                     "quality": ann.quality.__dict__})
 
 
 def load(folder: Path) -> AnnIndex | None:

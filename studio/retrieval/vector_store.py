@@ -28,7 +28,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -40,6 +39,7 @@ import numpy as np
 from studio.records import document_text
 from studio.retrieval import cache, dense, progress_eta
 from studio.retrieval.folder_lock import folder_lock
+from studio.retrieval.generations import new_generation
 from studio.store import opened
 from studio.store.corpus import (corpus_version, document_count, document_ids_and_hashes, documents_by_ids,
                                  iter_documents)
@@ -232,11 +232,7 @@ def save(folder: Path, *, version: int, db_inode: int, ids: np.ndarray, hashes: 
     """Write a new generation (vectors streamed from `rows`, cast to :data:`STORE_DTYPE`), then make it live by
     replacing ``current.json``; older generations are removed only after that. An exception on the way leaves the
     previous generation live."""
-    folder.mkdir(parents=True, exist_ok=True)
-    generation = f"g{os.getpid()}-{os.urandom(4).hex()}"
-    target = folder / generation
-    target.mkdir()
-    try:
+    with new_generation(folder) as (target, meta):
         matrix = None
         for start, block in rows:
             if matrix is None:
@@ -249,17 +245,8 @@ def save(folder: Path, *, version: int, db_inode: int, ids: np.ndarray, hashes: 
         del matrix
         np.save(target / "ids.npy", ids)
         np.save(target / "hashes.npy", hashes)
-        meta = {"format": FORMAT, "generation": generation, "version": version, "count": len(ids),
-                "db_inode": db_inode, "dtype": np.dtype(STORE_DTYPE).name}
-        tmp = folder / f"current.{generation}.tmp"
-        tmp.write_text(json.dumps(meta), encoding="utf-8")
-        os.replace(tmp, folder / "current.json")
-    except BaseException:
-        shutil.rmtree(target, ignore_errors=True)
-        raise
-    for other in folder.iterdir():  # an open memory map of an old generation stays readable after the unlink
-        if other.is_dir() and other.name != generation:
-            shutil.rmtree(other, ignore_errors=True)
+        meta.update({"format": FORMAT, "version": version, "count": len(ids), "db_inode": db_inode,
+                     "dtype": np.dtype(STORE_DTYPE).name})
 
 
 def _as_float32(vectors: np.ndarray) -> np.ndarray:
