@@ -32,8 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from studio.evaluation import metrics  # noqa: E402
-from studio.records import document_text  # noqa: E402
+from studio.evaluation import metrics, runner  # noqa: E402
 from studio.retrieval import cache, cpu_encode, dense  # noqa: E402
 
 SETS = ROOT / ".cache" / "bench"
@@ -47,17 +46,8 @@ def load_set(lang: str) -> tuple[dict[str, str], dict[str, str], dict[str, dict[
         manpages = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(manpages)
         manpages.build(lang, folder)
-    corpus = {}
-    for line in (folder / "corpus.jsonl").read_text(encoding="utf-8").splitlines():
-        row = json.loads(line)
-        corpus[row["_id"]] = document_text(row.get("title"), row["text"])
-    queries = {(row := json.loads(line))["_id"]: row["text"]
-               for line in (folder / "queries.jsonl").read_text(encoding="utf-8").splitlines()}
-    qrels: dict[str, dict[str, int]] = {}
-    for line in (folder / "qrels" / "test.tsv").read_text(encoding="utf-8").splitlines()[1:]:
-        qid, did, score = line.split("\t")
-        qrels.setdefault(qid, {})[did] = int(score)
-    return corpus, queries, qrels
+    test = runner.from_beir(folder, "test")  # as the studio reads a BEIR folder
+    return test.corpus, test.queries, test.qrels
 
 
 def build_corpus(docs: int, smoke: bool) -> tuple[list[str], list[str], dict[str, str], dict[str, dict[str, int]]]:

@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from studio.records import document_text  # noqa: E402
+from studio.evaluation import runner  # noqa: E402
 from studio.retrieval import cache, dense, vector_store  # noqa: E402
 from studio.store import opened  # noqa: E402
 
@@ -43,17 +43,9 @@ SETS = [ROOT / ".cache/bench" / name for name in ("honest-manpages-en-all", "hon
 
 
 def read_set(folder: Path) -> tuple[dict[str, str], dict[str, str], dict[str, dict[str, int]]]:
-    corpus = {}
-    for line in (folder / "corpus.jsonl").read_text(encoding="utf-8").splitlines():
-        row = json.loads(line)
-        corpus[row["_id"]] = document_text(row.get("title"), row["text"])
-    queries = {(row := json.loads(line))["_id"]: row["text"]
-               for line in (folder / "queries.jsonl").read_text(encoding="utf-8").splitlines()}
-    qrels: dict[str, dict[str, int]] = {}
-    for line in (folder / "qrels" / "test.tsv").read_text(encoding="utf-8").splitlines()[1:]:
-        qid, did, score = line.split("\t")
-        qrels.setdefault(qid, {})[did] = int(score)
-    return corpus, queries, qrels
+    """(corpus, test queries, test qrels) of a BEIR folder, read as the studio reads one."""
+    test = runner.from_beir(folder, "test")
+    return test.corpus, test.queries, test.qrels
 
 
 def ndcg_at_10(ranked: list[str], rels: dict[str, int]) -> float:
